@@ -1,0 +1,13 @@
+//! In-process adapters: what the embedded default runs on, and what tests use when they want
+//! real behaviour without a server.
+//!
+//! Nothing here is shared between processes: the in-memory cache is right for one replica and
+//! for tests, and `TENANTRY_ENV=production` refuses to run with it.
+
+mod cache;
+mod clock;
+mod ids;
+
+pub use cache::InMemoryCache;
+pub use clock::{ManualClock, SystemClock};
+pub use ids::UuidV7Generator;

@@ -1,0 +1,11 @@
+//! Redis adapters: shared state that must hold across every replica (cache, rate-limit
+//! buckets, quota counters) on one Redis, reached through a deadpool connection pool.
+//!
+//! Driver errors never cross the port: each method maps `RedisError` and pool errors to the
+//! port's variants at this seam.
+
+mod cache;
+mod pool;
+
+pub use cache::RedisCache;
+pub use pool::{RedisConfig, RedisPool, RedisPoolError};

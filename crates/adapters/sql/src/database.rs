@@ -1,0 +1,295 @@
+use std::path::Path;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tenantry_migration::{Migrator, MigratorTrait};
+
+/// Which SQL database a URL points at; decides dialect-specific behaviour and what production
+/// mode accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL: the production database (RLS, `SKIP LOCKED`, many writers).
+    Postgres,
+    /// SQLite: the embedded default (one file, one writer at a time).
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a `postgres://`, `postgresql://` or `sqlite:` URL names.
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase())?;
+        match scheme.as_str() {
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            "sqlite" => Some(Self::Sqlite),
+            _ => None,
+        }
+    }
+}
+
+/// How to reach the database. The URL may hold a password, so it stays secret.
+#[derive(Debug, Clone)]
+pub struct SqlConfig {
+    /// `postgres://user:pass@host:port/db` or `sqlite://path/to/file.db?mode=rwc`.
+    pub url: SecretString,
+    /// Most pooled connections.
+    pub max_connections: u32,
+    /// Bound on opening a connection or waiting for a free one.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL `statement_timeout`: no query may hold a connection longer.
+    pub statement_timeout: Duration,
+}
+
+impl SqlConfig {
+    /// Defaults suited to one replica on a small machine.
+    pub fn new(url: SecretString) -> Self {
+        Self {
+            url,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Failures of connecting and migrating. The message never contains the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL scheme (expected postgres:// or sqlite://)")]
+    UnsupportedScheme,
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateDir {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database refused or did not answer.
+    #[error("database connection failed: {0}")]
+    Connect(String),
+    /// Applying migrations failed; nothing of the failing migration was kept.
+    #[error("migration failed: {0}")]
+    Migrate(String),
+}
+
+/// The shared connection pool, plus what the server needs at start-up (migrations, backend).
+#[derive(Clone)]
+pub struct SqlDatabase {
+    connection: DatabaseConnection,
+    backend: Backend,
+}
+
+/// An arbitrary, fixed key for the advisory lock that serialises migrations across replicas.
+const MIGRATION_LOCK_KEY: i64 = 0x7465_6e61_6e74;
+
+impl SqlDatabase {
+    /// Opens the pool. For SQLite the file's folder is created first and the file is put in
+    /// WAL mode (readers never block the writer) with a busy timeout, so concurrent requests
+    /// queue instead of failing with "database is locked".
+    ///
+    /// # Errors
+    /// [`SqlError::UnsupportedScheme`], [`SqlError::CreateDir`], [`SqlError::Connect`].
+    pub async fn connect(config: &SqlConfig) -> Result<Self, SqlError> {
+        let url = config.url.expose_secret();
+        let backend = Backend::of_url(url).ok_or(SqlError::UnsupportedScheme)?;
+        if backend == Backend::Sqlite {
+            create_sqlite_folder(url)?;
+        }
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(config.max_connections.max(1))
+            .min_connections(1)
+            .connect_timeout(config.acquire_timeout)
+            .acquire_timeout(config.acquire_timeout)
+            .statement_timeout(config.statement_timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true)
+            });
+        let connection = Database::connect(options)
+            .await
+            .map_err(|err| SqlError::Connect(redact(&err.to_string(), url)))?;
+        Ok(Self {
+            connection,
+            backend,
+        })
+    }
+
+    /// Applies every pending migration. On PostgreSQL the run holds an advisory lock inside one
+    /// transaction, so replicas starting together migrate once and a failure leaves nothing
+    /// half-applied (PostgreSQL DDL is transactional).
+    ///
+    /// # Errors
+    /// [`SqlError::Migrate`].
+    #[tracing::instrument(name = "adapter.sql.migrate", skip_all)]
+    pub async fn migrate(&self) -> Result<(), SqlError> {
+        let fail = |err: sea_orm::DbErr| SqlError::Migrate(err.to_string());
+        match self.backend {
+            Backend::Postgres => {
+                let txn = self.connection.begin().await.map_err(fail)?;
+                txn.execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .await
+                .map_err(fail)?;
+                Migrator::up(&txn, None).await.map_err(fail)?;
+                txn.commit().await.map_err(fail)
+            }
+            Backend::Sqlite => Migrator::up(&self.connection, None).await.map_err(fail),
+        }
+    }
+
+    /// Names of migrations not yet applied (read-only: creates nothing).
+    ///
+    /// # Errors
+    /// [`SqlError::Connect`] when the database cannot be read.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, SqlError> {
+        let pending = Migrator::get_pending_migrations_read_only(&self.connection)
+            .await
+            .map_err(|err| SqlError::Connect(err.to_string()))?;
+        Ok(pending
+            .iter()
+            .map(|migration| migration.name().to_owned())
+            .collect())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The sea-orm connection, for the repositories of this crate.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    /// A cheap round trip.
+    ///
+    /// # Errors
+    /// [`SqlError::Connect`].
+    pub async fn ping(&self) -> Result<(), SqlError> {
+        self.connection
+            .ping()
+            .await
+            .map_err(|err| SqlError::Connect(err.to_string()))
+    }
+
+    /// Closes every pooled connection (at shutdown, so SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        if let Err(err) = self.connection.close_by_ref().await {
+            tracing::warn!(error = %err, "closing the database pool failed");
+        }
+    }
+
+    /// The sea-orm backend, for building dialect-specific statements.
+    pub fn db_backend(&self) -> DbBackend {
+        self.connection.get_database_backend()
+    }
+}
+
+/// Creates the folder of a `sqlite://path?…` file, so the embedded default works from a fresh
+/// clone with no `data/` folder.
+fn create_sqlite_folder(url: &str) -> Result<(), SqlError> {
+    let rest = url.split_once(':').map_or("", |(_, rest)| rest);
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    match Path::new(path).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|source| SqlError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Drivers may echo the URL (password included) in their errors: cut it out.
+fn redact(message: &str, url: &str) -> String {
+    message.replace(url, "<database url>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_are_recognised_by_scheme() {
+        assert_eq!(
+            Backend::of_url("postgres://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::of_url("postgresql://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::of_url("sqlite://data/x.db?mode=rwc"),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(Backend::of_url("sqlite::memory:"), Some(Backend::Sqlite));
+        assert_eq!(Backend::of_url("mysql://h/db"), None);
+        assert_eq!(Backend::of_url("nonsense"), None);
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_in_a_missing_folder_is_created_and_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("nested/deeper/tenantry.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let db = SqlDatabase::connect(&SqlConfig::new(SecretString::from(url)))
+            .await
+            .expect("connects");
+        assert_eq!(db.backend(), Backend::Sqlite);
+        assert!(!db.pending_migrations().await.expect("reads").is_empty());
+        db.migrate().await.expect("migrates");
+        db.migrate().await.expect("migrating twice is a no-op");
+        assert!(db.pending_migrations().await.expect("reads").is_empty());
+        assert!(file.exists());
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_migrations_apply_once_even_when_replicas_race() {
+        let Some(server) = tenantry_testkit::env::postgres_url() else {
+            return;
+        };
+        let scratch = tenantry_testkit::postgres::ScratchPostgres::create(&server).await;
+        let config = SqlConfig::new(SecretString::from(scratch.url.clone()));
+        let a = SqlDatabase::connect(&config).await.expect("connects");
+        let b = SqlDatabase::connect(&config).await.expect("connects");
+        assert_eq!(a.backend(), Backend::Postgres);
+        let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+        ra.expect("first replica migrates");
+        rb.expect("second replica waits, then finds nothing to do");
+        assert!(a.pending_migrations().await.expect("reads").is_empty());
+        a.close().await;
+        b.close().await;
+        scratch.drop_database().await;
+    }
+
+    #[tokio::test]
+    async fn connection_errors_never_show_the_password() {
+        let url = "postgres://tenantry:s3cr3t-pw@127.0.0.1:1/nope";
+        let mut config = SqlConfig::new(SecretString::from(url.to_owned()));
+        config.acquire_timeout = Duration::from_secs(1);
+        let err = SqlDatabase::connect(&config)
+            .await
+            .err()
+            .expect("nothing listens on port 1");
+        assert!(!err.to_string().contains("s3cr3t-pw"), "{err}");
+    }
+}

@@ -1,0 +1,8 @@
+//! SQL adapters on sea-orm: the same repository code on PostgreSQL (production) and SQLite (the
+//! embedded default). Driver errors (`DbErr`) are mapped to port errors at this seam.
+
+mod database;
+mod probe;
+
+pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
+pub use probe::SqlHealthProbe;

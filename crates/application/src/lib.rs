@@ -1,0 +1,9 @@
+//! Tenantry's use cases, written against the traits in `tenantry-ports` only.
+//!
+//! Services take their collaborators as `Arc<dyn Port>` in `new`, so the same code runs with
+//! PostgreSQL and Redis in production, SQLite and in-process adapters in the embedded default,
+//! and mockall mocks in unit tests. Nothing here knows about HTTP or a particular database.
+
+mod health;
+
+pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};

@@ -1,0 +1,78 @@
+//! One id newtype per entity over a UUIDv7 (time-ordered, so indexes stay append-mostly).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! define_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// Wraps a UUID produced by an `IdGenerator` or read back from storage.
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            /// The raw UUID, for adapters that store or transmit it.
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+define_id!(
+    /// Identifies a user account across every organization it belongs to.
+    UserId
+);
+define_id!(
+    /// Identifies an organization: the tenant boundary every tenant-owned row carries.
+    OrgId
+);
+define_id!(
+    /// Identifies one sign-in session (one device), so it can be listed and revoked on its own.
+    SessionId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_their_string_form() {
+        let raw = Uuid::now_v7();
+        let id = OrgId::from_uuid(raw);
+        let parsed: OrgId = id.to_string().parse().expect("a printed id parses");
+        assert_eq!(parsed, id);
+        assert_eq!(parsed.as_uuid(), raw);
+    }
+
+    #[test]
+    fn ids_serialise_as_plain_strings() {
+        let raw = Uuid::now_v7();
+        let json = serde_json::to_string(&UserId::from_uuid(raw)).expect("serialises");
+        assert_eq!(json, format!("\"{raw}\""));
+    }
+
+    #[test]
+    fn garbage_is_not_an_id() {
+        assert!("not-a-uuid".parse::<SessionId>().is_err());
+    }
+}

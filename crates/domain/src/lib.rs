@@ -1,0 +1,13 @@
+//! Tenantry's domain: the vocabulary every other layer speaks.
+//!
+//! Everything here is pure and synchronous. Values that can only exist valid (an [`Email`], a
+//! [`Slug`]) are parsed once at the edge, so code further in never re-checks them; ids are one
+//! newtype per entity so a user id can never be passed where an org id is expected.
+
+mod email;
+mod id;
+mod slug;
+
+pub use email::{Email, EmailError};
+pub use id::{OrgId, SessionId, UserId};
+pub use slug::{Slug, SlugError};

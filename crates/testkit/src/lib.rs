@@ -1,0 +1,9 @@
+//! Contract suites that every adapter of a port must pass, and fixtures shared by tests.
+//!
+//! One suite per port, written once against the trait: the in-memory adapter, SQLite, and the
+//! real PostgreSQL/Redis/S3/SMTP adapters all run the same cases, so "works in tests" and "works
+//! in production" mean the same thing. Suites panic with a message naming the broken rule.
+
+pub mod cache;
+pub mod env;
+pub mod postgres;

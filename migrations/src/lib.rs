@@ -1,0 +1,18 @@
+//! Tenantry's schema as one ordered set of sea-orm migrations that runs unchanged on PostgreSQL
+//! and SQLite. PostgreSQL-only parts (Row-Level Security, partial indexes) run behind a backend
+//! check inside the migration that needs them, so both databases always share one history.
+
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_instance_settings;
+
+/// Lists every migration in order; `tenantry migrate` and `tenantry serve` apply the pending ones.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_instance_settings::Migration)]
+    }
+}
