@@ -1,1 +1,231 @@
-//! stub
+//! The black-box test harness: starts the real server (the same [`Application`] the binary
+//! runs) on a random port with its own data folder and database, waits until it is ready, and
+//! hands back a typed HTTP client.
+//!
+//! Which stack a test runs on is chosen by `TENANTRY_TEST_STACK`:
+//! - `embedded` (the default): SQLite in a temporary folder and the in-process cache, exactly
+//!   what `cargo run` uses;
+//! - `services`: a fresh PostgreSQL database on `TENANTRY_TEST_DATABASE_URL` and a unique key
+//!   prefix on `TENANTRY_TEST_REDIS_URL` (both required).
+
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+use tenantry_server::config::{Settings, Sources};
+use tenantry_server::startup::{Application, ServeOptions, ServerHandle};
+use tenantry_testkit::postgres::ScratchPostgres;
+
+/// Which backends the app under test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// SQLite + in-process cache.
+    Embedded,
+    /// PostgreSQL + Redis.
+    Services,
+}
+
+impl Stack {
+    /// The stack named by `TENANTRY_TEST_STACK`.
+    ///
+    /// # Panics
+    /// On an unknown name: a typo must not silently test the wrong stack.
+    pub fn from_env() -> Self {
+        match std::env::var("TENANTRY_TEST_STACK").as_deref() {
+            Err(_) | Ok("" | "embedded") => Self::Embedded,
+            Ok("services") => Self::Services,
+            Ok(other) => {
+                panic!("TENANTRY_TEST_STACK must be `embedded` or `services`, not `{other}`")
+            }
+        }
+    }
+}
+
+/// A running server under test. Dropping it stops the server and removes its data.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The bound port.
+    pub port: u16,
+    /// A client that does not follow redirects (tests assert them).
+    pub client: reqwest::Client,
+    /// The stack in use.
+    pub stack: Stack,
+    handle: ServerHandle,
+    data: Option<TempDir>,
+    postgres: Option<ScratchPostgres>,
+}
+
+/// Starts the server on the stack chosen by `TENANTRY_TEST_STACK`, with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the server with extra `TENANTRY_*` settings layered over the test defaults.
+///
+/// # Panics
+/// When the server cannot start or does not become live: the test cannot proceed.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let stack = Stack::from_env();
+    let data = tempfile::tempdir().expect("temporary data folder");
+    let mut pairs: Vec<(String, String)> = vec![
+        ("TENANTRY_BIND".into(), "127.0.0.1:0".into()),
+        (
+            "TENANTRY_DATA_DIR".into(),
+            data.path().display().to_string(),
+        ),
+        ("TENANTRY_WORKERS".into(), "2".into()),
+        ("TENANTRY_LOG".into(), "warn".into()),
+    ];
+    let mut postgres = None;
+    if stack == Stack::Services {
+        let server = std::env::var("TENANTRY_TEST_DATABASE_URL")
+            .expect("TENANTRY_TEST_STACK=services needs TENANTRY_TEST_DATABASE_URL");
+        let redis = std::env::var("TENANTRY_TEST_REDIS_URL")
+            .expect("TENANTRY_TEST_STACK=services needs TENANTRY_TEST_REDIS_URL");
+        let scratch = ScratchPostgres::create(&server).await;
+        pairs.push(("TENANTRY_DATABASE_URL".into(), scratch.url.clone()));
+        pairs.push(("TENANTRY_REDIS_URL".into(), redis));
+        pairs.push((
+            "TENANTRY_REDIS_KEY_PREFIX".into(),
+            format!("tenantry-test:{}:", uuid::Uuid::now_v7()),
+        ));
+        postgres = Some(scratch);
+    }
+    for (name, value) in overrides {
+        pairs.retain(|(existing, _)| existing != name);
+        pairs.push(((*name).to_owned(), (*value).to_owned()));
+    }
+    let settings = Settings::load(&Sources::from_pairs(pairs))
+        .unwrap_or_else(|err| panic!("test settings: {err}"));
+    tenantry_server::telemetry::init(&settings.log_filter, settings.log_format);
+    let options = ServeOptions {
+        migrate: true,
+        worker: true,
+        handle_signals: false,
+    };
+    let app = Application::build(settings, options)
+        .await
+        .unwrap_or_else(|err| panic!("server start: {err}"));
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client");
+    let test_app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client,
+        stack,
+        handle,
+        data: Some(data),
+        postgres,
+    };
+    test_app.wait_until_live().await;
+    test_app
+}
+
+impl TestApp {
+    /// `address` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// GET `path`.
+    ///
+    /// # Panics
+    /// When the server does not answer.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    async fn wait_until_live(&self) {
+        for _ in 0..200 {
+            if let Ok(response) = self.client.get(self.url("/health/live")).send().await
+                && response.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the server did not become live");
+    }
+
+    /// Stops the server gracefully and drops the scratch database.
+    pub async fn stop(mut self) {
+        self.handle.stop(true).await;
+        if let Some(postgres) = self.postgres.take() {
+            postgres.drop_database().await;
+        }
+        self.data.take();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A test that panicked before `stop`: stop without waiting (the database is dropped by
+        // the next CI run's cleanup).
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Asserts the response is a problem+json with `status` and `code`, and returns its body.
+///
+/// # Panics
+/// When it is not.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status of {}",
+        response.url()
+    );
+    let body = assert_any_problem(response).await;
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    body
+}
+
+/// Asserts the response is a well-formed problem+json whose body and header request ids agree,
+/// and returns its body.
+///
+/// # Panics
+/// When it is not.
+pub async fn assert_any_problem(response: Response) -> Value {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content-type {content_type}"
+    );
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("every response carries x-request-id");
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(
+        body["request_id"],
+        request_id.as_str(),
+        "body and header ids agree: {body}"
+    );
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].is_string(), "problem lacks `{member}`: {body}");
+    }
+    body
+}

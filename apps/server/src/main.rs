@@ -1,1 +1,132 @@
-fn main() {}
+//! `tenantry`: serve the API, run the worker, or migrate the database.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tenantry_server::cli::{Cli, Command};
+use tenantry_server::config::{Settings, Sources};
+use tenantry_server::startup::{Application, ServeOptions, Services};
+
+/// Exit code for configuration errors (sysexits' EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sources = Sources::from_process(cli.config.as_deref());
+    let settings = match Settings::load(&sources) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("tenantry: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    tenantry_server::telemetry::init(&settings.log_filter, settings.log_format);
+    for name in &sources.unknown {
+        tracing::warn!(variable = %name, "unknown TENANTRY_* variable ignored (a typo?)");
+    }
+    if settings.otlp_endpoint.is_some() {
+        tracing::warn!(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but OTLP trace export is not built into this version; traces stay in the logs"
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tenantry: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli.command, settings));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!(error = %message, "tenantry failed");
+            eprintln!("tenantry: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Option<Command>, settings: Settings) -> Result<(), String> {
+    match command.unwrap_or(Command::Serve {
+        no_migrate: false,
+        no_worker: false,
+    }) {
+        Command::Serve {
+            no_migrate,
+            no_worker,
+        } => {
+            let options = ServeOptions {
+                migrate: !no_migrate,
+                worker: !no_worker,
+                handle_signals: true,
+            };
+            let app = Application::build(settings, options)
+                .await
+                .map_err(|err| err.to_string())?;
+            app.run_until_stopped()
+                .await
+                .map_err(|err| format!("server: {err}"))
+        }
+        Command::Worker => {
+            let services = Services::build(&settings)
+                .await
+                .map_err(|err| err.to_string())?;
+            let worker = services.worker();
+            tracing::info!(jobs = ?worker.job_names(), "worker starting");
+            let running = worker.start();
+            shutdown_signal().await;
+            running.shutdown().await;
+            services.database.close().await;
+            Ok(())
+        }
+        Command::Migrate { status } => {
+            let services = Services::build(&settings)
+                .await
+                .map_err(|err| err.to_string())?;
+            let pending = services
+                .database
+                .pending_migrations()
+                .await
+                .map_err(|err| err.to_string())?;
+            if status {
+                tracing::info!(pending = ?pending, "{} migration(s) pending", pending.len());
+            } else {
+                services
+                    .database
+                    .migrate()
+                    .await
+                    .map_err(|err| err.to_string())?;
+                tracing::info!(applied = ?pending, "{} migration(s) applied", pending.len());
+            }
+            services.database.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

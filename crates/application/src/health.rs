@@ -106,8 +106,20 @@ impl HealthProbe for CacheProbe {
         self.cache
             .ping()
             .await
-            .map_err(|err| ProbeError::Unreachable(format!("{err:#}")))
+            .map_err(|err| ProbeError::Unreachable(error_chain(&err)))
     }
+}
+
+/// `error: cause: root cause`, for logs.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -1,0 +1,72 @@
+//! The `tenantry` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Tenantry: the multi-tenant SaaS backend.
+///
+/// With no command, runs `serve`. Configuration comes from TENANTRY_* environment variables
+/// (see the README), optionally mirrored by a TOML file given with --config.
+#[derive(Debug, Parser)]
+#[command(name = "tenantry", version, propagate_version = true)]
+pub struct Cli {
+    /// TOML file whose keys mirror the TENANTRY_* variables (`bind = "0.0.0.0:8080"`);
+    /// environment variables win over it.
+    #[arg(long, global = true, value_name = "FILE", env = "TENANTRY_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API (applies pending migrations and runs the background worker unless told not to).
+    Serve {
+        /// Do not apply pending migrations at start-up (run `tenantry migrate` separately).
+        #[arg(long)]
+        no_migrate: bool,
+        /// Do not run background jobs in this process (run `tenantry worker` separately).
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run only the background jobs (webhook delivery, mail, sweeps) until SIGTERM.
+    Worker,
+    /// Apply pending database migrations, then exit.
+    Migrate {
+        /// Only list pending migrations; apply nothing.
+        #[arg(long)]
+        status: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_and_flags_parse() {
+        let cli = Cli::try_parse_from(["tenantry"]).expect("parses");
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from(["tenantry", "serve", "--no-migrate", "--no-worker"])
+            .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Serve {
+                no_migrate: true,
+                no_worker: true
+            })
+        ));
+        assert!(Cli::try_parse_from(["tenantry", "serve", "--bogus"]).is_err());
+    }
+}

@@ -1,0 +1,955 @@
+//! Typed, validated configuration from `TENANTRY_*` environment variables and an optional TOML
+//! file that mirrors them.
+//!
+//! Every value is checked at start-up and every problem is reported at once, each naming its
+//! variable, so an operator fixes a bad deployment in one round. Secrets (database, Redis and
+//! SMTP URLs, key material) are `SecretString`s and never print.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where the process runs; production turns insecure defaults into start-up errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Local development and the embedded default: permissive, self-contained.
+    Development,
+    /// A real deployment: refuses to start on any insecure or missing setting.
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Which browser origins may call the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No cross-origin browser access (the safe default).
+    None,
+    /// Any origin, without credentials (refused in production).
+    Any,
+    /// Exactly these origins (`scheme://host[:port]`).
+    List(Vec<String>),
+}
+
+/// Everything the server reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `TENANTRY_ENV`.
+    pub environment: Environment,
+    /// `TENANTRY_BIND`.
+    pub bind: SocketAddr,
+    /// `TENANTRY_DATA_DIR`: where the embedded default keeps its database, files and mail.
+    pub data_dir: PathBuf,
+    /// `TENANTRY_DATABASE_URL`.
+    pub database_url: SecretString,
+    /// `TENANTRY_DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: u32,
+    /// `TENANTRY_REDIS_URL`: unset means in-process cache and limits.
+    pub redis_url: Option<SecretString>,
+    /// `TENANTRY_REDIS_KEY_PREFIX`.
+    pub redis_key_prefix: String,
+    /// `TENANTRY_STORAGE_URL`.
+    pub storage_url: String,
+    /// `TENANTRY_SMTP_URL`: unset means mail is written as `.eml` files to `mail_dir`.
+    pub smtp_url: Option<SecretString>,
+    /// `TENANTRY_MAIL_DIR`.
+    pub mail_dir: PathBuf,
+    /// `TENANTRY_PUBLIC_URL`, without a trailing slash.
+    pub public_url: String,
+    /// `TENANTRY_JWT_PRIVATE_KEY`, or the content of `TENANTRY_JWT_PRIVATE_KEY_FILE`.
+    pub jwt_private_key: Option<SecretString>,
+    /// `TENANTRY_WEBHOOK_ALLOW_PRIVATE`.
+    pub webhook_allow_private: bool,
+    /// `TENANTRY_WEBHOOK_RETRY_SCHEDULE`.
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// `TENANTRY_MAX_UPLOAD_BYTES`.
+    pub max_upload_bytes: u64,
+    /// `TENANTRY_REQUIRE_VERIFIED_EMAIL`.
+    pub require_verified_email: bool,
+    /// `TENANTRY_LOGIN_MAX_FAILURES`.
+    pub login_max_failures: u32,
+    /// `TENANTRY_LOG`: a tracing filter such as `info` or `tenantry=debug,info`.
+    pub log_filter: String,
+    /// `TENANTRY_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `TENANTRY_CORS_ORIGINS`: comma-separated origins, or `*`.
+    pub cors_origins: CorsOrigins,
+    /// `TENANTRY_JSON_LIMIT_BYTES`: largest accepted JSON body.
+    pub json_limit_bytes: usize,
+    /// `TENANTRY_REQUEST_TIMEOUT_SECS`: a request still running after this gets 503.
+    pub request_timeout: Duration,
+    /// `TENANTRY_SHUTDOWN_TIMEOUT_SECS`: how long SIGTERM waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// `TENANTRY_WORKERS`: HTTP worker threads.
+    pub http_workers: usize,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// One problem with one variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The variable (or config-file key) at fault.
+    pub variable: String,
+    /// What is wrong with it, and what would be right.
+    pub message: String,
+}
+
+/// Every problem found while loading, so they can all be fixed in one go.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// Invalid values (any environment).
+    pub invalid: Vec<ConfigProblem>,
+    /// Settings that are legal but insecure or missing for `TENANTRY_ENV=production`.
+    pub insecure: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.invalid.is_empty() {
+            writeln!(
+                f,
+                "invalid configuration ({} problem(s)):",
+                self.invalid.len()
+            )?;
+            for problem in &self.invalid {
+                writeln!(f, "  - {}: {}", problem.variable, problem.message)?;
+            }
+        }
+        if !self.insecure.is_empty() {
+            writeln!(
+                f,
+                "TENANTRY_ENV=production refuses to start with these insecure or missing settings ({}):",
+                self.insecure.len()
+            )?;
+            for problem in &self.insecure {
+                writeln!(f, "  - {}: {}", problem.variable, problem.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every variable this version understands; anything else starting with `TENANTRY_` is
+/// reported as a likely typo.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "TENANTRY_ENV",
+    "TENANTRY_CONFIG",
+    "TENANTRY_BIND",
+    "TENANTRY_DATA_DIR",
+    "TENANTRY_DATABASE_URL",
+    "TENANTRY_DATABASE_MAX_CONNECTIONS",
+    "TENANTRY_REDIS_URL",
+    "TENANTRY_REDIS_KEY_PREFIX",
+    "TENANTRY_STORAGE_URL",
+    "TENANTRY_S3_ENDPOINT",
+    "TENANTRY_SMTP_URL",
+    "TENANTRY_MAIL_DIR",
+    "TENANTRY_PUBLIC_URL",
+    "TENANTRY_JWT_PRIVATE_KEY",
+    "TENANTRY_JWT_PRIVATE_KEY_FILE",
+    "TENANTRY_WEBHOOK_ALLOW_PRIVATE",
+    "TENANTRY_WEBHOOK_RETRY_SCHEDULE",
+    "TENANTRY_MAX_UPLOAD_BYTES",
+    "TENANTRY_REQUIRE_VERIFIED_EMAIL",
+    "TENANTRY_LOGIN_MAX_FAILURES",
+    "TENANTRY_LOG",
+    "TENANTRY_LOG_FORMAT",
+    "TENANTRY_CORS_ORIGINS",
+    "TENANTRY_JSON_LIMIT_BYTES",
+    "TENANTRY_REQUEST_TIMEOUT_SECS",
+    "TENANTRY_SHUTDOWN_TIMEOUT_SECS",
+    "TENANTRY_WORKERS",
+];
+
+/// The raw `name → value` pairs settings are parsed from: the config file's keys (upper-cased,
+/// prefixed) overlaid by the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    values: HashMap<String, String>,
+    /// Problems found while reading the sources themselves (bad file, unknown keys).
+    problems: Vec<ConfigProblem>,
+    /// `TENANTRY_*` names nobody reads: probably typos.
+    pub unknown: Vec<String>,
+}
+
+impl Sources {
+    /// Sources from explicit pairs (tests, embedding services).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let mut sources = Self::default();
+        for (name, value) in pairs {
+            sources.insert(name.into(), value.into());
+        }
+        sources
+    }
+
+    /// The process environment, over the TOML file named by `config_file` or
+    /// `TENANTRY_CONFIG` when one is given.
+    pub fn from_process(config_file: Option<&Path>) -> Self {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let file = config_file.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(name, _)| name == "TENANTRY_CONFIG")
+                .map(|(_, value)| PathBuf::from(value))
+        });
+        let mut sources = Self::default();
+        if let Some(file) = file {
+            sources.merge_file(&file);
+        }
+        for (name, value) in env {
+            if name.starts_with("TENANTRY_") || name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+                sources.insert(name, value);
+            }
+        }
+        sources
+    }
+
+    fn insert(&mut self, name: String, value: String) {
+        let known =
+            KNOWN_VARIABLES.contains(&name.as_str()) || name == "OTEL_EXPORTER_OTLP_ENDPOINT";
+        // Variables read by the test suites and the benchmarks, not by the server.
+        let tooling = name.starts_with("TENANTRY_TEST_") || name.starts_with("TENANTRY_BENCH_");
+        if !known && !tooling && !self.unknown.contains(&name) {
+            self.unknown.push(name.clone());
+        }
+        self.values.insert(name, value);
+    }
+
+    /// Reads a TOML file whose keys are the variable names without `TENANTRY_`, lower-cased
+    /// (`bind = "0.0.0.0:8080"`); the environment still wins over it.
+    fn merge_file(&mut self, path: &Path) {
+        let problem = |message: String| ConfigProblem {
+            variable: "TENANTRY_CONFIG".to_owned(),
+            message,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) => {
+                self.problems
+                    .push(problem(format!("cannot read {}: {err}", path.display())));
+                return;
+            }
+        };
+        let table: BTreeMap<String, toml::Value> = match toml::from_str(&text) {
+            Ok(table) => table,
+            Err(err) => {
+                self.problems.push(problem(format!(
+                    "{} is not valid TOML: {err}",
+                    path.display()
+                )));
+                return;
+            }
+        };
+        for (key, value) in table {
+            let name = format!("TENANTRY_{}", key.to_ascii_uppercase());
+            if !KNOWN_VARIABLES.contains(&name.as_str()) || name == "TENANTRY_CONFIG" {
+                self.problems
+                    .push(problem(format!("{}: unknown key `{key}`", path.display())));
+                continue;
+            }
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|item| {
+                        item.as_str()
+                            .map_or_else(|| item.to_string(), str::to_owned)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => {
+                    self.problems.push(problem(format!(
+                        "{}: `{key}` must be a string, integer, boolean or array, not {}",
+                        path.display(),
+                        other.type_str()
+                    )));
+                    continue;
+                }
+            };
+            self.values.insert(name, text);
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.trim().is_empty())
+    }
+}
+
+/// Collects problems while parsing, so one pass reports all of them.
+struct Parser<'a> {
+    sources: &'a Sources,
+    invalid: Vec<ConfigProblem>,
+}
+
+impl Parser<'_> {
+    fn fail(&mut self, variable: &str, message: impl Into<String>) {
+        self.invalid.push(ConfigProblem {
+            variable: variable.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        self.sources.get(name).unwrap_or(default).trim().to_owned()
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, name: &str, default: T, what: &str) -> T {
+        match self.sources.get(name) {
+            None => default,
+            Some(raw) => raw.trim().parse().unwrap_or_else(|_| {
+                self.fail(name, format!("`{raw}` is not {what}"));
+                default
+            }),
+        }
+    }
+
+    fn bool(&mut self, name: &str, default: bool) -> bool {
+        match self
+            .sources
+            .get(name)
+            .map(|raw| raw.trim().to_ascii_lowercase())
+        {
+            None => default,
+            Some(raw) => match raw.as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    self.fail(name, format!("`{raw}` is not a boolean (true or false)"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn ranged<T>(&mut self, name: &str, default: T, min: T, max: T, what: &str) -> T
+    where
+        T: std::str::FromStr + PartialOrd + Copy + fmt::Display,
+    {
+        let value = self.parsed(name, default, what);
+        if value < min || value > max {
+            self.fail(name, format!("{value} is out of range ({min} to {max})"));
+            return default;
+        }
+        value
+    }
+}
+
+impl Settings {
+    /// Parses and validates `sources`; in production, also refuses insecure settings.
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every invalid value and every insecure production setting.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut p = Parser {
+            sources,
+            invalid: sources.problems.clone(),
+        };
+
+        let environment = match p
+            .string("TENANTRY_ENV", "development")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "development" | "dev" => Environment::Development,
+            "production" | "prod" => Environment::Production,
+            other => {
+                p.fail(
+                    "TENANTRY_ENV",
+                    format!("`{other}` is not `development` or `production`"),
+                );
+                Environment::Development
+            }
+        };
+        let default_bind = match environment {
+            Environment::Development => "127.0.0.1:8080",
+            Environment::Production => "0.0.0.0:8080",
+        };
+        let bind_raw = p.string("TENANTRY_BIND", default_bind);
+        let bind = bind_raw.parse().unwrap_or_else(|_| {
+            p.fail(
+                "TENANTRY_BIND",
+                format!("`{bind_raw}` is not an address:port such as 127.0.0.1:8080"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+
+        let data_dir = PathBuf::from(p.string("TENANTRY_DATA_DIR", "data"));
+        let default_db = format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("tenantry.db").display()
+        );
+        let database_url = p.string("TENANTRY_DATABASE_URL", &default_db);
+        if tenantry_adapter_sql::Backend::of_url(&database_url).is_none() {
+            p.fail(
+                "TENANTRY_DATABASE_URL",
+                "must start with postgres://, postgresql:// or sqlite://",
+            );
+        }
+        let database_max_connections =
+            p.ranged("TENANTRY_DATABASE_MAX_CONNECTIONS", 16, 1, 1000, "a number");
+
+        let redis_url = sources
+            .get("TENANTRY_REDIS_URL")
+            .map(|url| url.trim().to_owned());
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            p.fail(
+                "TENANTRY_REDIS_URL",
+                "must start with redis:// or rediss://",
+            );
+        }
+        let redis_key_prefix = p.string("TENANTRY_REDIS_KEY_PREFIX", "tenantry:");
+
+        let default_storage = format!("file://{}", data_dir.join("files").display());
+        let storage_url = p.string("TENANTRY_STORAGE_URL", &default_storage);
+        if !["file://", "s3://", "memory://"]
+            .iter()
+            .any(|scheme| storage_url.starts_with(scheme))
+        {
+            p.fail(
+                "TENANTRY_STORAGE_URL",
+                "must start with file://, s3:// or memory://",
+            );
+        }
+
+        let smtp_url = sources
+            .get("TENANTRY_SMTP_URL")
+            .map(|url| url.trim().to_owned());
+        if let Some(url) = &smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            p.fail("TENANTRY_SMTP_URL", "must start with smtp:// or smtps://");
+        }
+        let mail_dir = sources
+            .get("TENANTRY_MAIL_DIR")
+            .map_or_else(|| data_dir.join("mail"), |dir| PathBuf::from(dir.trim()));
+
+        // Unset: where this process can be reached locally, so printed and e-mailed links work
+        // out of the box on another port too.
+        let local_host = if bind.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            bind.ip().to_string()
+        };
+        let default_public = if bind.is_ipv6() {
+            format!("http://[{local_host}]:{}", bind.port())
+        } else {
+            format!("http://{local_host}:{}", bind.port())
+        };
+        let public_url = p
+            .string("TENANTRY_PUBLIC_URL", &default_public)
+            .trim_end_matches('/')
+            .to_owned();
+        match url::Url::parse(&public_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => p.fail(
+                "TENANTRY_PUBLIC_URL",
+                format!("`{public_url}` is not an http(s):// URL"),
+            ),
+        }
+
+        let jwt_private_key = match (
+            sources.get("TENANTRY_JWT_PRIVATE_KEY"),
+            sources.get("TENANTRY_JWT_PRIVATE_KEY_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                p.fail("TENANTRY_JWT_PRIVATE_KEY", "set either TENANTRY_JWT_PRIVATE_KEY or TENANTRY_JWT_PRIVATE_KEY_FILE, not both");
+                None
+            }
+            (Some(key), None) => Some(SecretString::from(key.to_owned())),
+            (None, Some(file)) => match std::fs::read_to_string(file.trim()) {
+                Ok(key) => Some(SecretString::from(key)),
+                Err(err) => {
+                    p.fail(
+                        "TENANTRY_JWT_PRIVATE_KEY_FILE",
+                        format!("cannot read `{}`: {err}", file.trim()),
+                    );
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+
+        let webhook_allow_private = p.bool("TENANTRY_WEBHOOK_ALLOW_PRIVATE", false);
+        let schedule_raw = p.string("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h");
+        let webhook_retry_schedule = match parse_schedule(&schedule_raw) {
+            Ok(schedule) => schedule,
+            Err(message) => {
+                p.fail("TENANTRY_WEBHOOK_RETRY_SCHEDULE", message);
+                Vec::new()
+            }
+        };
+        let max_upload_bytes = p.ranged(
+            "TENANTRY_MAX_UPLOAD_BYTES",
+            104_857_600_u64,
+            1,
+            1 << 40,
+            "a number of bytes",
+        );
+        let require_verified_email = p.bool("TENANTRY_REQUIRE_VERIFIED_EMAIL", false);
+        let login_max_failures =
+            p.ranged("TENANTRY_LOGIN_MAX_FAILURES", 5_u32, 1, 1000, "a number");
+
+        let log_filter = p.string("TENANTRY_LOG", "info");
+        if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
+            p.fail(
+                "TENANTRY_LOG",
+                format!(
+                    "`{log_filter}` is not a log filter such as `info` or `tenantry=debug,warn`"
+                ),
+            );
+        }
+        let log_format = match p
+            .string("TENANTRY_LOG_FORMAT", "auto")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "auto" => LogFormat::Auto,
+            "json" => LogFormat::Json,
+            "pretty" | "text" => LogFormat::Pretty,
+            other => {
+                p.fail(
+                    "TENANTRY_LOG_FORMAT",
+                    format!("`{other}` is not auto, json or pretty"),
+                );
+                LogFormat::Auto
+            }
+        };
+
+        let cors_raw = p.string("TENANTRY_CORS_ORIGINS", "");
+        let cors_origins = match parse_cors(&cors_raw) {
+            Ok(origins) => origins,
+            Err(message) => {
+                p.fail("TENANTRY_CORS_ORIGINS", message);
+                CorsOrigins::None
+            }
+        };
+        let json_limit_bytes = p.ranged(
+            "TENANTRY_JSON_LIMIT_BYTES",
+            1_048_576_usize,
+            1024,
+            64 << 20,
+            "a number of bytes",
+        );
+        let request_timeout = Duration::from_secs(p.ranged(
+            "TENANTRY_REQUEST_TIMEOUT_SECS",
+            30_u64,
+            1,
+            3600,
+            "a number of seconds",
+        ));
+        let shutdown_timeout = Duration::from_secs(p.ranged(
+            "TENANTRY_SHUTDOWN_TIMEOUT_SECS",
+            30_u64,
+            1,
+            3600,
+            "a number of seconds",
+        ));
+        let default_workers =
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let http_workers = p.ranged("TENANTRY_WORKERS", default_workers, 1, 512, "a number");
+        let otlp_endpoint = sources
+            .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(str::to_owned);
+
+        let settings = Self {
+            environment,
+            bind,
+            data_dir,
+            database_url: SecretString::from(database_url),
+            database_max_connections,
+            redis_url: redis_url.map(SecretString::from),
+            redis_key_prefix,
+            storage_url,
+            smtp_url: smtp_url.map(SecretString::from),
+            mail_dir,
+            public_url,
+            jwt_private_key,
+            webhook_allow_private,
+            webhook_retry_schedule,
+            max_upload_bytes,
+            require_verified_email,
+            login_max_failures,
+            log_filter,
+            log_format,
+            cors_origins,
+            json_limit_bytes,
+            request_timeout,
+            shutdown_timeout,
+            http_workers,
+            otlp_endpoint,
+        };
+        let insecure = if environment == Environment::Production {
+            settings.production_problems()
+        } else {
+            Vec::new()
+        };
+        if p.invalid.is_empty() && insecure.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError {
+                invalid: p.invalid,
+                insecure,
+            })
+        }
+    }
+
+    /// Every setting that is fine for a laptop but wrong for a real deployment.
+    fn production_problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut flag = |variable: &str, message: &str| {
+            problems.push(ConfigProblem {
+                variable: variable.to_owned(),
+                message: message.to_owned(),
+            });
+        };
+        if tenantry_adapter_sql::Backend::of_url(self.database_url.expose_secret())
+            == Some(tenantry_adapter_sql::Backend::Sqlite)
+        {
+            flag(
+                "TENANTRY_DATABASE_URL",
+                "SQLite is for the embedded default; use postgres://",
+            );
+        }
+        if self.redis_url.is_none() {
+            flag(
+                "TENANTRY_REDIS_URL",
+                "unset: in-process rate limits, quotas and revocations do not hold across replicas; set redis://",
+            );
+        }
+        if self.jwt_private_key.is_none() {
+            flag(
+                "TENANTRY_JWT_PRIVATE_KEY",
+                "missing: set TENANTRY_JWT_PRIVATE_KEY or TENANTRY_JWT_PRIVATE_KEY_FILE so every replica signs with the same managed key",
+            );
+        }
+        if self.smtp_url.is_none() {
+            flag(
+                "TENANTRY_SMTP_URL",
+                "unset: mail would be written to a folder and never delivered; set smtp(s)://",
+            );
+        }
+        if self.storage_url.starts_with("file://") || self.storage_url.starts_with("memory://") {
+            flag(
+                "TENANTRY_STORAGE_URL",
+                "local storage is not shared between replicas and is lost with the container; use s3://",
+            );
+        }
+        if !self.public_url.starts_with("https://") {
+            flag(
+                "TENANTRY_PUBLIC_URL",
+                "must be the public https:// URL, used in e-mailed links",
+            );
+        }
+        if self.cors_origins == CorsOrigins::Any {
+            flag(
+                "TENANTRY_CORS_ORIGINS",
+                "`*` lets any web site call the API from its visitors' browsers; list the allowed origins",
+            );
+        }
+        if self.webhook_allow_private {
+            flag(
+                "TENANTRY_WEBHOOK_ALLOW_PRIVATE",
+                "true lets tenants make the server call private and loopback addresses (SSRF)",
+            );
+        }
+        if self
+            .otlp_endpoint
+            .as_deref()
+            .is_some_and(|endpoint| endpoint.starts_with("http://") && !is_loopback_url(endpoint))
+        {
+            flag(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "traces would leave the host unencrypted; use https:// or a local collector",
+            );
+        }
+        problems
+    }
+
+    /// Whether the database is the embedded SQLite file.
+    pub fn uses_sqlite(&self) -> bool {
+        tenantry_adapter_sql::Backend::of_url(self.database_url.expose_secret())
+            == Some(tenantry_adapter_sql::Backend::Sqlite)
+    }
+}
+
+fn is_loopback_url(endpoint: &str) -> bool {
+    url::Url::parse(endpoint)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+                || host == "[::1]"
+        })
+}
+
+/// Parses `5s,5m,30m,2h` into durations.
+pub fn parse_schedule(raw: &str) -> Result<Vec<Duration>, String> {
+    let mut schedule = Vec::new();
+    for part in raw.split(',').map(str::trim) {
+        let (number, unit) = part.split_at(
+            part.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(part.len()),
+        );
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("`{part}` is not a duration such as 30s, 5m, 2h or 1d"))?;
+        let seconds = match unit {
+            "s" => value,
+            "m" => value * 60,
+            "h" => value * 3600,
+            "d" => value * 86_400,
+            _ => {
+                return Err(format!(
+                    "`{part}` is not a duration such as 30s, 5m, 2h or 1d"
+                ));
+            }
+        };
+        if seconds == 0 {
+            return Err(format!("`{part}`: retry delays must be positive"));
+        }
+        schedule.push(Duration::from_secs(seconds));
+    }
+    if schedule.len() > 30 {
+        return Err("at most 30 retries".to_owned());
+    }
+    Ok(schedule)
+}
+
+fn parse_cors(raw: &str) -> Result<CorsOrigins, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(CorsOrigins::None);
+    }
+    if raw == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    let mut origins = Vec::new();
+    for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let parsed = url::Url::parse(origin)
+            .map_err(|_| format!("`{origin}` is not an origin such as https://app.example.com"))?;
+        let is_origin = matches!(parsed.scheme(), "http" | "https")
+            && parsed.host().is_some()
+            && parsed.path() == "/"
+            && !origin.ends_with('/')
+            && parsed.query().is_none();
+        if !is_origin {
+            return Err(format!(
+                "`{origin}` is not an origin such as https://app.example.com (no path, no trailing slash)"
+            ));
+        }
+        origins.push(origin.to_owned());
+    }
+    Ok(CorsOrigins::List(origins))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(&Sources::from_pairs(pairs.iter().copied()))
+    }
+
+    fn variables(problems: &[ConfigProblem]) -> Vec<&str> {
+        problems.iter().map(|p| p.variable.as_str()).collect()
+    }
+
+    #[test]
+    fn the_embedded_default_needs_no_configuration() {
+        let settings = load(&[]).expect("defaults are valid");
+        assert_eq!(settings.environment, Environment::Development);
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            settings.database_url.expose_secret(),
+            "sqlite://data/tenantry.db?mode=rwc"
+        );
+        assert!(settings.redis_url.is_none());
+        assert_eq!(settings.storage_url, "file://data/files");
+        assert_eq!(settings.mail_dir, PathBuf::from("data/mail"));
+        assert_eq!(settings.webhook_retry_schedule.len(), 7);
+        assert_eq!(settings.max_upload_bytes, 104_857_600);
+        assert_eq!(settings.login_max_failures, 5);
+        assert_eq!(settings.cors_origins, CorsOrigins::None);
+        assert_eq!(settings.json_limit_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once_by_name() {
+        let err = load(&[
+            ("TENANTRY_BIND", "nowhere"),
+            ("TENANTRY_DATABASE_URL", "mysql://x"),
+            ("TENANTRY_MAX_UPLOAD_BYTES", "lots"),
+            ("TENANTRY_REQUIRE_VERIFIED_EMAIL", "perhaps"),
+            ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
+            (
+                "TENANTRY_CORS_ORIGINS",
+                "https://ok.example, https://bad.example/path",
+            ),
+            ("TENANTRY_ENV", "staging"),
+        ])
+        .expect_err("invalid");
+        assert_eq!(
+            variables(&err.invalid),
+            vec![
+                "TENANTRY_ENV",
+                "TENANTRY_BIND",
+                "TENANTRY_DATABASE_URL",
+                "TENANTRY_WEBHOOK_RETRY_SCHEDULE",
+                "TENANTRY_MAX_UPLOAD_BYTES",
+                "TENANTRY_REQUIRE_VERIFIED_EMAIL",
+                "TENANTRY_CORS_ORIGINS",
+            ]
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("TENANTRY_BIND: `nowhere` is not an address:port"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn production_lists_every_insecure_setting() {
+        let err = load(&[
+            ("TENANTRY_ENV", "production"),
+            ("TENANTRY_CORS_ORIGINS", "*"),
+            ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ])
+        .expect_err("the embedded default is not production-ready");
+        assert!(err.invalid.is_empty());
+        assert_eq!(
+            variables(&err.insecure),
+            vec![
+                "TENANTRY_DATABASE_URL",
+                "TENANTRY_REDIS_URL",
+                "TENANTRY_JWT_PRIVATE_KEY",
+                "TENANTRY_SMTP_URL",
+                "TENANTRY_STORAGE_URL",
+                "TENANTRY_PUBLIC_URL",
+                "TENANTRY_CORS_ORIGINS",
+                "TENANTRY_WEBHOOK_ALLOW_PRIVATE",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_complete_production_configuration_starts() {
+        let settings = load(&[
+            ("TENANTRY_ENV", "production"),
+            (
+                "TENANTRY_DATABASE_URL",
+                "postgres://tenantry:pw@db:5432/tenantry",
+            ),
+            ("TENANTRY_REDIS_URL", "redis://cache:6379"),
+            ("TENANTRY_JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----"),
+            ("TENANTRY_SMTP_URL", "smtps://user:pw@mail.example.com:465"),
+            ("TENANTRY_STORAGE_URL", "s3://tenantry-files"),
+            ("TENANTRY_PUBLIC_URL", "https://api.example.com/"),
+            ("TENANTRY_CORS_ORIGINS", "https://app.example.com"),
+        ])
+        .expect("secure settings are accepted");
+        assert_eq!(
+            settings.bind.to_string(),
+            "0.0.0.0:8080",
+            "production binds every interface by default"
+        );
+        assert_eq!(settings.public_url, "https://api.example.com");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let settings = load(&[
+            ("TENANTRY_DATABASE_URL", "postgres://u:db-secret@h/db"),
+            ("TENANTRY_REDIS_URL", "redis://:redis-secret@h"),
+            ("TENANTRY_JWT_PRIVATE_KEY", "key-secret"),
+        ])
+        .expect("valid");
+        let printed = format!("{settings:?}");
+        for secret in ["db-secret", "redis-secret", "key-secret"] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+    }
+
+    #[test]
+    fn the_config_file_is_read_and_the_environment_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tenantry.toml");
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:9000\"\nlogin_max_failures = 7\ncors_origins = [\"https://a.example\", \"https://b.example\"]\n",
+        )
+        .expect("write");
+        let mut sources = Sources::default();
+        sources.merge_file(&file);
+        sources.insert("TENANTRY_BIND".into(), "127.0.0.1:9001".into());
+        let settings = Settings::load(&sources).expect("valid");
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:9001");
+        assert_eq!(settings.login_max_failures, 7);
+        assert_eq!(
+            settings.cors_origins,
+            CorsOrigins::List(vec!["https://a.example".into(), "https://b.example".into()])
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_and_unreadable_files_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tenantry.toml");
+        std::fs::write(&file, "bnid = \"x\"\n").expect("write");
+        let mut sources = Sources::default();
+        sources.merge_file(&file);
+        sources.merge_file(&dir.path().join("missing.toml"));
+        let err = Settings::load(&sources).expect_err("invalid");
+        assert_eq!(err.invalid.len(), 2);
+        assert!(err.invalid[0].message.contains("unknown key `bnid`"));
+    }
+
+    #[test]
+    fn misspelt_variables_are_noticed() {
+        let sources = Sources::from_pairs([
+            ("TENANTRY_DATABSE_URL", "x"),
+            ("TENANTRY_TEST_REDIS_URL", "y"),
+        ]);
+        assert_eq!(sources.unknown, vec!["TENANTRY_DATABSE_URL".to_owned()]);
+    }
+
+    #[test]
+    fn retry_schedules_parse_units() {
+        assert_eq!(
+            parse_schedule("5s,5m,2h,1d").expect("valid"),
+            vec![
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+                Duration::from_secs(7200),
+                Duration::from_secs(86_400)
+            ]
+        );
+        assert!(parse_schedule("0s").is_err());
+        assert!(parse_schedule("5x").is_err());
+        assert!(parse_schedule("").is_err());
+    }
+}

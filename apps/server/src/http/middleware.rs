@@ -1,0 +1,222 @@
+//! Request-scoped middleware, outermost first: request context (id, span, access log,
+//! problem+json for every error), metrics, then a per-request timeout.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::web::Data;
+use actix_web::{HttpResponse, ResponseError};
+use tracing::Instrument;
+
+use super::error::PROBLEM_JSON;
+use super::metrics::UNMATCHED;
+use super::{ApiError, RequestId, request_id};
+use crate::state::AppState;
+
+/// Gives the request its id and span, logs it once, and turns every error response that is not
+/// already problem+json (actix's own 404, 405, 413, CORS and extractor errors…) into one.
+///
+/// # Errors
+/// An inner error comes back as an error whose response is already rendered (problem+json with
+/// the request id), so actix sends exactly that.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = RequestId::for_request(&req);
+    id.attach(&req);
+    let span = tracing::info_span!(
+        "http.request",
+        method = %req.method(),
+        path = %req.path(),
+        request_id = %id.0,
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    // No clone of the request may be held across this call: actix mutates it during routing.
+    let result = request_id::scope(id.0.clone(), next.call(req).instrument(span.clone())).await;
+    let (response, error) = match result {
+        Ok(response) => {
+            let (request, response) = response.into_parts();
+            let route = request
+                .match_pattern()
+                .unwrap_or_else(|| UNMATCHED.to_owned());
+            span.record("route", route.as_str());
+            let response = finish(response.map_into_boxed_body(), &id, &span).await;
+            (Ok(ServiceResponse::new(request, response)), None)
+        }
+        Err(err) => {
+            span.record("route", UNMATCHED);
+            let rendered = request_id::scope(id.0.clone(), async { err.error_response() }).await;
+            let response = finish(rendered, &id, &span).await;
+            (Err(response), Some(err))
+        }
+    };
+    let status = match &response {
+        Ok(response) => response.status(),
+        Err(response) => response.status(),
+    };
+    span.record("status", status.as_u16());
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::warn!(parent: &span, latency_ms, "request served with a server error");
+    } else {
+        tracing::info!(parent: &span, latency_ms, "request served");
+    }
+    match (response, error) {
+        (Ok(response), _) => Ok(response),
+        (Err(response), Some(err)) => {
+            Err(InternalError::from_response(err.to_string(), response).into())
+        }
+        (Err(response), None) => Err(InternalError::from_response(String::new(), response).into()),
+    }
+}
+
+/// Makes an error response problem+json (keeping its status and headers) and tags the
+/// response with the request id.
+async fn finish(
+    response: HttpResponse<BoxBody>,
+    id: &RequestId,
+    span: &tracing::Span,
+) -> HttpResponse<BoxBody> {
+    let status = response.status();
+    let mut response =
+        if (status.is_client_error() || status.is_server_error()) && !is_json(response.headers()) {
+            if status.is_server_error()
+                && let Some(err) = response.error()
+            {
+                tracing::error!(parent: span, error = %err, "request failed");
+            }
+            let problem = match response
+                .error()
+                .and_then(|err| err.as_error::<actix_cors::CorsError>())
+            {
+                Some(cors) => ApiError::new(status, "cors_rejected", cors.to_string()),
+                None => ApiError::from_status(status),
+            };
+            let body = request_id::scope(id.0.clone(), async { problem.body() }).await;
+            let mut response = response.set_body(BoxBody::new(body.to_string()));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+            response
+        } else {
+            response
+        };
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static(request_id::HEADER), value);
+    }
+    response
+}
+
+/// Our handlers answer errors in JSON on purpose (problem+json, or the readiness report);
+/// anything else with an error status is actix's plain text and gets replaced.
+fn is_json(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.starts_with(PROBLEM_JSON) || value.starts_with("application/json")
+        })
+}
+
+/// Counts the request under its route template, with its latency.
+///
+/// # Errors
+/// Passes inner errors through.
+pub async fn track_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<Data<AppState>>().cloned();
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    if let Some(state) = &state {
+        state.metrics.in_flight().inc();
+    }
+    let result = next.call(req).await;
+    if let Some(state) = &state {
+        state.metrics.in_flight().dec();
+        match &result {
+            Ok(response) => {
+                let route = response.request().match_pattern();
+                state.metrics.observe(
+                    &method,
+                    route.as_deref().unwrap_or(UNMATCHED),
+                    response.status().as_u16(),
+                    started.elapsed(),
+                );
+            }
+            Err(err) => {
+                let status = err.as_response_error().status_code().as_u16();
+                state
+                    .metrics
+                    .observe(&method, UNMATCHED, status, started.elapsed());
+            }
+        }
+    }
+    result
+}
+
+/// Answers 503 `service_unavailable` when the handler runs longer than the configured request
+/// timeout, so a stuck dependency cannot pile up requests without bound.
+///
+/// # Errors
+/// Passes inner errors through; a timeout is an [`ApiError`].
+pub async fn timeout(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<Data<AppState>>()
+        .map(|state| state.request_timeout);
+    let Some(limit) = limit else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
+        Err(_) => Err(ApiError::unavailable(format!(
+            "The request did not complete within {} seconds.",
+            limit.as_secs()
+        ))
+        .into()),
+    }
+}
+
+/// Security headers every response carries unless the handler set its own (the docs page sets
+/// a CSP that allows its script).
+pub fn security_headers(hsts: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
+        .add(("x-content-type-options", "nosniff"))
+        .add(("x-frame-options", "DENY"))
+        .add(("referrer-policy", "no-referrer"))
+        .add(("cross-origin-opener-policy", "same-origin"))
+        .add(("cross-origin-resource-policy", "same-origin"))
+        .add((
+            "permissions-policy",
+            "camera=(), microphone=(), geolocation=()",
+        ))
+        .add((
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
+        .add(("cache-control", "no-store"));
+    if hsts {
+        headers.add((
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        ))
+    } else {
+        headers
+    }
+}

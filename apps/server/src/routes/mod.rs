@@ -1,0 +1,22 @@
+//! One module per resource; each registers its routes through [`configure`].
+
+pub mod docs;
+pub mod health;
+pub mod metrics;
+
+use actix_web::web::{self, ServiceConfig};
+
+use crate::http::ApiError;
+
+/// Registers every route of the server.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.configure(health::configure)
+        .configure(metrics::configure)
+        .configure(docs::configure)
+        .default_service(web::to(not_found));
+}
+
+/// Anything unrouted: a problem+json 404.
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found())
+}

@@ -1,0 +1,322 @@
+//! The composition root: builds adapters from [`Settings`], wires them into services, and runs
+//! the HTTP server (and the background worker) until told to stop.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+pub use actix_web::dev::ServerHandle;
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpServer};
+use tenantry_adapter_memory::{InMemoryCache, SystemClock, UuidV7Generator};
+use tenantry_adapter_redis::{RedisCache, RedisConfig, RedisPool};
+use tenantry_adapter_sql::{SqlConfig, SqlDatabase, SqlHealthProbe};
+use tenantry_application::{CacheProbe, HealthService};
+use tenantry_ports::{Cache, Clock, HealthProbe, IdGenerator};
+
+use crate::config::{CorsOrigins, Settings};
+use crate::http::json::JsonLimit;
+use crate::http::metrics::Metrics;
+use crate::http::{ApiError, FieldError, middleware};
+use crate::state::AppState;
+use crate::worker::{RunningWorker, Worker};
+
+/// Why the server could not start; each names the dependency at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] tenantry_adapter_sql::SqlError),
+    /// The Redis configuration is unusable.
+    #[error("redis: {0}")]
+    Redis(#[from] tenantry_adapter_redis::RedisPoolError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address from `TENANTRY_BIND`.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Anything else while wiring.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Every adapter and service the process uses, built once from settings and shared by the HTTP
+/// server, the worker and the CLI commands.
+#[derive(Clone)]
+pub struct Services {
+    /// The SQL database (PostgreSQL or SQLite).
+    pub database: SqlDatabase,
+    /// The shared cache (Redis or in-process).
+    pub cache: Arc<dyn Cache>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Ids.
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+impl Services {
+    /// Connects every adapter `settings` names. Remote dependencies that are down do not stop
+    /// the process from starting (readiness reports them), except the database, without which
+    /// migrations cannot run.
+    ///
+    /// # Errors
+    /// [`StartupError::Database`], [`StartupError::Redis`].
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
+        let mut sql = SqlConfig::new(settings.database_url.clone());
+        sql.max_connections = settings.database_max_connections;
+        let database = SqlDatabase::connect(&sql).await?;
+        let cache: Arc<dyn Cache> = match &settings.redis_url {
+            Some(url) => {
+                let mut config = RedisConfig::new(url.clone());
+                config.key_prefix.clone_from(&settings.redis_key_prefix);
+                Arc::new(RedisCache::new(RedisPool::connect(&config)?))
+            }
+            None => Arc::new(InMemoryCache::new(clock.clone())),
+        };
+        Ok(Self {
+            database,
+            cache,
+            clock,
+            ids,
+        })
+    }
+
+    /// Readiness over every dependency this process uses.
+    pub fn health(&self) -> HealthService {
+        let probes: Vec<Arc<dyn HealthProbe>> = vec![
+            Arc::new(SqlHealthProbe::new(self.database.clone())),
+            Arc::new(CacheProbe::new(self.cache.clone())),
+        ];
+        HealthService::new(probes)
+    }
+
+    /// The background jobs of this build.
+    pub fn worker(&self) -> Worker {
+        Worker::default()
+    }
+}
+
+/// How `serve` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Apply pending migrations before serving.
+    pub migrate: bool,
+    /// Run the background worker in this process.
+    pub worker: bool,
+    /// Stop gracefully on SIGTERM/SIGINT (off in tests, which stop through the handle).
+    pub handle_signals: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            migrate: true,
+            worker: true,
+            handle_signals: true,
+        }
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Services,
+    worker: Option<RunningWorker>,
+}
+
+impl Application {
+    /// Builds services, migrates if asked, binds `settings.bind` (port 0 picks a free port) and
+    /// prepares the server.
+    ///
+    /// # Errors
+    /// [`StartupError`] naming what failed.
+    pub async fn build(settings: Settings, options: ServeOptions) -> Result<Self, StartupError> {
+        let services = Services::build(&settings).await?;
+        if options.migrate {
+            services.database.migrate().await?;
+        }
+        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+            address: settings.bind.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: settings.bind.to_string(),
+                source,
+            })?
+            .port();
+        let metrics =
+            Metrics::new().map_err(|err| StartupError::Other(format!("metrics: {err}")))?;
+        let state = Data::new(AppState {
+            health: services.health(),
+            metrics,
+            request_timeout: settings.request_timeout,
+            openapi_json: crate::openapi::render(),
+        });
+        let http = HttpSettings::from(&settings);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(JsonLimit(http.json_limit))
+                .app_data(web::PayloadConfig::new(http.json_limit))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(http.json_limit)
+                        .error_handler(json_error),
+                )
+                .app_data(
+                    web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()),
+                )
+                .app_data(web::QueryConfig::default().error_handler(query_error))
+                .configure(crate::routes::configure)
+                .wrap(from_fn(middleware::timeout))
+                .wrap(Condition::new(http.cors.is_some(), cors(http.cors.clone())))
+                .wrap(middleware::security_headers(http.hsts))
+                .wrap(from_fn(middleware::track_metrics))
+                .wrap(from_fn(middleware::request_context))
+        })
+        .workers(settings.http_workers)
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: settings.bind.to_string(),
+            source,
+        })?;
+        if !options.handle_signals {
+            server = server.disable_signals();
+        }
+        let worker = options.worker.then(|| services.worker().start());
+        let public = settings.public_url.clone();
+        tracing::info!(
+            address = %format!("http://{}:{port}", settings.bind.ip()),
+            docs = %format!("{public}/docs"),
+            database = if settings.uses_sqlite() { "sqlite" } else { "postgres" },
+            cache = if settings.redis_url.is_some() { "redis" } else { "in-process" },
+            "tenantry is listening"
+        );
+        Ok(Self {
+            port,
+            server: server.run(),
+            services,
+            worker,
+        })
+    }
+
+    /// The bound port (useful when `TENANTRY_BIND` asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// The services, for tests and embedders that drive them directly.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until stopped (SIGTERM/SIGINT or the handle): in-flight requests are drained
+    /// (up to the shutdown timeout), then the worker finishes its current steps, then the
+    /// database pool closes.
+    ///
+    /// # Errors
+    /// I/O errors of the server itself.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Some(worker) = self.worker {
+            worker.shutdown().await;
+        }
+        self.services.database.close().await;
+        tracing::info!("tenantry stopped");
+        result
+    }
+}
+
+/// The parts of settings the per-worker `App` factory needs (cloned into every worker thread).
+#[derive(Clone)]
+struct HttpSettings {
+    json_limit: usize,
+    cors: Option<CorsOrigins>,
+    hsts: bool,
+}
+
+impl From<&Settings> for HttpSettings {
+    fn from(settings: &Settings) -> Self {
+        Self {
+            json_limit: settings.json_limit_bytes,
+            cors: (settings.cors_origins != CorsOrigins::None)
+                .then(|| settings.cors_origins.clone()),
+            hsts: settings.public_url.starts_with("https://"),
+        }
+    }
+}
+
+fn cors(origins: Option<CorsOrigins>) -> Cors {
+    let base = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "idempotency-key",
+            "x-api-key",
+            "x-request-id",
+        ])
+        .expose_headers([
+            "x-request-id",
+            "retry-after",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "location",
+        ])
+        .max_age(3600);
+    match origins {
+        Some(CorsOrigins::Any) => base.allow_any_origin().send_wildcard(),
+        Some(CorsOrigins::List(list)) => list
+            .iter()
+            .fold(base, |cors, origin| cors.allowed_origin(origin)),
+        Some(CorsOrigins::None) | None => base,
+    }
+}
+
+fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    use actix_web::http::StatusCode;
+    match err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
+            ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        E::ContentType => ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        E::Deserialize(err) if err.is_data() => ApiError::validation(vec![FieldError {
+            field: "body".to_owned(),
+            message: err.to_string(),
+        }]),
+        other => ApiError::malformed(other.to_string()),
+    }
+    .into()
+}
+
+fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::validation(vec![FieldError {
+        field: "query".to_owned(),
+        message: err.to_string(),
+    }])
+    .into()
+}
