@@ -63,6 +63,9 @@ pub struct Settings {
     pub redis_key_prefix: String,
     /// `TENANTRY_STORAGE_URL`.
     pub storage_url: String,
+    /// `TENANTRY_S3_ENDPOINT`: an S3-compatible endpoint for `s3://` storage (MinIO, R2…);
+    /// unset means AWS itself.
+    pub s3_endpoint: Option<String>,
     /// `TENANTRY_SMTP_URL`: unset means mail is written as `.eml` files to `mail_dir`.
     pub smtp_url: Option<SecretString>,
     /// `TENANTRY_MAIL_DIR`.
@@ -212,6 +215,10 @@ impl Sources {
             sources.merge_file(&file);
         }
         for (name, value) in env {
+            // An empty variable counts as unset, so it does not hide the file's value.
+            if value.trim().is_empty() {
+                continue;
+            }
             if name.starts_with("TENANTRY_") || name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
                 sources.insert(name, value);
             }
@@ -223,7 +230,9 @@ impl Sources {
         let known =
             KNOWN_VARIABLES.contains(&name.as_str()) || name == "OTEL_EXPORTER_OTLP_ENDPOINT";
         // Variables read by the test suites and the benchmarks, not by the server.
-        let tooling = name.starts_with("TENANTRY_TEST_") || name.starts_with("TENANTRY_BENCH_");
+        let tooling = ["TENANTRY_TEST_", "TENANTRY_BENCH_", "TENANTRY_CI_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix));
         if !known && !tooling && !self.unknown.contains(&name) {
             self.unknown.push(name.clone());
         }
@@ -433,6 +442,18 @@ impl Settings {
             );
         }
 
+        let s3_endpoint = sources
+            .get("TENANTRY_S3_ENDPOINT")
+            .map(|url| url.trim().trim_end_matches('/').to_owned());
+        if let Some(endpoint) = &s3_endpoint
+            && !is_http_url(endpoint)
+        {
+            p.fail(
+                "TENANTRY_S3_ENDPOINT",
+                format!("`{endpoint}` is not an http(s):// URL"),
+            );
+        }
+
         let smtp_url = sources
             .get("TENANTRY_SMTP_URL")
             .map(|url| url.trim().to_owned());
@@ -447,10 +468,10 @@ impl Settings {
 
         // Unset: where this process can be reached locally, so printed and e-mailed links work
         // out of the box on another port too.
-        let local_host = if bind.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            bind.ip().to_string()
+        let local_host = match bind.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv6() => "::1".to_owned(),
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            ip => ip.to_string(),
         };
         let default_public = if bind.is_ipv6() {
             format!("http://[{local_host}]:{}", bind.port())
@@ -461,12 +482,11 @@ impl Settings {
             .string("TENANTRY_PUBLIC_URL", &default_public)
             .trim_end_matches('/')
             .to_owned();
-        match url::Url::parse(&public_url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-            _ => p.fail(
+        if !is_http_url(&public_url) {
+            p.fail(
                 "TENANTRY_PUBLIC_URL",
                 format!("`{public_url}` is not an http(s):// URL"),
-            ),
+            );
         }
 
         let jwt_private_key = match (
@@ -571,7 +591,15 @@ impl Settings {
         let http_workers = p.ranged("TENANTRY_WORKERS", default_workers, 1, 512, "a number");
         let otlp_endpoint = sources
             .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .map(str::to_owned);
+            .map(|url| url.trim().to_owned());
+        if let Some(endpoint) = &otlp_endpoint
+            && !is_http_url(endpoint)
+        {
+            p.fail(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("`{endpoint}` is not an http(s):// URL"),
+            );
+        }
 
         let settings = Self {
             environment,
@@ -582,6 +610,7 @@ impl Settings {
             redis_url: redis_url.map(SecretString::from),
             redis_key_prefix,
             storage_url,
+            s3_endpoint,
             smtp_url: smtp_url.map(SecretString::from),
             mail_dir,
             public_url,
@@ -692,6 +721,11 @@ impl Settings {
         tenantry_adapter_sql::Backend::of_url(self.database_url.expose_secret())
             == Some(tenantry_adapter_sql::Backend::Sqlite)
     }
+}
+
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
 
 fn is_loopback_url(endpoint: &str) -> bool {
@@ -926,6 +960,33 @@ mod tests {
         let err = Settings::load(&sources).expect_err("invalid");
         assert_eq!(err.invalid.len(), 2);
         assert!(err.invalid[0].message.contains("unknown key `bnid`"));
+    }
+
+    #[test]
+    fn the_default_public_url_follows_the_bind_address() {
+        let v4 = load(&[("TENANTRY_BIND", "0.0.0.0:9000")]).expect("valid");
+        assert_eq!(v4.public_url, "http://127.0.0.1:9000");
+        let v6 = load(&[("TENANTRY_BIND", "[::]:9000")]).expect("valid");
+        assert_eq!(v6.public_url, "http://[::1]:9000");
+        let explicit = load(&[
+            ("TENANTRY_BIND", "0.0.0.0:9000"),
+            ("TENANTRY_PUBLIC_URL", "https://x.example/"),
+        ])
+        .expect("valid");
+        assert_eq!(explicit.public_url, "https://x.example");
+    }
+
+    #[test]
+    fn endpoints_must_be_http_urls() {
+        let err = load(&[
+            ("TENANTRY_S3_ENDPOINT", "minio:9000"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector"),
+        ])
+        .expect_err("invalid");
+        assert_eq!(
+            variables(&err.invalid),
+            vec!["TENANTRY_S3_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+        );
     }
 
     #[test]

@@ -47,7 +47,11 @@ pub struct Problem {
 /// Client errors carry a safe `detail`; server errors carry a cause that is logged once at
 /// error level and never serialised.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+/// Boxed so `Result<T, ApiError>` stays one pointer wide on the happy path.
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     code: &'static str,
     detail: String,
@@ -60,7 +64,7 @@ pub struct ApiError {
 impl ApiError {
     /// A client error with a stable `code` and a safe explanation.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             code,
             detail: detail.into(),
@@ -68,7 +72,7 @@ impl ApiError {
             extra: Map::new(),
             headers: Vec::new(),
             cause: None,
-        }
+        }))
     }
 
     /// 400 `malformed_request`: the body is not parseable.
@@ -83,7 +87,7 @@ impl ApiError {
             "validation_failed",
             "The request is well-formed but some fields are invalid.",
         );
-        error.errors = errors;
+        error.0.errors = errors;
         error
     }
 
@@ -108,7 +112,7 @@ impl ApiError {
             "internal",
             "An internal error occurred; quote the request_id when reporting it.",
         );
-        error.cause = Some(cause.into());
+        error.0.cause = Some(cause.into());
         error
     }
 
@@ -158,35 +162,40 @@ impl ApiError {
 
     /// Adds an extension member to the body (e.g. `quota`, `limit` for `quota_exceeded`).
     pub fn with_extra(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.extra.insert(key.to_owned(), value.into());
+        self.0.extra.insert(key.to_owned(), value.into());
         self
     }
 
     /// Adds a response header (e.g. `retry-after`, `allow`).
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     /// The stable code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     /// The body as a JSON value, with the current request id.
     pub fn body(&self) -> Value {
         let problem = Problem {
             type_: "about:blank".to_owned(),
-            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            code: self.code.to_owned(),
+            title: self
+                .0
+                .status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_owned(),
+            status: self.0.status.as_u16(),
+            detail: self.0.detail.clone(),
+            code: self.0.code.to_owned(),
             request_id: request_id::current().unwrap_or_default(),
-            errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
+            errors: (!self.0.errors.is_empty()).then(|| self.0.errors.clone()),
         };
         let mut body = serde_json::to_value(problem).unwrap_or_default();
         if let Value::Object(map) = &mut body {
-            for (key, value) in &self.extra {
+            for (key, value) in &self.0.extra {
                 map.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
@@ -196,27 +205,33 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.0.status.as_u16(),
+            self.0.code,
+            self.0.detail
+        )
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.cause {
+        if let Some(cause) = &self.0.cause {
             // Logged once here, with the whole chain; the client gets only the request id.
             tracing::error!(
-                code = self.code,
+                code = self.0.code,
                 error = format!("{cause:#}"),
                 "request failed"
             );
         }
-        let mut response = HttpResponse::build(self.status);
+        let mut response = HttpResponse::build(self.0.status);
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
-        for (name, value) in &self.headers {
+        for (name, value) in &self.0.headers {
             response.insert_header((name.clone(), value.clone()));
         }
         response.body(self.body().to_string())

@@ -3,13 +3,13 @@
 
 use std::time::Instant;
 
+use actix_web::HttpResponse;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::web::Data;
-use actix_web::{HttpResponse, ResponseError};
 use tracing::Instrument;
 
 use super::error::PROBLEM_JSON;
@@ -218,5 +218,76 @@ pub fn security_headers(hsts: bool) -> DefaultHeaders {
         ))
     } else {
         headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use actix_web::middleware::from_fn;
+    use actix_web::{App, HttpResponse, test, web};
+    use tenantry_application::HealthService;
+
+    use super::*;
+    use crate::http::metrics::Metrics;
+
+    fn state(timeout: Duration) -> Data<AppState> {
+        Data::new(AppState {
+            health: HealthService::new(Vec::new()),
+            metrics: Metrics::new().expect("metrics"),
+            request_timeout: timeout,
+            openapi_json: String::new(),
+        })
+    }
+
+    #[actix_web::test]
+    async fn a_handler_that_never_finishes_is_answered_503_with_a_request_id() {
+        let app = test::init_service(
+            App::new()
+                .app_data(state(Duration::from_millis(50)))
+                .route(
+                    "/stuck",
+                    web::get().to(std::future::pending::<HttpResponse>),
+                )
+                .route("/quick", web::get().to(HttpResponse::NoContent))
+                .wrap(from_fn(timeout))
+                .wrap(from_fn(track_metrics))
+                .wrap(from_fn(request_context)),
+        )
+        .await;
+        let quick =
+            test::call_service(&app, test::TestRequest::get().uri("/quick").to_request()).await;
+        assert_eq!(quick.status(), 204);
+
+        let request = test::TestRequest::get()
+            .uri("/stuck")
+            .insert_header(("x-request-id", "stuck-1"))
+            .to_request();
+        let err = test::try_call_service(&app, request)
+            .await
+            .expect_err("rendered as an error");
+        let response = err.error_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok()),
+            Some("stuck-1")
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some(PROBLEM_JSON)
+        );
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["code"], "service_unavailable");
+        assert_eq!(body["request_id"], "stuck-1");
     }
 }
