@@ -22,26 +22,15 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(InstanceSettings::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(InstanceSettings::Key)
-                            .string_len(128)
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(InstanceSettings::Key).string_len(128).not_null().primary_key())
                     .col(ColumnDef::new(InstanceSettings::Value).text().not_null())
-                    .col(
-                        ColumnDef::new(InstanceSettings::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(InstanceSettings::UpdatedAt).timestamp_with_time_zone().not_null())
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(InstanceSettings::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(InstanceSettings::Table).to_owned()).await
     }
 }

@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
+use std::sync::Arc;
 use tempfile::TempDir;
 use tenantry_server::config::{Settings, Sources};
-use tenantry_server::startup::{Application, ServeOptions, ServerHandle};
+
+pub use tenantry_adapter_memory::ManualClock;
+use tenantry_server::startup::{Application, ServeOptions, ServerHandle, Services};
 use tenantry_testkit::postgres::ScratchPostgres;
 
 /// Which backends the app under test uses.
@@ -67,14 +70,22 @@ pub async fn spawn_app() -> TestApp {
 /// # Panics
 /// When the server cannot start or does not become live: the test cannot proceed.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_clock(overrides, None).await
+}
+
+/// Starts the server with a manual clock that the test moves (token expiry without waiting).
+pub async fn spawn_app_with_manual_clock(overrides: &[(&str, &str)]) -> (TestApp, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(overrides, Some(clock.clone())).await;
+    (app, clock)
+}
+
+async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<ManualClock>>) -> TestApp {
     let stack = Stack::from_env();
     let data = tempfile::tempdir().expect("temporary data folder");
     let mut pairs: Vec<(String, String)> = vec![
         ("TENANTRY_BIND".into(), "127.0.0.1:0".into()),
-        (
-            "TENANTRY_DATA_DIR".into(),
-            data.path().display().to_string(),
-        ),
+        ("TENANTRY_DATA_DIR".into(), data.path().display().to_string()),
         ("TENANTRY_WORKERS".into(), "2".into()),
         ("TENANTRY_LOG".into(), "warn".into()),
     ];
@@ -87,25 +98,22 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         let scratch = ScratchPostgres::create(&server).await;
         pairs.push(("TENANTRY_DATABASE_URL".into(), scratch.url.clone()));
         pairs.push(("TENANTRY_REDIS_URL".into(), redis));
-        pairs.push((
-            "TENANTRY_REDIS_KEY_PREFIX".into(),
-            format!("tenantry-test:{}:", uuid::Uuid::now_v7()),
-        ));
+        pairs.push(("TENANTRY_REDIS_KEY_PREFIX".into(), format!("tenantry-test:{}:", uuid::Uuid::now_v7())));
         postgres = Some(scratch);
     }
     for (name, value) in overrides {
         pairs.retain(|(existing, _)| existing != name);
         pairs.push(((*name).to_owned(), (*value).to_owned()));
     }
-    let settings = Settings::load(&Sources::from_pairs(pairs))
-        .unwrap_or_else(|err| panic!("test settings: {err}"));
+    let settings = Settings::load(&Sources::from_pairs(pairs)).unwrap_or_else(|err| panic!("test settings: {err}"));
     tenantry_server::telemetry::init(&settings.log_filter, settings.log_format);
-    let options = ServeOptions {
-        migrate: true,
-        worker: true,
-        handle_signals: false,
-    };
-    let app = Application::build(settings, options)
+    let options = ServeOptions { migrate: true, worker: true, handle_signals: false };
+    let services = match clock {
+        Some(clock) => Services::build_with_clock(&settings, clock).await,
+        None => Services::build(&settings).await,
+    }
+    .unwrap_or_else(|err| panic!("services: {err}"));
+    let app = Application::build_with_services(settings, options, services)
         .await
         .unwrap_or_else(|err| panic!("server start: {err}"));
     let port = app.port();
@@ -113,6 +121,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .user_agent("tenantry-tests/1.0")
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client");
@@ -140,11 +149,7 @@ impl TestApp {
     /// # Panics
     /// When the server does not answer.
     pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
+        self.client.get(self.url(path)).send().await.expect("request sent")
     }
 
     async fn wait_until_live(&self) {
@@ -157,6 +162,42 @@ impl TestApp {
             tokio::task::yield_now().await;
         }
         panic!("the server did not become live");
+    }
+
+    /// The `.eml` files the server wrote, oldest first.
+    pub fn mails(&self) -> Vec<String> {
+        let Some(data) = &self.data else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(data.path().join("mail")) else { return Vec::new() };
+        let mut files: Vec<(std::time::SystemTime, String)> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "eml"))
+            .filter_map(|entry| {
+                let modified = entry.metadata().ok()?.modified().ok()?;
+                Some((modified, std::fs::read_to_string(entry.path()).ok()?))
+            })
+            .collect();
+        files.sort_by_key(|(modified, _)| *modified);
+        files.into_iter().map(|(_, text)| decode_quoted_printable(&text)).collect()
+    }
+
+    /// The token of the newest e-mailed link to `path` (`verify-email`, `reset-password`) sent
+    /// to `email`.
+    ///
+    /// # Panics
+    /// When there is no such mail.
+    pub fn token_from_mail(&self, email: &str, path: &str) -> String {
+        self.try_token_from_mail(email, path).unwrap_or_else(|| panic!("no {path} mail to {email}"))
+    }
+
+    /// As [`Self::token_from_mail`], `None` when there is no such mail.
+    pub fn try_token_from_mail(&self, email: &str, path: &str) -> Option<String> {
+        let marker = format!("/{path}?token=");
+        self.mails().into_iter().rev().filter(|mail| mail.contains(&format!("To: {email}"))).find_map(|mail| {
+            let start = mail.find(&marker)? + marker.len();
+            let token: String =
+                mail[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+            (!token.is_empty()).then_some(token)
+        })
     }
 
     /// Stops the server gracefully and drops the scratch database.
@@ -177,17 +218,92 @@ impl Drop for TestApp {
     }
 }
 
+/// Undoes quoted-printable soft line breaks and `=XX` escapes, enough to read links in mail.
+fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A strong password for tests (zxcvbn score 4).
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+impl TestApp {
+    /// POSTs `body` as JSON to `path`, with an optional bearer token.
+    ///
+    /// # Panics
+    /// When the server does not answer.
+    pub async fn post_json(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// GET with a bearer token.
+    ///
+    /// # Panics
+    /// When the server does not answer.
+    pub async fn get_auth(&self, path: &str, bearer: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(bearer).send().await.expect("request sent")
+    }
+
+    /// Registers a fresh account (unique address) and returns its e-mail.
+    ///
+    /// # Panics
+    /// When registration does not answer 201.
+    pub async fn register(&self) -> String {
+        let email = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
+        let response = self
+            .post_json("/api/v1/auth/register", &serde_json::json!({"email": email, "password": PASSWORD}), None)
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+        email
+    }
+
+    /// Signs in and returns the token response body.
+    ///
+    /// # Panics
+    /// When sign-in does not answer 200.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let response = self
+            .post_json("/api/v1/auth/login", &serde_json::json!({"email": email, "password": password}), None)
+            .await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+        response.json().await.expect("json")
+    }
+
+    /// Registers a fresh account and signs in: `(email, access token, refresh token)`.
+    pub async fn signed_in_user(&self) -> (String, String, String) {
+        let email = self.register().await;
+        let tokens = self.login(&email, PASSWORD).await;
+        let access = tokens["access_token"].as_str().expect("access token").to_owned();
+        let refresh = tokens["refresh_token"].as_str().expect("refresh token").to_owned();
+        (email, access, refresh)
+    }
+}
+
 /// Asserts the response is a problem+json with `status` and `code`, and returns its body.
 ///
 /// # Panics
 /// When it is not.
 pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
-    assert_eq!(
-        response.status().as_u16(),
-        status,
-        "status of {}",
-        response.url()
-    );
+    assert_eq!(response.status().as_u16(), status, "status of {}", response.url());
     let body = assert_any_problem(response).await;
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status, "{body}");
@@ -201,16 +317,9 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
 /// When it is not.
 pub async fn assert_any_problem(response: Response) -> Value {
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        content_type.starts_with("application/problem+json"),
-        "content-type {content_type}"
-    );
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(content_type.starts_with("application/problem+json"), "content-type {content_type}");
     let request_id = response
         .headers()
         .get("x-request-id")
@@ -219,11 +328,7 @@ pub async fn assert_any_problem(response: Response) -> Value {
         .expect("every response carries x-request-id");
     let body: Value = response.json().await.expect("problem body is JSON");
     assert_eq!(body["status"], status, "{body}");
-    assert_eq!(
-        body["request_id"],
-        request_id.as_str(),
-        "body and header ids agree: {body}"
-    );
+    assert_eq!(body["request_id"], request_id.as_str(), "body and header ids agree: {body}");
     for member in ["type", "title", "detail"] {
         assert!(body[member].is_string(), "problem lacks `{member}`: {body}");
     }

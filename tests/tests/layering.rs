@@ -37,12 +37,7 @@ fn graph(metadata: &Value) -> (BTreeMap<String, String>, BTreeMap<String, Vec<St
         .as_array()
         .expect("packages")
         .iter()
-        .map(|p| {
-            (
-                p["id"].as_str().unwrap_or_default().to_owned(),
-                p["name"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
+        .map(|p| (p["id"].as_str().unwrap_or_default().to_owned(), p["name"].as_str().unwrap_or_default().to_owned()))
         .collect();
     let edges = metadata["resolve"]["nodes"]
         .as_array()
@@ -71,11 +66,7 @@ fn graph(metadata: &Value) -> (BTreeMap<String, String>, BTreeMap<String, Vec<St
 /// Every forbidden crate reachable from `root`, with the path that reaches it.
 fn violations(metadata: &Value, root: &str) -> Vec<String> {
     let (names, edges) = graph(metadata);
-    let Some(root_id) = names
-        .iter()
-        .find(|(_, name)| name.as_str() == root)
-        .map(|(id, _)| id.clone())
-    else {
+    let Some(root_id) = names.iter().find(|(_, name)| name.as_str() == root).map(|(id, _)| id.clone()) else {
         return vec![format!("{root} is not in the workspace")];
     };
     let mut found = Vec::new();
@@ -102,15 +93,11 @@ fn violations(metadata: &Value, root: &str) -> Vec<String> {
 fn workspace_metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1", "--locked"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo metadata");
-    assert!(
-        output.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("metadata is JSON")
 }
 
@@ -121,25 +108,15 @@ fn domain_ports_and_application_stay_free_of_infrastructure_crates() {
     for root in PURE {
         all.extend(violations(&metadata, root));
     }
-    assert!(
-        all.is_empty(),
-        "forbidden dependencies of the pure layers:\n{}",
-        all.join("\n")
-    );
+    assert!(all.is_empty(), "forbidden dependencies of the pure layers:\n{}", all.join("\n"));
 }
 
 #[test]
 fn adapters_do_not_depend_on_the_application_layer_or_on_each_other() {
     let metadata = workspace_metadata();
     let (names, edges) = graph(&metadata);
-    let adapters: Vec<&String> = names
-        .values()
-        .filter(|name| name.starts_with("tenantry-adapter-"))
-        .collect();
-    assert!(
-        adapters.len() >= 3,
-        "expected the memory, redis and sql adapters: {adapters:?}"
-    );
+    let adapters: Vec<&String> = names.values().filter(|name| name.starts_with("tenantry-adapter-")).collect();
+    assert!(adapters.len() >= 3, "expected the memory, redis and sql adapters: {adapters:?}");
     for (id, name) in &names {
         if !name.starts_with("tenantry-adapter-") {
             continue;
@@ -177,8 +154,5 @@ fn the_checker_reports_a_transitive_forbidden_dependency() {
             {"id": "t", "deps": []}
         ]}
     });
-    assert_eq!(
-        violations(&metadata, "tenantry-domain"),
-        vec!["tenantry-domain → helpful-utils → sqlx".to_owned()]
-    );
+    assert_eq!(violations(&metadata, "tenantry-domain"), vec!["tenantry-domain → helpful-utils → sqlx".to_owned()]);
 }

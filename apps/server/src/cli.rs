@@ -58,15 +58,8 @@ mod tests {
     fn no_subcommand_means_serve_and_flags_parse() {
         let cli = Cli::try_parse_from(["tenantry"]).expect("parses");
         assert!(cli.command.is_none());
-        let cli = Cli::try_parse_from(["tenantry", "serve", "--no-migrate", "--no-worker"])
-            .expect("parses");
-        assert!(matches!(
-            cli.command,
-            Some(Command::Serve {
-                no_migrate: true,
-                no_worker: true
-            })
-        ));
+        let cli = Cli::try_parse_from(["tenantry", "serve", "--no-migrate", "--no-worker"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Serve { no_migrate: true, no_worker: true })));
         assert!(Cli::try_parse_from(["tenantry", "serve", "--bogus"]).is_err());
     }
 }

@@ -100,6 +100,13 @@ pub struct Settings {
     pub http_workers: usize,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otlp_endpoint: Option<String>,
+    /// `TENANTRY_MAIL_FROM`: the sender of every e-mail.
+    pub mail_from: String,
+    /// `TENANTRY_JWT_PREVIOUS_KEYS_FILE`: retired signing keys whose tokens must keep
+    /// verifying until they expire (PEMs, one after another).
+    pub jwt_previous_keys: Option<SecretString>,
+    /// `TENANTRY_PASSWORD_HASH_CONCURRENCY`: argon2 hashes computed at once.
+    pub password_hash_concurrency: usize,
 }
 
 /// One problem with one variable.
@@ -123,11 +130,7 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.invalid.is_empty() {
-            writeln!(
-                f,
-                "invalid configuration ({} problem(s)):",
-                self.invalid.len()
-            )?;
+            writeln!(f, "invalid configuration ({} problem(s)):", self.invalid.len())?;
             for problem in &self.invalid {
                 writeln!(f, "  - {}: {}", problem.variable, problem.message)?;
             }
@@ -176,6 +179,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANTRY_REQUEST_TIMEOUT_SECS",
     "TENANTRY_SHUTDOWN_TIMEOUT_SECS",
     "TENANTRY_WORKERS",
+    "TENANTRY_MAIL_FROM",
+    "TENANTRY_JWT_PREVIOUS_KEYS_FILE",
+    "TENANTRY_PASSWORD_HASH_CONCURRENCY",
 ];
 
 /// The raw `name → value` pairs settings are parsed from: the config file's keys (upper-cased,
@@ -191,9 +197,7 @@ pub struct Sources {
 
 impl Sources {
     /// Sources from explicit pairs (tests, embedding services).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         let mut sources = Self::default();
         for (name, value) in pairs {
             sources.insert(name.into(), value.into());
@@ -205,11 +209,9 @@ impl Sources {
     /// `TENANTRY_CONFIG` when one is given.
     pub fn from_process(config_file: Option<&Path>) -> Self {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        let file = config_file.map(Path::to_path_buf).or_else(|| {
-            env.iter()
-                .find(|(name, _)| name == "TENANTRY_CONFIG")
-                .map(|(_, value)| PathBuf::from(value))
-        });
+        let file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env.iter().find(|(name, _)| name == "TENANTRY_CONFIG").map(|(_, value)| PathBuf::from(value)));
         let mut sources = Self::default();
         if let Some(file) = file {
             sources.merge_file(&file);
@@ -227,12 +229,10 @@ impl Sources {
     }
 
     fn insert(&mut self, name: String, value: String) {
-        let known =
-            KNOWN_VARIABLES.contains(&name.as_str()) || name == "OTEL_EXPORTER_OTLP_ENDPOINT";
+        let known = KNOWN_VARIABLES.contains(&name.as_str()) || name == "OTEL_EXPORTER_OTLP_ENDPOINT";
         // Variables read by the test suites and the benchmarks, not by the server.
-        let tooling = ["TENANTRY_TEST_", "TENANTRY_BENCH_", "TENANTRY_CI_"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix));
+        let tooling =
+            ["TENANTRY_TEST_", "TENANTRY_BENCH_", "TENANTRY_CI_"].iter().any(|prefix| name.starts_with(prefix));
         if !known && !tooling && !self.unknown.contains(&name) {
             self.unknown.push(name.clone());
         }
@@ -242,33 +242,25 @@ impl Sources {
     /// Reads a TOML file whose keys are the variable names without `TENANTRY_`, lower-cased
     /// (`bind = "0.0.0.0:8080"`); the environment still wins over it.
     fn merge_file(&mut self, path: &Path) {
-        let problem = |message: String| ConfigProblem {
-            variable: "TENANTRY_CONFIG".to_owned(),
-            message,
-        };
+        let problem = |message: String| ConfigProblem { variable: "TENANTRY_CONFIG".to_owned(), message };
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(err) => {
-                self.problems
-                    .push(problem(format!("cannot read {}: {err}", path.display())));
+                self.problems.push(problem(format!("cannot read {}: {err}", path.display())));
                 return;
             }
         };
         let table: BTreeMap<String, toml::Value> = match toml::from_str(&text) {
             Ok(table) => table,
             Err(err) => {
-                self.problems.push(problem(format!(
-                    "{} is not valid TOML: {err}",
-                    path.display()
-                )));
+                self.problems.push(problem(format!("{} is not valid TOML: {err}", path.display())));
                 return;
             }
         };
         for (key, value) in table {
             let name = format!("TENANTRY_{}", key.to_ascii_uppercase());
             if !KNOWN_VARIABLES.contains(&name.as_str()) || name == "TENANTRY_CONFIG" {
-                self.problems
-                    .push(problem(format!("{}: unknown key `{key}`", path.display())));
+                self.problems.push(problem(format!("{}: unknown key `{key}`", path.display())));
                 continue;
             }
             let text = match value {
@@ -277,10 +269,7 @@ impl Sources {
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Array(items) => items
                     .iter()
-                    .map(|item| {
-                        item.as_str()
-                            .map_or_else(|| item.to_string(), str::to_owned)
-                    })
+                    .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
                     .collect::<Vec<_>>()
                     .join(","),
                 other => {
@@ -297,10 +286,7 @@ impl Sources {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .get(name)
-            .map(String::as_str)
-            .filter(|value| !value.trim().is_empty())
+        self.values.get(name).map(String::as_str).filter(|value| !value.trim().is_empty())
     }
 }
 
@@ -312,10 +298,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn fail(&mut self, variable: &str, message: impl Into<String>) {
-        self.invalid.push(ConfigProblem {
-            variable: variable.to_owned(),
-            message: message.into(),
-        });
+        self.invalid.push(ConfigProblem { variable: variable.to_owned(), message: message.into() });
     }
 
     fn string(&self, name: &str, default: &str) -> String {
@@ -333,11 +316,7 @@ impl Parser<'_> {
     }
 
     fn bool(&mut self, name: &str, default: bool) -> bool {
-        match self
-            .sources
-            .get(name)
-            .map(|raw| raw.trim().to_ascii_lowercase())
-        {
+        match self.sources.get(name).map(|raw| raw.trim().to_ascii_lowercase()) {
             None => default,
             Some(raw) => match raw.as_str() {
                 "true" | "1" | "yes" | "on" => true,
@@ -369,23 +348,13 @@ impl Settings {
     /// # Errors
     /// [`ConfigError`] listing every invalid value and every insecure production setting.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
-        let mut p = Parser {
-            sources,
-            invalid: sources.problems.clone(),
-        };
+        let mut p = Parser { sources, invalid: sources.problems.clone() };
 
-        let environment = match p
-            .string("TENANTRY_ENV", "development")
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let environment = match p.string("TENANTRY_ENV", "development").to_ascii_lowercase().as_str() {
             "development" | "dev" => Environment::Development,
             "production" | "prod" => Environment::Production,
             other => {
-                p.fail(
-                    "TENANTRY_ENV",
-                    format!("`{other}` is not `development` or `production`"),
-                );
+                p.fail("TENANTRY_ENV", format!("`{other}` is not `development` or `production`"));
                 Environment::Development
             }
         };
@@ -395,76 +364,47 @@ impl Settings {
         };
         let bind_raw = p.string("TENANTRY_BIND", default_bind);
         let bind = bind_raw.parse().unwrap_or_else(|_| {
-            p.fail(
-                "TENANTRY_BIND",
-                format!("`{bind_raw}` is not an address:port such as 127.0.0.1:8080"),
-            );
+            p.fail("TENANTRY_BIND", format!("`{bind_raw}` is not an address:port such as 127.0.0.1:8080"));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
 
         let data_dir = PathBuf::from(p.string("TENANTRY_DATA_DIR", "data"));
-        let default_db = format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("tenantry.db").display()
-        );
+        let default_db = format!("sqlite://{}?mode=rwc", data_dir.join("tenantry.db").display());
         let database_url = p.string("TENANTRY_DATABASE_URL", &default_db);
         if tenantry_adapter_sql::Backend::of_url(&database_url).is_none() {
-            p.fail(
-                "TENANTRY_DATABASE_URL",
-                "must start with postgres://, postgresql:// or sqlite://",
-            );
+            p.fail("TENANTRY_DATABASE_URL", "must start with postgres://, postgresql:// or sqlite://");
         }
-        let database_max_connections =
-            p.ranged("TENANTRY_DATABASE_MAX_CONNECTIONS", 16, 1, 1000, "a number");
+        let database_max_connections = p.ranged("TENANTRY_DATABASE_MAX_CONNECTIONS", 16, 1, 1000, "a number");
 
-        let redis_url = sources
-            .get("TENANTRY_REDIS_URL")
-            .map(|url| url.trim().to_owned());
+        let redis_url = sources.get("TENANTRY_REDIS_URL").map(|url| url.trim().to_owned());
         if let Some(url) = &redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
-            p.fail(
-                "TENANTRY_REDIS_URL",
-                "must start with redis:// or rediss://",
-            );
+            p.fail("TENANTRY_REDIS_URL", "must start with redis:// or rediss://");
         }
         let redis_key_prefix = p.string("TENANTRY_REDIS_KEY_PREFIX", "tenantry:");
 
         let default_storage = format!("file://{}", data_dir.join("files").display());
         let storage_url = p.string("TENANTRY_STORAGE_URL", &default_storage);
-        if !["file://", "s3://", "memory://"]
-            .iter()
-            .any(|scheme| storage_url.starts_with(scheme))
-        {
-            p.fail(
-                "TENANTRY_STORAGE_URL",
-                "must start with file://, s3:// or memory://",
-            );
+        if !["file://", "s3://", "memory://"].iter().any(|scheme| storage_url.starts_with(scheme)) {
+            p.fail("TENANTRY_STORAGE_URL", "must start with file://, s3:// or memory://");
         }
 
-        let s3_endpoint = sources
-            .get("TENANTRY_S3_ENDPOINT")
-            .map(|url| url.trim().trim_end_matches('/').to_owned());
+        let s3_endpoint = sources.get("TENANTRY_S3_ENDPOINT").map(|url| url.trim().trim_end_matches('/').to_owned());
         if let Some(endpoint) = &s3_endpoint
             && !is_http_url(endpoint)
         {
-            p.fail(
-                "TENANTRY_S3_ENDPOINT",
-                format!("`{endpoint}` is not an http(s):// URL"),
-            );
+            p.fail("TENANTRY_S3_ENDPOINT", format!("`{endpoint}` is not an http(s):// URL"));
         }
 
-        let smtp_url = sources
-            .get("TENANTRY_SMTP_URL")
-            .map(|url| url.trim().to_owned());
+        let smtp_url = sources.get("TENANTRY_SMTP_URL").map(|url| url.trim().to_owned());
         if let Some(url) = &smtp_url
             && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
         {
             p.fail("TENANTRY_SMTP_URL", "must start with smtp:// or smtps://");
         }
-        let mail_dir = sources
-            .get("TENANTRY_MAIL_DIR")
-            .map_or_else(|| data_dir.join("mail"), |dir| PathBuf::from(dir.trim()));
+        let mail_dir =
+            sources.get("TENANTRY_MAIL_DIR").map_or_else(|| data_dir.join("mail"), |dir| PathBuf::from(dir.trim()));
 
         // Unset: where this process can be reached locally, so printed and e-mailed links work
         // out of the box on another port too.
@@ -478,38 +418,30 @@ impl Settings {
         } else {
             format!("http://{local_host}:{}", bind.port())
         };
-        let public_url = p
-            .string("TENANTRY_PUBLIC_URL", &default_public)
-            .trim_end_matches('/')
-            .to_owned();
+        let public_url = p.string("TENANTRY_PUBLIC_URL", &default_public).trim_end_matches('/').to_owned();
         if !is_http_url(&public_url) {
-            p.fail(
-                "TENANTRY_PUBLIC_URL",
-                format!("`{public_url}` is not an http(s):// URL"),
-            );
+            p.fail("TENANTRY_PUBLIC_URL", format!("`{public_url}` is not an http(s):// URL"));
         }
 
-        let jwt_private_key = match (
-            sources.get("TENANTRY_JWT_PRIVATE_KEY"),
-            sources.get("TENANTRY_JWT_PRIVATE_KEY_FILE"),
-        ) {
-            (Some(_), Some(_)) => {
-                p.fail("TENANTRY_JWT_PRIVATE_KEY", "set either TENANTRY_JWT_PRIVATE_KEY or TENANTRY_JWT_PRIVATE_KEY_FILE, not both");
-                None
-            }
-            (Some(key), None) => Some(SecretString::from(key.to_owned())),
-            (None, Some(file)) => match std::fs::read_to_string(file.trim()) {
-                Ok(key) => Some(SecretString::from(key)),
-                Err(err) => {
+        let jwt_private_key =
+            match (sources.get("TENANTRY_JWT_PRIVATE_KEY"), sources.get("TENANTRY_JWT_PRIVATE_KEY_FILE")) {
+                (Some(_), Some(_)) => {
                     p.fail(
-                        "TENANTRY_JWT_PRIVATE_KEY_FILE",
-                        format!("cannot read `{}`: {err}", file.trim()),
+                        "TENANTRY_JWT_PRIVATE_KEY",
+                        "set either TENANTRY_JWT_PRIVATE_KEY or TENANTRY_JWT_PRIVATE_KEY_FILE, not both",
                     );
                     None
                 }
-            },
-            (None, None) => None,
-        };
+                (Some(key), None) => Some(SecretString::from(key.to_owned())),
+                (None, Some(file)) => match std::fs::read_to_string(file.trim()) {
+                    Ok(key) => Some(SecretString::from(key)),
+                    Err(err) => {
+                        p.fail("TENANTRY_JWT_PRIVATE_KEY_FILE", format!("cannot read `{}`: {err}", file.trim()));
+                        None
+                    }
+                },
+                (None, None) => None,
+            };
 
         let webhook_allow_private = p.bool("TENANTRY_WEBHOOK_ALLOW_PRIVATE", false);
         let schedule_raw = p.string("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h");
@@ -520,39 +452,23 @@ impl Settings {
                 Vec::new()
             }
         };
-        let max_upload_bytes = p.ranged(
-            "TENANTRY_MAX_UPLOAD_BYTES",
-            104_857_600_u64,
-            1,
-            1 << 40,
-            "a number of bytes",
-        );
+        let max_upload_bytes = p.ranged("TENANTRY_MAX_UPLOAD_BYTES", 104_857_600_u64, 1, 1 << 40, "a number of bytes");
         let require_verified_email = p.bool("TENANTRY_REQUIRE_VERIFIED_EMAIL", false);
-        let login_max_failures =
-            p.ranged("TENANTRY_LOGIN_MAX_FAILURES", 5_u32, 1, 1000, "a number");
+        let login_max_failures = p.ranged("TENANTRY_LOGIN_MAX_FAILURES", 5_u32, 1, 1000, "a number");
 
         let log_filter = p.string("TENANTRY_LOG", "info");
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
             p.fail(
                 "TENANTRY_LOG",
-                format!(
-                    "`{log_filter}` is not a log filter such as `info` or `tenantry=debug,warn`"
-                ),
+                format!("`{log_filter}` is not a log filter such as `info` or `tenantry=debug,warn`"),
             );
         }
-        let log_format = match p
-            .string("TENANTRY_LOG_FORMAT", "auto")
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let log_format = match p.string("TENANTRY_LOG_FORMAT", "auto").to_ascii_lowercase().as_str() {
             "auto" => LogFormat::Auto,
             "json" => LogFormat::Json,
             "pretty" | "text" => LogFormat::Pretty,
             other => {
-                p.fail(
-                    "TENANTRY_LOG_FORMAT",
-                    format!("`{other}` is not auto, json or pretty"),
-                );
+                p.fail("TENANTRY_LOG_FORMAT", format!("`{other}` is not auto, json or pretty"));
                 LogFormat::Auto
             }
         };
@@ -565,40 +481,36 @@ impl Settings {
                 CorsOrigins::None
             }
         };
-        let json_limit_bytes = p.ranged(
-            "TENANTRY_JSON_LIMIT_BYTES",
-            1_048_576_usize,
-            1024,
-            64 << 20,
-            "a number of bytes",
-        );
-        let request_timeout = Duration::from_secs(p.ranged(
-            "TENANTRY_REQUEST_TIMEOUT_SECS",
-            30_u64,
-            1,
-            3600,
-            "a number of seconds",
-        ));
-        let shutdown_timeout = Duration::from_secs(p.ranged(
-            "TENANTRY_SHUTDOWN_TIMEOUT_SECS",
-            30_u64,
-            1,
-            3600,
-            "a number of seconds",
-        ));
-        let default_workers =
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let json_limit_bytes =
+            p.ranged("TENANTRY_JSON_LIMIT_BYTES", 1_048_576_usize, 1024, 64 << 20, "a number of bytes");
+        let request_timeout =
+            Duration::from_secs(p.ranged("TENANTRY_REQUEST_TIMEOUT_SECS", 30_u64, 1, 3600, "a number of seconds"));
+        let shutdown_timeout =
+            Duration::from_secs(p.ranged("TENANTRY_SHUTDOWN_TIMEOUT_SECS", 30_u64, 1, 3600, "a number of seconds"));
+        let default_workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let http_workers = p.ranged("TENANTRY_WORKERS", default_workers, 1, 512, "a number");
-        let otlp_endpoint = sources
-            .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .map(|url| url.trim().to_owned());
+        let mail_from = p.string("TENANTRY_MAIL_FROM", "Tenantry <no-reply@localhost>");
+        if !mail_from.contains('@') {
+            p.fail("TENANTRY_MAIL_FROM", format!("`{mail_from}` is not a mailbox such as `Acme <no-reply@acme.com>`"));
+        }
+        let jwt_previous_keys = match sources.get("TENANTRY_JWT_PREVIOUS_KEYS_FILE") {
+            None => None,
+            Some(file) => match std::fs::read_to_string(file.trim()) {
+                Ok(pems) => Some(SecretString::from(pems)),
+                Err(err) => {
+                    p.fail("TENANTRY_JWT_PREVIOUS_KEYS_FILE", format!("cannot read `{}`: {err}", file.trim()));
+                    None
+                }
+            },
+        };
+        let default_hashers = default_workers.saturating_sub(1).max(1);
+        let password_hash_concurrency =
+            p.ranged("TENANTRY_PASSWORD_HASH_CONCURRENCY", default_hashers, 1, 256, "a number");
+        let otlp_endpoint = sources.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|url| url.trim().to_owned());
         if let Some(endpoint) = &otlp_endpoint
             && !is_http_url(endpoint)
         {
-            p.fail(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("`{endpoint}` is not an http(s):// URL"),
-            );
+            p.fail("OTEL_EXPORTER_OTLP_ENDPOINT", format!("`{endpoint}` is not an http(s):// URL"));
         }
 
         let settings = Self {
@@ -628,19 +540,15 @@ impl Settings {
             shutdown_timeout,
             http_workers,
             otlp_endpoint,
+            mail_from,
+            jwt_previous_keys,
+            password_hash_concurrency,
         };
-        let insecure = if environment == Environment::Production {
-            settings.production_problems()
-        } else {
-            Vec::new()
-        };
+        let insecure = if environment == Environment::Production { settings.production_problems() } else { Vec::new() };
         if p.invalid.is_empty() && insecure.is_empty() {
             Ok(settings)
         } else {
-            Err(ConfigError {
-                invalid: p.invalid,
-                insecure,
-            })
+            Err(ConfigError { invalid: p.invalid, insecure })
         }
     }
 
@@ -648,18 +556,12 @@ impl Settings {
     fn production_problems(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let mut flag = |variable: &str, message: &str| {
-            problems.push(ConfigProblem {
-                variable: variable.to_owned(),
-                message: message.to_owned(),
-            });
+            problems.push(ConfigProblem { variable: variable.to_owned(), message: message.to_owned() });
         };
         if tenantry_adapter_sql::Backend::of_url(self.database_url.expose_secret())
             == Some(tenantry_adapter_sql::Backend::Sqlite)
         {
-            flag(
-                "TENANTRY_DATABASE_URL",
-                "SQLite is for the embedded default; use postgres://",
-            );
+            flag("TENANTRY_DATABASE_URL", "SQLite is for the embedded default; use postgres://");
         }
         if self.redis_url.is_none() {
             flag(
@@ -674,10 +576,7 @@ impl Settings {
             );
         }
         if self.smtp_url.is_none() {
-            flag(
-                "TENANTRY_SMTP_URL",
-                "unset: mail would be written to a folder and never delivered; set smtp(s)://",
-            );
+            flag("TENANTRY_SMTP_URL", "unset: mail would be written to a folder and never delivered; set smtp(s)://");
         }
         if self.storage_url.starts_with("file://") || self.storage_url.starts_with("memory://") {
             flag(
@@ -686,10 +585,7 @@ impl Settings {
             );
         }
         if !self.public_url.starts_with("https://") {
-            flag(
-                "TENANTRY_PUBLIC_URL",
-                "must be the public https:// URL, used in e-mailed links",
-            );
+            flag("TENANTRY_PUBLIC_URL", "must be the public https:// URL, used in e-mailed links");
         }
         if self.cors_origins == CorsOrigins::Any {
             flag(
@@ -724,43 +620,28 @@ impl Settings {
 }
 
 fn is_http_url(text: &str) -> bool {
-    url::Url::parse(text)
-        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+    url::Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
 
 fn is_loopback_url(endpoint: &str) -> bool {
-    url::Url::parse(endpoint)
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_owned))
-        .is_some_and(|host| {
-            host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-                || host == "[::1]"
-        })
+    url::Url::parse(endpoint).ok().and_then(|url| url.host_str().map(str::to_owned)).is_some_and(|host| {
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || host == "[::1]"
+    })
 }
 
 /// Parses `5s,5m,30m,2h` into durations.
 pub fn parse_schedule(raw: &str) -> Result<Vec<Duration>, String> {
     let mut schedule = Vec::new();
     for part in raw.split(',').map(str::trim) {
-        let (number, unit) = part.split_at(
-            part.find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(part.len()),
-        );
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("`{part}` is not a duration such as 30s, 5m, 2h or 1d"))?;
+        let (number, unit) = part.split_at(part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len()));
+        let value: u64 = number.parse().map_err(|_| format!("`{part}` is not a duration such as 30s, 5m, 2h or 1d"))?;
         let seconds = match unit {
             "s" => value,
             "m" => value * 60,
             "h" => value * 3600,
             "d" => value * 86_400,
             _ => {
-                return Err(format!(
-                    "`{part}` is not a duration such as 30s, 5m, 2h or 1d"
-                ));
+                return Err(format!("`{part}` is not a duration such as 30s, 5m, 2h or 1d"));
             }
         };
         if seconds == 0 {
@@ -818,10 +699,7 @@ mod tests {
         let settings = load(&[]).expect("defaults are valid");
         assert_eq!(settings.environment, Environment::Development);
         assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            settings.database_url.expose_secret(),
-            "sqlite://data/tenantry.db?mode=rwc"
-        );
+        assert_eq!(settings.database_url.expose_secret(), "sqlite://data/tenantry.db?mode=rwc");
         assert!(settings.redis_url.is_none());
         assert_eq!(settings.storage_url, "file://data/files");
         assert_eq!(settings.mail_dir, PathBuf::from("data/mail"));
@@ -840,10 +718,7 @@ mod tests {
             ("TENANTRY_MAX_UPLOAD_BYTES", "lots"),
             ("TENANTRY_REQUIRE_VERIFIED_EMAIL", "perhaps"),
             ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
-            (
-                "TENANTRY_CORS_ORIGINS",
-                "https://ok.example, https://bad.example/path",
-            ),
+            ("TENANTRY_CORS_ORIGINS", "https://ok.example, https://bad.example/path"),
             ("TENANTRY_ENV", "staging"),
         ])
         .expect_err("invalid");
@@ -860,10 +735,7 @@ mod tests {
             ]
         );
         let text = err.to_string();
-        assert!(
-            text.contains("TENANTRY_BIND: `nowhere` is not an address:port"),
-            "{text}"
-        );
+        assert!(text.contains("TENANTRY_BIND: `nowhere` is not an address:port"), "{text}");
     }
 
     #[test]
@@ -894,10 +766,7 @@ mod tests {
     fn a_complete_production_configuration_starts() {
         let settings = load(&[
             ("TENANTRY_ENV", "production"),
-            (
-                "TENANTRY_DATABASE_URL",
-                "postgres://tenantry:pw@db:5432/tenantry",
-            ),
+            ("TENANTRY_DATABASE_URL", "postgres://tenantry:pw@db:5432/tenantry"),
             ("TENANTRY_REDIS_URL", "redis://cache:6379"),
             ("TENANTRY_JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----"),
             ("TENANTRY_SMTP_URL", "smtps://user:pw@mail.example.com:465"),
@@ -906,11 +775,7 @@ mod tests {
             ("TENANTRY_CORS_ORIGINS", "https://app.example.com"),
         ])
         .expect("secure settings are accepted");
-        assert_eq!(
-            settings.bind.to_string(),
-            "0.0.0.0:8080",
-            "production binds every interface by default"
-        );
+        assert_eq!(settings.bind.to_string(), "0.0.0.0:8080", "production binds every interface by default");
         assert_eq!(settings.public_url, "https://api.example.com");
     }
 
@@ -968,33 +833,21 @@ mod tests {
         assert_eq!(v4.public_url, "http://127.0.0.1:9000");
         let v6 = load(&[("TENANTRY_BIND", "[::]:9000")]).expect("valid");
         assert_eq!(v6.public_url, "http://[::1]:9000");
-        let explicit = load(&[
-            ("TENANTRY_BIND", "0.0.0.0:9000"),
-            ("TENANTRY_PUBLIC_URL", "https://x.example/"),
-        ])
-        .expect("valid");
+        let explicit =
+            load(&[("TENANTRY_BIND", "0.0.0.0:9000"), ("TENANTRY_PUBLIC_URL", "https://x.example/")]).expect("valid");
         assert_eq!(explicit.public_url, "https://x.example");
     }
 
     #[test]
     fn endpoints_must_be_http_urls() {
-        let err = load(&[
-            ("TENANTRY_S3_ENDPOINT", "minio:9000"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector"),
-        ])
-        .expect_err("invalid");
-        assert_eq!(
-            variables(&err.invalid),
-            vec!["TENANTRY_S3_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-        );
+        let err = load(&[("TENANTRY_S3_ENDPOINT", "minio:9000"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector")])
+            .expect_err("invalid");
+        assert_eq!(variables(&err.invalid), vec!["TENANTRY_S3_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
     }
 
     #[test]
     fn misspelt_variables_are_noticed() {
-        let sources = Sources::from_pairs([
-            ("TENANTRY_DATABSE_URL", "x"),
-            ("TENANTRY_TEST_REDIS_URL", "y"),
-        ]);
+        let sources = Sources::from_pairs([("TENANTRY_DATABSE_URL", "x"), ("TENANTRY_TEST_REDIS_URL", "y")]);
         assert_eq!(sources.unknown, vec!["TENANTRY_DATABSE_URL".to_owned()]);
     }
 

@@ -29,10 +29,7 @@ fn main() -> ExitCode {
             "OTEL_EXPORTER_OTLP_ENDPOINT is set, but OTLP trace export is not built into this version; traces stay in the logs"
         );
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("tenantry: cannot start the async runtime: {err}");
@@ -51,30 +48,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Option<Command>, settings: Settings) -> Result<(), String> {
-    match command.unwrap_or(Command::Serve {
-        no_migrate: false,
-        no_worker: false,
-    }) {
-        Command::Serve {
-            no_migrate,
-            no_worker,
-        } => {
-            let options = ServeOptions {
-                migrate: !no_migrate,
-                worker: !no_worker,
-                handle_signals: true,
-            };
-            let app = Application::build(settings, options)
-                .await
-                .map_err(|err| err.to_string())?;
-            app.run_until_stopped()
-                .await
-                .map_err(|err| format!("server: {err}"))
+    match command.unwrap_or(Command::Serve { no_migrate: false, no_worker: false }) {
+        Command::Serve { no_migrate, no_worker } => {
+            let options = ServeOptions { migrate: !no_migrate, worker: !no_worker, handle_signals: true };
+            let app = Application::build(settings, options).await.map_err(|err| err.to_string())?;
+            app.run_until_stopped().await.map_err(|err| format!("server: {err}"))
         }
         Command::Worker => {
-            let services = Services::build(&settings)
-                .await
-                .map_err(|err| err.to_string())?;
+            let services = Services::build(&settings).await.map_err(|err| err.to_string())?;
             let worker = services.worker();
             tracing::info!(jobs = ?worker.job_names(), "worker starting");
             let running = worker.start();
@@ -84,22 +65,12 @@ async fn run(command: Option<Command>, settings: Settings) -> Result<(), String>
             Ok(())
         }
         Command::Migrate { status } => {
-            let services = Services::build(&settings)
-                .await
-                .map_err(|err| err.to_string())?;
-            let pending = services
-                .database
-                .pending_migrations()
-                .await
-                .map_err(|err| err.to_string())?;
+            let services = Services::build(&settings).await.map_err(|err| err.to_string())?;
+            let pending = services.database.pending_migrations().await.map_err(|err| err.to_string())?;
             if status {
                 tracing::info!(pending = ?pending, "{} migration(s) pending", pending.len());
             } else {
-                services
-                    .database
-                    .migrate()
-                    .await
-                    .map_err(|err| err.to_string())?;
+                services.database.migrate().await.map_err(|err| err.to_string())?;
                 tracing::info!(applied = ?pending, "{} migration(s) applied", pending.len());
             }
             services.database.close().await;

@@ -21,12 +21,28 @@ use crate::routes;
         routes::metrics::render,
         routes::docs::openapi,
         routes::docs::page,
+        routes::auth::jwks,
+        routes::auth::register,
+        routes::auth::verify_email,
+        routes::auth::resend_verification,
+        routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::auth::request_password_reset,
+        routes::auth::reset_password,
+        routes::auth::sessions,
+        routes::auth::revoke_session,
+        routes::users::me,
+        routes::users::update_me,
+        routes::users::change_password,
     ),
     components(schemas(Problem, FieldError, routes::health::LiveResponse, routes::health::ReadyResponse)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "health", description = "Liveness and readiness for load balancers."),
         (name = "meta", description = "Metrics and API documentation."),
+        (name = "auth", description = "Registration, sign-in, tokens, sessions, e-mail verification and password reset."),
+        (name = "users", description = "The signed-in user's own account."),
     )
 )]
 pub struct ApiDoc;
@@ -40,16 +56,11 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT or tk_ API key")
-                    .build(),
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT or tk_ API key").build(),
             ),
         );
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
-        );
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
     }
 }
 

@@ -10,11 +10,16 @@ pub use actix_web::dev::ServerHandle;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpServer};
+use secrecy::ExposeSecret;
+use tenantry_adapter_crypto::{Argon2Hasher, Argon2Settings, Ed25519AccessTokens, RandomSecrets};
+use tenantry_adapter_mail::FileMailer;
 use tenantry_adapter_memory::{InMemoryCache, SystemClock, UuidV7Generator};
 use tenantry_adapter_redis::{RedisCache, RedisConfig, RedisPool};
-use tenantry_adapter_sql::{SqlConfig, SqlDatabase, SqlHealthProbe};
-use tenantry_application::{CacheProbe, HealthService};
-use tenantry_ports::{Cache, Clock, HealthProbe, IdGenerator};
+use tenantry_adapter_sql::{
+    SqlConfig, SqlDatabase, SqlHealthProbe, SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository,
+};
+use tenantry_application::{AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService};
+use tenantry_ports::{AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher};
 
 use crate::config::{CorsOrigins, Settings};
 use crate::http::json::JsonLimit;
@@ -40,6 +45,14 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
+    /// A setting that parsed but cannot be used (e.g. a key in the wrong format).
+    #[error("{variable}: {message}")]
+    Setting {
+        /// The variable at fault.
+        variable: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// Anything else while wiring.
     #[error("{0}")]
     Other(String),
@@ -57,6 +70,14 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Ids.
     pub ids: Arc<dyn IdGenerator>,
+    /// Password hashing (argon2id, bounded concurrency).
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Access-token signing.
+    pub access_tokens: Arc<dyn AccessTokenIssuer>,
+    /// Outgoing mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Identity policy from configuration.
+    pub auth_settings: AuthSettings,
 }
 
 impl Services {
@@ -67,7 +88,14 @@ impl Services {
     /// # Errors
     /// [`StartupError::Database`], [`StartupError::Redis`].
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Self::build`] with an injected clock, so tests can expire tokens without waiting.
+    ///
+    /// # Errors
+    /// As [`Self::build`].
+    pub async fn build_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
         let mut sql = SqlConfig::new(settings.database_url.clone());
         sql.max_connections = settings.database_max_connections;
@@ -80,20 +108,57 @@ impl Services {
             }
             None => Arc::new(InMemoryCache::new(clock.clone())),
         };
-        Ok(Self {
-            database,
-            cache,
-            clock,
-            ids,
-        })
+        let hasher: Arc<dyn PasswordHasher> = Arc::new(
+            Argon2Hasher::new(Argon2Settings {
+                max_concurrent: settings.password_hash_concurrency,
+                ..Argon2Settings::default()
+            })
+            .map_err(|err| StartupError::Other(format!("password hasher: {err}")))?,
+        );
+        let access_tokens: Arc<dyn AccessTokenIssuer> = Arc::new(access_tokens(settings)?);
+        let mailer: Arc<dyn Mailer> = match &settings.smtp_url {
+            Some(_) => {
+                return Err(StartupError::Setting {
+                    variable: "TENANTRY_SMTP_URL",
+                    message: "SMTP delivery is not built into this version yet; unset it to write mail as .eml files to TENANTRY_MAIL_DIR".to_owned(),
+                });
+            }
+            None => {
+                Arc::new(FileMailer::new(&settings.mail_dir, &settings.mail_from).map_err(|err| {
+                    StartupError::Setting { variable: "TENANTRY_MAIL_DIR", message: format!("{err:#}") }
+                })?)
+            }
+        };
+        let auth_settings = AuthSettings::new(
+            settings.public_url.clone(),
+            settings.login_max_failures,
+            settings.require_verified_email,
+        );
+        Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, auth_settings })
+    }
+
+    /// The identity service.
+    pub fn auth(&self) -> AuthService {
+        let ports = AuthPorts {
+            users: Arc::new(SqlUserRepository::new(self.database.clone())),
+            sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
+            tokens: Arc::new(SqlOneTimeTokenRepository::new(self.database.clone())),
+            hasher: self.hasher.clone(),
+            access: self.access_tokens.clone(),
+            secrets: Arc::new(RandomSecrets),
+            mailer: self.mailer.clone(),
+            cache: self.cache.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            mfa: None,
+        };
+        AuthService::new(ports, self.auth_settings.clone())
     }
 
     /// Readiness over every dependency this process uses.
     pub fn health(&self) -> HealthService {
-        let probes: Vec<Arc<dyn HealthProbe>> = vec![
-            Arc::new(SqlHealthProbe::new(self.database.clone())),
-            Arc::new(CacheProbe::new(self.cache.clone())),
-        ];
+        let probes: Vec<Arc<dyn HealthProbe>> =
+            vec![Arc::new(SqlHealthProbe::new(self.database.clone())), Arc::new(CacheProbe::new(self.cache.clone()))];
         HealthService::new(probes)
     }
 
@@ -101,6 +166,32 @@ impl Services {
     pub fn worker(&self) -> Worker {
         Worker::default()
     }
+}
+
+/// The signing key from `TENANTRY_JWT_PRIVATE_KEY(_FILE)`, or one generated once into the data
+/// folder for the embedded default; plus retired keys that must keep verifying.
+fn access_tokens(settings: &Settings) -> Result<Ed25519AccessTokens, StartupError> {
+    let current = match &settings.jwt_private_key {
+        Some(pem) => tenantry_adapter_crypto::parse_signing_key(pem.expose_secret())
+            .map_err(|err| StartupError::Setting { variable: "TENANTRY_JWT_PRIVATE_KEY", message: err.to_string() })?,
+        None => tenantry_adapter_crypto::load_or_generate_signing_key(&settings.data_dir.join("jwt-ed25519.pem"))
+            .map_err(|err| StartupError::Setting { variable: "TENANTRY_JWT_PRIVATE_KEY", message: err.to_string() })?,
+    };
+    let mut previous = Vec::new();
+    if let Some(pems) = &settings.jwt_previous_keys {
+        for block in pems.expose_secret().split_inclusive("-----END PRIVATE KEY-----") {
+            if block.trim().is_empty() {
+                continue;
+            }
+            let key = tenantry_adapter_crypto::parse_signing_key(block).map_err(|err| StartupError::Setting {
+                variable: "TENANTRY_JWT_PREVIOUS_KEYS_FILE",
+                message: err.to_string(),
+            })?;
+            previous.push(key.verifying_key());
+        }
+    }
+    Ed25519AccessTokens::new(settings.public_url.clone(), &current, &previous)
+        .map_err(|err| StartupError::Other(format!("access tokens: {err}")))
 }
 
 /// How `serve` runs.
@@ -116,11 +207,7 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self {
-            migrate: true,
-            worker: true,
-            handle_signals: true,
-        }
+        Self { migrate: true, worker: true, handle_signals: true }
     }
 }
 
@@ -140,42 +227,46 @@ impl Application {
     /// [`StartupError`] naming what failed.
     pub async fn build(settings: Settings, options: ServeOptions) -> Result<Self, StartupError> {
         let services = Services::build(&settings).await?;
+        Self::build_with_services(settings, options, services).await
+    }
+
+    /// As [`Self::build`] over services built by the caller (tests inject a manual clock).
+    ///
+    /// # Errors
+    /// [`StartupError`] naming what failed.
+    pub async fn build_with_services(
+        settings: Settings,
+        options: ServeOptions,
+        services: Services,
+    ) -> Result<Self, StartupError> {
         if options.migrate {
             services.database.migrate().await?;
         }
-        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
-            address: settings.bind.to_string(),
-            source,
-        })?;
+        let listener = TcpListener::bind(settings.bind)
+            .map_err(|source| StartupError::Bind { address: settings.bind.to_string(), source })?;
         let port = listener
             .local_addr()
-            .map_err(|source| StartupError::Bind {
-                address: settings.bind.to_string(),
-                source,
-            })?
+            .map_err(|source| StartupError::Bind { address: settings.bind.to_string(), source })?
             .port();
-        let metrics =
-            Metrics::new().map_err(|err| StartupError::Other(format!("metrics: {err}")))?;
+        let metrics = Metrics::new().map_err(|err| StartupError::Other(format!("metrics: {err}")))?;
+        let metrics = Data::new(metrics);
+        let request_timeout = middleware::RequestTimeout(settings.request_timeout);
         let state = Data::new(AppState {
             health: services.health(),
-            metrics,
-            request_timeout: settings.request_timeout,
+            auth: services.auth(),
+            metrics: metrics.clone(),
             openapi_json: crate::openapi::render(),
         });
         let http = HttpSettings::from(&settings);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(metrics.clone())
+                .app_data(request_timeout)
                 .app_data(JsonLimit(http.json_limit))
                 .app_data(web::PayloadConfig::new(http.json_limit))
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(http.json_limit)
-                        .error_handler(json_error),
-                )
-                .app_data(
-                    web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()),
-                )
+                .app_data(web::JsonConfig::default().limit(http.json_limit).error_handler(json_error))
+                .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .configure(crate::routes::configure)
                 .wrap(from_fn(middleware::timeout))
@@ -187,10 +278,7 @@ impl Application {
         .workers(settings.http_workers)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            address: settings.bind.to_string(),
-            source,
-        })?;
+        .map_err(|source| StartupError::Bind { address: settings.bind.to_string(), source })?;
         if !options.handle_signals {
             server = server.disable_signals();
         }
@@ -203,12 +291,7 @@ impl Application {
             cache = if settings.redis_url.is_some() { "redis" } else { "in-process" },
             "tenantry is listening"
         );
-        Ok(Self {
-            port,
-            server: server.run(),
-            services,
-            worker,
-        })
+        Ok(Self { port, server: server.run(), services, worker })
     }
 
     /// The bound port (useful when `TENANTRY_BIND` asked for port 0).
@@ -255,8 +338,7 @@ impl From<&Settings> for HttpSettings {
     fn from(settings: &Settings) -> Self {
         Self {
             json_limit: settings.json_limit_bytes,
-            cors: (settings.cors_origins != CorsOrigins::None)
-                .then(|| settings.cors_origins.clone()),
+            cors: (settings.cors_origins != CorsOrigins::None).then(|| settings.cors_origins.clone()),
             hsts: settings.public_url.starts_with("https://"),
         }
     }
@@ -265,13 +347,7 @@ impl From<&Settings> for HttpSettings {
 fn cors(origins: Option<CorsOrigins>) -> Cors {
     let base = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-        .allowed_headers([
-            "authorization",
-            "content-type",
-            "idempotency-key",
-            "x-api-key",
-            "x-request-id",
-        ])
+        .allowed_headers(["authorization", "content-type", "idempotency-key", "x-api-key", "x-request-id"])
         .expose_headers([
             "x-request-id",
             "retry-after",
@@ -283,40 +359,25 @@ fn cors(origins: Option<CorsOrigins>) -> Cors {
         .max_age(3600);
     match origins {
         Some(CorsOrigins::Any) => base.allow_any_origin().send_wildcard(),
-        Some(CorsOrigins::List(list)) => list
-            .iter()
-            .fold(base, |cors, origin| cors.allowed_origin(origin)),
+        Some(CorsOrigins::List(list)) => list.iter().fold(base, |cors, origin| cors.allowed_origin(origin)),
         Some(CorsOrigins::None) | None => base,
     }
 }
 
-fn json_error(
-    err: actix_web::error::JsonPayloadError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
+fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     use actix_web::http::StatusCode;
     match err {
-        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
-            ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
-        }
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE),
         E::ContentType => ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        E::Deserialize(err) if err.is_data() => ApiError::validation(vec![FieldError {
-            field: "body".to_owned(),
-            message: err.to_string(),
-        }]),
+        E::Deserialize(err) if err.is_data() => {
+            ApiError::validation(vec![FieldError { field: "body".to_owned(), message: err.to_string() }])
+        }
         other => ApiError::malformed(other.to_string()),
     }
     .into()
 }
 
-fn query_error(
-    err: actix_web::error::QueryPayloadError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
-    ApiError::validation(vec![FieldError {
-        field: "query".to_owned(),
-        message: err.to_string(),
-    }])
-    .into()
+fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::validation(vec![FieldError { field: "query".to_owned(), message: err.to_string() }]).into()
 }

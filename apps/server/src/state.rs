@@ -1,8 +1,7 @@
 //! The one piece of shared state every handler receives.
 
-use std::time::Duration;
-
-use tenantry_application::HealthService;
+use actix_web::web::Data;
+use tenantry_application::{AuthService, HealthService};
 
 use crate::http::metrics::Metrics;
 
@@ -12,10 +11,10 @@ use crate::http::metrics::Metrics;
 pub struct AppState {
     /// Readiness of every dependency.
     pub health: HealthService,
-    /// Prometheus families.
-    pub metrics: Metrics,
-    /// How long a request may run before it is answered 503.
-    pub request_timeout: Duration,
+    /// Sign-in and account security.
+    pub auth: AuthService,
+    /// Prometheus families (also registered on their own for the metrics middleware).
+    pub metrics: Data<Metrics>,
     /// The OpenAPI document, rendered once.
     pub openapi_json: String,
 }

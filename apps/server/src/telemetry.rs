@@ -19,15 +19,7 @@ pub fn init(filter: &str, format: LogFormat) {
     };
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
-        registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
-            .try_init()
+        registry.with(fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false)).try_init()
     } else {
         registry.with(fmt::layer().with_target(false)).try_init()
     };

@@ -29,18 +29,12 @@ impl ReadinessReport {
     /// Ready only when every check passed: a replica that cannot reach its database must leave
     /// the load balancer's rotation rather than answer 500s.
     pub fn is_ready(&self) -> bool {
-        self.checks
-            .iter()
-            .all(|(_, outcome)| *outcome == CheckOutcome::Ok)
+        self.checks.iter().all(|(_, outcome)| *outcome == CheckOutcome::Ok)
     }
 
     /// The names of the checks that failed, for logs and operators.
     pub fn failing(&self) -> Vec<&'static str> {
-        self.checks
-            .iter()
-            .filter(|(_, outcome)| *outcome != CheckOutcome::Ok)
-            .map(|(name, _)| *name)
-            .collect()
+        self.checks.iter().filter(|(_, outcome)| *outcome != CheckOutcome::Ok).map(|(name, _)| *name).collect()
     }
 }
 
@@ -103,10 +97,7 @@ impl HealthProbe for CacheProbe {
     }
 
     async fn check(&self) -> Result<(), ProbeError> {
-        self.cache
-            .ping()
-            .await
-            .map_err(|err| ProbeError::Unreachable(error_chain(&err)))
+        self.cache.ping().await.map_err(|err| ProbeError::Unreachable(error_chain(&err)))
     }
 }
 
@@ -136,24 +127,16 @@ mod tests {
 
     #[tokio::test]
     async fn ready_when_every_probe_passes() {
-        let service = HealthService::new(vec![
-            probe("database", || Ok(())),
-            probe("cache", || Ok(())),
-        ]);
+        let service = HealthService::new(vec![probe("database", || Ok(())), probe("cache", || Ok(()))]);
         let report = service.readiness().await;
         assert!(report.is_ready());
-        assert_eq!(
-            report.checks,
-            vec![("database", CheckOutcome::Ok), ("cache", CheckOutcome::Ok)]
-        );
+        assert_eq!(report.checks, vec![("database", CheckOutcome::Ok), ("cache", CheckOutcome::Ok)]);
     }
 
     #[tokio::test]
     async fn a_failing_probe_is_named_and_the_others_still_run() {
         let service = HealthService::new(vec![
-            probe("database", || {
-                Err(ProbeError::NotReady("migrations pending".into()))
-            }),
+            probe("database", || Err(ProbeError::NotReady("migrations pending".into()))),
             probe("cache", || Err(ProbeError::Unreachable("refused".into()))),
             probe("storage", || Ok(())),
         ]);
@@ -172,11 +155,7 @@ mod tests {
     #[tokio::test]
     async fn the_cache_probe_reports_an_unreachable_cache() {
         let mut cache = MockCache::new();
-        cache.expect_ping().times(1).returning(|| {
-            Err(CacheError::Unavailable(anyhow::anyhow!(
-                "connection refused"
-            )))
-        });
+        cache.expect_ping().times(1).returning(|| Err(CacheError::Unavailable(anyhow::anyhow!("connection refused"))));
         let result = CacheProbe::new(Arc::new(cache)).check().await;
         assert!(matches!(result, Err(ProbeError::Unreachable(_))));
     }

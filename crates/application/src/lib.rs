@@ -4,6 +4,12 @@
 //! PostgreSQL and Redis in production, SQLite and in-process adapters in the embedded default,
 //! and mockall mocks in unit tests. Nothing here knows about HTTP or a particular database.
 
+pub mod auth;
+mod emails;
 mod health;
 
+pub use auth::{
+    AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, Principal, ProfileChange, SecondFactor, SessionView,
+    TokenPair,
+};
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};

@@ -42,9 +42,7 @@ impl Email {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local
-                .chars()
-                .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+            && local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|label| {
@@ -54,11 +52,7 @@ impl Email {
                     && !label.ends_with('-')
                     && label.chars().all(|c| c.is_alphanumeric() || c == '-')
             });
-        if local_ok && domain_ok {
-            Ok(Self(normalised))
-        } else {
-            Err(EmailError::Malformed)
-        }
+        if local_ok && domain_ok { Ok(Self(normalised)) } else { Err(EmailError::Malformed) }
     }
 
     /// The normalised address.

@@ -6,6 +6,7 @@
 
 mod email;
 mod id;
+pub mod identity;
 mod slug;
 
 pub use email::{Email, EmailError};

@@ -26,9 +26,7 @@ impl Slug {
         if !(3..=63).contains(&len) {
             return Err(SlugError::Length);
         }
-        let charset_ok = raw
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let charset_ok = raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !charset_ok || raw.starts_with('-') || raw.ends_with('-') || raw.contains("--") {
             return Err(SlugError::Charset);
         }
@@ -67,10 +65,7 @@ mod tests {
 
     #[test]
     fn well_formed_slugs_are_kept_verbatim() {
-        assert_eq!(
-            Slug::parse("acme-corp-2").expect("valid").as_str(),
-            "acme-corp-2"
-        );
+        assert_eq!(Slug::parse("acme-corp-2").expect("valid").as_str(), "acme-corp-2");
     }
 
     #[test]
@@ -81,15 +76,7 @@ mod tests {
 
     #[test]
     fn wrong_characters_are_refused() {
-        for raw in [
-            "Acme",
-            "acme_corp",
-            "-acme",
-            "acme-",
-            "ac--me",
-            "acmé",
-            "ac me",
-        ] {
+        for raw in ["Acme", "acme_corp", "-acme", "acme-", "ac--me", "acmé", "ac me"] {
             assert_eq!(Slug::parse(raw), Err(SlugError::Charset), "{raw}");
         }
     }

@@ -40,12 +40,7 @@ pub trait Cache: Send + Sync {
     ///
     /// # Errors
     /// [`CacheError::Unavailable`], [`CacheError::Unexpected`].
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool, CacheError>;
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError>;
 
     /// Removes `key`; `true` when something was removed.
     ///
@@ -60,8 +55,7 @@ pub trait Cache: Send + Sync {
     /// # Errors
     /// [`CacheError::NotAnInteger`] when the key holds something else;
     /// [`CacheError::Unavailable`], [`CacheError::Unexpected`].
-    async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>)
-    -> Result<i64, CacheError>;
+    async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, CacheError>;
 
     /// Time left before `key` expires: `None` when absent or without expiry.
     ///

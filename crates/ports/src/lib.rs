@@ -8,19 +8,34 @@
 
 mod cache;
 mod clock;
+mod crypto;
 mod health;
+mod identity;
 mod ids;
+mod mail;
 
 pub use cache::{Cache, CacheError};
 pub use clock::Clock;
+pub use crypto::{
+    AccessClaims, AccessTokenError, AccessTokenIssuer, CryptoError, PasswordCheck, PasswordHasher, PublicJwk,
+    SecretGenerator,
+};
 pub use health::{HealthProbe, ProbeError};
+pub use identity::{NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository};
 pub use ids::IdGenerator;
+pub use mail::{MailError, Mailer, OutgoingEmail};
 
 #[cfg(feature = "mock")]
 pub use cache::MockCache;
 #[cfg(feature = "mock")]
 pub use clock::MockClock;
 #[cfg(feature = "mock")]
+pub use crypto::{MockAccessTokenIssuer, MockPasswordHasher, MockSecretGenerator};
+#[cfg(feature = "mock")]
 pub use health::MockHealthProbe;
 #[cfg(feature = "mock")]
+pub use identity::{MockOneTimeTokenRepository, MockSessionRepository, MockUserRepository};
+#[cfg(feature = "mock")]
 pub use ids::MockIdGenerator;
+#[cfg(feature = "mock")]
+pub use mail::MockMailer;

@@ -33,11 +33,7 @@ fn key(case: &str) -> String {
 }
 
 async fn get_of_a_missing_key_is_none(cache: Arc<dyn Cache>) {
-    assert_eq!(
-        cache.get(&key("missing")).await.expect("get"),
-        None,
-        "a missing key reads as None"
-    );
+    assert_eq!(cache.get(&key("missing")).await.expect("get"), None, "a missing key reads as None");
 }
 
 async fn set_then_get_returns_the_bytes(cache: Arc<dyn Cache>) {
@@ -49,115 +45,51 @@ async fn set_then_get_returns_the_bytes(cache: Arc<dyn Cache>) {
 async fn set_replaces_the_previous_value(cache: Arc<dyn Cache>) {
     let k = key("replace");
     cache.set(&k, b"one", None).await.expect("set");
-    cache
-        .set(&k, b"two", Some(Duration::from_secs(60)))
-        .await
-        .expect("set");
+    cache.set(&k, b"two", Some(Duration::from_secs(60))).await.expect("set");
     assert_eq!(cache.get(&k).await.expect("get"), Some(b"two".to_vec()));
 }
 
 async fn set_if_absent_only_stores_once(cache: Arc<dyn Cache>) {
     let k = key("nx");
-    assert!(
-        cache
-            .set_if_absent(&k, b"first", Some(Duration::from_secs(60)))
-            .await
-            .expect("nx")
-    );
-    assert!(
-        !cache.set_if_absent(&k, b"second", None).await.expect("nx"),
-        "second writer must lose"
-    );
-    assert_eq!(
-        cache.get(&k).await.expect("get"),
-        Some(b"first".to_vec()),
-        "the first value stays"
-    );
+    assert!(cache.set_if_absent(&k, b"first", Some(Duration::from_secs(60))).await.expect("nx"));
+    assert!(!cache.set_if_absent(&k, b"second", None).await.expect("nx"), "second writer must lose");
+    assert_eq!(cache.get(&k).await.expect("get"), Some(b"first".to_vec()), "the first value stays");
 }
 
 async fn delete_reports_whether_something_was_removed(cache: Arc<dyn Cache>) {
     let k = key("delete");
-    assert!(
-        !cache.delete(&k).await.expect("delete"),
-        "deleting nothing reports false"
-    );
+    assert!(!cache.delete(&k).await.expect("delete"), "deleting nothing reports false");
     cache.set(&k, b"v", None).await.expect("set");
-    assert!(
-        cache.delete(&k).await.expect("delete"),
-        "deleting a key reports true"
-    );
+    assert!(cache.delete(&k).await.expect("delete"), "deleting a key reports true");
     assert_eq!(cache.get(&k).await.expect("get"), None);
 }
 
 async fn increment_counts_from_zero_and_keeps_the_first_ttl(cache: Arc<dyn Cache>) {
     let k = key("incr");
-    assert_eq!(
-        cache
-            .increment(&k, 1, Some(Duration::from_secs(100)))
-            .await
-            .expect("incr"),
-        1
-    );
-    assert_eq!(
-        cache
-            .increment(&k, 5, Some(Duration::from_secs(10_000)))
-            .await
-            .expect("incr"),
-        6
-    );
+    assert_eq!(cache.increment(&k, 1, Some(Duration::from_secs(100))).await.expect("incr"), 1);
+    assert_eq!(cache.increment(&k, 5, Some(Duration::from_secs(10_000))).await.expect("incr"), 6);
     assert_eq!(cache.increment(&k, -2, None).await.expect("incr"), 4);
-    let ttl = cache
-        .ttl(&k)
-        .await
-        .expect("ttl")
-        .expect("the counter has an expiry");
-    assert!(
-        ttl <= Duration::from_secs(100),
-        "a later increment must not extend the window: {ttl:?}"
-    );
-    assert!(
-        ttl > Duration::from_secs(90),
-        "the first ttl is kept: {ttl:?}"
-    );
-    assert_eq!(
-        cache.get(&k).await.expect("get"),
-        Some(b"4".to_vec()),
-        "counters read as decimal text"
-    );
+    let ttl = cache.ttl(&k).await.expect("ttl").expect("the counter has an expiry");
+    assert!(ttl <= Duration::from_secs(100), "a later increment must not extend the window: {ttl:?}");
+    assert!(ttl > Duration::from_secs(90), "the first ttl is kept: {ttl:?}");
+    assert_eq!(cache.get(&k).await.expect("get"), Some(b"4".to_vec()), "counters read as decimal text");
 }
 
 async fn increment_of_a_non_integer_is_refused(cache: Arc<dyn Cache>) {
     let k = key("incr-text");
     cache.set(&k, b"not a number", None).await.expect("set");
     let result = cache.increment(&k, 1, None).await;
-    assert!(
-        matches!(result, Err(CacheError::NotAnInteger)),
-        "got {result:?}"
-    );
+    assert!(matches!(result, Err(CacheError::NotAnInteger)), "got {result:?}");
 }
 
 async fn ttl_reports_time_left(cache: Arc<dyn Cache>) {
     let k = key("ttl");
-    assert_eq!(
-        cache.ttl(&k).await.expect("ttl"),
-        None,
-        "absent key has no ttl"
-    );
+    assert_eq!(cache.ttl(&k).await.expect("ttl"), None, "absent key has no ttl");
     cache.set(&k, b"v", None).await.expect("set");
-    assert_eq!(
-        cache.ttl(&k).await.expect("ttl"),
-        None,
-        "a key without expiry has no ttl"
-    );
-    cache
-        .set(&k, b"v", Some(Duration::from_secs(30)))
-        .await
-        .expect("set");
+    assert_eq!(cache.ttl(&k).await.expect("ttl"), None, "a key without expiry has no ttl");
+    cache.set(&k, b"v", Some(Duration::from_secs(30))).await.expect("set");
     let ttl = cache.ttl(&k).await.expect("ttl").expect("has ttl");
-    assert!(
-        ttl > Duration::from_secs(25) && ttl <= Duration::from_secs(30),
-        "{ttl:?}"
-    );
+    assert!(ttl > Duration::from_secs(25) && ttl <= Duration::from_secs(30), "{ttl:?}");
 }
 
 async fn concurrent_increments_are_not_lost(cache: Arc<dyn Cache>) {
@@ -166,21 +98,12 @@ async fn concurrent_increments_are_not_lost(cache: Arc<dyn Cache>) {
         .map(|_| {
             let cache = cache.clone();
             let k = k.clone();
-            async move {
-                cache
-                    .increment(&k, 1, Some(Duration::from_secs(60)))
-                    .await
-                    .expect("incr")
-            }
+            async move { cache.increment(&k, 1, Some(Duration::from_secs(60))).await.expect("incr") }
         })
         .collect();
     let mut seen: Vec<i64> = join_all(tasks).await;
     seen.sort_unstable();
-    assert_eq!(
-        seen,
-        (1..=50).collect::<Vec<i64>>(),
-        "every increment returns a distinct count"
-    );
+    assert_eq!(seen, (1..=50).collect::<Vec<i64>>(), "every increment returns a distinct count");
 }
 
 async fn binary_values_survive(cache: Arc<dyn Cache>) {

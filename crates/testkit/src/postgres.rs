@@ -18,19 +18,10 @@ impl ScratchPostgres {
     /// database.
     pub async fn create(server_url: &str) -> Self {
         let name = format!("tenantry_test_{}", uuid::Uuid::now_v7().simple());
-        let admin = Database::connect(server_url)
-            .await
-            .expect("connect to the test PostgreSQL server");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create a scratch database");
+        let admin = Database::connect(server_url).await.expect("connect to the test PostgreSQL server");
+        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create a scratch database");
         admin.close().await.ok();
-        Self {
-            url: with_database(server_url, &name),
-            server_url: server_url.to_owned(),
-            name,
-        }
+        Self { url: with_database(server_url, &name), server_url: server_url.to_owned(), name }
     }
 
     /// Drops the database (and any connection still open on it).
@@ -38,14 +29,9 @@ impl ScratchPostgres {
     /// # Panics
     /// When the server refuses.
     pub async fn drop_database(self) {
-        let admin = Database::connect(&self.server_url)
-            .await
-            .expect("connect to the test PostgreSQL server");
+        let admin = Database::connect(&self.server_url).await.expect("connect to the test PostgreSQL server");
         admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
             .await
             .expect("drop the scratch database");
         admin.close().await.ok();
@@ -75,14 +61,8 @@ mod tests {
 
     #[test]
     fn the_database_name_is_replaced_and_the_rest_kept() {
-        assert_eq!(
-            with_database("postgres://u:p@h:5432/postgres", "x"),
-            "postgres://u:p@h:5432/x"
-        );
+        assert_eq!(with_database("postgres://u:p@h:5432/postgres", "x"), "postgres://u:p@h:5432/x");
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
-        assert_eq!(
-            with_database("postgres://u@h/db?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
+        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
     }
 }

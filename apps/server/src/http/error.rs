@@ -98,11 +98,7 @@ impl ApiError {
 
     /// 503 `service_unavailable`.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            detail,
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", detail)
     }
 
     /// 500 `internal`: `cause` goes to the log, never to the client.
@@ -123,38 +119,20 @@ impl ApiError {
             401 => ("unauthorized", "Authentication is required."),
             403 => ("forbidden", "You do not have permission to do this."),
             404 => ("not_found", "No such resource."),
-            405 => (
-                "method_not_allowed",
-                "This method is not allowed on this resource.",
-            ),
-            406 => (
-                "not_acceptable",
-                "No acceptable representation is available.",
-            ),
+            405 => ("method_not_allowed", "This method is not allowed on this resource."),
+            406 => ("not_acceptable", "No acceptable representation is available."),
             408 => ("request_timeout", "The request took too long to arrive."),
             409 => ("conflict", "The request conflicts with the current state."),
             411 => ("length_required", "A Content-Length is required."),
             413 => ("payload_too_large", "The request body is too large."),
             414 => ("uri_too_long", "The request URI is too long."),
-            415 => (
-                "unsupported_media_type",
-                "This content type is not supported.",
-            ),
-            422 => (
-                "validation_failed",
-                "The request is well-formed but invalid.",
-            ),
+            415 => ("unsupported_media_type", "This content type is not supported."),
+            422 => ("validation_failed", "The request is well-formed but invalid."),
             429 => ("rate_limited", "Too many requests; retry later."),
             431 => ("headers_too_large", "The request headers are too large."),
-            503 => (
-                "service_unavailable",
-                "The service is temporarily unavailable.",
-            ),
+            503 => ("service_unavailable", "The service is temporarily unavailable."),
             504 => ("timeout", "The request timed out."),
-            s if s >= 500 => (
-                "internal",
-                "An internal error occurred; quote the request_id when reporting it.",
-            ),
+            s if s >= 500 => ("internal", "An internal error occurred; quote the request_id when reporting it."),
             _ => ("bad_request", "The request was not accepted."),
         };
         Self::new(status, code, detail)
@@ -181,12 +159,7 @@ impl ApiError {
     pub fn body(&self) -> Value {
         let problem = Problem {
             type_: "about:blank".to_owned(),
-            title: self
-                .0
-                .status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_owned(),
+            title: self.0.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.0.status.as_u16(),
             detail: self.0.detail.clone(),
             code: self.0.code.to_owned(),
@@ -205,13 +178,7 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.0.status.as_u16(),
-            self.0.code,
-            self.0.detail
-        )
+        write!(f, "{} {}: {}", self.0.status.as_u16(), self.0.code, self.0.detail)
     }
 }
 
@@ -223,11 +190,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         if let Some(cause) = &self.0.cause {
             // Logged once here, with the whole chain; the client gets only the request id.
-            tracing::error!(
-                code = self.0.code,
-                error = format!("{cause:#}"),
-                "request failed"
-            );
+            tracing::error!(code = self.0.code, error = format!("{cause:#}"), "request failed");
         }
         let mut response = HttpResponse::build(self.0.status);
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
@@ -247,27 +210,16 @@ mod tests {
     async fn render(error: ApiError) -> (StatusCode, String, Value) {
         let response = error.error_response();
         let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type =
+            response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let bytes = to_bytes(response.into_body()).await.expect("body");
-        (
-            status,
-            content_type,
-            serde_json::from_slice(&bytes).expect("json"),
-        )
+        (status, content_type, serde_json::from_slice(&bytes).expect("json"))
     }
 
     #[tokio::test]
     async fn internal_errors_never_reveal_their_cause() {
-        let error = ApiError::internal(anyhow::anyhow!(
-            "password authentication failed for user tenantry"
-        ));
-        let (status, content_type, body) =
-            request_id::scope("rid-7".to_owned(), async { render(error).await }).await;
+        let error = ApiError::internal(anyhow::anyhow!("password authentication failed for user tenantry"));
+        let (status, content_type, body) = request_id::scope("rid-7".to_owned(), async { render(error).await }).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(content_type, PROBLEM_JSON);
         assert_eq!(body["code"], "internal");
@@ -277,11 +229,8 @@ mod tests {
 
     #[tokio::test]
     async fn validation_errors_name_each_field_and_extras_are_merged() {
-        let error = ApiError::validation(vec![FieldError {
-            field: "email".into(),
-            message: "invalid".into(),
-        }])
-        .with_extra("hint", "see docs");
+        let error = ApiError::validation(vec![FieldError { field: "email".into(), message: "invalid".into() }])
+            .with_extra("hint", "see docs");
         let (status, _, body) = render(error).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["errors"][0]["field"], "email");

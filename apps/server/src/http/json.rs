@@ -45,21 +45,11 @@ impl<T> Deref for ApiJson<T> {
 }
 
 fn is_json(req: &HttpRequest) -> bool {
-    let Some(value) = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
@@ -67,9 +57,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<JsonLimit>()
-            .map_or(DEFAULT_LIMIT, |limit| limit.0);
+        let limit = req.app_data::<JsonLimit>().map_or(DEFAULT_LIMIT, |limit| limit.0);
         let json = is_json(req);
         let declared = req
             .headers()
@@ -79,10 +67,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             if !json {
-                return Err(ApiError::from_status(
-                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                )
-                .with_extra("expected", "application/json"));
+                return Err(ApiError::from_status(actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE)
+                    .with_extra("expected", "application/json"));
             }
             if declared.is_some_and(|length| length > limit) {
                 return Err(too_large(limit));
@@ -91,9 +77,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|err| match err {
                     PayloadError::Overflow => too_large(limit),
-                    other => {
-                        ApiError::malformed(format!("the request body could not be read: {other}"))
-                    }
+                    other => ApiError::malformed(format!("the request body could not be read: {other}")),
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(too_large(limit));
@@ -106,16 +90,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 }
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::from_status(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE)
-        .with_extra("limit_bytes", limit)
+    ApiError::from_status(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE).with_extra("limit_bytes", limit)
 }
 
 /// Parses `body` as `T`, telling a syntax error (400) from a shape error (422, field named).
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::malformed(
-            "The request body is empty; a JSON document is required.",
-        ));
+        return Err(ApiError::malformed("The request body is empty; a JSON document is required."));
     }
     // Every request body of this API is an object; serde would otherwise accept a struct
     // written as an array of its fields, which no client means.
@@ -134,17 +115,12 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let message = strip_position(&inner.to_string());
-                ApiError::validation(vec![FieldError {
-                    field: field_of(&path, &message),
-                    message,
-                }])
+                ApiError::validation(vec![FieldError { field: field_of(&path, &message), message }])
             }
             _ => ApiError::malformed(format!("The request body is not valid JSON: {inner}")),
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|err| ApiError::malformed(format!("The request body is not valid JSON: {err}")))?;
+    deserializer.end().map_err(|err| ApiError::malformed(format!("The request body is not valid JSON: {err}")))?;
     Ok(value)
 }
 
@@ -157,9 +133,7 @@ fn field_of(path: &str, message: &str) -> String {
         .and_then(|rest| rest.split('`').next());
     match (path, named) {
         (".", Some(name)) => name.to_owned(),
-        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => {
-            path.to_owned()
-        }
+        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => path.to_owned(),
         (parent, Some(name)) => format!("{parent}.{name}"),
         (".", None) => "body".to_owned(),
         (path, None) => path.to_owned(),
@@ -204,12 +178,7 @@ mod tests {
     }
 
     async fn send(content_type: Option<&str>, body: &'static str) -> (u16, Value) {
-        let app = test::init_service(
-            App::new()
-                .app_data(JsonLimit(64))
-                .route("/probe", web::post().to(handler)),
-        )
-        .await;
+        let app = test::init_service(App::new().app_data(JsonLimit(64)).route("/probe", web::post().to(handler))).await;
         let mut req = test::TestRequest::post().uri("/probe").set_payload(body);
         if let Some(content_type) = content_type {
             req = req.insert_header((header::CONTENT_TYPE, content_type));
@@ -217,36 +186,22 @@ mod tests {
         let res = test::call_service(&app, req.to_request()).await;
         let status = res.status().as_u16();
         let bytes = test::read_body(res).await;
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     #[actix_web::test]
     async fn a_valid_body_is_accepted() {
-        let (status, _) = send(
-            Some("application/json; charset=utf-8"),
-            r#"{"name":"a","count":1}"#,
-        )
-        .await;
+        let (status, _) = send(Some("application/json; charset=utf-8"), r#"{"name":"a","count":1}"#).await;
         assert_eq!(status, 204);
     }
 
     #[actix_web::test]
     async fn broken_json_is_a_400() {
         let (status, body) = send(Some("application/json"), r#"{"name":"a","#).await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (400, Some("malformed_request"))
-        );
+        assert_eq!((status, body["code"].as_str()), (400, Some("malformed_request")));
         let (status, _) = send(Some("application/json"), "").await;
         assert_eq!(status, 400, "an empty body is malformed");
-        let (status, _) = send(
-            Some("application/json"),
-            r#"{"name":"a","count":1} trailing"#,
-        )
-        .await;
+        let (status, _) = send(Some("application/json"), r#"{"name":"a","count":1} trailing"#).await;
         assert_eq!(status, 400, "trailing garbage is malformed");
     }
 
@@ -270,22 +225,15 @@ mod tests {
     #[actix_web::test]
     async fn other_content_types_are_415() {
         let (status, body) = send(Some("text/plain"), r#"{"name":"a","count":1}"#).await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (415, Some("unsupported_media_type"))
-        );
+        assert_eq!((status, body["code"].as_str()), (415, Some("unsupported_media_type")));
         let (status, _) = send(None, r#"{"name":"a","count":1}"#).await;
         assert_eq!(status, 415);
     }
 
     #[actix_web::test]
     async fn oversize_bodies_are_413() {
-        let big: &'static str =
-            Box::leak(format!(r#"{{"name":"{}","count":1}}"#, "x".repeat(100)).into_boxed_str());
+        let big: &'static str = Box::leak(format!(r#"{{"name":"{}","count":1}}"#, "x".repeat(100)).into_boxed_str());
         let (status, body) = send(Some("application/json"), big).await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (413, Some("payload_too_large"))
-        );
+        assert_eq!((status, body["code"].as_str()), (413, Some("payload_too_large")));
     }
 }

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 /// The process's metric families, in their own registry.
 pub struct Metrics {
@@ -26,10 +24,7 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("tenantry".to_owned()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests served, by method, route template and status.",
-            ),
+            Opts::new("http_requests_total", "HTTP requests served, by method, route template and status."),
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
@@ -37,22 +32,14 @@ impl Metrics {
                 "http_request_duration_seconds",
                 "Time to produce the response, by method and route template.",
             )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ]),
+            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["method", "route"],
         )?;
         let in_flight = IntGauge::new("http_requests_in_flight", "Requests being served now.")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
-        Ok(Self {
-            registry,
-            requests,
-            latency,
-            in_flight,
-        })
+        Ok(Self { registry, requests, latency, in_flight })
     }
 
     /// Counts one served request.
@@ -61,12 +48,8 @@ impl Metrics {
             "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
             _ => "OTHER",
         };
-        self.requests
-            .with_label_values(&[method, route, &status.to_string()])
-            .inc();
-        self.latency
-            .with_label_values(&[method, route])
-            .observe(elapsed.as_secs_f64());
+        self.requests.with_label_values(&[method, route, &status.to_string()]).inc();
+        self.latency.with_label_values(&[method, route]).observe(elapsed.as_secs_f64());
     }
 
     /// The in-flight gauge, raised for the duration of each request.
@@ -97,18 +80,8 @@ mod tests {
     #[test]
     fn requests_are_counted_by_route_template_and_odd_methods_are_folded() {
         let metrics = Metrics::new().expect("registers");
-        metrics.observe(
-            "GET",
-            "/api/v1/orgs/{org_id}",
-            200,
-            Duration::from_millis(3),
-        );
-        metrics.observe(
-            "GET",
-            "/api/v1/orgs/{org_id}",
-            200,
-            Duration::from_millis(5),
-        );
+        metrics.observe("GET", "/api/v1/orgs/{org_id}", 200, Duration::from_millis(3));
+        metrics.observe("GET", "/api/v1/orgs/{org_id}", 200, Duration::from_millis(5));
         metrics.observe("BREW", UNMATCHED, 404, Duration::from_millis(1));
         let text = metrics.render();
         assert!(
@@ -116,14 +89,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(
-                r#"tenantry_http_requests_total{method="OTHER",route="unmatched",status="404"} 1"#
-            ),
+            text.contains(r#"tenantry_http_requests_total{method="OTHER",route="unmatched",status="404"} 1"#),
             "{text}"
         );
-        assert!(
-            text.contains("tenantry_http_request_duration_seconds_bucket"),
-            "{text}"
-        );
+        assert!(text.contains("tenantry_http_request_duration_seconds_bucket"), "{text}");
     }
 }

@@ -13,9 +13,13 @@ use actix_web::web::Data;
 use tracing::Instrument;
 
 use super::error::PROBLEM_JSON;
+use super::metrics::Metrics;
 use super::metrics::UNMATCHED;
 use super::{ApiError, RequestId, request_id};
-use crate::state::AppState;
+
+/// How long a request may run before it is answered 503, as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeout(pub std::time::Duration);
 
 /// Gives the request its id and span, logs it once, and turns every error response that is not
 /// already problem+json (actix's own 404, 405, 413, CORS and extractor errors…) into one.
@@ -43,9 +47,7 @@ pub async fn request_context(
     let (response, error) = match result {
         Ok(response) => {
             let (request, response) = response.into_parts();
-            let route = request
-                .match_pattern()
-                .unwrap_or_else(|| UNMATCHED.to_owned());
+            let route = request.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
             span.record("route", route.as_str());
             let response = finish(response.map_into_boxed_body(), &id, &span).await;
             (Ok(ServiceResponse::new(request, response)), None)
@@ -70,48 +72,34 @@ pub async fn request_context(
     }
     match (response, error) {
         (Ok(response), _) => Ok(response),
-        (Err(response), Some(err)) => {
-            Err(InternalError::from_response(err.to_string(), response).into())
-        }
+        (Err(response), Some(err)) => Err(InternalError::from_response(err.to_string(), response).into()),
         (Err(response), None) => Err(InternalError::from_response(String::new(), response).into()),
     }
 }
 
 /// Makes an error response problem+json (keeping its status and headers) and tags the
 /// response with the request id.
-async fn finish(
-    response: HttpResponse<BoxBody>,
-    id: &RequestId,
-    span: &tracing::Span,
-) -> HttpResponse<BoxBody> {
+async fn finish(response: HttpResponse<BoxBody>, id: &RequestId, span: &tracing::Span) -> HttpResponse<BoxBody> {
     let status = response.status();
-    let mut response =
-        if (status.is_client_error() || status.is_server_error()) && !is_json(response.headers()) {
-            if status.is_server_error()
-                && let Some(err) = response.error()
-            {
-                tracing::error!(parent: span, error = %err, "request failed");
-            }
-            let problem = match response
-                .error()
-                .and_then(|err| err.as_error::<actix_cors::CorsError>())
-            {
-                Some(cors) => ApiError::new(status, "cors_rejected", cors.to_string()),
-                None => ApiError::from_status(status),
-            };
-            let body = request_id::scope(id.0.clone(), async { problem.body() }).await;
-            let mut response = response.set_body(BoxBody::new(body.to_string()));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-            response
-        } else {
-            response
+    let mut response = if (status.is_client_error() || status.is_server_error()) && !is_json(response.headers()) {
+        if status.is_server_error()
+            && let Some(err) = response.error()
+        {
+            tracing::error!(parent: span, error = %err, "request failed");
+        }
+        let problem = match response.error().and_then(|err| err.as_error::<actix_cors::CorsError>()) {
+            Some(cors) => ApiError::new(status, "cors_rejected", cors.to_string()),
+            None => ApiError::from_status(status),
         };
-    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        let body = request_id::scope(id.0.clone(), async { problem.body() }).await;
+        let mut response = response.set_body(BoxBody::new(body.to_string()));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         response
-            .headers_mut()
-            .insert(header::HeaderName::from_static(request_id::HEADER), value);
+    } else {
+        response
+    };
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert(header::HeaderName::from_static(request_id::HEADER), value);
     }
     response
 }
@@ -122,9 +110,7 @@ fn is_json(headers: &header::HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value.starts_with(PROBLEM_JSON) || value.starts_with("application/json")
-        })
+        .is_some_and(|value| value.starts_with(PROBLEM_JSON) || value.starts_with("application/json"))
 }
 
 /// Counts the request under its route template, with its latency.
@@ -135,19 +121,19 @@ pub async fn track_metrics(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<Data<AppState>>().cloned();
+    let metrics = req.app_data::<Data<Metrics>>().cloned();
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
-    if let Some(state) = &state {
-        state.metrics.in_flight().inc();
+    if let Some(metrics) = &metrics {
+        metrics.in_flight().inc();
     }
     let result = next.call(req).await;
-    if let Some(state) = &state {
-        state.metrics.in_flight().dec();
+    if let Some(metrics) = &metrics {
+        metrics.in_flight().dec();
         match &result {
             Ok(response) => {
                 let route = response.request().match_pattern();
-                state.metrics.observe(
+                metrics.observe(
                     &method,
                     route.as_deref().unwrap_or(UNMATCHED),
                     response.status().as_u16(),
@@ -156,9 +142,7 @@ pub async fn track_metrics(
             }
             Err(err) => {
                 let status = err.as_response_error().status_code().as_u16();
-                state
-                    .metrics
-                    .observe(&method, UNMATCHED, status, started.elapsed());
+                metrics.observe(&method, UNMATCHED, status, started.elapsed());
             }
         }
     }
@@ -174,22 +158,16 @@ pub async fn timeout(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let limit = req
-        .app_data::<Data<AppState>>()
-        .map(|state| state.request_timeout);
+    let limit = req.app_data::<RequestTimeout>().map(|timeout| timeout.0);
     let Some(limit) = limit else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     match tokio::time::timeout(limit, next.call(req)).await {
         Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
-        Err(_) => Err(ApiError::unavailable(format!(
-            "The request did not complete within {} seconds.",
-            limit.as_secs()
-        ))
-        .into()),
+        Err(_) => {
+            Err(ApiError::unavailable(format!("The request did not complete within {} seconds.", limit.as_secs()))
+                .into())
+        }
     }
 }
 
@@ -202,90 +180,43 @@ pub fn security_headers(hsts: bool) -> DefaultHeaders {
         .add(("referrer-policy", "no-referrer"))
         .add(("cross-origin-opener-policy", "same-origin"))
         .add(("cross-origin-resource-policy", "same-origin"))
-        .add((
-            "permissions-policy",
-            "camera=(), microphone=(), geolocation=()",
-        ))
-        .add((
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ))
+        .add(("permissions-policy", "camera=(), microphone=(), geolocation=()"))
+        .add(("content-security-policy", "default-src 'none'; frame-ancestors 'none'"))
         .add(("cache-control", "no-store"));
-    if hsts {
-        headers.add((
-            "strict-transport-security",
-            "max-age=63072000; includeSubDomains",
-        ))
-    } else {
-        headers
-    }
+    if hsts { headers.add(("strict-transport-security", "max-age=63072000; includeSubDomains")) } else { headers }
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
+    use super::*;
     use actix_web::middleware::from_fn;
     use actix_web::{App, HttpResponse, test, web};
-    use tenantry_application::HealthService;
-
-    use super::*;
-    use crate::http::metrics::Metrics;
-
-    fn state(timeout: Duration) -> Data<AppState> {
-        Data::new(AppState {
-            health: HealthService::new(Vec::new()),
-            metrics: Metrics::new().expect("metrics"),
-            request_timeout: timeout,
-            openapi_json: String::new(),
-        })
-    }
 
     #[actix_web::test]
     async fn a_handler_that_never_finishes_is_answered_503_with_a_request_id() {
         let app = test::init_service(
             App::new()
-                .app_data(state(Duration::from_millis(50)))
-                .route(
-                    "/stuck",
-                    web::get().to(std::future::pending::<HttpResponse>),
-                )
+                .app_data(RequestTimeout(Duration::from_millis(50)))
+                .app_data(Data::new(Metrics::new().expect("metrics")))
+                .route("/stuck", web::get().to(std::future::pending::<HttpResponse>))
                 .route("/quick", web::get().to(HttpResponse::NoContent))
                 .wrap(from_fn(timeout))
                 .wrap(from_fn(track_metrics))
                 .wrap(from_fn(request_context)),
         )
         .await;
-        let quick =
-            test::call_service(&app, test::TestRequest::get().uri("/quick").to_request()).await;
+        let quick = test::call_service(&app, test::TestRequest::get().uri("/quick").to_request()).await;
         assert_eq!(quick.status(), 204);
 
-        let request = test::TestRequest::get()
-            .uri("/stuck")
-            .insert_header(("x-request-id", "stuck-1"))
-            .to_request();
-        let err = test::try_call_service(&app, request)
-            .await
-            .expect_err("rendered as an error");
+        let request = test::TestRequest::get().uri("/stuck").insert_header(("x-request-id", "stuck-1")).to_request();
+        let err = test::try_call_service(&app, request).await.expect_err("rendered as an error");
         let response = err.error_response();
         assert_eq!(response.status(), 503);
-        assert_eq!(
-            response
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok()),
-            Some("stuck-1")
-        );
-        assert_eq!(
-            response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
-            Some(PROBLEM_JSON)
-        );
-        let body = actix_web::body::to_bytes(response.into_body())
-            .await
-            .expect("body");
+        assert_eq!(response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("stuck-1"));
+        assert_eq!(response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some(PROBLEM_JSON));
+        let body = actix_web::body::to_bytes(response.into_body()).await.expect("body");
         let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(body["code"], "service_unavailable");
         assert_eq!(body["request_id"], "stuck-1");

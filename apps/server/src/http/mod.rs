@@ -1,12 +1,14 @@
 //! Cross-cutting HTTP plumbing: problem+json errors, request ids, tracing, metrics, timeouts,
 //! security headers and the strict JSON extractor. Handlers never deal with any of it.
 
+pub mod auth;
 pub mod error;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod request_id;
 
+pub use auth::Authenticated;
 pub use error::{ApiError, FieldError};
 pub use json::ApiJson;
 pub use request_id::RequestId;

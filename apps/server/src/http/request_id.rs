@@ -20,11 +20,7 @@ pub const HEADER: &str = "x-request-id";
 impl RequestId {
     /// The client's id when it is 1–128 characters of `[A-Za-z0-9._-]`, else a new UUIDv7.
     pub fn for_request(req: &ServiceRequest) -> Self {
-        let sent = req
-            .headers()
-            .get(HEADER)
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| is_acceptable(value));
+        let sent = req.headers().get(HEADER).and_then(|value| value.to_str().ok()).filter(|value| is_acceptable(value));
         Self(sent.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned))
     }
 
@@ -37,9 +33,7 @@ impl RequestId {
 /// Whether a client-sent id may be echoed (bounded, no header or log injection).
 pub fn is_acceptable(value: &str) -> bool {
     (1..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Runs `future` with `id` as the current request id (read by [`current`]).

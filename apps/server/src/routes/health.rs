@@ -76,15 +76,7 @@ pub async fn ready(state: Data<AppState>) -> HttpResponse {
         })
         .collect();
     let ready = report.is_ready();
-    let body = ReadyResponse {
-        status: if ready { "ready" } else { "unavailable" },
-        checks,
-        failing: report.failing(),
-    };
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let body = ReadyResponse { status: if ready { "ready" } else { "unavailable" }, checks, failing: report.failing() };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     HttpResponse::build(status).json(body)
 }

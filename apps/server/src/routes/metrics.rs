@@ -18,7 +18,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     responses((status = 200, description = "Prometheus text exposition format.", content_type = "text/plain; version=0.0.4", body = String))
 )]
 pub async fn render(state: Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }

@@ -1,8 +1,10 @@
 //! One module per resource; each registers its routes through [`configure`].
 
+pub mod auth;
 pub mod docs;
 pub mod health;
 pub mod metrics;
+pub mod users;
 
 use actix_web::web::{self, ServiceConfig};
 
@@ -11,6 +13,8 @@ use crate::http::ApiError;
 /// Registers every route of the server.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(health::configure)
+        .configure(auth::configure)
+        .configure(users::configure)
         .configure(metrics::configure)
         .configure(docs::configure)
         .default_service(web::to(not_found));

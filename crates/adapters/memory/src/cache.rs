@@ -35,11 +35,7 @@ pub struct InMemoryCache {
 impl InMemoryCache {
     /// An empty cache reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            clock,
-            entries: Mutex::new(HashMap::new()),
-            writes: AtomicU64::new(0),
-        }
+        Self { clock, entries: Mutex::new(HashMap::new()), writes: AtomicU64::new(0) }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -74,44 +70,24 @@ impl Cache for InMemoryCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let now = self.clock.now();
         let entries = self.lock();
-        Ok(entries
-            .get(key)
-            .filter(|entry| entry.is_live(now))
-            .map(|entry| entry.value.clone()))
+        Ok(entries.get(key).filter(|entry| entry.is_live(now)).map(|entry| entry.value.clone()))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
         let now = self.clock.now();
         let mut entries = self.lock();
-        entries.insert(
-            key.to_owned(),
-            Entry {
-                value: value.to_vec(),
-                expires_at: self.expiry(now, ttl),
-            },
-        );
+        entries.insert(key.to_owned(), Entry { value: value.to_vec(), expires_at: self.expiry(now, ttl) });
         self.after_write(&mut entries, now);
         Ok(())
     }
 
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool, CacheError> {
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError> {
         let now = self.clock.now();
         let mut entries = self.lock();
         if entries.get(key).is_some_and(|entry| entry.is_live(now)) {
             return Ok(false);
         }
-        entries.insert(
-            key.to_owned(),
-            Entry {
-                value: value.to_vec(),
-                expires_at: self.expiry(now, ttl),
-            },
-        );
+        entries.insert(key.to_owned(), Entry { value: value.to_vec(), expires_at: self.expiry(now, ttl) });
         self.after_write(&mut entries, now);
         Ok(true)
     }
@@ -122,32 +98,20 @@ impl Cache for InMemoryCache {
         Ok(removed.is_some_and(|entry| entry.is_live(now)))
     }
 
-    async fn increment(
-        &self,
-        key: &str,
-        by: i64,
-        ttl: Option<Duration>,
-    ) -> Result<i64, CacheError> {
+    async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, CacheError> {
         let now = self.clock.now();
         let mut entries = self.lock();
         let live = entries.get(key).filter(|entry| entry.is_live(now)).cloned();
         let (current, expires_at) = match live {
             Some(entry) => {
-                let text =
-                    std::str::from_utf8(&entry.value).map_err(|_| CacheError::NotAnInteger)?;
+                let text = std::str::from_utf8(&entry.value).map_err(|_| CacheError::NotAnInteger)?;
                 let current: i64 = text.parse().map_err(|_| CacheError::NotAnInteger)?;
                 (current, entry.expires_at)
             }
             None => (0, self.expiry(now, ttl)),
         };
         let next = current.checked_add(by).ok_or(CacheError::NotAnInteger)?;
-        entries.insert(
-            key.to_owned(),
-            Entry {
-                value: next.to_string().into_bytes(),
-                expires_at,
-            },
-        );
+        entries.insert(key.to_owned(), Entry { value: next.to_string().into_bytes(), expires_at });
         self.after_write(&mut entries, now);
         Ok(next)
     }
@@ -184,31 +148,15 @@ mod tests {
     async fn entries_expire_when_their_time_is_up() {
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let cache = InMemoryCache::new(clock.clone());
-        cache
-            .set("k", b"v", Some(Duration::from_secs(10)))
-            .await
-            .expect("set");
-        cache
-            .increment("n", 1, Some(Duration::from_secs(10)))
-            .await
-            .expect("incr");
+        cache.set("k", b"v", Some(Duration::from_secs(10))).await.expect("set");
+        cache.increment("n", 1, Some(Duration::from_secs(10))).await.expect("incr");
         clock.advance(chrono::Duration::seconds(9));
         assert_eq!(cache.get("k").await.expect("get"), Some(b"v".to_vec()));
-        assert_eq!(
-            cache.ttl("k").await.expect("ttl"),
-            Some(Duration::from_secs(1))
-        );
+        assert_eq!(cache.ttl("k").await.expect("ttl"), Some(Duration::from_secs(1)));
         clock.advance(chrono::Duration::seconds(1));
         assert_eq!(cache.get("k").await.expect("get"), None);
-        assert_eq!(
-            cache.increment("n", 1, None).await.expect("incr"),
-            1,
-            "expired counter restarts"
-        );
-        assert!(
-            cache.set_if_absent("k", b"w", None).await.expect("setnx"),
-            "expired key is absent"
-        );
+        assert_eq!(cache.increment("n", 1, None).await.expect("incr"), 1, "expired counter restarts");
+        assert!(cache.set_if_absent("k", b"w", None).await.expect("setnx"), "expired key is absent");
     }
 
     #[tokio::test]
@@ -216,17 +164,11 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let cache = InMemoryCache::new(clock.clone());
         for i in 0..SWEEP_EVERY {
-            cache
-                .set(&format!("k{i}"), b"v", Some(Duration::from_secs(1)))
-                .await
-                .expect("set");
+            cache.set(&format!("k{i}"), b"v", Some(Duration::from_secs(1))).await.expect("set");
         }
         clock.advance(chrono::Duration::seconds(2));
         for i in 0..SWEEP_EVERY {
-            cache
-                .set(&format!("fresh{i}"), b"v", None)
-                .await
-                .expect("set");
+            cache.set(&format!("fresh{i}"), b"v", None).await.expect("set");
         }
         assert_eq!(cache.len(), usize::try_from(SWEEP_EVERY).expect("fits"));
     }

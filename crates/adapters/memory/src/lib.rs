@@ -7,7 +7,9 @@
 mod cache;
 mod clock;
 mod ids;
+mod mailer;
 
 pub use cache::InMemoryCache;
 pub use clock::{ManualClock, SystemClock};
 pub use ids::UuidV7Generator;
+pub use mailer::RecordingMailer;

@@ -26,10 +26,7 @@ return value
 impl RedisCache {
     /// A cache over `redis`'s pool and key prefix.
     pub fn new(redis: RedisPool) -> Self {
-        Self {
-            redis,
-            increment: Script::new(INCREMENT),
-        }
+        Self { redis, increment: Script::new(INCREMENT) }
     }
 
     async fn connection(&self) -> Result<deadpool_redis::Connection, CacheError> {
@@ -42,11 +39,7 @@ fn pool_error(err: PoolError) -> CacheError {
 }
 
 fn redis_error(err: RedisError) -> CacheError {
-    if err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || err.is_io_error()
-        || err.is_timeout()
-    {
+    if err.is_connection_dropped() || err.is_connection_refusal() || err.is_io_error() || err.is_timeout() {
         CacheError::Unavailable(anyhow::Error::new(err))
     } else if err.to_string().contains("not an integer") {
         CacheError::NotAnInteger
@@ -64,11 +57,7 @@ impl Cache for RedisCache {
     #[tracing::instrument(name = "adapter.redis.cache.get", skip_all)]
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let mut conn = self.connection().await?;
-        redis::cmd("GET")
-            .arg(self.redis.key(key))
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)
+        redis::cmd("GET").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(redis_error)
     }
 
     #[tracing::instrument(name = "adapter.redis.cache.set", skip_all)]
@@ -83,12 +72,7 @@ impl Cache for RedisCache {
     }
 
     #[tracing::instrument(name = "adapter.redis.cache.set_if_absent", skip_all)]
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool, CacheError> {
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError> {
         let mut conn = self.connection().await?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.redis.key(key)).arg(value).arg("NX");
@@ -102,21 +86,13 @@ impl Cache for RedisCache {
     #[tracing::instrument(name = "adapter.redis.cache.delete", skip_all)]
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         let mut conn = self.connection().await?;
-        let removed: i64 = redis::cmd("DEL")
-            .arg(self.redis.key(key))
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let removed: i64 =
+            redis::cmd("DEL").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(redis_error)?;
         Ok(removed > 0)
     }
 
     #[tracing::instrument(name = "adapter.redis.cache.increment", skip_all)]
-    async fn increment(
-        &self,
-        key: &str,
-        by: i64,
-        ttl: Option<Duration>,
-    ) -> Result<i64, CacheError> {
+    async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, CacheError> {
         let mut conn = self.connection().await?;
         self.increment
             .key(self.redis.key(key))
@@ -130,11 +106,7 @@ impl Cache for RedisCache {
     #[tracing::instrument(name = "adapter.redis.cache.ttl", skip_all)]
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
         let mut conn = self.connection().await?;
-        let ms: i64 = redis::cmd("PTTL")
-            .arg(self.redis.key(key))
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let ms: i64 = redis::cmd("PTTL").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(redis_error)?;
         // -2: no such key; -1: no expiry.
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
@@ -162,9 +134,7 @@ mod tests {
     fn cache_on(url: &str, prefix: String) -> Arc<dyn Cache> {
         let mut config = RedisConfig::new(SecretString::from(url.to_owned()));
         config.key_prefix = prefix;
-        Arc::new(RedisCache::new(
-            RedisPool::connect(&config).expect("valid url"),
-        ))
+        Arc::new(RedisCache::new(RedisPool::connect(&config).expect("valid url")))
     }
 
     #[tokio::test]
@@ -189,11 +159,7 @@ mod tests {
         let a = cache_on(&url, format!("tenantry-test:{run}:a:"));
         let b = cache_on(&url, format!("tenantry-test:{run}:b:"));
         a.set("shared", b"from a", None).await.expect("set");
-        assert_eq!(
-            b.get("shared").await.expect("get"),
-            None,
-            "prefixes must isolate"
-        );
+        assert_eq!(b.get("shared").await.expect("get"), None, "prefixes must isolate");
         assert!(a.delete("shared").await.expect("delete"));
     }
 
@@ -201,14 +167,8 @@ mod tests {
     async fn an_unreachable_redis_is_reported_unavailable() {
         // Port 1 on loopback: nothing listens there, the connection is refused at once.
         let cache = cache_on("redis://127.0.0.1:1", "x:".to_owned());
-        assert!(matches!(
-            cache.ping().await,
-            Err(CacheError::Unavailable(_))
-        ));
-        assert!(matches!(
-            cache.get("k").await,
-            Err(CacheError::Unavailable(_))
-        ));
+        assert!(matches!(cache.ping().await, Err(CacheError::Unavailable(_))));
+        assert!(matches!(cache.get("k").await, Err(CacheError::Unavailable(_))));
     }
 
     #[test]

@@ -20,12 +20,7 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// Defaults suited to one replica on a small machine.
     pub fn new(url: SecretString) -> Self {
-        Self {
-            url,
-            key_prefix: "tenantry:".to_owned(),
-            max_connections: 16,
-            timeout: Duration::from_secs(2),
-        }
+        Self { url, key_prefix: "tenantry:".to_owned(), max_connections: 16, timeout: Duration::from_secs(2) }
     }
 }
 
@@ -49,21 +44,15 @@ impl RedisPool {
     /// [`RedisPoolError`] when the URL cannot be parsed.
     pub fn connect(config: &RedisConfig) -> Result<Self, RedisPoolError> {
         let mut pool_config = PoolConfig::new(config.max_connections.max(1));
-        pool_config.timeouts = Timeouts {
-            wait: Some(config.timeout),
-            create: Some(config.timeout),
-            recycle: Some(config.timeout),
-        };
+        pool_config.timeouts =
+            Timeouts { wait: Some(config.timeout), create: Some(config.timeout), recycle: Some(config.timeout) };
         let mut redis_config = Config::from_url(config.url.expose_secret());
         redis_config.pool = Some(pool_config);
         let pool = redis_config
             .create_pool(Some(Runtime::Tokio1))
             // The error text can echo the URL, password included: keep only its kind.
             .map_err(|err| RedisPoolError(redact(&err.to_string(), config.url.expose_secret())))?;
-        Ok(Self {
-            pool,
-            prefix: config.key_prefix.clone(),
-        })
+        Ok(Self { pool, prefix: config.key_prefix.clone() })
     }
 
     pub(crate) fn key(&self, key: &str) -> String {
@@ -72,9 +61,5 @@ impl RedisPool {
 }
 
 fn redact(message: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        message.to_owned()
-    } else {
-        message.replace(secret, "<redis url>")
-    }
+    if secret.is_empty() { message.to_owned() } else { message.replace(secret, "<redis url>") }
 }

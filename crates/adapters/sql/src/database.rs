@@ -2,9 +2,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use tenantry_migration::{Migrator, MigratorTrait};
 
@@ -21,9 +19,7 @@ pub enum Backend {
 impl Backend {
     /// The backend a `postgres://`, `postgresql://` or `sqlite:` URL names.
     pub fn of_url(url: &str) -> Option<Self> {
-        let scheme = url
-            .split_once(':')
-            .map(|(scheme, _)| scheme.to_ascii_lowercase())?;
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase())?;
         match scheme.as_str() {
             "postgres" | "postgresql" => Some(Self::Postgres),
             "sqlite" => Some(Self::Sqlite),
@@ -116,13 +112,9 @@ impl SqlDatabase {
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true)
             });
-        let connection = Database::connect(options)
-            .await
-            .map_err(|err| SqlError::Connect(redact(&err.to_string(), url)))?;
-        Ok(Self {
-            connection,
-            backend,
-        })
+        let connection =
+            Database::connect(options).await.map_err(|err| SqlError::Connect(redact(&err.to_string(), url)))?;
+        Ok(Self { connection, backend })
     }
 
     /// Applies every pending migration. On PostgreSQL the run holds an advisory lock inside one
@@ -137,11 +129,9 @@ impl SqlDatabase {
         match self.backend {
             Backend::Postgres => {
                 let txn = self.connection.begin().await.map_err(fail)?;
-                txn.execute_unprepared(&format!(
-                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
-                ))
-                .await
-                .map_err(fail)?;
+                txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+                    .await
+                    .map_err(fail)?;
                 Migrator::up(&txn, None).await.map_err(fail)?;
                 txn.commit().await.map_err(fail)
             }
@@ -157,10 +147,7 @@ impl SqlDatabase {
         let pending = Migrator::get_pending_migrations_read_only(&self.connection)
             .await
             .map_err(|err| SqlError::Connect(err.to_string()))?;
-        Ok(pending
-            .iter()
-            .map(|migration| migration.name().to_owned())
-            .collect())
+        Ok(pending.iter().map(|migration| migration.name().to_owned()).collect())
     }
 
     /// Which database this is.
@@ -178,10 +165,7 @@ impl SqlDatabase {
     /// # Errors
     /// [`SqlError::Connect`].
     pub async fn ping(&self) -> Result<(), SqlError> {
-        self.connection
-            .ping()
-            .await
-            .map_err(|err| SqlError::Connect(err.to_string()))
+        self.connection.ping().await.map_err(|err| SqlError::Connect(err.to_string()))
     }
 
     /// Closes every pooled connection (at shutdown, so SQLite checkpoints its WAL).
@@ -207,12 +191,8 @@ fn create_sqlite_folder(url: &str) -> Result<(), SqlError> {
         return Ok(());
     }
     match Path::new(path).parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => {
-            std::fs::create_dir_all(parent).map_err(|source| SqlError::CreateDir {
-                path: parent.display().to_string(),
-                source,
-            })
-        }
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
+            .map_err(|source| SqlError::CreateDir { path: parent.display().to_string(), source }),
         _ => Ok(()),
     }
 }
@@ -228,18 +208,9 @@ mod tests {
 
     #[test]
     fn backends_are_recognised_by_scheme() {
-        assert_eq!(
-            Backend::of_url("postgres://u@h/db"),
-            Some(Backend::Postgres)
-        );
-        assert_eq!(
-            Backend::of_url("postgresql://u@h/db"),
-            Some(Backend::Postgres)
-        );
-        assert_eq!(
-            Backend::of_url("sqlite://data/x.db?mode=rwc"),
-            Some(Backend::Sqlite)
-        );
+        assert_eq!(Backend::of_url("postgres://u@h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::of_url("postgresql://u@h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::of_url("sqlite://data/x.db?mode=rwc"), Some(Backend::Sqlite));
         assert_eq!(Backend::of_url("sqlite::memory:"), Some(Backend::Sqlite));
         assert_eq!(Backend::of_url("mysql://h/db"), None);
         assert_eq!(Backend::of_url("nonsense"), None);
@@ -250,9 +221,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("nested/deeper/tenantry.db");
         let url = format!("sqlite://{}?mode=rwc", file.display());
-        let db = SqlDatabase::connect(&SqlConfig::new(SecretString::from(url)))
-            .await
-            .expect("connects");
+        let db = SqlDatabase::connect(&SqlConfig::new(SecretString::from(url))).await.expect("connects");
         assert_eq!(db.backend(), Backend::Sqlite);
         assert!(!db.pending_migrations().await.expect("reads").is_empty());
         db.migrate().await.expect("migrates");
@@ -286,10 +255,7 @@ mod tests {
         let url = "postgres://tenantry:s3cr3t-pw@127.0.0.1:1/nope";
         let mut config = SqlConfig::new(SecretString::from(url.to_owned()));
         config.acquire_timeout = Duration::from_secs(1);
-        let err = SqlDatabase::connect(&config)
-            .await
-            .err()
-            .expect("nothing listens on port 1");
+        let err = SqlDatabase::connect(&config).await.err().expect("nothing listens on port 1");
         assert!(!err.to_string().contains("s3cr3t-pw"), "{err}");
     }
 }

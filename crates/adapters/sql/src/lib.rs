@@ -2,7 +2,10 @@
 //! embedded default). Driver errors (`DbErr`) are mapped to port errors at this seam.
 
 mod database;
+mod entities;
+mod identity;
 mod probe;
 
 pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
+pub use identity::{SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository};
 pub use probe::SqlHealthProbe;

@@ -23,22 +23,13 @@ impl HealthProbe for SqlHealthProbe {
 
     #[tracing::instrument(name = "adapter.sql.health.check", skip_all)]
     async fn check(&self) -> Result<(), ProbeError> {
-        self.database
-            .ping()
-            .await
-            .map_err(|err| ProbeError::Unreachable(err.to_string()))?;
-        let pending = self
-            .database
-            .pending_migrations()
-            .await
-            .map_err(|err| ProbeError::Unreachable(err.to_string()))?;
+        self.database.ping().await.map_err(|err| ProbeError::Unreachable(err.to_string()))?;
+        let pending =
+            self.database.pending_migrations().await.map_err(|err| ProbeError::Unreachable(err.to_string()))?;
         if pending.is_empty() {
             Ok(())
         } else {
-            Err(ProbeError::NotReady(format!(
-                "{} migration(s) pending",
-                pending.len()
-            )))
+            Err(ProbeError::NotReady(format!("{} migration(s) pending", pending.len())))
         }
     }
 }
@@ -54,9 +45,7 @@ mod tests {
     async fn pending_migrations_make_the_database_not_ready_until_applied() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = SqlDatabase::connect(&SqlConfig::new(SecretString::from(url)))
-            .await
-            .expect("connects");
+        let db = SqlDatabase::connect(&SqlConfig::new(SecretString::from(url))).await.expect("connects");
         let probe = SqlHealthProbe::new(db.clone());
         assert!(matches!(probe.check().await, Err(ProbeError::NotReady(_))));
         db.migrate().await.expect("migrates");

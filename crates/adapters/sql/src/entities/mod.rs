@@ -1,0 +1,7 @@
+//! sea-orm entities: table shapes only, no rules. Mapping to domain types lives in the
+//! repositories.
+
+pub mod one_time_tokens;
+pub mod refresh_tokens;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,420 @@
+//! The identity repositories on sea-orm.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+    TransactionTrait,
+};
+use tenantry_domain::identity::DisplayName;
+use tenantry_domain::identity::{Session, TokenPurpose, User, UserSettings};
+use tenantry_domain::{Email, SessionId, UserId};
+use tenantry_ports::{NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository};
+
+use crate::SqlDatabase;
+use crate::entities::{one_time_tokens, refresh_tokens, sessions, users};
+
+/// Maps a driver error at the seam: uniqueness → `Conflict`, connectivity → `Unavailable`.
+pub(crate) fn store_error(err: DbErr) -> StoreError {
+    if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        return StoreError::Conflict;
+    }
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => StoreError::Unavailable(anyhow::Error::new(err)),
+        other => StoreError::Unexpected(anyhow::Error::new(other)),
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unexpected(anyhow::anyhow!("stored {what} is invalid"))
+}
+
+fn user_from(model: users::Model) -> Result<User, StoreError> {
+    Ok(User {
+        id: UserId::from_uuid(model.id),
+        email: Email::parse(&model.email).map_err(|_| corrupt("email"))?,
+        display_name: model
+            .display_name
+            .as_deref()
+            .map(DisplayName::parse)
+            .transpose()
+            .map_err(|_| corrupt("display name"))?,
+        password_hash: model.password_hash,
+        email_verified_at: model.email_verified_at,
+        is_admin: model.is_admin,
+        disabled_at: model.disabled_at,
+        settings: serde_json::from_str(&model.settings).map_err(|_| corrupt("settings"))?,
+        totp_enabled: model.totp_enabled_at.is_some(),
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    })
+}
+
+fn session_from(model: sessions::Model) -> Session {
+    Session {
+        id: SessionId::from_uuid(model.id),
+        user_id: UserId::from_uuid(model.user_id),
+        user_agent: model.user_agent,
+        ip: model.ip,
+        created_at: model.created_at,
+        last_seen_at: model.last_seen_at,
+        expires_at: model.expires_at,
+        revoked_at: model.revoked_at,
+    }
+}
+
+/// [`UserRepository`] on SQL.
+#[derive(Clone)]
+pub struct SqlUserRepository {
+    db: SqlDatabase,
+}
+
+impl SqlUserRepository {
+    /// Over `db`.
+    pub fn new(db: SqlDatabase) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl UserRepository for SqlUserRepository {
+    #[tracing::instrument(name = "adapter.sql.users.create", skip_all)]
+    async fn create(&self, user: &NewUser) -> Result<(), StoreError> {
+        let settings =
+            serde_json::to_string(&UserSettings::default()).map_err(|err| StoreError::Unexpected(err.into()))?;
+        let model = users::ActiveModel {
+            id: Set(user.id.as_uuid()),
+            email: Set(user.email.as_str().to_owned()),
+            display_name: Set(user.display_name.as_ref().map(|n| n.as_str().to_owned())),
+            password_hash: Set(user.password_hash.clone()),
+            email_verified_at: Set(user.email_verified_at),
+            is_admin: Set(user.is_admin),
+            disabled_at: Set(None),
+            settings: Set(settings),
+            totp_secret: Set(None),
+            totp_pending_secret: Set(None),
+            totp_enabled_at: Set(None),
+            totp_last_step: Set(None),
+            created_at: Set(user.created_at),
+            updated_at: Set(user.created_at),
+        };
+        users::Entity::insert(model).exec_without_returning(self.db.connection()).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.users.by_id", skip_all)]
+    async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        users::Entity::find_by_id(id.as_uuid())
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(user_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.users.by_email", skip_all)]
+    async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        users::Entity::find()
+            .filter(users::Column::Email.eq(email.as_str()))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(user_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.users.update_profile", skip_all)]
+    async fn update_profile(
+        &self,
+        id: UserId,
+        display_name: Option<DisplayName>,
+        settings: &UserSettings,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let settings = serde_json::to_string(settings).map_err(|err| StoreError::Unexpected(err.into()))?;
+        let result = users::Entity::update_many()
+            .col_expr(users::Column::DisplayName, Expr::value(display_name.map(String::from)))
+            .col_expr(users::Column::Settings, Expr::value(settings))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        if result.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    #[tracing::instrument(name = "adapter.sql.users.set_password_hash", skip_all)]
+    async fn set_password_hash(&self, id: UserId, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let result = users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(hash))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        if result.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    #[tracing::instrument(name = "adapter.sql.users.mark_email_verified", skip_all)]
+    async fn mark_email_verified(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let db = self.db.connection();
+        users::Entity::update_many()
+            .col_expr(users::Column::EmailVerifiedAt, Expr::value(now))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .filter(users::Column::EmailVerifiedAt.is_null())
+            .exec(db)
+            .await
+            .map_err(store_error)?;
+        let exists = users::Entity::find_by_id(id.as_uuid()).one(db).await.map_err(store_error)?.is_some();
+        if exists { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+}
+
+/// [`SessionRepository`] on SQL.
+#[derive(Clone)]
+pub struct SqlSessionRepository {
+    db: SqlDatabase,
+}
+
+impl SqlSessionRepository {
+    /// Over `db`.
+    pub fn new(db: SqlDatabase) -> Self {
+        Self { db }
+    }
+}
+
+async fn insert_refresh<C: ConnectionTrait>(
+    db: &C,
+    hash: &str,
+    session: SessionId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let model = refresh_tokens::ActiveModel {
+        token_hash: Set(hash.to_owned()),
+        session_id: Set(session.as_uuid()),
+        created_at: Set(now),
+        used_at: Set(None),
+    };
+    refresh_tokens::Entity::insert(model).exec_without_returning(db).await.map_err(store_error)?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl SessionRepository for SqlSessionRepository {
+    #[tracing::instrument(name = "adapter.sql.sessions.create", skip_all)]
+    async fn create(&self, session: &Session, refresh_hash: &str) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let model = sessions::ActiveModel {
+            id: Set(session.id.as_uuid()),
+            user_id: Set(session.user_id.as_uuid()),
+            user_agent: Set(session.user_agent.clone()),
+            ip: Set(session.ip.clone()),
+            created_at: Set(session.created_at),
+            last_seen_at: Set(session.last_seen_at),
+            expires_at: Set(session.expires_at),
+            revoked_at: Set(session.revoked_at),
+        };
+        sessions::Entity::insert(model).exec_without_returning(&txn).await.map_err(store_error)?;
+        insert_refresh(&txn, refresh_hash, session.id, session.created_at).await?;
+        txn.commit().await.map_err(store_error)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.sessions.rotate_refresh", skip_all)]
+    async fn rotate_refresh(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        // The conditional update is the race arbiter: of two concurrent presentations of one
+        // token, exactly one sees a row affected.
+        let claimed = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::UsedAt, Expr::value(now))
+            .filter(refresh_tokens::Column::TokenHash.eq(presented_hash))
+            .filter(refresh_tokens::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(store_error)?
+            .rows_affected
+            == 1;
+        let Some(token) =
+            refresh_tokens::Entity::find_by_id(presented_hash.to_owned()).one(&txn).await.map_err(store_error)?
+        else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let session_id = SessionId::from_uuid(token.session_id);
+        if !claimed {
+            txn.commit().await.map_err(store_error)?;
+            return Ok(RefreshOutcome::Reused(session_id));
+        }
+        let Some(session) = sessions::Entity::find_by_id(token.session_id).one(&txn).await.map_err(store_error)? else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let mut session = session_from(session);
+        if !session.is_active(now) {
+            // Rolled back on drop: a dead session's token stays as it was.
+            return Ok(RefreshOutcome::Invalid);
+        }
+        insert_refresh(&txn, next_hash, session_id, now).await?;
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::ExpiresAt, Expr::value(expires_at))
+            .col_expr(sessions::Column::LastSeenAt, Expr::value(now))
+            .filter(sessions::Column::Id.eq(token.session_id))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        session.expires_at = expires_at;
+        session.last_seen_at = now;
+        Ok(RefreshOutcome::Rotated(session))
+    }
+
+    #[tracing::instrument(name = "adapter.sql.sessions.get", skip_all)]
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(sessions::Entity::find_by_id(id.as_uuid())
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(session_from))
+    }
+
+    #[tracing::instrument(name = "adapter.sql.sessions.list_active", skip_all)]
+    async fn list_active(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
+        Ok(sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user_id.as_uuid()))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .order_by_desc(sessions::Column::CreatedAt)
+            .order_by_desc(sessions::Column::Id)
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(session_from)
+            .collect())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.sessions.revoke", skip_all)]
+    async fn revoke(&self, user_id: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+            .filter(sessions::Column::Id.eq(id.as_uuid()))
+            .filter(sessions::Column::UserId.eq(user_id.as_uuid()))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.sessions.revoke_all", skip_all)]
+    async fn revoke_all(
+        &self,
+        user_id: UserId,
+        except: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let mut query = sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user_id.as_uuid()))
+            .filter(sessions::Column::RevokedAt.is_null());
+        if let Some(except) = except {
+            query = query.filter(sessions::Column::Id.ne(except.as_uuid()));
+        }
+        let ids: Vec<uuid::Uuid> = query.all(&txn).await.map_err(store_error)?.into_iter().map(|s| s.id).collect();
+        if !ids.is_empty() {
+            sessions::Entity::update_many()
+                .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+                .filter(sessions::Column::Id.is_in(ids.clone()))
+                .filter(sessions::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await
+                .map_err(store_error)?;
+        }
+        txn.commit().await.map_err(store_error)?;
+        Ok(ids.into_iter().map(SessionId::from_uuid).collect())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.sessions.touch", skip_all)]
+    async fn touch(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::LastSeenAt, Expr::value(now))
+            .filter(sessions::Column::Id.eq(id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+/// [`OneTimeTokenRepository`] on SQL.
+#[derive(Clone)]
+pub struct SqlOneTimeTokenRepository {
+    db: SqlDatabase,
+}
+
+impl SqlOneTimeTokenRepository {
+    /// Over `db`.
+    pub fn new(db: SqlDatabase) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl OneTimeTokenRepository for SqlOneTimeTokenRepository {
+    #[tracing::instrument(name = "adapter.sql.one_time_tokens.create", skip_all)]
+    async fn create(
+        &self,
+        user_id: UserId,
+        purpose: TokenPurpose,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let model = one_time_tokens::ActiveModel {
+            token_hash: Set(token_hash.to_owned()),
+            user_id: Set(user_id.as_uuid()),
+            purpose: Set(purpose.as_str().to_owned()),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+            used_at: Set(None),
+        };
+        one_time_tokens::Entity::insert(model)
+            .exec_without_returning(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.one_time_tokens.consume", skip_all)]
+    async fn consume(
+        &self,
+        purpose: TokenPurpose,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError> {
+        let db = self.db.connection();
+        let claimed = one_time_tokens::Entity::update_many()
+            .col_expr(one_time_tokens::Column::UsedAt, Expr::value(now))
+            .filter(one_time_tokens::Column::TokenHash.eq(token_hash))
+            .filter(one_time_tokens::Column::Purpose.eq(purpose.as_str()))
+            .filter(one_time_tokens::Column::UsedAt.is_null())
+            .filter(one_time_tokens::Column::ExpiresAt.gt(now))
+            .exec(db)
+            .await
+            .map_err(store_error)?
+            .rows_affected
+            == 1;
+        if !claimed {
+            return Ok(None);
+        }
+        Ok(one_time_tokens::Entity::find_by_id(token_hash.to_owned())
+            .one(db)
+            .await
+            .map_err(store_error)?
+            .map(|token| UserId::from_uuid(token.user_id)))
+    }
+}

@@ -1,0 +1,703 @@
+//! Sign-in and account security: registration, e-mail verification, login with lockout,
+//! rotating refresh tokens with reuse detection, sessions, password reset and change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tenantry_domain::identity::DisplayName;
+use tenantry_domain::identity::{
+    LockoutDecision, LockoutPolicy, PasswordPolicy, Session, TokenLifetimes, TokenPurpose, User, UserSettings,
+    WeakPassword,
+};
+use tenantry_domain::{Email, SessionId, UserId};
+use tenantry_ports::{
+    AccessClaims, AccessTokenIssuer, Cache, Clock, CryptoError, IdGenerator, Mailer, NewUser, OneTimeTokenRepository,
+    PasswordCheck, PasswordHasher, RefreshOutcome, SecretGenerator, SessionRepository, StoreError, UserRepository,
+};
+
+use crate::emails;
+
+/// Everything [`AuthService`] needs from the outside world.
+#[derive(Clone)]
+pub struct AuthPorts {
+    /// Accounts.
+    pub users: Arc<dyn UserRepository>,
+    /// Sessions and refresh tokens.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Verification and reset tokens.
+    pub tokens: Arc<dyn OneTimeTokenRepository>,
+    /// Password hashing.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Access-token signing.
+    pub access: Arc<dyn AccessTokenIssuer>,
+    /// Random tokens and their digests.
+    pub secrets: Arc<dyn SecretGenerator>,
+    /// Outgoing mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Shared fast-path state (lockout counters, revocation markers).
+    pub cache: Arc<dyn Cache>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Ids.
+    pub ids: Arc<dyn IdGenerator>,
+    /// Second-factor checks, when two-factor sign-in is available.
+    pub mfa: Option<Arc<dyn SecondFactor>>,
+}
+
+/// Checks a sign-in's second factor (TOTP or backup code); implemented by the two-factor
+/// service, so sign-in does not depend on how codes are stored.
+#[async_trait::async_trait]
+pub trait SecondFactor: Send + Sync {
+    /// Whether `code` is valid for `user_id` now; a valid code is consumed (never accepted twice).
+    ///
+    /// # Errors
+    /// `Dependency`.
+    async fn verify_login_code(&self, user_id: UserId, code: &str) -> Result<bool, AuthError>;
+}
+
+/// Policy knobs, from configuration.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Token lifetimes.
+    pub lifetimes: TokenLifetimes,
+    /// Failed sign-ins allowed per account per window.
+    pub account_lockout: LockoutPolicy,
+    /// Failed sign-ins allowed per client address per window (credential stuffing).
+    pub ip_lockout: LockoutPolicy,
+    /// Refuse sign-in until the address is verified.
+    pub require_verified_email: bool,
+    /// Base of links in e-mails.
+    pub public_url: String,
+    /// Password rules.
+    pub password_policy: PasswordPolicy,
+}
+
+impl AuthSettings {
+    /// The defaults of API.md with `max_failures` failed sign-ins per account per 15 minutes.
+    pub fn new(public_url: String, max_failures: u32, require_verified_email: bool) -> Self {
+        let window = Duration::from_secs(15 * 60);
+        Self {
+            lifetimes: TokenLifetimes::default(),
+            account_lockout: LockoutPolicy { max_failures, window },
+            ip_lockout: LockoutPolicy { max_failures: max_failures.saturating_mul(10), window },
+            require_verified_email,
+            public_url,
+            password_policy: PasswordPolicy::default(),
+        }
+    }
+}
+
+/// Why an auth operation failed; the app maps each variant to one HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A field is invalid (`field`, message).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The request field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The password breaks the policy.
+    #[error("weak password: {0}")]
+    WeakPassword(WeakPassword),
+    /// The e-mail address already has an account.
+    #[error("email already registered")]
+    EmailTaken,
+    /// Unknown e-mail or wrong password (deliberately indistinguishable).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Two-factor sign-in is on and no valid code was given.
+    #[error("two-factor code required")]
+    MfaRequired,
+    /// The account's address is not verified and the deployment requires it.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// The account was disabled by an administrator.
+    #[error("account disabled")]
+    AccountDisabled,
+    /// Too many failed attempts.
+    #[error("locked out")]
+    Locked {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// A verification, reset or refresh token that is unknown, used or expired.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// No valid access token (missing, expired, or its session revoked).
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// The session to act on is not the caller's.
+    #[error("not found")]
+    NotFound,
+    /// A dependency failed; the cause is for the logs.
+    #[error("dependency failure")]
+    Dependency(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(err: StoreError) -> Self {
+        Self::Dependency(anyhow::Error::new(err))
+    }
+}
+
+impl From<CryptoError> for AuthError {
+    fn from(err: CryptoError) -> Self {
+        Self::Dependency(anyhow::Error::new(err))
+    }
+}
+
+impl From<tenantry_ports::CacheError> for AuthError {
+    fn from(err: tenantry_ports::CacheError) -> Self {
+        Self::Dependency(anyhow::Error::new(err))
+    }
+}
+
+/// The caller of an authenticated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    /// The user.
+    pub user_id: UserId,
+    /// The session the access token belongs to.
+    pub session_id: SessionId,
+}
+
+/// A fresh access/refresh pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPair {
+    /// The JWT.
+    pub access_token: String,
+    /// The opaque, single-use refresh token.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+/// Where a sign-in comes from, recorded on the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// `user-agent`, truncated to 512 characters.
+    pub user_agent: Option<String>,
+    /// Client address.
+    pub ip: Option<String>,
+}
+
+/// A session as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// The session.
+    pub session: Session,
+    /// Whether the request was made with it.
+    pub current: bool,
+}
+
+/// A change to the caller's profile; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    /// `Some(None)` clears the display name.
+    pub display_name: Option<Option<String>>,
+    /// New settings, replacing the old ones.
+    pub settings: Option<UserSettings>,
+}
+
+const REVOKED: &str = "auth:session-revoked:";
+const SEEN: &str = "auth:session-seen:";
+const FAIL_ACCOUNT: &str = "auth:login-failures:account:";
+const FAIL_IP: &str = "auth:login-failures:ip:";
+const MAIL_THROTTLE: &str = "auth:mail-throttle:";
+/// How often `last_seen_at` is written at most.
+const SEEN_EVERY: Duration = Duration::from_secs(60);
+/// How often one account may be sent a verification or reset e-mail.
+const MAIL_EVERY: Duration = Duration::from_secs(60);
+/// Refresh tokens and e-mailed tokens carry 256 bits.
+const TOKEN_BYTES: usize = 32;
+
+/// The identity use cases, over ports only.
+pub struct AuthService {
+    ports: AuthPorts,
+    settings: AuthSettings,
+}
+
+impl AuthService {
+    /// Wires the service.
+    pub fn new(ports: AuthPorts, settings: AuthSettings) -> Self {
+        Self { ports, settings }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.ports.clock.now()
+    }
+
+    fn after(&self, duration: Duration) -> DateTime<Utc> {
+        self.now() + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Creates an account and e-mails a verification link.
+    ///
+    /// # Errors
+    /// `Invalid` (email, display_name), `WeakPassword`, `EmailTaken`, `Dependency`.
+    #[tracing::instrument(name = "application.auth.register", skip_all)]
+    pub async fn register(&self, email: &str, password: &str, display_name: Option<&str>) -> Result<User, AuthError> {
+        let email =
+            Email::parse(email).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })?;
+        let display_name = display_name
+            .map(DisplayName::parse)
+            .transpose()
+            .map_err(|err| AuthError::Invalid { field: "display_name", message: err.to_string() })?;
+        let inputs: Vec<&str> =
+            [Some(email.as_str()), display_name.as_ref().map(DisplayName::as_str)].into_iter().flatten().collect();
+        self.settings.password_policy.check(password, &inputs).map_err(AuthError::WeakPassword)?;
+        if self.ports.users.by_email(&email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        let now = self.now();
+        let new_user = NewUser {
+            id: UserId::from_uuid(self.ports.ids.new_id()),
+            email: email.clone(),
+            display_name,
+            password_hash: self.ports.hasher.hash(password).await?,
+            is_admin: false,
+            email_verified_at: None,
+            created_at: now,
+        };
+        match self.ports.users.create(&new_user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(AuthError::EmailTaken),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "user.registered", user_id = %new_user.id);
+        self.send_token_mail(new_user.id, &email, TokenPurpose::EmailVerification).await;
+        self.ports.users.by_id(new_user.id).await?.ok_or(AuthError::Dependency(anyhow::anyhow!("new user vanished")))
+    }
+
+    /// Creates a verified platform administrator (CLI), or promotes an existing account.
+    ///
+    /// # Errors
+    /// `Invalid`, `WeakPassword`, `EmailTaken` (an existing account is never silently
+    /// re-passworded), `Dependency`.
+    pub async fn create_admin(&self, email: &str, password: &str) -> Result<User, AuthError> {
+        let email =
+            Email::parse(email).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })?;
+        self.settings.password_policy.check(password, &[email.as_str()]).map_err(AuthError::WeakPassword)?;
+        let now = self.now();
+        let new_user = NewUser {
+            id: UserId::from_uuid(self.ports.ids.new_id()),
+            email,
+            display_name: None,
+            password_hash: self.ports.hasher.hash(password).await?,
+            is_admin: true,
+            email_verified_at: Some(now),
+            created_at: now,
+        };
+        match self.ports.users.create(&new_user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(AuthError::EmailTaken),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "user.admin_created", user_id = %new_user.id);
+        self.ports.users.by_id(new_user.id).await?.ok_or(AuthError::Dependency(anyhow::anyhow!("new user vanished")))
+    }
+
+    /// Consumes a verification token.
+    ///
+    /// # Errors
+    /// `InvalidToken`, `Dependency`.
+    #[tracing::instrument(name = "application.auth.verify_email", skip_all)]
+    pub async fn verify_email(&self, token: &str) -> Result<(), AuthError> {
+        let digest = self.ports.secrets.digest(token);
+        let user_id = self
+            .ports
+            .tokens
+            .consume(TokenPurpose::EmailVerification, &digest, self.now())
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        self.ports.users.mark_email_verified(user_id, self.now()).await?;
+        tracing::info!(target: "audit", action = "user.email_verified", user_id = %user_id);
+        Ok(())
+    }
+
+    /// Sends a new verification link if the address has an unverified account. Answers the
+    /// same whatever the address, so it reveals nothing.
+    ///
+    /// # Errors
+    /// `Invalid` (email syntax only), `Dependency`.
+    pub async fn resend_verification(&self, email: &str) -> Result<(), AuthError> {
+        let email =
+            Email::parse(email).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })?;
+        if let Some(user) = self.ports.users.by_email(&email).await?
+            && user.email_verified_at.is_none()
+            && user.disabled_at.is_none()
+        {
+            self.send_token_mail(user.id, &user.email, TokenPurpose::EmailVerification).await;
+        }
+        Ok(())
+    }
+
+    /// Signs in: checks lockout, credentials (in constant-ish time), account state and the
+    /// second factor, then opens a session.
+    ///
+    /// # Errors
+    /// `InvalidCredentials`, `Locked`, `AccountDisabled`, `EmailNotVerified`, `MfaRequired`,
+    /// `Dependency`.
+    #[tracing::instrument(name = "application.auth.login", skip_all)]
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        totp_code: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthError> {
+        let email = Email::parse(email).ok();
+        let account_key = email.as_ref().map(|e| format!("{FAIL_ACCOUNT}{}", e.as_str()));
+        let ip_key = client.ip.as_ref().map(|ip| format!("{FAIL_IP}{ip}"));
+        if let Some(retry_after) = self.locked(account_key.as_deref(), ip_key.as_deref()).await? {
+            tracing::info!(target: "audit", action = "login.locked");
+            return Err(AuthError::Locked { retry_after });
+        }
+        let user = match &email {
+            Some(email) => self.ports.users.by_email(email).await?,
+            None => None,
+        };
+        let Some(user) = user else {
+            // Same work as a wrong password, so timing does not reveal unknown addresses.
+            self.ports.hasher.verify_dummy(password).await?;
+            self.record_failure(account_key.as_deref(), ip_key.as_deref()).await?;
+            tracing::info!(target: "audit", action = "login.failed", reason = "unknown_account");
+            return Err(AuthError::InvalidCredentials);
+        };
+        match self.ports.hasher.verify(password, &user.password_hash).await? {
+            PasswordCheck::Invalid => {
+                self.record_failure(account_key.as_deref(), ip_key.as_deref()).await?;
+                tracing::info!(target: "audit", action = "login.failed", reason = "wrong_password", user_id = %user.id);
+                return Err(AuthError::InvalidCredentials);
+            }
+            PasswordCheck::Valid { needs_rehash: true } => {
+                let hash = self.ports.hasher.hash(password).await?;
+                self.ports.users.set_password_hash(user.id, &hash, self.now()).await?;
+            }
+            PasswordCheck::Valid { needs_rehash: false } => {}
+        }
+        if user.disabled_at.is_some() {
+            tracing::info!(target: "audit", action = "login.refused", reason = "disabled", user_id = %user.id);
+            return Err(AuthError::AccountDisabled);
+        }
+        if self.settings.require_verified_email && user.email_verified_at.is_none() {
+            tracing::info!(target: "audit", action = "login.refused", reason = "email_not_verified", user_id = %user.id);
+            return Err(AuthError::EmailNotVerified);
+        }
+        if user.totp_enabled && !self.second_factor_ok(&user, totp_code).await? {
+            self.record_failure(account_key.as_deref(), ip_key.as_deref()).await?;
+            tracing::info!(target: "audit", action = "login.refused", reason = "mfa_required", user_id = %user.id);
+            return Err(AuthError::MfaRequired);
+        }
+        if let Some(key) = &account_key {
+            self.ports.cache.delete(key).await?;
+        }
+        let pair = self.open_session(user.id, client).await?;
+        tracing::info!(target: "audit", action = "login.succeeded", user_id = %user.id);
+        Ok(pair)
+    }
+
+    /// Whether `code` is a valid, unreplayed second factor for `user`.
+    async fn second_factor_ok(&self, user: &User, code: Option<&str>) -> Result<bool, AuthError> {
+        let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Ok(false);
+        };
+        match &self.ports.mfa {
+            Some(mfa) => mfa.verify_login_code(user.id, code).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn locked(&self, account_key: Option<&str>, ip_key: Option<&str>) -> Result<Option<Duration>, AuthError> {
+        for (key, policy) in [(account_key, self.settings.account_lockout), (ip_key, self.settings.ip_lockout)] {
+            let Some(key) = key else { continue };
+            let failures = self
+                .ports
+                .cache
+                .get(key)
+                .await?
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|text| text.parse::<u32>().ok())
+                .unwrap_or(0);
+            if failures == 0 {
+                continue;
+            }
+            let left = self.ports.cache.ttl(key).await?;
+            if let LockoutDecision::Locked { retry_after } = policy.decide(failures, left) {
+                return Ok(Some(retry_after));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn record_failure(&self, account_key: Option<&str>, ip_key: Option<&str>) -> Result<(), AuthError> {
+        if let Some(key) = account_key {
+            self.ports.cache.increment(key, 1, Some(self.settings.account_lockout.window)).await?;
+        }
+        if let Some(key) = ip_key {
+            self.ports.cache.increment(key, 1, Some(self.settings.ip_lockout.window)).await?;
+        }
+        Ok(())
+    }
+
+    async fn open_session(&self, user_id: UserId, client: &ClientInfo) -> Result<TokenPair, AuthError> {
+        let now = self.now();
+        let session = Session {
+            id: SessionId::from_uuid(self.ports.ids.new_id()),
+            user_id,
+            user_agent: client.user_agent.as_ref().map(|ua| ua.chars().take(512).collect()),
+            ip: client.ip.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: self.after(self.settings.lifetimes.refresh),
+            revoked_at: None,
+        };
+        let refresh_token = self.ports.secrets.token(TOKEN_BYTES);
+        self.ports.sessions.create(&session, &self.ports.secrets.digest(&refresh_token)).await?;
+        self.pair(user_id, session.id, refresh_token)
+    }
+
+    fn pair(&self, user_id: UserId, session_id: SessionId, refresh_token: String) -> Result<TokenPair, AuthError> {
+        let now = self.now();
+        let claims = AccessClaims {
+            user_id,
+            session_id,
+            issued_at: now,
+            expires_at: self.after(self.settings.lifetimes.access),
+        };
+        Ok(TokenPair {
+            access_token: self.ports.access.issue(&claims)?,
+            refresh_token,
+            expires_in: self.settings.lifetimes.access.as_secs(),
+        })
+    }
+
+    /// Trades a live refresh token for a new pair; the presented token dies. Presenting a dead
+    /// one again revokes its whole session (someone else holds a copy).
+    ///
+    /// # Errors
+    /// `InvalidToken` (unknown, used, expired, revoked), `Dependency`.
+    #[tracing::instrument(name = "application.auth.refresh", skip_all)]
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
+        let next = self.ports.secrets.token(TOKEN_BYTES);
+        let outcome = self
+            .ports
+            .sessions
+            .rotate_refresh(
+                &self.ports.secrets.digest(refresh_token),
+                &self.ports.secrets.digest(&next),
+                self.now(),
+                self.after(self.settings.lifetimes.refresh),
+            )
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(session) => self.pair(session.user_id, session.id, next),
+            RefreshOutcome::Reused(session_id) => {
+                if let Some(session) = self.ports.sessions.get(session_id).await? {
+                    self.ports.sessions.revoke(session.user_id, session_id, self.now()).await?;
+                    tracing::warn!(target: "audit", action = "session.refresh_reuse_detected", user_id = %session.user_id, session_id = %session_id);
+                }
+                self.mark_revoked(&[session_id]).await?;
+                Err(AuthError::InvalidToken)
+            }
+            RefreshOutcome::Invalid => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// Resolves an access token to its caller: signature and expiry, then the revocation
+    /// marker in the cache (no database round trip); records activity at most once a minute.
+    ///
+    /// # Errors
+    /// `Unauthenticated`, `Dependency` (cache down: failing closed).
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let claims = self.ports.access.verify(access_token, self.now()).map_err(|_| AuthError::Unauthenticated)?;
+        let revoked_key = format!("{REVOKED}{}", claims.session_id);
+        if self.ports.cache.get(&revoked_key).await?.is_some() {
+            return Err(AuthError::Unauthenticated);
+        }
+        let seen_key = format!("{SEEN}{}", claims.session_id);
+        if self.ports.cache.set_if_absent(&seen_key, b"1", Some(SEEN_EVERY)).await?
+            && let Err(err) = self.ports.sessions.touch(claims.session_id, self.now()).await
+        {
+            tracing::warn!(error = %err, "recording session activity failed");
+        }
+        Ok(Principal { user_id: claims.user_id, session_id: claims.session_id })
+    }
+
+    async fn mark_revoked(&self, sessions: &[SessionId]) -> Result<(), AuthError> {
+        // Access tokens outlive nothing longer than their lifetime: the marker can expire then.
+        let ttl = self.settings.lifetimes.access + Duration::from_secs(60);
+        for id in sessions {
+            self.ports.cache.set(&format!("{REVOKED}{id}"), b"1", Some(ttl)).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the caller's session.
+    ///
+    /// # Errors
+    /// `Dependency`.
+    pub async fn logout(&self, principal: Principal) -> Result<(), AuthError> {
+        self.ports.sessions.revoke(principal.user_id, principal.session_id, self.now()).await?;
+        self.mark_revoked(&[principal.session_id]).await?;
+        tracing::info!(target: "audit", action = "session.logout", user_id = %principal.user_id, session_id = %principal.session_id);
+        Ok(())
+    }
+
+    /// The caller's active sessions.
+    ///
+    /// # Errors
+    /// `Dependency`.
+    pub async fn sessions(&self, principal: Principal) -> Result<Vec<SessionView>, AuthError> {
+        let sessions = self.ports.sessions.list_active(principal.user_id, self.now()).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|session| SessionView { current: session.id == principal.session_id, session })
+            .collect())
+    }
+
+    /// Revokes one of the caller's sessions; its tokens stop working at once.
+    ///
+    /// # Errors
+    /// `NotFound` (not the caller's, or already revoked), `Dependency`.
+    pub async fn revoke_session(&self, principal: Principal, session_id: SessionId) -> Result<(), AuthError> {
+        if !self.ports.sessions.revoke(principal.user_id, session_id, self.now()).await? {
+            return Err(AuthError::NotFound);
+        }
+        self.mark_revoked(&[session_id]).await?;
+        tracing::info!(target: "audit", action = "session.revoked", user_id = %principal.user_id, session_id = %session_id);
+        Ok(())
+    }
+
+    /// E-mails a reset link if the address has an active account; answers the same otherwise.
+    ///
+    /// # Errors
+    /// `Invalid` (email syntax only), `Dependency`.
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), AuthError> {
+        let email =
+            Email::parse(email).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })?;
+        if let Some(user) = self.ports.users.by_email(&email).await?
+            && user.disabled_at.is_none()
+        {
+            self.send_token_mail(user.id, &user.email, TokenPurpose::PasswordReset).await;
+        }
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token and revokes every session of the user.
+    ///
+    /// # Errors
+    /// `WeakPassword` (checked first, so a weak choice does not burn the token),
+    /// `InvalidToken`, `Dependency`.
+    #[tracing::instrument(name = "application.auth.reset_password", skip_all)]
+    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), AuthError> {
+        self.settings.password_policy.check(new_password, &[]).map_err(AuthError::WeakPassword)?;
+        let user_id = self
+            .ports
+            .tokens
+            .consume(TokenPurpose::PasswordReset, &self.ports.secrets.digest(token), self.now())
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        let hash = self.ports.hasher.hash(new_password).await?;
+        self.ports.users.set_password_hash(user_id, &hash, self.now()).await?;
+        let revoked = self.ports.sessions.revoke_all(user_id, None, self.now()).await?;
+        self.mark_revoked(&revoked).await?;
+        if let Some(user) = self.ports.users.by_id(user_id).await? {
+            self.ports.cache.delete(&format!("{FAIL_ACCOUNT}{}", user.email.as_str())).await?;
+        }
+        tracing::info!(target: "audit", action = "user.password_reset", user_id = %user_id, sessions_revoked = revoked.len());
+        Ok(())
+    }
+
+    /// Changes the caller's password and revokes their other sessions.
+    ///
+    /// # Errors
+    /// `Invalid` (current_password incorrect), `WeakPassword`, `Unauthenticated`, `Dependency`.
+    pub async fn change_password(
+        &self,
+        principal: Principal,
+        current: &str,
+        new_password: &str,
+    ) -> Result<(), AuthError> {
+        let user = self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+        if self.ports.hasher.verify(current, &user.password_hash).await? == PasswordCheck::Invalid {
+            return Err(AuthError::Invalid { field: "current_password", message: "is incorrect".to_owned() });
+        }
+        self.settings.password_policy.check(new_password, &[user.email.as_str()]).map_err(AuthError::WeakPassword)?;
+        let hash = self.ports.hasher.hash(new_password).await?;
+        self.ports.users.set_password_hash(user.id, &hash, self.now()).await?;
+        let revoked = self.ports.sessions.revoke_all(user.id, Some(principal.session_id), self.now()).await?;
+        self.mark_revoked(&revoked).await?;
+        tracing::info!(target: "audit", action = "user.password_changed", user_id = %user.id, sessions_revoked = revoked.len());
+        Ok(())
+    }
+
+    /// The caller's account.
+    ///
+    /// # Errors
+    /// `Unauthenticated` (account gone), `Dependency`.
+    pub async fn me(&self, principal: Principal) -> Result<User, AuthError> {
+        self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)
+    }
+
+    /// Updates the caller's display name and settings.
+    ///
+    /// # Errors
+    /// `Invalid` (display_name, settings), `Unauthenticated`, `Dependency`.
+    pub async fn update_me(&self, principal: Principal, change: ProfileChange) -> Result<User, AuthError> {
+        let user = self.me(principal).await?;
+        let display_name = match change.display_name {
+            None => user.display_name.clone(),
+            Some(None) => None,
+            Some(Some(raw)) => Some(
+                DisplayName::parse(&raw)
+                    .map_err(|err| AuthError::Invalid { field: "display_name", message: err.to_string() })?,
+            ),
+        };
+        let settings = change.settings.unwrap_or_else(|| user.settings.clone());
+        settings.validate().map_err(|err| AuthError::Invalid { field: "settings", message: err.to_string() })?;
+        self.ports.users.update_profile(user.id, display_name, &settings, self.now()).await?;
+        self.me(principal).await
+    }
+
+    /// The JWKS keys.
+    pub fn public_keys(&self) -> Vec<tenantry_ports::PublicJwk> {
+        self.ports.access.public_keys()
+    }
+
+    /// Issues a token for `purpose` and mails its link; failures are logged, not returned, so
+    /// the answer (and its timing) does not depend on the mail transport. At most one mail per
+    /// account and purpose per minute.
+    async fn send_token_mail(&self, user_id: UserId, email: &Email, purpose: TokenPurpose) {
+        if let Err(err) = self.try_send_token_mail(user_id, email, purpose).await {
+            tracing::warn!(error = %err, purpose = purpose.as_str(), user_id = %user_id, "sending a token e-mail failed");
+        }
+    }
+
+    async fn try_send_token_mail(
+        &self,
+        user_id: UserId,
+        email: &Email,
+        purpose: TokenPurpose,
+    ) -> Result<(), anyhow::Error> {
+        let throttle = format!("{MAIL_THROTTLE}{}:{user_id}", purpose.as_str());
+        if !self.ports.cache.set_if_absent(&throttle, b"1", Some(MAIL_EVERY)).await? {
+            return Ok(());
+        }
+        let token = self.ports.secrets.token(TOKEN_BYTES);
+        let lifetime = match purpose {
+            TokenPurpose::EmailVerification => self.settings.lifetimes.email_verification,
+            TokenPurpose::PasswordReset => self.settings.lifetimes.password_reset,
+        };
+        self.ports
+            .tokens
+            .create(user_id, purpose, &self.ports.secrets.digest(&token), self.now(), self.after(lifetime))
+            .await?;
+        let message = emails::token_mail(purpose, email, &self.settings.public_url, &token, lifetime);
+        self.ports.mailer.send(&message).await?;
+        Ok(())
+    }
+}

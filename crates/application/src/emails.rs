@@ -1,0 +1,70 @@
+//! The e-mails the identity flows send, in text and HTML.
+
+use std::time::Duration;
+
+use tenantry_domain::Email;
+use tenantry_domain::identity::TokenPurpose;
+use tenantry_ports::OutgoingEmail;
+
+/// The message carrying a verification or reset link `…?token=<token>`.
+pub fn token_mail(
+    purpose: TokenPurpose,
+    to: &Email,
+    public_url: &str,
+    token: &str,
+    lifetime: Duration,
+) -> OutgoingEmail {
+    let (subject, path, action, intro) = match purpose {
+        TokenPurpose::EmailVerification => (
+            "Confirm your e-mail address",
+            "verify-email",
+            "Confirm my address",
+            "Please confirm that this is your e-mail address.",
+        ),
+        TokenPurpose::PasswordReset => (
+            "Reset your password",
+            "reset-password",
+            "Choose a new password",
+            "Somebody (hopefully you) asked to reset the password of your account.",
+        ),
+    };
+    let link = format!("{}/{path}?token={token}", public_url.trim_end_matches('/'));
+    let validity = human(lifetime);
+    let text = format!(
+        "{intro}\n\n{action}:\n{link}\n\nThe link works once and expires in {validity}. If you did not ask for this, ignore this e-mail.\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>{intro}</p>\
+         <p><a href=\"{link}\">{action}</a></p>\
+         <p style=\"color:#555\">The link works once and expires in {validity}. If you did not ask for this, ignore this e-mail.</p>\
+         </body></html>"
+    );
+    OutgoingEmail { to: to.clone(), subject: subject.to_owned(), text, html }
+}
+
+fn human(duration: Duration) -> String {
+    let hours = duration.as_secs() / 3600;
+    match hours {
+        0 => format!("{} minutes", duration.as_secs() / 60),
+        1 => "1 hour".to_owned(),
+        n => format!("{n} hours"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_carry_the_token_in_the_query() {
+        let to = Email::parse("a@b.io").expect("valid");
+        let mail =
+            token_mail(TokenPurpose::PasswordReset, &to, "https://app.example/", "tok_123", Duration::from_secs(3600));
+        assert!(mail.text.contains("https://app.example/reset-password?token=tok_123"));
+        assert!(mail.html.contains("href=\"https://app.example/reset-password?token=tok_123\""));
+        assert!(mail.text.contains("1 hour"));
+        let verify = token_mail(TokenPurpose::EmailVerification, &to, "http://x", "t", Duration::from_secs(86_400));
+        assert!(verify.text.contains("http://x/verify-email?token=t"));
+        assert!(verify.text.contains("24 hours"));
+    }
+}

@@ -1,0 +1,190 @@
+//! Storage of accounts, sessions and single-use tokens.
+
+use chrono::{DateTime, Utc};
+use tenantry_domain::identity::DisplayName;
+use tenantry_domain::identity::{Session, TokenPurpose, User, UserSettings};
+use tenantry_domain::{Email, SessionId, UserId};
+
+/// Failures of the identity repositories; callers branch on these, never on driver errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated (e.g. the e-mail address is taken).
+    #[error("conflict")]
+    Conflict,
+    /// The row to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The database could not be reached.
+    #[error("store unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// Anything else; carries the cause for the logs.
+    #[error("unexpected store failure")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+/// A user as created at registration.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Id.
+    pub id: UserId,
+    /// Normalised address.
+    pub email: Email,
+    /// Optional display name.
+    pub display_name: Option<DisplayName>,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Platform administrator.
+    pub is_admin: bool,
+    /// Verified already (admins created from the CLI).
+    pub email_verified_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Accounts.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Stores a new user.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the address is taken; `Unavailable`, `Unexpected`.
+    async fn create(&self, user: &NewUser) -> Result<(), StoreError>;
+
+    /// The user with `id`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// The user with `email` (normalised).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// Replaces the display name and settings.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
+    async fn update_profile(
+        &self,
+        id: UserId,
+        display_name: Option<DisplayName>,
+        settings: &UserSettings,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the password hash (new password, or a transparent re-hash).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
+    async fn set_password_hash(&self, id: UserId, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Records that the address was proven (idempotent: the first time is kept).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
+    async fn mark_email_verified(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// Sessions and their rotating refresh tokens.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait SessionRepository: Send + Sync {
+    /// Stores a new session with its first refresh token (by hash).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn create(&self, session: &Session, refresh_hash: &str) -> Result<(), StoreError>;
+
+    /// Atomically retires the refresh token with `presented_hash` and installs `next_hash` for
+    /// the same session, extending it to `expires_at`. Exactly one of several concurrent calls
+    /// with the same token can succeed.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn rotate_refresh(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<RefreshOutcome, StoreError>;
+
+    /// The session with `id`, revoked or not.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// The user's sessions that are still active at `now`, newest first.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list_active(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError>;
+
+    /// Revokes one of the user's sessions; `false` when it is not theirs or already revoked.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn revoke(&self, user_id: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Revokes every active session of the user but `except`; returns the revoked ids.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn revoke_all(
+        &self,
+        user_id: UserId,
+        except: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Records activity.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn touch(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was live; it is now dead and the next one is installed.
+    Rotated(Session),
+    /// The token was already used: somebody replayed it. The caller must revoke the session.
+    Reused(SessionId),
+    /// No such token, or its session is revoked or expired.
+    Invalid,
+}
+
+/// Single-use e-mailed tokens (verification, password reset), stored by hash.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait OneTimeTokenRepository: Send + Sync {
+    /// Stores a token hash for `user_id`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn create(
+        &self,
+        user_id: UserId,
+        purpose: TokenPurpose,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Marks the token used and returns its user, if it exists for `purpose`, is unused and
+    /// unexpired. Atomic: two concurrent calls cannot both succeed.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn consume(
+        &self,
+        purpose: TokenPurpose,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError>;
+}
