@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_instance_settings;
 mod m20261122_000002_identity;
+mod m20261122_000003_backup_codes;
 
 /// Lists every migration in order; `tenantry migrate` and `tenantry serve` apply the pending ones.
 pub struct Migrator;
@@ -14,6 +15,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_instance_settings::Migration), Box::new(m20261122_000002_identity::Migration)]
+        vec![
+            Box::new(m20261122_000001_instance_settings::Migration),
+            Box::new(m20261122_000002_identity::Migration),
+            Box::new(m20261122_000003_backup_codes::Migration),
+        ]
     }
 }

@@ -17,6 +17,7 @@ use tempfile::TempDir;
 use tenantry_server::config::{Settings, Sources};
 
 pub use tenantry_adapter_memory::ManualClock;
+pub use tenantry_ports::Clock;
 use tenantry_server::startup::{Application, ServeOptions, ServerHandle, Services};
 use tenantry_testkit::postgres::ScratchPostgres;
 
@@ -56,6 +57,7 @@ pub struct TestApp {
     /// The stack in use.
     pub stack: Stack,
     handle: ServerHandle,
+    database: tenantry_adapter_sql::SqlDatabase,
     data: Option<TempDir>,
     postgres: Option<ScratchPostgres>,
 }
@@ -118,6 +120,7 @@ async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<Manu
         .unwrap_or_else(|err| panic!("server start: {err}"));
     let port = app.port();
     let handle = app.handle();
+    let database = app.services().database.clone();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -131,6 +134,7 @@ async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<Manu
         client,
         stack,
         handle,
+        database,
         data: Some(data),
         postgres,
     };
@@ -198,6 +202,21 @@ impl TestApp {
                 mail[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
             (!token.is_empty()).then_some(token)
         })
+    }
+
+    /// Runs `sql` (one text column) directly against the app's database, behind the API's back:
+    /// for tests that check what is stored, or tamper with it.
+    ///
+    /// # Panics
+    /// When the query fails.
+    pub async fn raw_query_strings(&self, sql: &str) -> Vec<String> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = self.database.connection();
+        let rows = db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned()))
+            .await
+            .expect("query runs");
+        rows.iter().map(|row| row.try_get_by_index::<String>(0).expect("a text column")).collect()
     }
 
     /// Stops the server gracefully and drops the scratch database.

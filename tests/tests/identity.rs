@@ -413,3 +413,121 @@ fn decode_base64url(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// The TOTP code for `secret_base32` at `unix_time` (RFC 6238, SHA-1, 6 digits, 30 s).
+fn totp(secret_base32: &str, unix_time: i64) -> String {
+    let secret = totp_rs::Secret::Encoded(secret_base32.to_owned()).to_bytes().expect("base32 secret");
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret, None, "test".to_owned()).expect("totp");
+    totp.generate(u64::try_from(unix_time).expect("positive"))
+}
+
+async fn login_with_code(app: &TestApp, email: &str, code: &str) -> reqwest::Response {
+    app.post_json("/api/v1/auth/login", &json!({"email": email, "password": PASSWORD, "totp_code": code}), None).await
+}
+
+#[tokio::test]
+async fn two_factor_sign_in_requires_a_fresh_code_or_a_backup_code() {
+    let (app, clock) = spawn_app_with_manual_clock(&[]).await;
+    let (email, access, _) = app.signed_in_user().await;
+
+    let setup = app.post_json("/api/v1/auth/2fa/setup", &json!({}), Some(&access)).await;
+    assert_eq!(setup.status(), 200);
+    let setup: Value = setup.json().await.expect("json");
+    let secret = setup["secret"].as_str().expect("secret").to_owned();
+    assert!(setup["otpauth_url"].as_str().expect("url").starts_with("otpauth://totp/"));
+    assert!(setup["qr_png_base64"].as_str().expect("qr").starts_with("iVBORw0KGgo"));
+
+    let wrong = app.post_json("/api/v1/auth/2fa/enable", &json!({"code": "000000"}), Some(&access)).await;
+    let body = assert_problem(wrong, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "code");
+    let now = clock_now(&clock);
+    let enable = app.post_json("/api/v1/auth/2fa/enable", &json!({"code": totp(&secret, now)}), Some(&access)).await;
+    assert_eq!(enable.status(), 200);
+    let codes: Vec<String> = enable.json::<Value>().await.expect("json")["backup_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code").to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
+    assert_eq!(me["two_factor_enabled"], true);
+
+    // Password alone is not enough any more.
+    let no_code = app.post_json("/api/v1/auth/login", &json!({"email": email, "password": PASSWORD}), None).await;
+    assert_problem(no_code, 401, "mfa_required").await;
+    // The code used to enable is spent: its step cannot be replayed.
+    assert_problem(login_with_code(&app, &email, &totp(&secret, now)).await, 401, "mfa_required").await;
+
+    clock.advance(chrono::Duration::seconds(30));
+    let fresh = totp(&secret, clock_now(&clock));
+    assert_eq!(login_with_code(&app, &email, &fresh).await.status(), 200);
+    assert_problem(login_with_code(&app, &email, &fresh).await, 401, "mfa_required").await;
+
+    // A backup code works once, in any case.
+    assert_eq!(login_with_code(&app, &email, &codes[0].to_uppercase()).await.status(), 200);
+    assert_problem(login_with_code(&app, &email, &codes[0]).await, 401, "mfa_required").await;
+
+    // A wrong password with a valid code is still a plain credentials failure.
+    let wrong_password = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": "not it at all", "totp_code": codes[1]}),
+            None,
+        )
+        .await;
+    assert_problem(wrong_password, 401, "unauthorized").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_factor_is_disabled_only_with_password_and_code() {
+    let (app, clock) = spawn_app_with_manual_clock(&[]).await;
+    let (email, access, _) = app.signed_in_user().await;
+    let setup: Value =
+        app.post_json("/api/v1/auth/2fa/setup", &json!({}), Some(&access)).await.json().await.expect("json");
+    let secret = setup["secret"].as_str().expect("secret").to_owned();
+    let enable = app
+        .post_json("/api/v1/auth/2fa/enable", &json!({"code": totp(&secret, clock_now(&clock))}), Some(&access))
+        .await;
+    assert_eq!(enable.status(), 200);
+    let again = app.post_json("/api/v1/auth/2fa/setup", &json!({}), Some(&access)).await;
+    assert_problem(again, 422, "validation_failed").await;
+
+    clock.advance(chrono::Duration::seconds(30));
+    let code = totp(&secret, clock_now(&clock));
+    let bad_password = app
+        .post_json("/api/v1/auth/2fa/disable", &json!({"password": "nope nope nope", "code": code}), Some(&access))
+        .await;
+    let body = assert_problem(bad_password, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "password");
+    let bad_code = app
+        .post_json("/api/v1/auth/2fa/disable", &json!({"password": PASSWORD, "code": "123456"}), Some(&access))
+        .await;
+    assert_problem(bad_code, 422, "validation_failed").await;
+    let ok =
+        app.post_json("/api/v1/auth/2fa/disable", &json!({"password": PASSWORD, "code": code}), Some(&access)).await;
+    assert_eq!(ok.status(), 204);
+    app.login(&email, PASSWORD).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn totp_secrets_are_encrypted_at_rest() {
+    let (app, _clock) = spawn_app_with_manual_clock(&[]).await;
+    let (_, access, _) = app.signed_in_user().await;
+    let setup: Value =
+        app.post_json("/api/v1/auth/2fa/setup", &json!({}), Some(&access)).await.json().await.expect("json");
+    let secret = setup["secret"].as_str().expect("secret").to_owned();
+    let stored =
+        app.raw_query_strings("SELECT totp_pending_secret FROM users WHERE totp_pending_secret IS NOT NULL").await;
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].starts_with("v1."), "sealed format: {}", stored[0]);
+    assert!(!stored[0].contains(&secret), "the base32 secret must not be stored in clear");
+    app.stop().await;
+}
+
+fn clock_now(clock: &tenantry_tests::ManualClock) -> i64 {
+    use tenantry_tests::Clock as _;
+    clock.now().timestamp()
+}

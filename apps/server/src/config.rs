@@ -105,6 +105,9 @@ pub struct Settings {
     /// `TENANTRY_JWT_PREVIOUS_KEYS_FILE`: retired signing keys whose tokens must keep
     /// verifying until they expire (PEMs, one after another).
     pub jwt_previous_keys: Option<SecretString>,
+    /// `TENANTRY_ENCRYPTION_KEY`: 32 random bytes (base64) that encrypt secrets at rest (TOTP
+    /// secrets); unset in development means a key generated once into the data folder.
+    pub encryption_key: Option<SecretString>,
     /// `TENANTRY_PASSWORD_HASH_CONCURRENCY`: argon2 hashes computed at once.
     pub password_hash_concurrency: usize,
 }
@@ -182,6 +185,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANTRY_MAIL_FROM",
     "TENANTRY_JWT_PREVIOUS_KEYS_FILE",
     "TENANTRY_PASSWORD_HASH_CONCURRENCY",
+    "TENANTRY_ENCRYPTION_KEY",
 ];
 
 /// The raw `name → value` pairs settings are parsed from: the config file's keys (upper-cased,
@@ -503,6 +507,8 @@ impl Settings {
                 }
             },
         };
+        let encryption_key =
+            sources.get("TENANTRY_ENCRYPTION_KEY").map(|key| SecretString::from(key.trim().to_owned()));
         let default_hashers = default_workers.saturating_sub(1).max(1);
         let password_hash_concurrency =
             p.ranged("TENANTRY_PASSWORD_HASH_CONCURRENCY", default_hashers, 1, 256, "a number");
@@ -543,6 +549,7 @@ impl Settings {
             mail_from,
             jwt_previous_keys,
             password_hash_concurrency,
+            encryption_key,
         };
         let insecure = if environment == Environment::Production { settings.production_problems() } else { Vec::new() };
         if p.invalid.is_empty() && insecure.is_empty() {
@@ -573,6 +580,12 @@ impl Settings {
             flag(
                 "TENANTRY_JWT_PRIVATE_KEY",
                 "missing: set TENANTRY_JWT_PRIVATE_KEY or TENANTRY_JWT_PRIVATE_KEY_FILE so every replica signs with the same managed key",
+            );
+        }
+        if self.encryption_key.is_none() {
+            flag(
+                "TENANTRY_ENCRYPTION_KEY",
+                "missing: set 32 random bytes in base64 (openssl rand -base64 32) so every replica decrypts secrets at rest",
             );
         }
         if self.smtp_url.is_none() {
@@ -753,6 +766,7 @@ mod tests {
                 "TENANTRY_DATABASE_URL",
                 "TENANTRY_REDIS_URL",
                 "TENANTRY_JWT_PRIVATE_KEY",
+                "TENANTRY_ENCRYPTION_KEY",
                 "TENANTRY_SMTP_URL",
                 "TENANTRY_STORAGE_URL",
                 "TENANTRY_PUBLIC_URL",
@@ -769,6 +783,7 @@ mod tests {
             ("TENANTRY_DATABASE_URL", "postgres://tenantry:pw@db:5432/tenantry"),
             ("TENANTRY_REDIS_URL", "redis://cache:6379"),
             ("TENANTRY_JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----"),
+            ("TENANTRY_ENCRYPTION_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
             ("TENANTRY_SMTP_URL", "smtps://user:pw@mail.example.com:465"),
             ("TENANTRY_STORAGE_URL", "s3://tenantry-files"),
             ("TENANTRY_PUBLIC_URL", "https://api.example.com/"),
@@ -785,10 +800,11 @@ mod tests {
             ("TENANTRY_DATABASE_URL", "postgres://u:db-secret@h/db"),
             ("TENANTRY_REDIS_URL", "redis://:redis-secret@h"),
             ("TENANTRY_JWT_PRIVATE_KEY", "key-secret"),
+            ("TENANTRY_ENCRYPTION_KEY", "enc-secret"),
         ])
         .expect("valid");
         let printed = format!("{settings:?}");
-        for secret in ["db-secret", "redis-secret", "key-secret"] {
+        for secret in ["db-secret", "redis-secret", "key-secret", "enc-secret"] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
     }

@@ -11,15 +11,20 @@ use actix_web::middleware::{Condition, from_fn};
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpServer};
 use secrecy::ExposeSecret;
-use tenantry_adapter_crypto::{Argon2Hasher, Argon2Settings, Ed25519AccessTokens, RandomSecrets};
+use tenantry_adapter_crypto::{
+    Argon2Hasher, Argon2Settings, Ed25519AccessTokens, RandomSecrets, Rfc6238Totp, XChaChaCipher,
+};
 use tenantry_adapter_mail::FileMailer;
 use tenantry_adapter_memory::{InMemoryCache, SystemClock, UuidV7Generator};
 use tenantry_adapter_redis::{RedisCache, RedisConfig, RedisPool};
 use tenantry_adapter_sql::{
-    SqlConfig, SqlDatabase, SqlHealthProbe, SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository,
+    SqlConfig, SqlDatabase, SqlHealthProbe, SqlOneTimeTokenRepository, SqlSessionRepository, SqlTwoFactorRepository,
+    SqlUserRepository,
 };
-use tenantry_application::{AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService};
-use tenantry_ports::{AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher};
+use tenantry_application::{
+    AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, TwoFactorPorts, TwoFactorService,
+};
+use tenantry_ports::{AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher};
 
 use crate::config::{CorsOrigins, Settings};
 use crate::http::json::JsonLimit;
@@ -76,6 +81,8 @@ pub struct Services {
     pub access_tokens: Arc<dyn AccessTokenIssuer>,
     /// Outgoing mail.
     pub mailer: Arc<dyn Mailer>,
+    /// Encryption of secrets at rest.
+    pub cipher: Arc<dyn SecretCipher>,
     /// Identity policy from configuration.
     pub auth_settings: AuthSettings,
 }
@@ -134,11 +141,31 @@ impl Services {
             settings.login_max_failures,
             settings.require_verified_email,
         );
-        Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, auth_settings })
+        let cipher: Arc<dyn SecretCipher> = Arc::new(
+            match &settings.encryption_key {
+                Some(key) => XChaChaCipher::from_base64(key.expose_secret()),
+                None => XChaChaCipher::load_or_generate(&settings.data_dir.join("encryption.key")),
+            }
+            .map_err(|err| StartupError::Setting { variable: "TENANTRY_ENCRYPTION_KEY", message: err.to_string() })?,
+        );
+        Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, cipher, auth_settings })
     }
 
-    /// The identity service.
-    pub fn auth(&self) -> AuthService {
+    /// The two-factor service.
+    pub fn two_factor(&self) -> TwoFactorService {
+        TwoFactorService::new(TwoFactorPorts {
+            store: Arc::new(SqlTwoFactorRepository::new(self.database.clone())),
+            users: Arc::new(SqlUserRepository::new(self.database.clone())),
+            hasher: self.hasher.clone(),
+            totp: Arc::new(Rfc6238Totp::new("Tenantry")),
+            cipher: self.cipher.clone(),
+            secrets: Arc::new(RandomSecrets),
+            clock: self.clock.clone(),
+        })
+    }
+
+    /// The identity service, checking second factors with `two_factor`.
+    pub fn auth(&self, two_factor: Arc<TwoFactorService>) -> AuthService {
         let ports = AuthPorts {
             users: Arc::new(SqlUserRepository::new(self.database.clone())),
             sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
@@ -150,7 +177,7 @@ impl Services {
             cache: self.cache.clone(),
             clock: self.clock.clone(),
             ids: self.ids.clone(),
-            mfa: None,
+            mfa: two_factor,
         };
         AuthService::new(ports, self.auth_settings.clone())
     }
@@ -251,9 +278,11 @@ impl Application {
         let metrics = Metrics::new().map_err(|err| StartupError::Other(format!("metrics: {err}")))?;
         let metrics = Data::new(metrics);
         let request_timeout = middleware::RequestTimeout(settings.request_timeout);
+        let two_factor = Arc::new(services.two_factor());
         let state = Data::new(AppState {
             health: services.health(),
-            auth: services.auth(),
+            auth: services.auth(two_factor.clone()),
+            two_factor,
             metrics: metrics.clone(),
             openapi_json: crate::openapi::render(),
         });

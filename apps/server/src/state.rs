@@ -1,7 +1,9 @@
 //! The one piece of shared state every handler receives.
 
 use actix_web::web::Data;
-use tenantry_application::{AuthService, HealthService};
+use std::sync::Arc;
+
+use tenantry_application::{AuthService, HealthService, TwoFactorService};
 
 use crate::http::metrics::Metrics;
 
@@ -13,6 +15,8 @@ pub struct AppState {
     pub health: HealthService,
     /// Sign-in and account security.
     pub auth: AuthService,
+    /// Two-factor sign-in.
+    pub two_factor: Arc<TwoFactorService>,
     /// Prometheus families (also registered on their own for the metrics middleware).
     pub metrics: Data<Metrics>,
     /// The OpenAPI document, rendered once.

@@ -41,8 +41,8 @@ pub struct AuthPorts {
     pub clock: Arc<dyn Clock>,
     /// Ids.
     pub ids: Arc<dyn IdGenerator>,
-    /// Second-factor checks, when two-factor sign-in is available.
-    pub mfa: Option<Arc<dyn SecondFactor>>,
+    /// Second-factor checks for accounts with two-factor sign-in on.
+    pub mfa: Arc<dyn SecondFactor>,
 }
 
 /// Checks a sign-in's second factor (TOTP or backup code); implemented by the two-factor
@@ -405,10 +405,7 @@ impl AuthService {
         let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
             return Ok(false);
         };
-        match &self.ports.mfa {
-            Some(mfa) => mfa.verify_login_code(user.id, code).await,
-            None => Ok(false),
-        }
+        self.ports.mfa.verify_login_code(user.id, code).await
     }
 
     async fn locked(&self, account_key: Option<&str>, ip_key: Option<&str>) -> Result<Option<Duration>, AuthError> {

@@ -7,9 +7,11 @@
 pub mod auth;
 mod emails;
 mod health;
+pub mod two_factor;
 
 pub use auth::{
     AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, Principal, ProfileChange, SecondFactor, SessionView,
     TokenPair,
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
+pub use two_factor::{TwoFactorPorts, TwoFactorService};

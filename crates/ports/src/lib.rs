@@ -13,6 +13,7 @@ mod health;
 mod identity;
 mod ids;
 mod mail;
+mod two_factor;
 
 pub use cache::{Cache, CacheError};
 pub use clock::Clock;
@@ -24,6 +25,7 @@ pub use health::{HealthProbe, ProbeError};
 pub use identity::{NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository};
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
+pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
 
 #[cfg(feature = "mock")]
 pub use cache::MockCache;
@@ -39,3 +41,5 @@ pub use identity::{MockOneTimeTokenRepository, MockSessionRepository, MockUserRe
 pub use ids::MockIdGenerator;
 #[cfg(feature = "mock")]
 pub use mail::MockMailer;
+#[cfg(feature = "mock")]
+pub use two_factor::{MockSecretCipher, MockTotpAlgorithm, MockTwoFactorRepository};

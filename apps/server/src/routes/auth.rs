@@ -26,7 +26,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(web::resource("/request-password-reset").route(web::post().to(request_password_reset)))
             .service(web::resource("/reset-password").route(web::post().to(reset_password)))
             .service(web::resource("/sessions").route(web::get().to(sessions)))
-            .service(web::resource("/sessions/{session_id}").route(web::delete().to(revoke_session))),
+            .service(web::resource("/sessions/{session_id}").route(web::delete().to(revoke_session)))
+            .service(web::resource("/2fa/setup").route(web::post().to(two_factor_setup)))
+            .service(web::resource("/2fa/enable").route(web::post().to(two_factor_enable)))
+            .service(web::resource("/2fa/disable").route(web::post().to(two_factor_disable))),
     );
 }
 
@@ -320,5 +323,75 @@ pub async fn revoke_session(
     path: web::Path<SessionId>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.revoke_session(caller.0, path.into_inner()).await.map_err(auth_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Provisioning data for an authenticator app.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TwoFactorSetupResponse {
+    /// The secret in base32, for manual entry.
+    pub secret: String,
+    /// `otpauth://totp/…` URL.
+    pub otpauth_url: String,
+    /// QR code of the URL, PNG, base64.
+    pub qr_png_base64: String,
+}
+
+/// `POST /auth/2fa/enable`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnableTwoFactorRequest {
+    /// The code the authenticator app shows now.
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+/// The backup codes, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupCodesResponse {
+    /// Ten single-use codes that replace a TOTP code once each.
+    pub backup_codes: Vec<String>,
+}
+
+/// `POST /auth/2fa/disable`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableTwoFactorRequest {
+    /// The account password.
+    pub password: String,
+    /// A current TOTP code or an unused backup code.
+    pub code: String,
+}
+
+/// Starts two-factor setup: a new secret for the authenticator app (not active until enabled).
+#[utoipa::path(post, path = "/api/v1/auth/2fa/setup", tag = "auth", security(("bearer" = [])), responses((status = 200, body = TwoFactorSetupResponse), (status = 422, description = "Already enabled.", body = crate::http::error::Problem)))]
+pub async fn two_factor_setup(state: Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let provisioning = state.two_factor.setup(caller.0).await.map_err(auth_error)?;
+    Ok(HttpResponse::Ok().json(TwoFactorSetupResponse {
+        secret: provisioning.secret_base32,
+        otpauth_url: provisioning.otpauth_url,
+        qr_png_base64: provisioning.qr_png_base64,
+    }))
+}
+
+/// Turns two-factor sign-in on with a first valid code; returns ten backup codes, once.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/enable", tag = "auth", security(("bearer" = [])), request_body = EnableTwoFactorRequest, responses((status = 200, body = BackupCodesResponse), (status = 422, body = crate::http::error::Problem)))]
+pub async fn two_factor_enable(
+    state: Data<AppState>,
+    caller: Authenticated,
+    body: ApiJson<EnableTwoFactorRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let backup_codes = state.two_factor.enable(caller.0, &body.code).await.map_err(auth_error)?;
+    Ok(HttpResponse::Ok().json(BackupCodesResponse { backup_codes }))
+}
+
+/// Turns two-factor sign-in off (password and a code required).
+#[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", security(("bearer" = [])), request_body = DisableTwoFactorRequest, responses((status = 204), (status = 422, body = crate::http::error::Problem)))]
+pub async fn two_factor_disable(
+    state: Data<AppState>,
+    caller: Authenticated,
+    body: ApiJson<DisableTwoFactorRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.two_factor.disable(caller.0, &body.password, &body.code).await.map_err(auth_error)?;
     Ok(HttpResponse::NoContent().finish())
 }

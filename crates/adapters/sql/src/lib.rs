@@ -5,7 +5,9 @@ mod database;
 mod entities;
 mod identity;
 mod probe;
+mod two_factor;
 
 pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
 pub use identity::{SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository};
 pub use probe::SqlHealthProbe;
+pub use two_factor::SqlTwoFactorRepository;

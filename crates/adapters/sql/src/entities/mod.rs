@@ -1,6 +1,7 @@
 //! sea-orm entities: table shapes only, no rules. Mapping to domain types lives in the
 //! repositories.
 
+pub mod backup_codes;
 pub mod one_time_tokens;
 pub mod refresh_tokens;
 pub mod sessions;
