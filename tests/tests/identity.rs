@@ -531,3 +531,54 @@ fn clock_now(clock: &tenantry_tests::ManualClock) -> i64 {
     use tenantry_tests::Clock as _;
     clock.now().timestamp()
 }
+
+#[tokio::test]
+async fn the_export_holds_every_row_about_the_user_and_no_secret() {
+    let app = spawn_app().await;
+    let (email, access, _) = app.signed_in_user().await;
+    let second = app.login(&email, PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    assert_eq!(app.post_json("/api/v1/auth/logout", &json!({}), Some(&second)).await.status(), 204);
+    app.post_json("/api/v1/auth/request-password-reset", &json!({"email": email}), None).await;
+
+    let response = app.get_auth("/api/v1/users/me/export", &access).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-disposition"].to_str().expect("ascii").starts_with("attachment"));
+    let text = response.text().await.expect("body");
+    let export: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(export["user"]["email"], email.as_str());
+    let sessions = export["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.iter().filter(|s| s["revoked_at"].is_null()).count(), 1);
+    let purposes: Vec<&str> = export["emailed_tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| t["purpose"].as_str().expect("purpose"))
+        .collect();
+    assert_eq!(purposes, vec!["email_verification", "password_reset"]);
+    for secret_marker in ["argon2", "password_hash", "token_hash", "v1."] {
+        assert!(!text.contains(secret_marker), "the export leaks {secret_marker}: {text}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_the_account_needs_the_password_and_removes_everything() {
+    let app = spawn_app().await;
+    let (email, access, refresh) = app.signed_in_user().await;
+    let delete = |body: Value| app.client.delete(app.url("/api/v1/users/me")).bearer_auth(&access).json(&body).send();
+    let wrong = delete(json!({"password": "not my password"})).await.expect("sent");
+    let body = assert_problem(wrong, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "password");
+    assert_eq!(delete(json!({"password": PASSWORD})).await.expect("sent").status(), 204);
+
+    assert_eq!(status_of(&app, "/api/v1/users/me", &access).await, 401, "its sessions end at once");
+    assert_eq!(app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": refresh}), None).await.status(), 401);
+    let login = app.post_json("/api/v1/auth/login", &json!({"email": email, "password": PASSWORD}), None).await;
+    assert_problem(login, 401, "unauthorized").await;
+    let left = app.raw_query_strings(&format!("SELECT email FROM users WHERE email = '{email}'")).await;
+    assert!(left.is_empty(), "no personal row stays behind");
+    let again = app.post_json("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD}), None).await;
+    assert_eq!(again.status(), 201, "the address is free again");
+    app.stop().await;
+}

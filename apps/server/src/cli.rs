@@ -41,6 +41,29 @@ pub enum Command {
         #[arg(long)]
         status: bool,
     },
+    /// Platform administration.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// `tenantry admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a platform administrator (verified e-mail, may use the admin routes).
+    CreateAdmin {
+        /// The administrator's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// The password (visible in the process list: prefer --password-stdin).
+        #[arg(long, required_unless_present = "password_stdin", conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[cfg(test)]
@@ -61,5 +84,12 @@ mod tests {
         let cli = Cli::try_parse_from(["tenantry", "serve", "--no-migrate", "--no-worker"]).expect("parses");
         assert!(matches!(cli.command, Some(Command::Serve { no_migrate: true, no_worker: true })));
         assert!(Cli::try_parse_from(["tenantry", "serve", "--bogus"]).is_err());
+        let cli = Cli::try_parse_from(["tenantry", "admin", "create-admin", "--email", "a@b.io", "--password", "pw"])
+            .expect("parses");
+        assert!(matches!(cli.command, Some(Command::Admin { command: AdminCommand::CreateAdmin { .. } })));
+        assert!(
+            Cli::try_parse_from(["tenantry", "admin", "create-admin", "--email", "a@b.io"]).is_err(),
+            "a password is required"
+        );
     }
 }

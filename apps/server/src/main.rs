@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tenantry_server::cli::{Cli, Command};
+use std::sync::Arc;
+
+use tenantry_server::cli::{AdminCommand, Cli, Command};
 use tenantry_server::config::{Settings, Sources};
 use tenantry_server::startup::{Application, ServeOptions, Services};
 
@@ -64,6 +66,34 @@ async fn run(command: Option<Command>, settings: Settings) -> Result<(), String>
             services.database.close().await;
             Ok(())
         }
+        Command::Admin { command: AdminCommand::CreateAdmin { email, password, password_stdin } } => {
+            let password = match (password, password_stdin) {
+                (Some(password), false) => password,
+                (_, true) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).map_err(|err| format!("reading the password: {err}"))?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+                (None, false) => return Err("--password or --password-stdin is required".to_owned()),
+            };
+            let services = Services::build(&settings).await.map_err(|err| err.to_string())?;
+            services.database.migrate().await.map_err(|err| err.to_string())?;
+            let auth = services.auth(Arc::new(services.two_factor()));
+            let result = auth.create_admin(&email, &password).await;
+            services.database.close().await;
+            match result {
+                Ok(user) => {
+                    report(&format!("created platform administrator {} ({})", user.email, user.id));
+                    Ok(())
+                }
+                Err(tenantry_application::AuthError::EmailTaken) => {
+                    Err(format!("an account with {email} already exists"))
+                }
+                Err(tenantry_application::AuthError::WeakPassword(weak)) => Err(format!("password refused: {weak}")),
+                Err(tenantry_application::AuthError::Invalid { field, message }) => Err(format!("{field}: {message}")),
+                Err(other) => Err(format!("{other}: {:?}", std::error::Error::source(&other))),
+            }
+        }
         Command::Migrate { status } => {
             let services = Services::build(&settings).await.map_err(|err| err.to_string())?;
             let pending = services.database.pending_migrations().await.map_err(|err| err.to_string())?;
@@ -77,6 +107,12 @@ async fn run(command: Option<Command>, settings: Settings) -> Result<(), String>
             Ok(())
         }
     }
+}
+
+/// A result line for the operator on standard output (logs go through tracing).
+#[allow(clippy::print_stdout)]
+fn report(line: &str) {
+    println!("{line}");
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -38,6 +38,8 @@ use crate::routes;
         routes::users::me,
         routes::users::update_me,
         routes::users::change_password,
+        routes::users::export,
+        routes::users::delete_me,
     ),
     components(schemas(Problem, FieldError, routes::health::LiveResponse, routes::health::ReadyResponse)),
     modifiers(&SecuritySchemes),

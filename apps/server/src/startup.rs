@@ -22,7 +22,8 @@ use tenantry_adapter_sql::{
     SqlUserRepository,
 };
 use tenantry_application::{
-    AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, TwoFactorPorts, TwoFactorService,
+    AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, TwoFactorPorts,
+    TwoFactorService,
 };
 use tenantry_ports::{AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher};
 
@@ -149,6 +150,23 @@ impl Services {
             .map_err(|err| StartupError::Setting { variable: "TENANTRY_ENCRYPTION_KEY", message: err.to_string() })?,
         );
         Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, cipher, auth_settings })
+    }
+
+    /// Export and deletion of the caller's own account.
+    pub fn account(&self) -> AccountService {
+        AccountService::new(
+            AccountPorts {
+                users: Arc::new(SqlUserRepository::new(self.database.clone())),
+                sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
+                tokens: Arc::new(SqlOneTimeTokenRepository::new(self.database.clone())),
+                two_factor: Arc::new(SqlTwoFactorRepository::new(self.database.clone())),
+                hasher: self.hasher.clone(),
+                cache: self.cache.clone(),
+                clock: self.clock.clone(),
+            },
+            self.auth_settings.lifetimes,
+            Vec::new(),
+        )
     }
 
     /// The two-factor service.
@@ -282,6 +300,7 @@ impl Application {
         let state = Data::new(AppState {
             health: services.health(),
             auth: services.auth(two_factor.clone()),
+            account: services.account(),
             two_factor,
             metrics: metrics.clone(),
             openapi_json: crate::openapi::render(),

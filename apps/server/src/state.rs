@@ -3,7 +3,7 @@
 use actix_web::web::Data;
 use std::sync::Arc;
 
-use tenantry_application::{AuthService, HealthService, TwoFactorService};
+use tenantry_application::{AccountService, AuthService, HealthService, TwoFactorService};
 
 use crate::http::metrics::Metrics;
 
@@ -15,6 +15,8 @@ pub struct AppState {
     pub health: HealthService,
     /// Sign-in and account security.
     pub auth: AuthService,
+    /// The caller's own data (export, deletion).
+    pub account: AccountService,
     /// Two-factor sign-in.
     pub two_factor: Arc<TwoFactorService>,
     /// Prometheus families (also registered on their own for the metrics middleware).

@@ -136,3 +136,38 @@ fn serve_answers_then_exits_zero_on_sigterm() {
     let rest: Vec<String> = logs.try_iter().collect();
     assert!(rest.iter().any(|line| line.contains("tenantry stopped")), "{rest:?}");
 }
+
+#[test]
+fn create_admin_makes_a_verified_administrator_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["admin", "create-admin", "--email", "Root@Example.com", "--password", "an admin pass phrase 123"];
+    let output = tenantry(dir.path(), &[("TENANTRY_LOG", "warn")]).args(args).output().expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("created platform administrator root@example.com"), "{stdout}");
+    let again = tenantry(dir.path(), &[("TENANTRY_LOG", "warn")]).args(args).output().expect("runs");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let weak = tenantry(dir.path(), &[("TENANTRY_LOG", "warn")])
+        .args(["admin", "create-admin", "--email", "b@example.com", "--password", "password1234"])
+        .output()
+        .expect("runs");
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password refused"));
+}
+
+#[test]
+fn create_admin_reads_the_password_from_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = tenantry(dir.path(), &[("TENANTRY_LOG", "warn")])
+        .args(["admin", "create-admin", "--email", "ops@example.com", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    child.stdin.take().expect("stdin").write_all(b"another admin pass phrase 9\n").expect("writes");
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -132,6 +132,9 @@ pub enum AuthError {
     /// The session to act on is not the caller's.
     #[error("not found")]
     NotFound,
+    /// The account is the last owner of an organization and cannot be deleted yet.
+    #[error("last owner of an organization")]
+    LastOwner,
     /// A dependency failed; the cause is for the logs.
     #[error("dependency failure")]
     Dependency(#[source] anyhow::Error),
@@ -213,6 +216,20 @@ const SEEN_EVERY: Duration = Duration::from_secs(60);
 const MAIL_EVERY: Duration = Duration::from_secs(60);
 /// Refresh tokens and e-mailed tokens carry 256 bits.
 const TOKEN_BYTES: usize = 32;
+
+/// Makes the access tokens of `sessions` fail at once: [`AuthService::authenticate`] checks this
+/// marker. It only needs to outlive the longest-lived access token.
+pub(crate) async fn mark_sessions_revoked(
+    cache: &dyn Cache,
+    lifetimes: TokenLifetimes,
+    sessions: &[SessionId],
+) -> Result<(), AuthError> {
+    let ttl = lifetimes.access + Duration::from_secs(60);
+    for id in sessions {
+        cache.set(&format!("{REVOKED}{id}"), b"1", Some(ttl)).await?;
+    }
+    Ok(())
+}
 
 /// The identity use cases, over ports only.
 pub struct AuthService {
@@ -525,12 +542,7 @@ impl AuthService {
     }
 
     async fn mark_revoked(&self, sessions: &[SessionId]) -> Result<(), AuthError> {
-        // Access tokens outlive nothing longer than their lifetime: the marker can expire then.
-        let ttl = self.settings.lifetimes.access + Duration::from_secs(60);
-        for id in sessions {
-            self.ports.cache.set(&format!("{REVOKED}{id}"), b"1", Some(ttl)).await?;
-        }
-        Ok(())
+        mark_sessions_revoked(self.ports.cache.as_ref(), self.settings.lifetimes, sessions).await
     }
 
     /// Ends the caller's session.

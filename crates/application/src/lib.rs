@@ -4,11 +4,13 @@
 //! PostgreSQL and Redis in production, SQLite and in-process adapters in the embedded default,
 //! and mockall mocks in unit tests. Nothing here knows about HTTP or a particular database.
 
+pub mod account;
 pub mod auth;
 mod emails;
 mod health;
 pub mod two_factor;
 
+pub use account::{AccountPorts, AccountService, DeletionGuard, PersonalData};
 pub use auth::{
     AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, Principal, ProfileChange, SecondFactor, SessionView,
     TokenPair,

@@ -86,6 +86,13 @@ pub trait UserRepository: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
     async fn mark_email_verified(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deletes the account and, with it, every row that belongs to it (sessions, tokens,
+    /// two-factor state).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
+    async fn delete(&self, id: UserId) -> Result<(), StoreError>;
 }
 
 /// Sessions and their rotating refresh tokens.
@@ -123,6 +130,13 @@ pub trait SessionRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`, `Unexpected`.
     async fn list_active(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError>;
+
+    /// Every session of the user, revoked and expired ones included, newest first (for the
+    /// personal-data export).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list_all(&self, user_id: UserId) -> Result<Vec<Session>, StoreError>;
 
     /// Revokes one of the user's sessions; `false` when it is not theirs or already revoked.
     ///
@@ -187,4 +201,23 @@ pub trait OneTimeTokenRepository: Send + Sync {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<UserId>, StoreError>;
+
+    /// What was issued to the user (never the hashes), oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<IssuedToken>, StoreError>;
+}
+
+/// A single-use token as the personal-data export shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// What it was for.
+    pub purpose: TokenPurpose,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// When it was used.
+    pub used_at: Option<DateTime<Utc>>,
 }

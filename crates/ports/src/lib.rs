@@ -22,7 +22,9 @@ pub use crypto::{
     SecretGenerator,
 };
 pub use health::{HealthProbe, ProbeError};
-pub use identity::{NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository};
+pub use identity::{
+    IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository,
+};
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};

@@ -69,6 +69,12 @@ pub trait TwoFactorRepository: Send + Sync {
         code_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// How many backup codes are still unused.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn backup_codes_left(&self, user_id: UserId) -> Result<u32, StoreError>;
 }
 
 /// What an authenticator app needs to add an account.

@@ -110,6 +110,11 @@ pub fn auth_error_on(err: AuthError, password_field: &str) -> ApiError {
         }
         AuthError::Unauthenticated => unauthorized("The access token is invalid, expired or revoked."),
         AuthError::NotFound => ApiError::not_found(),
+        AuthError::LastOwner => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "You are the last owner of an organization: transfer ownership or delete it first.",
+        ),
         AuthError::Dependency(cause) if is_unavailable(&cause) => {
             tracing::error!(error = format!("{cause:#}"), "a dependency is unavailable");
             ApiError::unavailable("A dependency is temporarily unavailable; retry shortly.")

@@ -16,8 +16,14 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/users/me")
-            .service(web::resource("").route(web::get().to(me)).route(web::patch().to(update_me)))
-            .service(web::resource("/password").route(web::post().to(change_password))),
+            .service(
+                web::resource("")
+                    .route(web::get().to(me))
+                    .route(web::patch().to(update_me))
+                    .route(web::delete().to(delete_me)),
+            )
+            .service(web::resource("/password").route(web::post().to(change_password)))
+            .service(web::resource("/export").route(web::get().to(export))),
     );
 }
 
@@ -179,5 +185,113 @@ pub async fn change_password(
         .change_password(caller.0, &body.current_password, &body.new_password)
         .await
         .map_err(|err| auth_error_on(err, "new_password"))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /users/me`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteMeRequest {
+    /// The account password, to confirm.
+    pub password: String,
+}
+
+/// A session in the export.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedSession {
+    /// Session id.
+    pub id: String,
+    /// `user-agent` at sign-in.
+    pub user_agent: Option<String>,
+    /// Client address at sign-in.
+    pub ip: Option<String>,
+    /// Sign-in time.
+    pub created_at: DateTime<Utc>,
+    /// Last activity.
+    pub last_seen_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Revocation time.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An e-mailed token in the export (never the token itself).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedToken {
+    /// `email_verification` or `password_reset`.
+    pub purpose: &'static str,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// When it was used.
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// Everything Tenantry holds about the caller. Secrets (password hash, TOTP secret, token and
+/// backup-code hashes) are left out: they are not information about the person.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonalDataExport {
+    /// When the export was made.
+    pub exported_at: DateTime<Utc>,
+    /// The account.
+    pub user: UserResponse,
+    /// E-mail verification time.
+    pub email_verified_at: Option<DateTime<Utc>>,
+    /// Every session, revoked ones included.
+    pub sessions: Vec<ExportedSession>,
+    /// Verification and reset e-mails sent.
+    pub emailed_tokens: Vec<ExportedToken>,
+    /// Unused two-factor backup codes.
+    pub backup_codes_left: u32,
+}
+
+/// All the caller's personal data, as JSON (GDPR art. 15/20).
+#[utoipa::path(get, path = "/api/v1/users/me/export", tag = "users", security(("bearer" = [])), responses((status = 200, body = PersonalDataExport), (status = 401, body = crate::http::error::Problem)))]
+pub async fn export(state: Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let data = state.account.export(caller.0).await.map_err(auth_error)?;
+    let body = PersonalDataExport {
+        exported_at: data.exported_at,
+        email_verified_at: data.user.email_verified_at,
+        user: UserResponse::from(data.user),
+        sessions: data
+            .sessions
+            .into_iter()
+            .map(|s| ExportedSession {
+                id: s.id.to_string(),
+                user_agent: s.user_agent,
+                ip: s.ip,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: s.expires_at,
+                revoked_at: s.revoked_at,
+            })
+            .collect(),
+        emailed_tokens: data
+            .tokens
+            .into_iter()
+            .map(|t| ExportedToken {
+                purpose: t.purpose.as_str(),
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                used_at: t.used_at,
+            })
+            .collect(),
+        backup_codes_left: data.backup_codes_left,
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("content-disposition", "attachment; filename=\"tenantry-personal-data.json\""))
+        .json(body))
+}
+
+/// Deletes the caller's account and everything personal with it; refused (409) while the
+/// caller is the last owner of an organization.
+#[utoipa::path(delete, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = DeleteMeRequest, responses((status = 204), (status = 409, body = crate::http::error::Problem), (status = 422, body = crate::http::error::Problem)))]
+pub async fn delete_me(
+    state: Data<AppState>,
+    caller: Authenticated,
+    body: ApiJson<DeleteMeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.account.delete(caller.0, &body.password).await.map_err(auth_error)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -9,7 +9,9 @@ use sea_orm::{
 use tenantry_domain::identity::DisplayName;
 use tenantry_domain::identity::{Session, TokenPurpose, User, UserSettings};
 use tenantry_domain::{Email, SessionId, UserId};
-use tenantry_ports::{NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository};
+use tenantry_ports::{
+    IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository,
+};
 
 use crate::SqlDatabase;
 use crate::entities::{one_time_tokens, refresh_tokens, sessions, users};
@@ -169,6 +171,46 @@ impl UserRepository for SqlUserRepository {
         let exists = users::Entity::find_by_id(id.as_uuid()).one(db).await.map_err(store_error)?.is_some();
         if exists { Ok(()) } else { Err(StoreError::NotFound) }
     }
+
+    #[tracing::instrument(name = "adapter.sql.users.delete", skip_all)]
+    async fn delete(&self, id: UserId) -> Result<(), StoreError> {
+        // Child rows go with the user (ON DELETE CASCADE); deleting them explicitly too keeps
+        // SQLite correct even on a connection where foreign keys were not enabled.
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let sessions: Vec<uuid::Uuid> = sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(id.as_uuid()))
+            .all(&txn)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        refresh_tokens::Entity::delete_many()
+            .filter(refresh_tokens::Column::SessionId.is_in(sessions))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        one_time_tokens::Entity::delete_many()
+            .filter(one_time_tokens::Column::UserId.eq(id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        crate::entities::backup_codes::Entity::delete_many()
+            .filter(crate::entities::backup_codes::Column::UserId.eq(id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        let result = users::Entity::delete_by_id(id.as_uuid()).exec(&txn).await.map_err(store_error)?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        txn.commit().await.map_err(store_error)
+    }
 }
 
 /// [`SessionRepository`] on SQL.
@@ -297,6 +339,19 @@ impl SessionRepository for SqlSessionRepository {
             .collect())
     }
 
+    #[tracing::instrument(name = "adapter.sql.sessions.list_all", skip_all)]
+    async fn list_all(&self, user_id: UserId) -> Result<Vec<Session>, StoreError> {
+        Ok(sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user_id.as_uuid()))
+            .order_by_desc(sessions::Column::CreatedAt)
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(session_from)
+            .collect())
+    }
+
     #[tracing::instrument(name = "adapter.sql.sessions.revoke", skip_all)]
     async fn revoke(&self, user_id: UserId, id: SessionId, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let result = sessions::Entity::update_many()
@@ -416,5 +471,30 @@ impl OneTimeTokenRepository for SqlOneTimeTokenRepository {
             .await
             .map_err(store_error)?
             .map(|token| UserId::from_uuid(token.user_id)))
+    }
+
+    #[tracing::instrument(name = "adapter.sql.one_time_tokens.list_for_user", skip_all)]
+    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<IssuedToken>, StoreError> {
+        let rows = one_time_tokens::Entity::find()
+            .filter(one_time_tokens::Column::UserId.eq(user_id.as_uuid()))
+            .order_by_asc(one_time_tokens::Column::CreatedAt)
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        rows.into_iter()
+            .map(|row| {
+                let purpose = match row.purpose.as_str() {
+                    "email_verification" => TokenPurpose::EmailVerification,
+                    "password_reset" => TokenPurpose::PasswordReset,
+                    _ => return Err(corrupt("token purpose")),
+                };
+                Ok(IssuedToken {
+                    purpose,
+                    created_at: row.created_at,
+                    expires_at: row.expires_at,
+                    used_at: row.used_at,
+                })
+            })
+            .collect()
     }
 }

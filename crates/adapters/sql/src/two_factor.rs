@@ -141,4 +141,16 @@ impl TwoFactorRepository for SqlTwoFactorRepository {
             .map_err(store_error)?;
         Ok(result.rows_affected == 1)
     }
+
+    #[tracing::instrument(name = "adapter.sql.two_factor.backup_codes_left", skip_all)]
+    async fn backup_codes_left(&self, user_id: UserId) -> Result<u32, StoreError> {
+        use sea_orm::PaginatorTrait;
+        let count = backup_codes::Entity::find()
+            .filter(backup_codes::Column::UserId.eq(user_id.as_uuid()))
+            .filter(backup_codes::Column::UsedAt.is_null())
+            .count(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
 }

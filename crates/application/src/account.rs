@@ -1,0 +1,105 @@
+//! The user's own data: export (every row about them) and deletion.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tenantry_domain::identity::{Session, TokenLifetimes, User};
+use tenantry_ports::{
+    Cache, Clock, IssuedToken, OneTimeTokenRepository, PasswordCheck, PasswordHasher, SessionRepository,
+    TwoFactorRepository, UserRepository,
+};
+
+use crate::auth::{AuthError, Principal, mark_sessions_revoked};
+
+/// Everything [`AccountService`] needs.
+#[derive(Clone)]
+pub struct AccountPorts {
+    /// Accounts.
+    pub users: Arc<dyn UserRepository>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// E-mailed tokens.
+    pub tokens: Arc<dyn OneTimeTokenRepository>,
+    /// Two-factor state.
+    pub two_factor: Arc<dyn TwoFactorRepository>,
+    /// Password verification (deletion asks for it).
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Revocation markers.
+    pub cache: Arc<dyn Cache>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Every row Tenantry holds about one user, secrets left out (hashes, sealed keys).
+#[derive(Debug, Clone)]
+pub struct PersonalData {
+    /// When the export was made.
+    pub exported_at: DateTime<Utc>,
+    /// The account.
+    pub user: User,
+    /// Every session, revoked ones included.
+    pub sessions: Vec<Session>,
+    /// Verification and reset e-mails sent.
+    pub tokens: Vec<IssuedToken>,
+    /// Unused two-factor backup codes.
+    pub backup_codes_left: u32,
+}
+
+/// Checks that deleting a user leaves no organization without an owner; the tenancy module
+/// provides it (an account in no organization may always be deleted).
+#[async_trait::async_trait]
+pub trait DeletionGuard: Send + Sync {
+    /// `Err(AuthError::Conflict…)` when the user must not be deleted yet.
+    ///
+    /// # Errors
+    /// [`AuthError::LastOwner`], `Dependency`.
+    async fn check(&self, user: &User) -> Result<(), AuthError>;
+}
+
+/// Export and deletion of the caller's own account.
+pub struct AccountService {
+    ports: AccountPorts,
+    lifetimes: TokenLifetimes,
+    guards: Vec<Arc<dyn DeletionGuard>>,
+}
+
+impl AccountService {
+    /// Wires the service; `guards` may veto a deletion (e.g. last owner of an organization).
+    pub fn new(ports: AccountPorts, lifetimes: TokenLifetimes, guards: Vec<Arc<dyn DeletionGuard>>) -> Self {
+        Self { ports, lifetimes, guards }
+    }
+
+    /// Every row about the caller.
+    ///
+    /// # Errors
+    /// `Unauthenticated`, `Dependency`.
+    #[tracing::instrument(name = "application.account.export", skip_all)]
+    pub async fn export(&self, principal: Principal) -> Result<PersonalData, AuthError> {
+        let user = self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+        let sessions = self.ports.sessions.list_all(user.id).await?;
+        let tokens = self.ports.tokens.list_for_user(user.id).await?;
+        let backup_codes_left = self.ports.two_factor.backup_codes_left(user.id).await?;
+        tracing::info!(target: "audit", action = "user.data_exported", user_id = %user.id);
+        Ok(PersonalData { exported_at: self.ports.clock.now(), user, sessions, tokens, backup_codes_left })
+    }
+
+    /// Deletes the caller's account and everything personal with it; every session ends at once.
+    ///
+    /// # Errors
+    /// `Invalid` (password incorrect), `LastOwner`, `Unauthenticated`, `Dependency`.
+    #[tracing::instrument(name = "application.account.delete", skip_all)]
+    pub async fn delete(&self, principal: Principal, password: &str) -> Result<(), AuthError> {
+        let user = self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+        if self.ports.hasher.verify(password, &user.password_hash).await? == PasswordCheck::Invalid {
+            return Err(AuthError::Invalid { field: "password", message: "is incorrect".to_owned() });
+        }
+        for guard in &self.guards {
+            guard.check(&user).await?;
+        }
+        let sessions: Vec<_> = self.ports.sessions.list_all(user.id).await?.into_iter().map(|s| s.id).collect();
+        self.ports.users.delete(user.id).await?;
+        mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &sessions).await?;
+        tracing::info!(target: "audit", action = "user.deleted", user_id = %user.id);
+        Ok(())
+    }
+}
