@@ -8,6 +8,7 @@ mod email;
 mod id;
 pub mod identity;
 mod slug;
+pub mod tenancy;
 
 pub use email::{Email, EmailError};
 pub use id::{OrgId, SessionId, UserId};
