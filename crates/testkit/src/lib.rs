@@ -6,4 +6,5 @@
 
 pub mod cache;
 pub mod env;
+pub mod identity;
 pub mod postgres;

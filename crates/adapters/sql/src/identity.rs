@@ -344,6 +344,7 @@ impl SessionRepository for SqlSessionRepository {
         Ok(sessions::Entity::find()
             .filter(sessions::Column::UserId.eq(user_id.as_uuid()))
             .order_by_desc(sessions::Column::CreatedAt)
+            .order_by_desc(sessions::Column::Id)
             .all(self.db.connection())
             .await
             .map_err(store_error)?
@@ -373,9 +374,12 @@ impl SessionRepository for SqlSessionRepository {
         now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>, StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        // Only active sessions (`Session::is_active`): an expired one is already dead and is
+        // neither revoked nor reported.
         let mut query = sessions::Entity::find()
             .filter(sessions::Column::UserId.eq(user_id.as_uuid()))
-            .filter(sessions::Column::RevokedAt.is_null());
+            .filter(sessions::Column::RevokedAt.is_null())
+            .filter(sessions::Column::ExpiresAt.gt(now));
         if let Some(except) = except {
             query = query.filter(sessions::Column::Id.ne(except.as_uuid()));
         }

@@ -1,6 +1,8 @@
 //! SQL adapters on sea-orm: the same repository code on PostgreSQL (production) and SQLite (the
 //! embedded default). Driver errors (`DbErr`) are mapped to port errors at this seam.
 
+#[cfg(test)]
+mod contract_tests;
 mod database;
 mod entities;
 mod identity;

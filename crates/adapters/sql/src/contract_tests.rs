@@ -1,0 +1,55 @@
+//! The identity contract suite against this adapter, on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tenantry_testkit::identity::{IdentityStores, run_contract};
+use tenantry_testkit::postgres::ScratchPostgres;
+
+use crate::{
+    SqlConfig, SqlDatabase, SqlOneTimeTokenRepository, SqlSessionRepository, SqlTwoFactorRepository, SqlUserRepository,
+};
+
+async fn migrated(url: String) -> SqlDatabase {
+    let db = SqlDatabase::connect(&SqlConfig::new(SecretString::from(url))).await.expect("connects");
+    db.migrate().await.expect("migrates");
+    db
+}
+
+fn stores(db: &SqlDatabase) -> IdentityStores {
+    IdentityStores {
+        users: Arc::new(SqlUserRepository::new(db.clone())),
+        sessions: Arc::new(SqlSessionRepository::new(db.clone())),
+        tokens: Arc::new(SqlOneTimeTokenRepository::new(db.clone())),
+        two_factor: Arc::new(SqlTwoFactorRepository::new(db.clone())),
+    }
+}
+
+#[tokio::test]
+async fn identity_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("identity.db").display());
+    let db = migrated(url).await;
+    run_contract(|| {
+        let stores = stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn identity_contract_on_postgres() {
+    let Some(server) = tenantry_testkit::env::postgres_url() else {
+        return;
+    };
+    let scratch = ScratchPostgres::create(&server).await;
+    let db = migrated(scratch.url.clone()).await;
+    run_contract(|| {
+        let stores = stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+    scratch.drop_database().await;
+}
