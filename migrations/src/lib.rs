@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_instance_settings;
 mod m20261122_000002_identity;
 mod m20261122_000003_backup_codes;
+mod m20261122_000004_orgs;
 
 /// Lists every migration in order; `tenantry migrate` and `tenantry serve` apply the pending ones.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_instance_settings::Migration),
             Box::new(m20261122_000002_identity::Migration),
             Box::new(m20261122_000003_backup_codes::Migration),
+            Box::new(m20261122_000004_orgs::Migration),
         ]
     }
 }

@@ -219,6 +219,25 @@ impl TestApp {
         rows.iter().map(|row| row.try_get_by_index::<String>(0).expect("a text column")).collect()
     }
 
+    /// The app's database, for tests that seed or inspect rows directly.
+    pub fn database(&self) -> &tenantry_adapter_sql::SqlDatabase {
+        &self.database
+    }
+
+    /// Creates an organization as `owner_access` and returns its id.
+    ///
+    /// # Panics
+    /// When creation does not answer 201.
+    pub async fn create_org(&self, owner_access: &str) -> String {
+        let slug = format!("org-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let response = self
+            .post_json("/api/v1/orgs", &serde_json::json!({"name": "Test Org", "slug": slug}), Some(owner_access))
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+        let body: Value = response.json().await.expect("json");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
     /// Stops the server gracefully and drops the scratch database.
     pub async fn stop(mut self) {
         self.handle.stop(true).await;

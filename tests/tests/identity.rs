@@ -582,3 +582,45 @@ async fn deleting_the_account_needs_the_password_and_removes_everything() {
     assert_eq!(again.status(), 201, "the address is free again");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn parallel_guesses_cannot_outrun_the_lockout() {
+    let app = spawn_app_with(&[("TENANTRY_LOGIN_MAX_FAILURES", "3")]).await;
+    let email = app.register().await;
+    let body = json!({"email": email, "password": "a wrong guess entirely"});
+    let attempts = (0..20).map(|_| app.post_json("/api/v1/auth/login", &body, None));
+    let statuses: Vec<u16> = join_all(attempts).await.into_iter().map(|r| r.status().as_u16()).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked <= 3, "only 3 guesses may reach the password check: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20 - checked, "{statuses:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_used_reset_link_voids_the_other_links_sent_before() {
+    let (app, clock) = spawn_app_with_manual_clock(&[]).await;
+    let email = app.register().await;
+    app.post_json("/api/v1/auth/request-password-reset", &json!({"email": email}), None).await;
+    let first = app.token_from_mail(&email, "reset-password");
+    clock.advance(chrono::Duration::seconds(61));
+    app.post_json("/api/v1/auth/request-password-reset", &json!({"email": email}), None).await;
+    let second = app.token_from_mail(&email, "reset-password");
+    assert_ne!(first, second);
+    let used = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": second, "new_password": "the newest strong phrase 1"}),
+            None,
+        )
+        .await;
+    assert_eq!(used.status(), 204);
+    let stale = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": first, "new_password": "an attackers strong phrase 2"}),
+            None,
+        )
+        .await;
+    assert_problem(stale, 400, "invalid_token").await;
+    app.stop().await;
+}

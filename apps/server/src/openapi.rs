@@ -40,6 +40,16 @@ use crate::routes;
         routes::users::change_password,
         routes::users::export,
         routes::users::delete_me,
+        routes::orgs::permissions,
+        routes::orgs::create,
+        routes::orgs::list_mine,
+        routes::orgs::get,
+        routes::orgs::update,
+        routes::orgs::delete,
+        routes::orgs::me,
+        routes::orgs::members,
+        routes::orgs::change_role,
+        routes::orgs::remove_member,
     ),
     components(schemas(Problem, FieldError, routes::health::LiveResponse, routes::health::ReadyResponse)),
     modifiers(&SecuritySchemes),
@@ -48,6 +58,7 @@ use crate::routes;
         (name = "meta", description = "Metrics and API documentation."),
         (name = "auth", description = "Registration, sign-in, tokens, sessions, e-mail verification and password reset."),
         (name = "users", description = "The signed-in user's own account."),
+        (name = "orgs", description = "Organizations, members and roles."),
     )
 )]
 pub struct ApiDoc;

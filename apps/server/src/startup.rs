@@ -18,12 +18,12 @@ use tenantry_adapter_mail::FileMailer;
 use tenantry_adapter_memory::{InMemoryCache, SystemClock, UuidV7Generator};
 use tenantry_adapter_redis::{RedisCache, RedisConfig, RedisPool};
 use tenantry_adapter_sql::{
-    SqlConfig, SqlDatabase, SqlHealthProbe, SqlOneTimeTokenRepository, SqlSessionRepository, SqlTwoFactorRepository,
-    SqlUserRepository,
+    SqlConfig, SqlDatabase, SqlHealthProbe, SqlOneTimeTokenRepository, SqlOrgRepository, SqlSessionRepository,
+    SqlTwoFactorRepository, SqlUserRepository,
 };
 use tenantry_application::{
-    AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, TwoFactorPorts,
-    TwoFactorService,
+    AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, LastOwnerGuard,
+    TenancyService, TwoFactorPorts, TwoFactorService,
 };
 use tenantry_ports::{AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher};
 
@@ -165,7 +165,16 @@ impl Services {
                 clock: self.clock.clone(),
             },
             self.auth_settings.lifetimes,
-            Vec::new(),
+            vec![Arc::new(LastOwnerGuard::new(Arc::new(SqlOrgRepository::new(self.database.clone()))))],
+        )
+    }
+
+    /// Organizations and membership.
+    pub fn tenancy(&self) -> TenancyService {
+        TenancyService::new(
+            Arc::new(SqlOrgRepository::new(self.database.clone())),
+            self.clock.clone(),
+            self.ids.clone(),
         )
     }
 
@@ -301,6 +310,7 @@ impl Application {
             health: services.health(),
             auth: services.auth(two_factor.clone()),
             account: services.account(),
+            tenancy: services.tenancy(),
             two_factor,
             metrics: metrics.clone(),
             openapi_json: crate::openapi::render(),

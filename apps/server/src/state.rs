@@ -3,7 +3,7 @@
 use actix_web::web::Data;
 use std::sync::Arc;
 
-use tenantry_application::{AccountService, AuthService, HealthService, TwoFactorService};
+use tenantry_application::{AccountService, AuthService, HealthService, TenancyService, TwoFactorService};
 
 use crate::http::metrics::Metrics;
 
@@ -17,6 +17,8 @@ pub struct AppState {
     pub auth: AuthService,
     /// The caller's own data (export, deletion).
     pub account: AccountService,
+    /// Organizations and membership.
+    pub tenancy: TenancyService,
     /// Two-factor sign-in.
     pub two_factor: Arc<TwoFactorService>,
     /// Prometheus families (also registered on their own for the metrics middleware).

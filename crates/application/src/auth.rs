@@ -369,7 +369,9 @@ impl AuthService {
         let email = Email::parse(email).ok();
         let account_key = email.as_ref().map(|e| format!("{FAIL_ACCOUNT}{}", e.as_str()));
         let ip_key = client.ip.as_ref().map(|ip| format!("{FAIL_IP}{ip}"));
-        if let Some(retry_after) = self.locked(account_key.as_deref(), ip_key.as_deref()).await? {
+        // The attempt is counted before any password is checked, so parallel guesses cannot
+        // all pass on a stale "no failures yet" read; a success gives the count back.
+        if let Some(retry_after) = self.reserve_attempt(account_key.as_deref(), ip_key.as_deref()).await? {
             tracing::info!(target: "audit", action = "login.locked");
             return Err(AuthError::Locked { retry_after });
         }
@@ -380,19 +382,19 @@ impl AuthService {
         let Some(user) = user else {
             // Same work as a wrong password, so timing does not reveal unknown addresses.
             self.ports.hasher.verify_dummy(password).await?;
-            self.record_failure(account_key.as_deref(), ip_key.as_deref()).await?;
             tracing::info!(target: "audit", action = "login.failed", reason = "unknown_account");
             return Err(AuthError::InvalidCredentials);
         };
+        let mut expected_hash = user.password_hash.clone();
         match self.ports.hasher.verify(password, &user.password_hash).await? {
             PasswordCheck::Invalid => {
-                self.record_failure(account_key.as_deref(), ip_key.as_deref()).await?;
                 tracing::info!(target: "audit", action = "login.failed", reason = "wrong_password", user_id = %user.id);
                 return Err(AuthError::InvalidCredentials);
             }
             PasswordCheck::Valid { needs_rehash: true } => {
                 let hash = self.ports.hasher.hash(password).await?;
                 self.ports.users.set_password_hash(user.id, &hash, self.now()).await?;
+                expected_hash = hash;
             }
             PasswordCheck::Valid { needs_rehash: false } => {}
         }
@@ -405,14 +407,26 @@ impl AuthService {
             return Err(AuthError::EmailNotVerified);
         }
         if user.totp_enabled && !self.second_factor_ok(&user, totp_code).await? {
-            self.record_failure(account_key.as_deref(), ip_key.as_deref()).await?;
             tracing::info!(target: "audit", action = "login.refused", reason = "mfa_required", user_id = %user.id);
             return Err(AuthError::MfaRequired);
         }
         if let Some(key) = &account_key {
             self.ports.cache.delete(key).await?;
         }
-        let pair = self.open_session(user.id, client).await?;
+        if let Some(key) = &ip_key {
+            self.ports.cache.increment(key, -1, Some(self.settings.ip_lockout.window)).await?;
+        }
+        let (session_id, pair) = self.open_session(user.id, client).await?;
+        // A password reset or change that landed while this sign-in was checking the old
+        // password must not be outlived by it: if the hash moved, this session is void. (If the
+        // change lands after this read, its own revocation of every session covers this one.)
+        let current = self.ports.users.by_id(user.id).await?;
+        if current.is_none_or(|now| now.password_hash != expected_hash) {
+            self.ports.sessions.revoke(user.id, session_id, self.now()).await?;
+            self.mark_revoked(&[session_id]).await?;
+            tracing::info!(target: "audit", action = "login.refused", reason = "password_changed_meanwhile", user_id = %user.id);
+            return Err(AuthError::InvalidCredentials);
+        }
         tracing::info!(target: "audit", action = "login.succeeded", user_id = %user.id);
         Ok(pair)
     }
@@ -425,39 +439,28 @@ impl AuthService {
         self.ports.mfa.verify_login_code(user.id, code).await
     }
 
-    async fn locked(&self, account_key: Option<&str>, ip_key: Option<&str>) -> Result<Option<Duration>, AuthError> {
+    /// Counts this attempt against the account and the client address; `Some(retry_after)`
+    /// when either is over its limit (the attempt is then refused without a password check).
+    async fn reserve_attempt(
+        &self,
+        account_key: Option<&str>,
+        ip_key: Option<&str>,
+    ) -> Result<Option<Duration>, AuthError> {
         for (key, policy) in [(account_key, self.settings.account_lockout), (ip_key, self.settings.ip_lockout)] {
             let Some(key) = key else { continue };
-            let failures = self
-                .ports
-                .cache
-                .get(key)
-                .await?
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .and_then(|text| text.parse::<u32>().ok())
-                .unwrap_or(0);
-            if failures == 0 {
-                continue;
-            }
-            let left = self.ports.cache.ttl(key).await?;
-            if let LockoutDecision::Locked { retry_after } = policy.decide(failures, left) {
-                return Ok(Some(retry_after));
+            let attempts = self.ports.cache.increment(key, 1, Some(policy.window)).await?;
+            let earlier = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+            if earlier >= policy.max_failures {
+                let left = self.ports.cache.ttl(key).await?;
+                if let LockoutDecision::Locked { retry_after } = policy.decide(earlier, left) {
+                    return Ok(Some(retry_after));
+                }
             }
         }
         Ok(None)
     }
 
-    async fn record_failure(&self, account_key: Option<&str>, ip_key: Option<&str>) -> Result<(), AuthError> {
-        if let Some(key) = account_key {
-            self.ports.cache.increment(key, 1, Some(self.settings.account_lockout.window)).await?;
-        }
-        if let Some(key) = ip_key {
-            self.ports.cache.increment(key, 1, Some(self.settings.ip_lockout.window)).await?;
-        }
-        Ok(())
-    }
-
-    async fn open_session(&self, user_id: UserId, client: &ClientInfo) -> Result<TokenPair, AuthError> {
+    async fn open_session(&self, user_id: UserId, client: &ClientInfo) -> Result<(SessionId, TokenPair), AuthError> {
         let now = self.now();
         let session = Session {
             id: SessionId::from_uuid(self.ports.ids.new_id()),
@@ -471,7 +474,7 @@ impl AuthService {
         };
         let refresh_token = self.ports.secrets.token(TOKEN_BYTES);
         self.ports.sessions.create(&session, &self.ports.secrets.digest(&refresh_token)).await?;
-        self.pair(user_id, session.id, refresh_token)
+        Ok((session.id, self.pair(user_id, session.id, refresh_token)?))
     }
 
     fn pair(&self, user_id: UserId, session_id: SessionId, refresh_token: String) -> Result<TokenPair, AuthError> {
@@ -614,6 +617,8 @@ impl AuthService {
         self.ports.users.set_password_hash(user_id, &hash, self.now()).await?;
         let revoked = self.ports.sessions.revoke_all(user_id, None, self.now()).await?;
         self.mark_revoked(&revoked).await?;
+        // Every other reset link sent earlier dies with this one.
+        self.ports.tokens.invalidate(user_id, TokenPurpose::PasswordReset, self.now()).await?;
         if let Some(user) = self.ports.users.by_id(user_id).await? {
             self.ports.cache.delete(&format!("{FAIL_ACCOUNT}{}", user.email.as_str())).await?;
         }
@@ -640,6 +645,7 @@ impl AuthService {
         self.ports.users.set_password_hash(user.id, &hash, self.now()).await?;
         let revoked = self.ports.sessions.revoke_all(user.id, Some(principal.session_id), self.now()).await?;
         self.mark_revoked(&revoked).await?;
+        self.ports.tokens.invalidate(user.id, TokenPurpose::PasswordReset, self.now()).await?;
         tracing::info!(target: "audit", action = "user.password_changed", user_id = %user.id, sessions_revoked = revoked.len());
         Ok(())
     }
@@ -692,7 +698,10 @@ impl AuthService {
         email: &Email,
         purpose: TokenPurpose,
     ) -> Result<(), anyhow::Error> {
-        let throttle = format!("{MAIL_THROTTLE}{}:{user_id}", purpose.as_str());
+        // One mail per account and purpose per clock minute: the key names the minute (from the
+        // injected clock), the TTL only cleans it up.
+        let minute = self.now().timestamp().div_euclid(MAIL_EVERY.as_secs().cast_signed());
+        let throttle = format!("{MAIL_THROTTLE}{}:{user_id}:{minute}", purpose.as_str());
         if !self.ports.cache.set_if_absent(&throttle, b"1", Some(MAIL_EVERY)).await? {
             return Ok(());
         }
@@ -845,6 +854,8 @@ mod tests {
         mocks.hasher.expect_verify().times(1).returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
         mocks.sessions.expect_create().times(1).returning(|_, _| Ok(()));
         mocks.access.expect_issue().times(1).returning(|_| Ok("jwt".into()));
+        let stored = user("ann@example.com");
+        mocks.users.expect_by_id().returning(move |_| Ok(Some(stored.clone())));
         let service = mocks.service(cache, clock.clone());
         for _ in 0..3 {
             let _ = service.login("ann@example.com", "wrong", None, &client()).await;
@@ -872,7 +883,9 @@ mod tests {
         let mut mocks = Mocks::new();
         let ann = user("ann@example.com");
         let ann_id = ann.id;
+        let stored = ann.clone();
         mocks.users.expect_by_email().returning(move |_| Ok(Some(ann.clone())));
+        mocks.users.expect_by_id().returning(move |_| Ok(Some(stored.clone())));
         mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
         mocks
             .sessions
@@ -897,7 +910,10 @@ mod tests {
         let clock = clock();
         let mut mocks = Mocks::new();
         let ann = user("ann@example.com");
+        let mut rehashed = ann.clone();
+        rehashed.password_hash = "$argon2id$new".into();
         mocks.users.expect_by_email().returning(move |_| Ok(Some(ann.clone())));
+        mocks.users.expect_by_id().returning(move |_| Ok(Some(rehashed.clone())));
         mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: true }));
         mocks.hasher.expect_hash().times(1).returning(|_| Ok("$argon2id$new".into()));
         mocks
@@ -910,6 +926,25 @@ mod tests {
         mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
         let service = mocks.service(Arc::new(InMemoryCache::new(clock.clone())), clock);
         service.login("ann@example.com", "right", None, &client()).await.expect("signed in");
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_that_raced_a_password_change_is_voided() {
+        let clock = clock();
+        let cache = Arc::new(InMemoryCache::new(clock.clone()));
+        let mut mocks = Mocks::new();
+        let ann = user("ann@example.com");
+        let mut changed = ann.clone();
+        changed.password_hash = "$argon2id$after-reset".into();
+        mocks.users.expect_by_email().returning(move |_| Ok(Some(ann.clone())));
+        mocks.users.expect_by_id().returning(move |_| Ok(Some(changed.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
+        mocks.sessions.expect_create().times(1).returning(|_, _| Ok(()));
+        mocks.sessions.expect_revoke().times(1).returning(|_, _, _| Ok(true));
+        mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
+        let service = mocks.service(cache, clock);
+        let result = service.login("ann@example.com", "old password", None, &client()).await;
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{result:?}");
     }
 
     #[tokio::test]
@@ -1042,6 +1077,12 @@ mod tests {
             .withf(|_, except, _| except.is_none())
             .returning(move |_, _, _| Ok(revoked_ids.clone()));
         mocks.users.expect_by_id().returning(move |_| Ok(Some(ann.clone())));
+        mocks
+            .tokens
+            .expect_invalidate()
+            .times(1)
+            .withf(|_, purpose, _| *purpose == TokenPurpose::PasswordReset)
+            .returning(|_, _, _| Ok(()));
         let service = mocks.service(cache.clone(), clock);
         service.reset_password("reset-token", "a long and strong new pass phrase").await.expect("reset");
         for id in revoked {

@@ -8,6 +8,7 @@ pub mod account;
 pub mod auth;
 mod emails;
 mod health;
+pub mod tenancy;
 pub mod two_factor;
 
 pub use account::{AccountPorts, AccountService, DeletionGuard, PersonalData};
@@ -16,4 +17,5 @@ pub use auth::{
     TokenPair,
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
+pub use tenancy::{LastOwnerGuard, OrgAccess, TenancyError, TenancyService, role_named};
 pub use two_factor::{TwoFactorPorts, TwoFactorService};

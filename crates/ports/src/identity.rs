@@ -202,6 +202,13 @@ pub trait OneTimeTokenRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<UserId>, StoreError>;
 
+    /// Marks every unused token of `purpose` for the user used (a password reset or change
+    /// voids the other reset links already sent).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn invalidate(&self, user_id: UserId, purpose: TokenPurpose, now: DateTime<Utc>) -> Result<(), StoreError>;
+
     /// What was issued to the user (never the hashes), oldest first.
     ///
     /// # Errors

@@ -13,6 +13,7 @@ mod health;
 mod identity;
 mod ids;
 mod mail;
+mod tenancy;
 mod two_factor;
 
 pub use cache::{Cache, CacheError};
@@ -27,6 +28,7 @@ pub use identity::{
 };
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
+pub use tenancy::{Member, Org, OrgRepository};
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
 
 #[cfg(feature = "mock")]
@@ -43,5 +45,7 @@ pub use identity::{MockOneTimeTokenRepository, MockSessionRepository, MockUserRe
 pub use ids::MockIdGenerator;
 #[cfg(feature = "mock")]
 pub use mail::MockMailer;
+#[cfg(feature = "mock")]
+pub use tenancy::MockOrgRepository;
 #[cfg(feature = "mock")]
 pub use two_factor::{MockSecretCipher, MockTotpAlgorithm, MockTwoFactorRepository};

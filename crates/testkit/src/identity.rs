@@ -62,6 +62,7 @@ where
     an_expired_or_unknown_one_time_token_is_refused(make().await).await;
     concurrent_consumes_of_one_token_let_exactly_one_win(make().await).await;
     issued_tokens_are_listed_oldest_first_without_other_users_tokens(make().await).await;
+    invalidate_voids_every_unused_token_of_that_purpose_only(make().await).await;
     // Two-factor.
     a_fresh_user_has_empty_two_factor_state(make().await).await;
     set_pending_stores_and_replaces_the_pending_secret(make().await).await;
@@ -569,6 +570,35 @@ async fn a_one_time_token_is_consumed_once(stores: IdentityStores) {
     let issued = stores.tokens.list_for_user(user).await.expect("list");
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0].used_at, Some(at), "the use is recorded");
+}
+
+async fn invalidate_voids_every_unused_token_of_that_purpose_only(stores: IdentityStores) {
+    let user = create_user(&stores).await;
+    let other = create_user(&stores).await;
+    let at = now();
+    let (first, second, verify, others) = (unique("ott"), unique("ott"), unique("ott"), unique("ott"));
+    for (owner, hash, purpose) in [
+        (user, &first, TokenPurpose::PasswordReset),
+        (user, &second, TokenPurpose::PasswordReset),
+        (user, &verify, TokenPurpose::EmailVerification),
+        (other, &others, TokenPurpose::PasswordReset),
+    ] {
+        stores.tokens.create(owner, purpose, hash, at, at + minutes(60)).await.expect("create");
+    }
+    stores.tokens.invalidate(user, TokenPurpose::PasswordReset, at).await.expect("invalidate");
+    for hash in [&first, &second] {
+        assert_eq!(stores.tokens.consume(TokenPurpose::PasswordReset, hash, at).await.expect("consume"), None);
+    }
+    assert_eq!(
+        stores.tokens.consume(TokenPurpose::EmailVerification, &verify, at).await.expect("consume"),
+        Some(user),
+        "other purposes are untouched"
+    );
+    assert_eq!(
+        stores.tokens.consume(TokenPurpose::PasswordReset, &others, at).await.expect("consume"),
+        Some(other),
+        "other users are untouched"
+    );
 }
 
 async fn a_one_time_token_does_not_work_for_another_purpose(stores: IdentityStores) {

@@ -6,6 +6,7 @@ pub mod error;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
+pub mod org;
 pub mod request_id;
 
 pub use auth::Authenticated;

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod docs;
 pub mod health;
 pub mod metrics;
+pub mod orgs;
 pub mod users;
 
 use actix_web::web::{self, ServiceConfig};
@@ -15,6 +16,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(health::configure)
         .configure(auth::configure)
         .configure(users::configure)
+        .configure(orgs::configure)
         .configure(metrics::configure)
         .configure(docs::configure)
         .default_service(web::to(not_found));

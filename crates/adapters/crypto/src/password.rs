@@ -53,11 +53,21 @@ impl Argon2Hasher {
         &self,
         work: impl FnOnce() -> Result<T, CryptoError> + Send + 'static,
     ) -> Result<T, CryptoError> {
-        let _permit = self.permits.acquire().await.map_err(|err| CryptoError::Unavailable(anyhow::Error::new(err)))?;
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|err| CryptoError::Unavailable(anyhow::Error::new(err)))?
+            .map_err(|err| CryptoError::Unavailable(anyhow::Error::new(err)))?;
+        let span = tracing::Span::current();
+        // The permit moves into the blocking job: a cancelled request (timeout) cannot release
+        // it while its hash is still running, so the bound holds.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(work)
+        })
+        .await
+        .map_err(|err| CryptoError::Unavailable(anyhow::Error::new(err)))?
     }
 }
 

@@ -177,16 +177,18 @@ impl UserRepository for SqlUserRepository {
         // Child rows go with the user (ON DELETE CASCADE); deleting them explicitly too keeps
         // SQLite correct even on a connection where foreign keys were not enabled.
         let txn = self.db.connection().begin().await.map_err(store_error)?;
-        let sessions: Vec<uuid::Uuid> = sessions::Entity::find()
-            .filter(sessions::Column::UserId.eq(id.as_uuid()))
-            .all(&txn)
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
+        // Writes only, no read first: a deferred SQLite transaction that reads before writing
+        // fails outright if another connection commits in between.
         refresh_tokens::Entity::delete_many()
-            .filter(refresh_tokens::Column::SessionId.is_in(sessions))
+            .filter(
+                refresh_tokens::Column::SessionId.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(sessions::Column::Id)
+                        .from(sessions::Entity)
+                        .and_where(sessions::Column::UserId.eq(id.as_uuid()))
+                        .to_owned(),
+                ),
+            )
             .exec(&txn)
             .await
             .map_err(store_error)?;
@@ -373,28 +375,19 @@ impl SessionRepository for SqlSessionRepository {
         except: Option<SessionId>,
         now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
-        // Only active sessions (`Session::is_active`): an expired one is already dead and is
-        // neither revoked nor reported.
-        let mut query = sessions::Entity::find()
+        // One statement (UPDATE … RETURNING): no read-then-write window, so no snapshot
+        // conflict on SQLite and nothing created in between is missed on PostgreSQL.
+        // Only active sessions: expired ones are dead already and stay as they were.
+        let mut update = sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::value(now))
             .filter(sessions::Column::UserId.eq(user_id.as_uuid()))
             .filter(sessions::Column::RevokedAt.is_null())
             .filter(sessions::Column::ExpiresAt.gt(now));
         if let Some(except) = except {
-            query = query.filter(sessions::Column::Id.ne(except.as_uuid()));
+            update = update.filter(sessions::Column::Id.ne(except.as_uuid()));
         }
-        let ids: Vec<uuid::Uuid> = query.all(&txn).await.map_err(store_error)?.into_iter().map(|s| s.id).collect();
-        if !ids.is_empty() {
-            sessions::Entity::update_many()
-                .col_expr(sessions::Column::RevokedAt, Expr::value(now))
-                .filter(sessions::Column::Id.is_in(ids.clone()))
-                .filter(sessions::Column::RevokedAt.is_null())
-                .exec(&txn)
-                .await
-                .map_err(store_error)?;
-        }
-        txn.commit().await.map_err(store_error)?;
-        Ok(ids.into_iter().map(SessionId::from_uuid).collect())
+        let revoked = update.exec_with_returning(self.db.connection()).await.map_err(store_error)?;
+        Ok(revoked.into_iter().map(|s| SessionId::from_uuid(s.id)).collect())
     }
 
     #[tracing::instrument(name = "adapter.sql.sessions.touch", skip_all)]
@@ -475,6 +468,19 @@ impl OneTimeTokenRepository for SqlOneTimeTokenRepository {
             .await
             .map_err(store_error)?
             .map(|token| UserId::from_uuid(token.user_id)))
+    }
+
+    #[tracing::instrument(name = "adapter.sql.one_time_tokens.invalidate", skip_all)]
+    async fn invalidate(&self, user_id: UserId, purpose: TokenPurpose, now: DateTime<Utc>) -> Result<(), StoreError> {
+        one_time_tokens::Entity::update_many()
+            .col_expr(one_time_tokens::Column::UsedAt, Expr::value(now))
+            .filter(one_time_tokens::Column::UserId.eq(user_id.as_uuid()))
+            .filter(one_time_tokens::Column::Purpose.eq(purpose.as_str()))
+            .filter(one_time_tokens::Column::UsedAt.is_null())
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     #[tracing::instrument(name = "adapter.sql.one_time_tokens.list_for_user", skip_all)]

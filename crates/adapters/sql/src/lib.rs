@@ -7,9 +7,11 @@ mod database;
 mod entities;
 mod identity;
 mod probe;
+mod tenancy;
 mod two_factor;
 
 pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
 pub use identity::{SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository};
 pub use probe::SqlHealthProbe;
+pub use tenancy::SqlOrgRepository;
 pub use two_factor::SqlTwoFactorRepository;

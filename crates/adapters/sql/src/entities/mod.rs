@@ -2,7 +2,9 @@
 //! repositories.
 
 pub mod backup_codes;
+pub mod memberships;
 pub mod one_time_tokens;
+pub mod orgs;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod users;

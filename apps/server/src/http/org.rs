@@ -1,0 +1,112 @@
+//! Org-scoped authorization as an extractor: the permission a handler needs is in its
+//! signature (`InOrg<MembersManage>`), and no handler contains an authorization rule.
+
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::web::Data;
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use tenantry_application::{OrgAccess, TenancyError};
+use tenantry_domain::OrgId;
+use tenantry_domain::tenancy::{MembershipChangeError, Permission};
+
+use super::auth::{Authenticated, auth_error};
+use super::{ApiError, FieldError};
+use crate::state::AppState;
+
+/// A permission an org route requires, as a type.
+pub trait Need {
+    /// The permission, or `None` for "any member".
+    const PERMISSION: Option<Permission>;
+}
+
+/// Any member of the organization.
+#[derive(Debug)]
+pub struct AnyMember;
+
+impl Need for AnyMember {
+    const PERMISSION: Option<Permission> = None;
+}
+
+macro_rules! needs {
+    ($($name:ident => $permission:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("Requires `", stringify!($permission), "`.")]
+            #[derive(Debug)]
+            pub struct $name;
+
+            impl Need for $name {
+                const PERMISSION: Option<Permission> = Some(Permission::$permission);
+            }
+        )*
+    };
+}
+
+needs! {
+    OrgRead => OrgRead,
+    OrgUpdate => OrgUpdate,
+    OrgDelete => OrgDelete,
+    MembersRead => MembersRead,
+    MembersManage => MembersManage,
+}
+
+/// The caller's access to the `{org_id}` of the path, with permission `P` checked: 401 without
+/// a valid token, 404 for an organization the caller is not a member of (existing or not),
+/// 403 `forbidden` for a member without `P`.
+#[derive(Debug)]
+pub struct InOrg<P: Need = AnyMember> {
+    /// What the caller may do there.
+    pub access: OrgAccess,
+    _need: PhantomData<P>,
+}
+
+impl<P: Need> FromRequest for InOrg<P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<Data<AppState>>().cloned();
+        let org_id = req.match_info().get("org_id").and_then(|raw| raw.parse::<OrgId>().ok());
+        let caller = Authenticated::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
+            let org_id = org_id.ok_or_else(ApiError::not_found)?;
+            let access = state.tenancy.access(caller.0, org_id).await.map_err(tenancy_error)?;
+            if let Some(permission) = P::PERMISSION {
+                access.require(permission).map_err(tenancy_error)?;
+            }
+            Ok(Self { access, _need: PhantomData })
+        })
+    }
+}
+
+/// The HTTP answer for each tenancy failure.
+pub fn tenancy_error(err: TenancyError) -> ApiError {
+    match err {
+        TenancyError::Invalid { field, message } => {
+            ApiError::validation(vec![FieldError { field: field.to_owned(), message }])
+        }
+        TenancyError::NotFound => ApiError::not_found(),
+        TenancyError::Forbidden(permission) => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("This needs the `{permission}` permission."))
+                .with_extra("required_permission", permission.as_str())
+        }
+        TenancyError::Refused(MembershipChangeError::OwnersOnly) => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Only owners can create, change or remove owners.")
+        }
+        TenancyError::Refused(MembershipChangeError::Escalation) => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", "You cannot grant permissions you do not hold.")
+        }
+        TenancyError::Refused(MembershipChangeError::MissingPermission(permission)) => {
+            tenancy_error(TenancyError::Forbidden(permission))
+        }
+        TenancyError::Refused(MembershipChangeError::LastOwner) | TenancyError::LastOwner => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", "An organization must keep at least one owner.")
+        }
+        TenancyError::SlugTaken => ApiError::new(StatusCode::CONFLICT, "conflict", "This slug is taken."),
+        TenancyError::Dependency(cause) => auth_error(tenantry_application::AuthError::Dependency(cause)),
+    }
+}

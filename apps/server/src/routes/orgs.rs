@@ -1,0 +1,344 @@
+//! `/api/v1/orgs*` and `/api/v1/permissions`.
+
+use actix_web::HttpResponse;
+use actix_web::web::{self, Data, ServiceConfig};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tenantry_application::role_named;
+use tenantry_domain::UserId;
+use tenantry_domain::tenancy::{BuiltinRole, Permission};
+use tenantry_ports::{Member, Org};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::http::org::{AnyMember, InOrg, MembersManage, MembersRead, OrgDelete, OrgRead, OrgUpdate, tenancy_error};
+use crate::http::{ApiError, ApiJson, Authenticated, FieldError};
+use crate::state::AppState;
+
+/// Registers the organization routes.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(web::resource("/api/v1/permissions").route(web::get().to(permissions))).service(
+        web::scope("/api/v1/orgs")
+            .service(web::resource("").route(web::post().to(create)).route(web::get().to(list_mine)))
+            .service(
+                web::resource("/{org_id}")
+                    .route(web::get().to(get))
+                    .route(web::patch().to(update))
+                    .route(web::delete().to(delete)),
+            )
+            .service(web::resource("/{org_id}/me").route(web::get().to(me)))
+            .service(web::resource("/{org_id}/members").route(web::get().to(members)))
+            .service(
+                web::resource("/{org_id}/members/{user_id}")
+                    .route(web::patch().to(change_role))
+                    .route(web::delete().to(remove_member)),
+            ),
+    );
+}
+
+/// An organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgResponse {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Unique handle.
+    pub slug: String,
+    /// Plan.
+    pub plan: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Org> for OrgResponse {
+    fn from(org: Org) -> Self {
+        Self {
+            id: org.id.to_string(),
+            name: org.name,
+            slug: org.slug.to_string(),
+            plan: org.plan,
+            created_at: org.created_at,
+            updated_at: org.updated_at,
+        }
+    }
+}
+
+/// An organization the caller belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyOrg {
+    /// The organization.
+    #[serde(flatten)]
+    pub org: OrgResponse,
+    /// The caller's role there.
+    pub role: String,
+}
+
+/// The caller's organizations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyOrgList {
+    /// Oldest membership first.
+    pub items: Vec<MyOrg>,
+    /// Always null: one page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /orgs`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgRequest {
+    /// Display name, 1–100 characters.
+    #[schema(example = "Acme Corp")]
+    pub name: String,
+    /// Unique handle: 3–63 of a-z, 0-9 and inner hyphens.
+    #[schema(example = "acme")]
+    pub slug: String,
+}
+
+/// `PATCH /orgs/{org_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrgRequest {
+    /// New name.
+    pub name: Option<String>,
+    /// New slug.
+    pub slug: Option<String>,
+}
+
+/// A member.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberResponse {
+    /// User id.
+    pub user_id: String,
+    /// Address.
+    pub email: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Role name.
+    pub role: String,
+    /// Join time.
+    pub joined_at: DateTime<Utc>,
+}
+
+impl From<Member> for MemberResponse {
+    fn from(member: Member) -> Self {
+        Self {
+            user_id: member.user_id.to_string(),
+            email: member.email.to_string(),
+            display_name: member.display_name,
+            role: member.role,
+            joined_at: member.joined_at,
+        }
+    }
+}
+
+/// A page of members.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberList {
+    /// Members in join order.
+    pub items: Vec<MemberResponse>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// `PATCH /orgs/{org_id}/members/{user_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRoleRequest {
+    /// The new role's name.
+    #[schema(example = "admin")]
+    pub role: String,
+}
+
+/// Cursor pagination.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// 1–100, default 20.
+    pub limit: Option<u32>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(20),
+            Some(limit) if (1..=100).contains(&limit) => Ok(limit),
+            Some(_) => Err(ApiError::validation(vec![FieldError {
+                field: "limit".to_owned(),
+                message: "must be between 1 and 100".to_owned(),
+            }])),
+        }
+    }
+
+    fn cursor(&self) -> Result<Option<UserId>, ApiError> {
+        self.cursor.as_deref().map(|raw| raw.parse::<UserId>()).transpose().map_err(|_| {
+            ApiError::validation(vec![FieldError {
+                field: "cursor".to_owned(),
+                message: "is not a cursor from this API".to_owned(),
+            }])
+        })
+    }
+}
+
+/// The caller's role and effective permissions in an organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgMeResponse {
+    /// Organization id.
+    pub org_id: String,
+    /// Role name.
+    pub role: String,
+    /// Effective permissions, catalog order.
+    pub permissions: Vec<&'static str>,
+}
+
+/// One permission of the catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PermissionEntry {
+    /// `resource:action`.
+    pub name: &'static str,
+    /// What it allows.
+    pub description: &'static str,
+}
+
+/// A built-in role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BuiltinRoleEntry {
+    /// Name.
+    pub name: &'static str,
+    /// Its permissions.
+    pub permissions: Vec<&'static str>,
+}
+
+/// The permission catalog and the built-in roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PermissionCatalog {
+    /// Every permission.
+    pub permissions: Vec<PermissionEntry>,
+    /// The built-in roles, highest first.
+    pub builtin_roles: Vec<BuiltinRoleEntry>,
+}
+
+/// The permission catalog.
+#[utoipa::path(get, path = "/api/v1/permissions", tag = "orgs", responses((status = 200, body = PermissionCatalog)))]
+pub async fn permissions() -> HttpResponse {
+    HttpResponse::Ok().json(PermissionCatalog {
+        permissions: Permission::all()
+            .iter()
+            .map(|p| PermissionEntry { name: p.as_str(), description: p.description() })
+            .collect(),
+        builtin_roles: BuiltinRole::ALL
+            .iter()
+            .map(|role| BuiltinRoleEntry { name: role.as_str(), permissions: role.permissions().names() })
+            .collect(),
+    })
+}
+
+/// Creates an organization; the caller becomes its owner.
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = [])), request_body = CreateOrgRequest, responses((status = 201, body = OrgResponse), (status = 409, body = crate::http::error::Problem), (status = 422, body = crate::http::error::Problem)))]
+pub async fn create(
+    state: Data<AppState>,
+    caller: Authenticated,
+    body: ApiJson<CreateOrgRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let org = state.tenancy.create_org(caller.0, &body.name, &body.slug).await.map_err(tenancy_error)?;
+    Ok(HttpResponse::Created().json(OrgResponse::from(org)))
+}
+
+/// The caller's organizations with their role in each.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = [])), responses((status = 200, body = MyOrgList)))]
+pub async fn list_mine(state: Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let items = state
+        .tenancy
+        .my_orgs(caller.0)
+        .await
+        .map_err(tenancy_error)?
+        .into_iter()
+        .map(|(org, role)| MyOrg { org: OrgResponse::from(org), role })
+        .collect();
+    Ok(HttpResponse::Ok().json(MyOrgList { items, next_cursor: None }))
+}
+
+/// The organization (`org:read`).
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), responses((status = 200, body = OrgResponse), (status = 404, body = crate::http::error::Problem)))]
+pub async fn get(state: Data<AppState>, scope: InOrg<OrgRead>) -> Result<HttpResponse, ApiError> {
+    let org = state.tenancy.get(&scope.access).await.map_err(tenancy_error)?;
+    Ok(HttpResponse::Ok().json(OrgResponse::from(org)))
+}
+
+/// Renames or re-slugs the organization (`org:update`).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org_id}", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), request_body = UpdateOrgRequest, responses((status = 200, body = OrgResponse), (status = 403, body = crate::http::error::Problem), (status = 409, body = crate::http::error::Problem)))]
+pub async fn update(
+    state: Data<AppState>,
+    scope: InOrg<OrgUpdate>,
+    body: ApiJson<UpdateOrgRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let org =
+        state.tenancy.update(&scope.access, body.name.as_deref(), body.slug.as_deref()).await.map_err(tenancy_error)?;
+    Ok(HttpResponse::Ok().json(OrgResponse::from(org)))
+}
+
+/// Deletes the organization (`org:delete`, owners).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), responses((status = 204), (status = 403, body = crate::http::error::Problem)))]
+pub async fn delete(state: Data<AppState>, scope: InOrg<OrgDelete>) -> Result<HttpResponse, ApiError> {
+    state.tenancy.delete(&scope.access).await.map_err(tenancy_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's role and effective permissions here.
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/me", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), responses((status = 200, body = OrgMeResponse), (status = 404, body = crate::http::error::Problem)))]
+pub async fn me(scope: InOrg<AnyMember>) -> HttpResponse {
+    HttpResponse::Ok().json(OrgMeResponse {
+        org_id: scope.access.org_id.to_string(),
+        role: scope.access.role.name().to_owned(),
+        permissions: scope.access.permissions().names(),
+    })
+}
+
+/// Members with their roles (`members:read`), cursor-paginated.
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/members", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), PageQuery), responses((status = 200, body = MemberList), (status = 422, body = crate::http::error::Problem)))]
+pub async fn members(
+    state: Data<AppState>,
+    scope: InOrg<MembersRead>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit()?;
+    let cursor = query.cursor()?;
+    let mut members = state.tenancy.members(&scope.access, cursor, limit + 1).await.map_err(tenancy_error)?;
+    let more = members.len() > limit as usize;
+    members.truncate(limit as usize);
+    let next_cursor = if more { members.last().map(|m| m.user_id.to_string()) } else { None };
+    Ok(HttpResponse::Ok()
+        .json(MemberList { items: members.into_iter().map(MemberResponse::from).collect(), next_cursor }))
+}
+
+/// Changes a member's role (`members:manage`; owners only for owner changes; never above the caller's own permissions).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), ("user_id" = String, Path)), request_body = ChangeRoleRequest, responses((status = 200, body = OrgMeResponse), (status = 403, body = crate::http::error::Problem), (status = 409, description = "Would leave no owner.", body = crate::http::error::Problem)))]
+pub async fn change_role(
+    state: Data<AppState>,
+    scope: InOrg<MembersManage>,
+    path: web::Path<(String, UserId)>,
+    body: ApiJson<ChangeRoleRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = path.into_inner().1;
+    state.tenancy.change_role(&scope.access, user_id, &body.role).await.map_err(tenancy_error)?;
+    let role = role_named(&body.role).map_err(tenancy_error)?;
+    Ok(HttpResponse::Ok().json(OrgMeResponse {
+        org_id: scope.access.org_id.to_string(),
+        role: role.name().to_owned(),
+        permissions: role.permissions().names(),
+    }))
+}
+
+/// Removes a member (`members:manage`), or leaves when `user_id` is the caller.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), ("user_id" = String, Path)), responses((status = 204), (status = 403, body = crate::http::error::Problem), (status = 409, description = "Would leave no owner.", body = crate::http::error::Problem)))]
+pub async fn remove_member(
+    state: Data<AppState>,
+    scope: InOrg<AnyMember>,
+    path: web::Path<(String, UserId)>,
+) -> Result<HttpResponse, ApiError> {
+    state.tenancy.remove_member(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}

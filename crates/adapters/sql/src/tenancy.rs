@@ -1,0 +1,362 @@
+//! [`OrgRepository`] on sea-orm.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+};
+use tenantry_domain::{Email, OrgId, Slug, UserId};
+use tenantry_ports::{Member, Org, OrgRepository, StoreError};
+
+use crate::SqlDatabase;
+use crate::entities::{memberships, orgs, users};
+use crate::identity::store_error;
+
+const OWNER: &str = "owner";
+
+/// [`OrgRepository`] on SQL.
+#[derive(Clone)]
+pub struct SqlOrgRepository {
+    db: SqlDatabase,
+}
+
+impl SqlOrgRepository {
+    /// Over `db`.
+    pub fn new(db: SqlDatabase) -> Self {
+        Self { db }
+    }
+}
+
+fn org_from(model: orgs::Model) -> Result<Org, StoreError> {
+    Ok(Org {
+        id: OrgId::from_uuid(model.id),
+        name: model.name,
+        slug: Slug::parse(&model.slug)
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("stored slug is invalid")))?,
+        plan: model.plan,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    })
+}
+
+/// `UPDATE`/`DELETE` of one membership that refuses, in the same statement, to remove the
+/// organization's last owner. On PostgreSQL the caller first locks the org row, because under
+/// READ COMMITTED two such statements on different rows could each still see two owners.
+fn guarded(backend: DbBackend, head: &str, values: Vec<Value>, org: OrgId, user: UserId) -> Statement {
+    let (p, q) = match backend {
+        DbBackend::Postgres => {
+            let n = values.len();
+            (format!("${}", n + 1), format!("${}", n + 2))
+        }
+        _ => ("?".to_owned(), "?".to_owned()),
+    };
+    let org_again = match backend {
+        DbBackend::Postgres => p.clone(),
+        _ => "?".to_owned(),
+    };
+    let sql = format!(
+        "{head} WHERE org_id = {p} AND user_id = {q} AND (role <> '{OWNER}' OR \
+         (SELECT COUNT(*) FROM memberships m WHERE m.org_id = {org_again} AND m.role = '{OWNER}') > 1)"
+    );
+    let mut all = values;
+    all.push(org.as_uuid().into());
+    all.push(user.as_uuid().into());
+    if backend != DbBackend::Postgres {
+        all.push(org.as_uuid().into());
+    }
+    Statement::from_sql_and_values(backend, sql, all)
+}
+
+impl SqlOrgRepository {
+    async fn guarded_change<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        statement: Statement,
+        org_id: OrgId,
+        user_id: UserId,
+    ) -> Result<(), StoreError> {
+        let rows = txn.execute_raw(statement).await.map_err(store_error)?.rows_affected();
+        if rows == 1 {
+            return Ok(());
+        }
+        let exists = memberships::Entity::find_by_id((org_id.as_uuid(), user_id.as_uuid()))
+            .one(txn)
+            .await
+            .map_err(store_error)?
+            .is_some();
+        Err(if exists { StoreError::Conflict } else { StoreError::NotFound })
+    }
+
+    async fn lock_org<C: ConnectionTrait>(&self, txn: &C, org_id: OrgId) -> Result<(), StoreError> {
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id FROM orgs WHERE id = $1 FOR UPDATE",
+                [org_id.as_uuid().into()],
+            ))
+            .await
+            .map_err(store_error)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl OrgRepository for SqlOrgRepository {
+    #[tracing::instrument(name = "adapter.sql.orgs.create_with_owner", skip_all, fields(org_id = %org.id))]
+    async fn create_with_owner(&self, org: &Org, owner: UserId) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        orgs::Entity::insert(orgs::ActiveModel {
+            id: Set(org.id.as_uuid()),
+            name: Set(org.name.clone()),
+            slug: Set(org.slug.as_str().to_owned()),
+            plan: Set(org.plan.clone()),
+            created_at: Set(org.created_at),
+            updated_at: Set(org.updated_at),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .map_err(store_error)?;
+        memberships::Entity::insert(memberships::ActiveModel {
+            org_id: Set(org.id.as_uuid()),
+            user_id: Set(owner.as_uuid()),
+            role: Set(OWNER.to_owned()),
+            created_at: Set(org.created_at),
+            updated_at: Set(org.created_at),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.get", skip_all, fields(org_id = %org_id))]
+    async fn get(&self, org_id: OrgId) -> Result<Option<Org>, StoreError> {
+        orgs::Entity::find_by_id(org_id.as_uuid())
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(org_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.list_for_user", skip_all)]
+    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<(Org, String)>, StoreError> {
+        let db = self.db.connection();
+        let memberships = memberships::Entity::find()
+            .filter(memberships::Column::UserId.eq(user_id.as_uuid()))
+            .order_by_asc(memberships::Column::CreatedAt)
+            .order_by_asc(memberships::Column::OrgId)
+            .all(db)
+            .await
+            .map_err(store_error)?;
+        let ids: Vec<uuid::Uuid> = memberships.iter().map(|m| m.org_id).collect();
+        let orgs = orgs::Entity::find().filter(orgs::Column::Id.is_in(ids)).all(db).await.map_err(store_error)?;
+        let mut out = Vec::with_capacity(memberships.len());
+        for membership in memberships {
+            if let Some(org) = orgs.iter().find(|o| o.id == membership.org_id) {
+                out.push((org_from(org.clone())?, membership.role));
+            }
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.update", skip_all, fields(org_id = %org_id))]
+    async fn update(&self, org_id: OrgId, name: &str, slug: &Slug, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let result = orgs::Entity::update_many()
+            .col_expr(orgs::Column::Name, Expr::value(name))
+            .col_expr(orgs::Column::Slug, Expr::value(slug.as_str()))
+            .col_expr(orgs::Column::UpdatedAt, Expr::value(now))
+            .filter(orgs::Column::Id.eq(org_id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        if result.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.delete", skip_all, fields(org_id = %org_id))]
+    async fn delete(&self, org_id: OrgId) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        memberships::Entity::delete_many()
+            .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        let result = orgs::Entity::delete_by_id(org_id.as_uuid()).exec(&txn).await.map_err(store_error)?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        txn.commit().await.map_err(store_error)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.add_member", skip_all, fields(org_id = %org_id))]
+    async fn add_member(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let db = self.db.connection();
+        let result = memberships::Entity::insert(memberships::ActiveModel {
+            org_id: Set(org_id.as_uuid()),
+            user_id: Set(user_id.as_uuid()),
+            role: Set(role.to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(db)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match store_error(err) {
+                StoreError::Conflict => Err(StoreError::Conflict),
+                StoreError::Unexpected(cause) if cause.to_string().to_ascii_lowercase().contains("foreign key") => {
+                    Err(StoreError::NotFound)
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.role_of", skip_all, fields(org_id = %org_id))]
+    async fn role_of(&self, org_id: OrgId, user_id: UserId) -> Result<Option<String>, StoreError> {
+        Ok(memberships::Entity::find_by_id((org_id.as_uuid(), user_id.as_uuid()))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(|m| m.role))
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.list_members", skip_all, fields(org_id = %org_id))]
+    async fn list_members(&self, org_id: OrgId, after: Option<UserId>, limit: u32) -> Result<Vec<Member>, StoreError> {
+        let db = self.db.connection();
+        let mut query = memberships::Entity::find().filter(memberships::Column::OrgId.eq(org_id.as_uuid()));
+        if let Some(after) = after {
+            let Some(cursor) = memberships::Entity::find_by_id((org_id.as_uuid(), after.as_uuid()))
+                .one(db)
+                .await
+                .map_err(store_error)?
+            else {
+                return Ok(Vec::new());
+            };
+            query = query.filter(
+                Condition::any().add(memberships::Column::CreatedAt.gt(cursor.created_at)).add(
+                    Condition::all()
+                        .add(memberships::Column::CreatedAt.eq(cursor.created_at))
+                        .add(memberships::Column::UserId.gt(cursor.user_id)),
+                ),
+            );
+        }
+        let rows = query
+            .order_by_asc(memberships::Column::CreatedAt)
+            .order_by_asc(memberships::Column::UserId)
+            .limit(u64::from(limit))
+            .all(db)
+            .await
+            .map_err(store_error)?;
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|m| m.user_id).collect();
+        let people = users::Entity::find().filter(users::Column::Id.is_in(ids)).all(db).await.map_err(store_error)?;
+        let mut members = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(person) = people.iter().find(|u| u.id == row.user_id) else { continue };
+            members.push(Member {
+                user_id: UserId::from_uuid(row.user_id),
+                email: Email::parse(&person.email)
+                    .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("stored email is invalid")))?,
+                display_name: person.display_name.clone(),
+                role: row.role,
+                joined_at: row.created_at,
+            });
+        }
+        Ok(members)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.count_owners", skip_all, fields(org_id = %org_id))]
+    async fn count_owners(&self, org_id: OrgId) -> Result<u32, StoreError> {
+        let count = memberships::Entity::find()
+            .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(memberships::Column::Role.eq(OWNER))
+            .count(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.set_role", skip_all, fields(org_id = %org_id))]
+    async fn set_role(&self, org_id: OrgId, user_id: UserId, role: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        self.lock_org(&txn, org_id).await?;
+        let backend = txn.get_database_backend();
+        let head = match backend {
+            DbBackend::Postgres => "UPDATE memberships SET role = $1, updated_at = $2",
+            _ => "UPDATE memberships SET role = ?, updated_at = ?",
+        };
+        // Promoting to owner never removes one: no guard needed, but the same statement shape
+        // keeps one code path (the guard is then trivially true for non-owners).
+        let statement = if role == OWNER {
+            let sql = match backend {
+                DbBackend::Postgres => {
+                    "UPDATE memberships SET role = $1, updated_at = $2 WHERE org_id = $3 AND user_id = $4"
+                }
+                _ => "UPDATE memberships SET role = ?, updated_at = ? WHERE org_id = ? AND user_id = ?",
+            };
+            Statement::from_sql_and_values(
+                backend,
+                sql,
+                [role.into(), now.into(), org_id.as_uuid().into(), user_id.as_uuid().into()],
+            )
+        } else {
+            guarded(backend, head, vec![role.into(), now.into()], org_id, user_id)
+        };
+        self.guarded_change(&txn, statement, org_id, user_id).await?;
+        txn.commit().await.map_err(store_error)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.remove_member", skip_all, fields(org_id = %org_id))]
+    async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        self.lock_org(&txn, org_id).await?;
+        let statement = guarded(txn.get_database_backend(), "DELETE FROM memberships", Vec::new(), org_id, user_id);
+        self.guarded_change(&txn, statement, org_id, user_id).await?;
+        txn.commit().await.map_err(store_error)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.orgs.orgs_solely_owned_by", skip_all)]
+    async fn orgs_solely_owned_by(&self, user_id: UserId) -> Result<Vec<OrgId>, StoreError> {
+        let db = self.db.connection();
+        let owned = memberships::Entity::find()
+            .filter(memberships::Column::UserId.eq(user_id.as_uuid()))
+            .filter(memberships::Column::Role.eq(OWNER))
+            .all(db)
+            .await
+            .map_err(store_error)?;
+        let mut sole = Vec::new();
+        for membership in owned {
+            let org_id = OrgId::from_uuid(membership.org_id);
+            if self.count_owners(org_id).await? <= 1 {
+                sole.push(org_id);
+            }
+        }
+        Ok(sole)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_uses_each_backends_placeholders() {
+        let org = OrgId::from_uuid(uuid::Uuid::now_v7());
+        let user = UserId::from_uuid(uuid::Uuid::now_v7());
+        let pg = guarded(DbBackend::Postgres, "UPDATE memberships SET role = $1", vec!["admin".into()], org, user);
+        assert!(pg.sql.contains("org_id = $2 AND user_id = $3"), "{}", pg.sql);
+        assert!(pg.sql.contains("m.org_id = $2"), "{}", pg.sql);
+        assert_eq!(pg.values.map(|v| v.0.len()), Some(3));
+        let sqlite = guarded(DbBackend::Sqlite, "DELETE FROM memberships", Vec::new(), org, user);
+        assert!(sqlite.sql.contains("org_id = ? AND user_id = ?"), "{}", sqlite.sql);
+        assert_eq!(sqlite.values.map(|v| v.0.len()), Some(3));
+    }
+}

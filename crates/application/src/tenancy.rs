@@ -1,0 +1,384 @@
+//! Organizations and membership: creation, access resolution (the one place that decides what
+//! a caller may do in an org), member management under the domain's rules.
+
+use std::sync::Arc;
+
+use tenantry_domain::identity::User;
+use tenantry_domain::tenancy::{
+    BuiltinRole, MembershipChangeError, Permission, PermissionSet, Role, authorize_removal, authorize_role_change,
+};
+use tenantry_domain::{OrgId, Slug, UserId};
+use tenantry_ports::{Clock, IdGenerator, Member, Org, OrgRepository, StoreError};
+
+use crate::account::DeletionGuard;
+use crate::auth::{AuthError, Principal};
+
+/// Why a tenancy operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// A field is invalid.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The request field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No such organization or member, or the caller is not a member (never revealed).
+    #[error("not found")]
+    NotFound,
+    /// The caller is a member but lacks `0`.
+    #[error("missing permission {0}")]
+    Forbidden(Permission),
+    /// A membership rule refused the change.
+    #[error("refused: {0}")]
+    Refused(MembershipChangeError),
+    /// The slug is taken.
+    #[error("slug taken")]
+    SlugTaken,
+    /// The organization would be left without an owner.
+    #[error("last owner")]
+    LastOwner,
+    /// A dependency failed.
+    #[error("dependency failure")]
+    Dependency(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for TenancyError {
+    fn from(err: StoreError) -> Self {
+        Self::Dependency(anyhow::Error::new(err))
+    }
+}
+
+/// What the caller may do in one organization: resolved once per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgAccess {
+    /// The organization.
+    pub org_id: OrgId,
+    /// The caller.
+    pub principal: Principal,
+    /// The caller's role there.
+    pub role: Role,
+}
+
+impl OrgAccess {
+    /// The caller's effective permissions there.
+    pub fn permissions(&self) -> PermissionSet {
+        self.role.permissions()
+    }
+
+    /// `Ok` when the caller holds `permission`.
+    ///
+    /// # Errors
+    /// [`TenancyError::Forbidden`].
+    pub fn require(&self, permission: Permission) -> Result<(), TenancyError> {
+        if self.permissions().contains(permission) { Ok(()) } else { Err(TenancyError::Forbidden(permission)) }
+    }
+}
+
+/// Parses a role name stored or sent by a client (built-in roles only, until custom roles).
+///
+/// # Errors
+/// [`TenancyError::Invalid`] for an unknown role.
+pub fn role_named(name: &str) -> Result<Role, TenancyError> {
+    BuiltinRole::parse(name)
+        .map(Role::Builtin)
+        .ok_or_else(|| TenancyError::Invalid { field: "role", message: format!("unknown role `{name}`") })
+}
+
+/// Organization use cases.
+pub struct TenancyService {
+    orgs: Arc<dyn OrgRepository>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+impl TenancyService {
+    /// Wires the service.
+    pub fn new(orgs: Arc<dyn OrgRepository>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
+        Self { orgs, clock, ids }
+    }
+
+    /// Resolves what `principal` may do in `org_id`; a non-member gets `NotFound`, exactly as
+    /// for an organization that does not exist.
+    ///
+    /// # Errors
+    /// `NotFound`, `Dependency`.
+    pub async fn access(&self, principal: Principal, org_id: OrgId) -> Result<OrgAccess, TenancyError> {
+        let role = self.orgs.role_of(org_id, principal.user_id).await?.ok_or(TenancyError::NotFound)?;
+        let role = role_named(&role)
+            .map_err(|_| TenancyError::Dependency(anyhow::anyhow!("stored role `{role}` is unknown")))?;
+        Ok(OrgAccess { org_id, principal, role })
+    }
+
+    /// Creates an organization with the caller as its owner.
+    ///
+    /// # Errors
+    /// `Invalid` (name, slug), `SlugTaken`, `Dependency`.
+    #[tracing::instrument(name = "application.tenancy.create_org", skip_all)]
+    pub async fn create_org(&self, principal: Principal, name: &str, slug: &str) -> Result<Org, TenancyError> {
+        let name = valid_name(name)?;
+        let slug =
+            Slug::parse(slug).map_err(|err| TenancyError::Invalid { field: "slug", message: err.to_string() })?;
+        let now = self.clock.now();
+        let org = Org {
+            id: OrgId::from_uuid(self.ids.new_id()),
+            name,
+            slug,
+            plan: "free".to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        match self.orgs.create_with_owner(&org, principal.user_id).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(TenancyError::SlugTaken),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "org.created", org_id = %org.id, user_id = %principal.user_id);
+        Ok(org)
+    }
+
+    /// The caller's organizations with their role in each.
+    ///
+    /// # Errors
+    /// `Dependency`.
+    pub async fn my_orgs(&self, principal: Principal) -> Result<Vec<(Org, String)>, TenancyError> {
+        Ok(self.orgs.list_for_user(principal.user_id).await?)
+    }
+
+    /// The organization (`org:read`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn get(&self, access: &OrgAccess) -> Result<Org, TenancyError> {
+        access.require(Permission::OrgRead)?;
+        self.orgs.get(access.org_id).await?.ok_or(TenancyError::NotFound)
+    }
+
+    /// Renames or re-slugs it (`org:update`); absent fields stay.
+    ///
+    /// # Errors
+    /// `Forbidden`, `Invalid`, `SlugTaken`, `NotFound`, `Dependency`.
+    pub async fn update(
+        &self,
+        access: &OrgAccess,
+        name: Option<&str>,
+        slug: Option<&str>,
+    ) -> Result<Org, TenancyError> {
+        access.require(Permission::OrgUpdate)?;
+        let org = self.orgs.get(access.org_id).await?.ok_or(TenancyError::NotFound)?;
+        let name = name.map(valid_name).transpose()?.unwrap_or(org.name);
+        let slug = slug
+            .map(Slug::parse)
+            .transpose()
+            .map_err(|err| TenancyError::Invalid { field: "slug", message: err.to_string() })?
+            .unwrap_or(org.slug);
+        match self.orgs.update(access.org_id, &name, &slug, self.clock.now()).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(TenancyError::SlugTaken),
+            Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "org.updated", org_id = %access.org_id, user_id = %access.principal.user_id);
+        self.orgs.get(access.org_id).await?.ok_or(TenancyError::NotFound)
+    }
+
+    /// Deletes it (`org:delete`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn delete(&self, access: &OrgAccess) -> Result<(), TenancyError> {
+        access.require(Permission::OrgDelete)?;
+        match self.orgs.delete(access.org_id).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "org.deleted", org_id = %access.org_id, user_id = %access.principal.user_id);
+        Ok(())
+    }
+
+    /// A page of members (`members:read`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `Dependency`.
+    pub async fn members(
+        &self,
+        access: &OrgAccess,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<Member>, TenancyError> {
+        access.require(Permission::MembersRead)?;
+        Ok(self.orgs.list_members(access.org_id, after, limit).await?)
+    }
+
+    /// Changes a member's role (`members:manage`, under the grant and owner rules).
+    ///
+    /// # Errors
+    /// `Forbidden`, `Invalid` (role), `NotFound`, `Refused`, `LastOwner`, `Dependency`.
+    #[tracing::instrument(name = "application.tenancy.change_role", skip_all, fields(org_id = %access.org_id))]
+    pub async fn change_role(&self, access: &OrgAccess, user_id: UserId, role: &str) -> Result<(), TenancyError> {
+        access.require(Permission::MembersManage)?;
+        let new = role_named(role)?;
+        let current = self.orgs.role_of(access.org_id, user_id).await?.ok_or(TenancyError::NotFound)?;
+        let current =
+            role_named(&current).map_err(|_| TenancyError::Dependency(anyhow::anyhow!("stored role is unknown")))?;
+        let owners = usize::try_from(self.orgs.count_owners(access.org_id).await?).unwrap_or(usize::MAX);
+        authorize_role_change(&access.role, &current, &new, owners).map_err(refusal)?;
+        match self.orgs.set_role(access.org_id, user_id, new.name(), self.clock.now()).await {
+            Ok(()) => {}
+            // Another change won the race and took the second-to-last owner.
+            Err(StoreError::Conflict) => return Err(TenancyError::LastOwner),
+            Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "member.role_changed", org_id = %access.org_id, target = %user_id, from = current.name(), to = new.name());
+        Ok(())
+    }
+
+    /// Removes a member (`members:manage`), or the caller leaving.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Refused`, `LastOwner`, `Dependency`.
+    #[tracing::instrument(name = "application.tenancy.remove_member", skip_all, fields(org_id = %access.org_id))]
+    pub async fn remove_member(&self, access: &OrgAccess, user_id: UserId) -> Result<(), TenancyError> {
+        let is_self = user_id == access.principal.user_id;
+        if !is_self {
+            access.require(Permission::MembersManage)?;
+        }
+        let target = self.orgs.role_of(access.org_id, user_id).await?.ok_or(TenancyError::NotFound)?;
+        let target =
+            role_named(&target).map_err(|_| TenancyError::Dependency(anyhow::anyhow!("stored role is unknown")))?;
+        let owners = usize::try_from(self.orgs.count_owners(access.org_id).await?).unwrap_or(usize::MAX);
+        authorize_removal(&access.role, &target, is_self, owners).map_err(refusal)?;
+        match self.orgs.remove_member(access.org_id, user_id).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(TenancyError::LastOwner),
+            Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "member.removed", org_id = %access.org_id, target = %user_id);
+        Ok(())
+    }
+}
+
+fn refusal(err: MembershipChangeError) -> TenancyError {
+    match err {
+        MembershipChangeError::MissingPermission(permission) => TenancyError::Forbidden(permission),
+        MembershipChangeError::LastOwner => TenancyError::LastOwner,
+        other => TenancyError::Refused(other),
+    }
+}
+
+fn valid_name(name: &str) -> Result<String, TenancyError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control) {
+        return Err(TenancyError::Invalid {
+            field: "name",
+            message: "must be 1 to 100 printable characters".to_owned(),
+        });
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Refuses to delete an account that is the last owner of an organization.
+pub struct LastOwnerGuard {
+    orgs: Arc<dyn OrgRepository>,
+}
+
+impl LastOwnerGuard {
+    /// Over `orgs`.
+    pub fn new(orgs: Arc<dyn OrgRepository>) -> Self {
+        Self { orgs }
+    }
+}
+
+#[async_trait::async_trait]
+impl DeletionGuard for LastOwnerGuard {
+    async fn check(&self, user: &User) -> Result<(), AuthError> {
+        if self.orgs.orgs_solely_owned_by(user.id).await?.is_empty() { Ok(()) } else { Err(AuthError::LastOwner) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tenantry_adapter_memory::{SystemClock, UuidV7Generator};
+    use tenantry_domain::SessionId;
+    use tenantry_ports::MockOrgRepository;
+
+    use super::*;
+
+    fn principal() -> Principal {
+        Principal {
+            user_id: UserId::from_uuid(uuid::Uuid::now_v7()),
+            session_id: SessionId::from_uuid(uuid::Uuid::now_v7()),
+        }
+    }
+
+    fn service(orgs: MockOrgRepository) -> TenancyService {
+        TenancyService::new(Arc::new(orgs), Arc::new(SystemClock), Arc::new(UuidV7Generator))
+    }
+
+    fn access(role: BuiltinRole) -> OrgAccess {
+        OrgAccess { org_id: OrgId::from_uuid(uuid::Uuid::now_v7()), principal: principal(), role: Role::Builtin(role) }
+    }
+
+    #[tokio::test]
+    async fn a_non_member_is_not_found_like_a_missing_org() {
+        let mut orgs = MockOrgRepository::new();
+        orgs.expect_role_of().returning(|_, _| Ok(None));
+        let result = service(orgs).access(principal(), OrgId::from_uuid(uuid::Uuid::now_v7())).await;
+        assert!(matches!(result, Err(TenancyError::NotFound)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn no_write_happens_when_the_actor_lacks_the_permission() {
+        let mut orgs = MockOrgRepository::new();
+        orgs.expect_set_role().times(0);
+        orgs.expect_remove_member().times(0);
+        orgs.expect_update().times(0);
+        orgs.expect_delete().times(0);
+        let service = service(orgs);
+        let viewer = access(BuiltinRole::Viewer);
+        let someone = UserId::from_uuid(uuid::Uuid::now_v7());
+        assert!(matches!(service.change_role(&viewer, someone, "admin").await, Err(TenancyError::Forbidden(_))));
+        assert!(matches!(service.remove_member(&viewer, someone).await, Err(TenancyError::Forbidden(_))));
+        assert!(matches!(service.update(&viewer, Some("x"), None).await, Err(TenancyError::Forbidden(_))));
+        assert!(matches!(
+            service.delete(&access(BuiltinRole::Admin)).await,
+            Err(TenancyError::Forbidden(Permission::OrgDelete))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_admin_cannot_demote_an_owner_and_nothing_is_written() {
+        let mut orgs = MockOrgRepository::new();
+        orgs.expect_role_of().returning(|_, _| Ok(Some("owner".into())));
+        orgs.expect_count_owners().returning(|_| Ok(2));
+        orgs.expect_set_role().times(0);
+        let result = service(orgs)
+            .change_role(&access(BuiltinRole::Admin), UserId::from_uuid(uuid::Uuid::now_v7()), "member")
+            .await;
+        assert!(matches!(result, Err(TenancyError::Refused(MembershipChangeError::OwnersOnly))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn losing_the_race_for_the_last_owner_is_a_conflict() {
+        let mut orgs = MockOrgRepository::new();
+        orgs.expect_role_of().returning(|_, _| Ok(Some("owner".into())));
+        orgs.expect_count_owners().returning(|_| Ok(2));
+        orgs.expect_set_role().times(1).returning(|_, _, _, _| Err(StoreError::Conflict));
+        let result = service(orgs)
+            .change_role(&access(BuiltinRole::Owner), UserId::from_uuid(uuid::Uuid::now_v7()), "admin")
+            .await;
+        assert!(matches!(result, Err(TenancyError::LastOwner)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn unknown_roles_are_invalid() {
+        let result = service(MockOrgRepository::new())
+            .change_role(&access(BuiltinRole::Owner), UserId::from_uuid(uuid::Uuid::now_v7()), "emperor")
+            .await;
+        assert!(matches!(result, Err(TenancyError::Invalid { field: "role", .. })), "{result:?}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Organizations and memberships. Every method of a tenant-owned aggregate takes the org id
+//! first: there is no way to reach a membership without naming its organization.
+
+use chrono::{DateTime, Utc};
+use tenantry_domain::{Email, OrgId, Slug, UserId};
+
+use crate::StoreError;
+
+/// An organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    /// Id.
+    pub id: OrgId,
+    /// Display name.
+    pub name: String,
+    /// Unique handle.
+    pub slug: Slug,
+    /// Billing plan name.
+    pub plan: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A member as listed: the membership and who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The user.
+    pub user_id: UserId,
+    /// Their address.
+    pub email: Email,
+    /// Their display name.
+    pub display_name: Option<String>,
+    /// Their role's name (built-in or custom).
+    pub role: String,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+/// Organizations and their memberships.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait OrgRepository: Send + Sync {
+    /// Stores `org` with `owner` as its first member (role `owner`), in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the slug is taken; `Unavailable`, `Unexpected`.
+    async fn create_with_owner(&self, org: &Org, owner: UserId) -> Result<(), StoreError>;
+
+    /// The organization.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn get(&self, org_id: OrgId) -> Result<Option<Org>, StoreError>;
+
+    /// The organizations `user_id` belongs to, with their role's name, oldest membership first.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<(Org, String)>, StoreError>;
+
+    /// Renames or re-slugs the organization.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (slug taken); `Unavailable`, `Unexpected`.
+    async fn update(&self, org_id: OrgId, name: &str, slug: &Slug, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deletes the organization and everything it owns.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
+    async fn delete(&self, org_id: OrgId) -> Result<(), StoreError>;
+
+    /// Adds `user_id` to the organization with `role`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when already a member; [`StoreError::NotFound`] when the
+    /// organization or the user does not exist; `Unavailable`, `Unexpected`.
+    async fn add_member(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The role name of `user_id` in `org_id`, if a member.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn role_of(&self, org_id: OrgId, user_id: UserId) -> Result<Option<String>, StoreError>;
+
+    /// Members, ordered by join time then user id, after `after` (a user id cursor), at most
+    /// `limit`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list_members(&self, org_id: OrgId, after: Option<UserId>, limit: u32) -> Result<Vec<Member>, StoreError>;
+
+    /// How many owners the organization has now.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn count_owners(&self, org_id: OrgId) -> Result<u32, StoreError>;
+
+    /// Sets a member's role. Atomically refuses to leave the organization without an owner,
+    /// even against concurrent changes: [`StoreError::Conflict`] then.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (not a member), [`StoreError::Conflict`] (last owner);
+    /// `Unavailable`, `Unexpected`.
+    async fn set_role(&self, org_id: OrgId, user_id: UserId, role: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Removes a member, with the same last-owner guarantee as [`Self::set_role`].
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (last owner); `Unavailable`, `Unexpected`.
+    async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> Result<(), StoreError>;
+
+    /// The organizations in which `user_id` is the only owner (they block account deletion).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn orgs_solely_owned_by(&self, user_id: UserId) -> Result<Vec<OrgId>, StoreError>;
+}

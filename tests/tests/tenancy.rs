@@ -1,0 +1,279 @@
+//! Organizations, members and roles over real HTTP, with the cross-tenant matrix.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tenantry_adapter_sql::SqlOrgRepository;
+use tenantry_ports::OrgRepository;
+use tenantry_tests::{PASSWORD, TestApp, assert_problem, spawn_app};
+
+/// A signed-in user: (user id, access token).
+async fn user(app: &TestApp) -> (String, String) {
+    let (_, access, _) = app.signed_in_user().await;
+    let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
+    (me["id"].as_str().expect("id").to_owned(), access)
+}
+
+/// Adds `user_id` to `org_id` behind the API's back (invitations are the API's way).
+async fn seed_member(app: &TestApp, org_id: &str, user_id: &str, role: &str) {
+    let orgs = SqlOrgRepository::new(app.database().clone());
+    orgs.add_member(org_id.parse().expect("org id"), user_id.parse().expect("user id"), role, Utc::now())
+        .await
+        .expect("member added");
+}
+
+async fn send(app: &TestApp, method: &str, path: &str, access: &str, body: Option<Value>) -> reqwest::Response {
+    let mut request = app.client.request(method.parse().expect("method"), app.url(path)).bearer_auth(access);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("sent")
+}
+
+#[tokio::test]
+async fn creating_an_org_makes_the_creator_its_owner() {
+    let app = spawn_app().await;
+    let (_, access) = user(&app).await;
+    let created =
+        app.post_json("/api/v1/orgs", &json!({"name": " Acme Corp ", "slug": "acme-corp"}), Some(&access)).await;
+    assert_eq!(created.status(), 201);
+    let org: Value = created.json().await.expect("json");
+    assert_eq!(org["name"], "Acme Corp");
+    assert_eq!(org["slug"], "acme-corp");
+    assert_eq!(org["plan"], "free");
+    let id = org["id"].as_str().expect("id");
+
+    let mine: Value = app.get_auth("/api/v1/orgs", &access).await.json().await.expect("json");
+    assert_eq!(mine["items"][0]["id"], id);
+    assert_eq!(mine["items"][0]["role"], "owner");
+    let me: Value = app.get_auth(&format!("/api/v1/orgs/{id}/me"), &access).await.json().await.expect("json");
+    assert_eq!(me["role"], "owner");
+    assert_eq!(me["permissions"].as_array().expect("permissions").len(), 16);
+
+    let taken = app.post_json("/api/v1/orgs", &json!({"name": "Other", "slug": "acme-corp"}), Some(&access)).await;
+    assert_problem(taken, 409, "conflict").await;
+    let bad = app.post_json("/api/v1/orgs", &json!({"name": "", "slug": "Bad Slug"}), Some(&access)).await;
+    assert_problem(bad, 422, "validation_failed").await;
+    assert_problem(
+        app.post_json("/api/v1/orgs", &json!({"name": "x", "slug": "xyz"}), None).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_permission_catalog_is_published() {
+    let app = spawn_app().await;
+    let catalog: Value = app.get("/api/v1/permissions").await.json().await.expect("json");
+    let names: Vec<&str> =
+        catalog["permissions"].as_array().expect("list").iter().map(|p| p["name"].as_str().expect("name")).collect();
+    for expected in ["org:read", "org:delete", "members:manage", "api_keys:manage", "audit:read", "usage:read"] {
+        assert!(names.contains(&expected), "{expected} missing");
+    }
+    let roles: Vec<&str> =
+        catalog["builtin_roles"].as_array().expect("roles").iter().map(|r| r["name"].as_str().expect("name")).collect();
+    assert_eq!(roles, vec!["owner", "admin", "member", "viewer"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_tenant_gets_404_from_every_org_route() {
+    let app = spawn_app().await;
+    let (owner_id, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (_, outsider) = user(&app).await;
+    let outsider_org = app.create_org(&outsider).await;
+    let routes: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/api/v1/orgs/{org}"), None),
+        ("PATCH", format!("/api/v1/orgs/{org}"), Some(json!({"name": "pwned"}))),
+        ("DELETE", format!("/api/v1/orgs/{org}"), None),
+        ("GET", format!("/api/v1/orgs/{org}/me"), None),
+        ("GET", format!("/api/v1/orgs/{org}/members"), None),
+        ("PATCH", format!("/api/v1/orgs/{org}/members/{owner_id}"), Some(json!({"role": "viewer"}))),
+        ("DELETE", format!("/api/v1/orgs/{org}/members/{owner_id}"), None),
+    ];
+    for (method, path, body) in &routes {
+        let response = send(&app, method, path, &outsider, body.clone()).await;
+        assert_problem(response, 404, "not_found").await;
+    }
+    // Same answer as for an org that does not exist, or an id that is not one.
+    let missing = uuid::Uuid::now_v7();
+    assert_problem(app.get_auth(&format!("/api/v1/orgs/{missing}"), &outsider).await, 404, "not_found").await;
+    assert_problem(app.get_auth("/api/v1/orgs/not-a-uuid", &outsider).await, 404, "not_found").await;
+    // Nothing changed for the real owner, and the outsider's own org is fine.
+    let org_now: Value = app.get_auth(&format!("/api/v1/orgs/{org}"), &owner).await.json().await.expect("json");
+    assert_eq!(org_now["name"], "Test Org");
+    assert_eq!(app.get_auth(&format!("/api/v1/orgs/{outsider_org}"), &outsider).await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_member_without_a_permission_gets_403_naming_it() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (viewer_id, viewer) = user(&app).await;
+    seed_member(&app, &org, &viewer_id, "viewer").await;
+    assert_eq!(app.get_auth(&format!("/api/v1/orgs/{org}"), &viewer).await.status(), 200);
+    assert_eq!(app.get_auth(&format!("/api/v1/orgs/{org}/members"), &viewer).await.status(), 200);
+    let rename = send(&app, "PATCH", &format!("/api/v1/orgs/{org}"), &viewer, Some(json!({"name": "mine now"}))).await;
+    let body = assert_problem(rename, 403, "forbidden").await;
+    assert_eq!(body["required_permission"], "org:update");
+    let delete = send(&app, "DELETE", &format!("/api/v1/orgs/{org}"), &viewer, None).await;
+    assert_problem(delete, 403, "forbidden").await;
+    let me: Value = app.get_auth(&format!("/api/v1/orgs/{org}/me"), &viewer).await.json().await.expect("json");
+    assert_eq!(me["role"], "viewer");
+    assert!(!me["permissions"].as_array().expect("list").iter().any(|p| p == "audit:read"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn roles_change_under_the_rules_and_members_can_leave() {
+    let app = spawn_app().await;
+    let (owner_id, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (admin_id, admin) = user(&app).await;
+    let (member_id, member) = user(&app).await;
+    seed_member(&app, &org, &admin_id, "member").await;
+    seed_member(&app, &org, &member_id, "member").await;
+
+    let promote =
+        send(&app, "PATCH", &format!("/api/v1/orgs/{org}/members/{admin_id}"), &owner, Some(json!({"role": "admin"})))
+            .await;
+    assert_eq!(promote.status(), 200);
+    // Admins cannot touch owners, nor create them.
+    let demote_owner =
+        send(&app, "PATCH", &format!("/api/v1/orgs/{org}/members/{owner_id}"), &admin, Some(json!({"role": "member"})))
+            .await;
+    assert_problem(demote_owner, 403, "forbidden").await;
+    let make_owner =
+        send(&app, "PATCH", &format!("/api/v1/orgs/{org}/members/{member_id}"), &admin, Some(json!({"role": "owner"})))
+            .await;
+    assert_problem(make_owner, 403, "forbidden").await;
+    let unknown = send(
+        &app,
+        "PATCH",
+        &format!("/api/v1/orgs/{org}/members/{member_id}"),
+        &admin,
+        Some(json!({"role": "emperor"})),
+    )
+    .await;
+    assert_problem(unknown, 422, "validation_failed").await;
+    // Members cannot manage others, but can leave.
+    let kick = send(&app, "DELETE", &format!("/api/v1/orgs/{org}/members/{admin_id}"), &member, None).await;
+    assert_problem(kick, 403, "forbidden").await;
+    assert_eq!(
+        send(&app, "DELETE", &format!("/api/v1/orgs/{org}/members/{member_id}"), &member, None).await.status(),
+        204
+    );
+    assert_problem(app.get_auth(&format!("/api/v1/orgs/{org}"), &member).await, 404, "not_found").await;
+
+    // The last owner can neither leave nor step down; with a second owner they can.
+    assert_problem(
+        send(&app, "DELETE", &format!("/api/v1/orgs/{org}/members/{owner_id}"), &owner, None).await,
+        409,
+        "conflict",
+    )
+    .await;
+    let step_down =
+        send(&app, "PATCH", &format!("/api/v1/orgs/{org}/members/{owner_id}"), &owner, Some(json!({"role": "admin"})))
+            .await;
+    assert_problem(step_down, 409, "conflict").await;
+    let second =
+        send(&app, "PATCH", &format!("/api/v1/orgs/{org}/members/{admin_id}"), &owner, Some(json!({"role": "owner"})))
+            .await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(
+        send(&app, "DELETE", &format!("/api/v1/orgs/{org}/members/{owner_id}"), &owner, None).await.status(),
+        204
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
+    let app = spawn_app().await;
+    for _ in 0..5 {
+        let (a_id, a) = user(&app).await;
+        let org = app.create_org(&a).await;
+        let (b_id, b) = user(&app).await;
+        seed_member(&app, &org, &b_id, "owner").await;
+        let a_path = format!("/api/v1/orgs/{org}/members/{b_id}");
+        let b_path = format!("/api/v1/orgs/{org}/members/{a_id}");
+        let (ra, rb) = tokio::join!(
+            send(&app, "PATCH", &a_path, &a, Some(json!({"role": "admin"}))),
+            send(&app, "PATCH", &b_path, &b, Some(json!({"role": "admin"})))
+        );
+        let statuses = [ra.status().as_u16(), rb.status().as_u16()];
+        assert!(
+            statuses.contains(&200) && statuses.iter().all(|s| *s == 200 || *s == 409 || *s == 403),
+            "{statuses:?}"
+        );
+        let members: Value = app
+            .get_auth(&format!("/api/v1/orgs/{org}/members"), if statuses[0] == 200 { &a } else { &b })
+            .await
+            .json()
+            .await
+            .expect("json");
+        let owners = members["items"].as_array().expect("items").iter().filter(|m| m["role"] == "owner").count();
+        assert_eq!(owners, 1, "{members}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn members_are_cursor_paginated() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (id, _) = user(&app).await;
+        seed_member(&app, &org, &id, "viewer").await;
+        ids.push(id);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/orgs/{org}/members?limit=2&cursor={c}"),
+            None => format!("/api/v1/orgs/{org}/members?limit=2"),
+        };
+        let page: Value = app.get_auth(&path, &owner).await.json().await.expect("json");
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|m| m["user_id"].as_str().expect("id").to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "owner plus four, each once: {seen:?}");
+    for id in &ids {
+        assert!(seen.contains(id));
+    }
+    for bad in ["limit=0", "limit=101", "cursor=garbage", "sort=name"] {
+        let response = app.get_auth(&format!("/api/v1/orgs/{org}/members?{bad}"), &owner).await;
+        assert_problem(response, 422, "validation_failed").await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_last_owner_of_an_org_cannot_delete_their_account() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let delete = |token: &str| {
+        app.client
+            .delete(app.url("/api/v1/users/me"))
+            .bearer_auth(token.to_owned())
+            .json(&json!({"password": PASSWORD}))
+            .send()
+    };
+    assert_problem(delete(&owner).await.expect("sent"), 409, "conflict").await;
+    assert_eq!(send(&app, "DELETE", &format!("/api/v1/orgs/{org}"), &owner, None).await.status(), 204);
+    assert_eq!(delete(&owner).await.expect("sent").status(), 204, "with the org gone, the account can go");
+    app.stop().await;
+}
