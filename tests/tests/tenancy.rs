@@ -277,3 +277,211 @@ async fn the_last_owner_of_an_org_cannot_delete_their_account() {
     assert_eq!(delete(&owner).await.expect("sent").status(), 204, "with the org gone, the account can go");
     app.stop().await;
 }
+
+/// Registers `email`, verifies it through its mail, signs in: the access token.
+async fn verified_user(app: &TestApp, email: &str) -> String {
+    let response = app.post_json("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD}), None).await;
+    assert_eq!(response.status(), 201);
+    let token = app.token_from_mail(email, "verify-email");
+    assert_eq!(app.post_json("/api/v1/auth/verify-email", &json!({"token": token}), None).await.status(), 204);
+    app.login(email, PASSWORD).await["access_token"].as_str().expect("token").to_owned()
+}
+
+fn address(label: &str) -> String {
+    format!("{label}-{}@example.com", uuid::Uuid::now_v7().simple())
+}
+
+#[tokio::test]
+async fn an_invitation_makes_its_verified_addressee_a_member_once() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let bob = address("bob");
+    let invited = app
+        .post_json(&format!("/api/v1/orgs/{org}/invitations"), &json!({"email": bob, "role": "member"}), Some(&owner))
+        .await;
+    assert_eq!(invited.status(), 201);
+    let invitation: Value = invited.json().await.expect("json");
+    assert_eq!(invitation["role"], "member");
+    assert!(invitation.get("token").is_none(), "the token only travels by e-mail");
+    let pending: Value =
+        app.get_auth(&format!("/api/v1/orgs/{org}/invitations"), &owner).await.json().await.expect("json");
+    assert_eq!(pending["items"][0]["email"], bob.as_str());
+
+    let token = app.token_from_mail(&bob, "accept-invitation");
+    let bob_access = verified_user(&app, &bob).await;
+    let accepted = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&bob_access)).await;
+    assert_eq!(accepted.status(), 200);
+    let membership: Value = accepted.json().await.expect("json");
+    assert_eq!(membership["org_id"], org.as_str());
+    assert_eq!(membership["role"], "member");
+    let me: Value = app.get_auth(&format!("/api/v1/orgs/{org}/me"), &bob_access).await.json().await.expect("json");
+    assert_eq!(me["role"], "member");
+    let again = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&bob_access)).await;
+    assert_problem(again, 400, "invalid_token").await;
+    let pending: Value =
+        app.get_auth(&format!("/api/v1/orgs/{org}/invitations"), &owner).await.json().await.expect("json");
+    assert_eq!(pending["items"].as_array().expect("items").len(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_invited_verified_address_can_accept() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let carol = address("carol");
+    app.post_json(&format!("/api/v1/orgs/{org}/invitations"), &json!({"email": carol, "role": "viewer"}), Some(&owner))
+        .await;
+    let token = app.token_from_mail(&carol, "accept-invitation");
+
+    let mallory = verified_user(&app, &address("mallory")).await;
+    let stolen = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&mallory)).await;
+    assert_problem(stolen, 403, "forbidden").await;
+
+    app.post_json("/api/v1/auth/register", &json!({"email": carol, "password": PASSWORD}), None).await;
+    let unverified = app.login(&carol, PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    let early = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&unverified)).await;
+    assert_problem(early, 403, "email_not_verified").await;
+
+    let verify = app.token_from_mail(&carol, "verify-email");
+    app.post_json("/api/v1/auth/verify-email", &json!({"token": verify}), None).await;
+    let ok = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&unverified)).await;
+    assert_eq!(ok.status(), 200, "failed attempts did not burn the invitation");
+    assert_problem(
+        app.post_json("/api/v1/invitations/accept", &json!({"token": "forged"}), Some(&mallory)).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invitations_respect_the_grant_rules() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (admin_id, admin) = user(&app).await;
+    let (member_id, member) = user(&app).await;
+    seed_member(&app, &org, &admin_id, "admin").await;
+    seed_member(&app, &org, &member_id, "member").await;
+    let path = format!("/api/v1/orgs/{org}/invitations");
+    assert_problem(
+        app.post_json(&path, &json!({"email": address("x"), "role": "owner"}), Some(&admin)).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        app.post_json(&path, &json!({"email": address("x"), "role": "admin"}), Some(&admin)).await.status(),
+        201
+    );
+    let body = assert_problem(
+        app.post_json(&path, &json!({"email": address("x"), "role": "viewer"}), Some(&member)).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(body["required_permission"], "members:invite");
+    let me: Value = app.get_auth("/api/v1/users/me", &member).await.json().await.expect("json");
+    let existing = me["email"].as_str().expect("email");
+    assert_problem(
+        app.post_json(&path, &json!({"email": existing, "role": "viewer"}), Some(&owner)).await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert_problem(
+        app.post_json(&path, &json!({"email": "nope", "role": "viewer"}), Some(&owner)).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_problem(
+        app.post_json(&path, &json!({"email": address("x"), "role": "czar"}), Some(&owner)).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoked_replaced_and_expired_invitations_are_dead() {
+    let (app, clock) = tenantry_tests::spawn_app_with_manual_clock(&[]).await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let path = format!("/api/v1/orgs/{org}/invitations");
+    let dave = address("dave");
+    let dave_access = verified_user(&app, &dave).await;
+
+    let first: Value =
+        app.post_json(&path, &json!({"email": dave, "role": "viewer"}), Some(&owner)).await.json().await.expect("json");
+    let first_token = app.token_from_mail(&dave, "accept-invitation");
+    let revoke = send(&app, "DELETE", &format!("{path}/{}", first["id"].as_str().expect("id")), &owner, None).await;
+    assert_eq!(revoke.status(), 204);
+    assert_problem(
+        app.post_json("/api/v1/invitations/accept", &json!({"token": first_token}), Some(&dave_access)).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    assert_problem(
+        send(&app, "DELETE", &format!("{path}/{}", first["id"].as_str().expect("id")), &owner, None).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    clock.advance(chrono::Duration::seconds(1));
+    app.post_json(&path, &json!({"email": dave, "role": "viewer"}), Some(&owner)).await;
+    let second_token = app.token_from_mail(&dave, "accept-invitation");
+    clock.advance(chrono::Duration::seconds(1));
+    app.post_json(&path, &json!({"email": dave, "role": "member"}), Some(&owner)).await;
+    let third_token = app.token_from_mail(&dave, "accept-invitation");
+    assert_ne!(second_token, third_token);
+    assert_problem(
+        app.post_json("/api/v1/invitations/accept", &json!({"token": second_token}), Some(&dave_access)).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+
+    clock.advance(chrono::Duration::days(8));
+    let dave_access = app.login(&dave, PASSWORD).await["access_token"].as_str().expect("token").to_owned();
+    assert_problem(
+        app.post_json("/api/v1/invitations/accept", &json!({"token": third_token}), Some(&dave_access)).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_tenant_gets_404_from_the_invitation_routes() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let invitation: Value = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/invitations"),
+            &json!({"email": address("eve"), "role": "viewer"}),
+            Some(&owner),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let (_, outsider) = user(&app).await;
+    let id = invitation["id"].as_str().expect("id");
+    for (method, path, body) in [
+        ("POST", format!("/api/v1/orgs/{org}/invitations"), Some(json!({"email": address("x"), "role": "viewer"}))),
+        ("GET", format!("/api/v1/orgs/{org}/invitations"), None),
+        ("DELETE", format!("/api/v1/orgs/{org}/invitations/{id}"), None),
+    ] {
+        assert_problem(send(&app, method, &path, &outsider, body).await, 404, "not_found").await;
+    }
+    app.stop().await;
+}

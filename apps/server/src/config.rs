@@ -108,6 +108,8 @@ pub struct Settings {
     /// `TENANTRY_ENCRYPTION_KEY`: 32 random bytes (base64) that encrypt secrets at rest (TOTP
     /// secrets); unset in development means a key generated once into the data folder.
     pub encryption_key: Option<SecretString>,
+    /// `TENANTRY_TRUSTED_PROXIES`: proxies whose `x-forwarded-for` is believed.
+    pub trusted_proxies: Vec<crate::http::client_ip::Network>,
     /// `TENANTRY_PASSWORD_HASH_CONCURRENCY`: argon2 hashes computed at once.
     pub password_hash_concurrency: usize,
 }
@@ -186,6 +188,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANTRY_JWT_PREVIOUS_KEYS_FILE",
     "TENANTRY_PASSWORD_HASH_CONCURRENCY",
     "TENANTRY_ENCRYPTION_KEY",
+    "TENANTRY_TRUSTED_PROXIES",
 ];
 
 /// The raw `name → value` pairs settings are parsed from: the config file's keys (upper-cased,
@@ -509,6 +512,13 @@ impl Settings {
         };
         let encryption_key =
             sources.get("TENANTRY_ENCRYPTION_KEY").map(|key| SecretString::from(key.trim().to_owned()));
+        let mut trusted_proxies = Vec::new();
+        for raw in p.string("TENANTRY_TRUSTED_PROXIES", "").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match crate::http::client_ip::Network::parse(raw) {
+                Ok(network) => trusted_proxies.push(network),
+                Err(message) => p.fail("TENANTRY_TRUSTED_PROXIES", message),
+            }
+        }
         let default_hashers = default_workers.saturating_sub(1).max(1);
         let password_hash_concurrency =
             p.ranged("TENANTRY_PASSWORD_HASH_CONCURRENCY", default_hashers, 1, 256, "a number");
@@ -550,6 +560,7 @@ impl Settings {
             jwt_previous_keys,
             password_hash_concurrency,
             encryption_key,
+            trusted_proxies,
         };
         let insecure = if environment == Environment::Production { settings.production_problems() } else { Vec::new() };
         if p.invalid.is_empty() && insecure.is_empty() {

@@ -18,12 +18,12 @@ use tenantry_adapter_mail::FileMailer;
 use tenantry_adapter_memory::{InMemoryCache, SystemClock, UuidV7Generator};
 use tenantry_adapter_redis::{RedisCache, RedisConfig, RedisPool};
 use tenantry_adapter_sql::{
-    SqlConfig, SqlDatabase, SqlHealthProbe, SqlOneTimeTokenRepository, SqlOrgRepository, SqlSessionRepository,
-    SqlTwoFactorRepository, SqlUserRepository,
+    SqlConfig, SqlDatabase, SqlHealthProbe, SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository,
+    SqlSessionRepository, SqlTwoFactorRepository, SqlUserRepository,
 };
 use tenantry_application::{
-    AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, LastOwnerGuard,
-    TenancyService, TwoFactorPorts, TwoFactorService,
+    AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, InvitationPorts,
+    InvitationService, LastOwnerGuard, PasswordConfirmer, TenancyService, TwoFactorPorts, TwoFactorService,
 };
 use tenantry_ports::{AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher};
 
@@ -160,12 +160,33 @@ impl Services {
                 sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
                 tokens: Arc::new(SqlOneTimeTokenRepository::new(self.database.clone())),
                 two_factor: Arc::new(SqlTwoFactorRepository::new(self.database.clone())),
-                hasher: self.hasher.clone(),
+                confirmer: self.password_confirmer(),
                 cache: self.cache.clone(),
                 clock: self.clock.clone(),
             },
             self.auth_settings.lifetimes,
             vec![Arc::new(LastOwnerGuard::new(Arc::new(SqlOrgRepository::new(self.database.clone()))))],
+        )
+    }
+
+    /// Password re-confirmation under the sign-in lockout.
+    pub fn password_confirmer(&self) -> PasswordConfirmer {
+        PasswordConfirmer::new(self.hasher.clone(), self.cache.clone(), self.auth_settings.account_lockout)
+    }
+
+    /// Invitations.
+    pub fn invitations(&self) -> InvitationService {
+        InvitationService::new(
+            InvitationPorts {
+                invitations: Arc::new(SqlInvitationRepository::new(self.database.clone())),
+                orgs: Arc::new(SqlOrgRepository::new(self.database.clone())),
+                users: Arc::new(SqlUserRepository::new(self.database.clone())),
+                mailer: self.mailer.clone(),
+                secrets: Arc::new(RandomSecrets),
+                clock: self.clock.clone(),
+                ids: self.ids.clone(),
+            },
+            self.auth_settings.public_url.clone(),
         )
     }
 
@@ -183,7 +204,7 @@ impl Services {
         TwoFactorService::new(TwoFactorPorts {
             store: Arc::new(SqlTwoFactorRepository::new(self.database.clone())),
             users: Arc::new(SqlUserRepository::new(self.database.clone())),
-            hasher: self.hasher.clone(),
+            confirmer: self.password_confirmer(),
             totp: Arc::new(Rfc6238Totp::new("Tenantry")),
             cipher: self.cipher.clone(),
             secrets: Arc::new(RandomSecrets),
@@ -311,6 +332,7 @@ impl Application {
             auth: services.auth(two_factor.clone()),
             account: services.account(),
             tenancy: services.tenancy(),
+            invitations: services.invitations(),
             two_factor,
             metrics: metrics.clone(),
             openapi_json: crate::openapi::render(),
@@ -322,6 +344,7 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(request_timeout)
                 .app_data(JsonLimit(http.json_limit))
+                .app_data(http.trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(http.json_limit))
                 .app_data(web::JsonConfig::default().limit(http.json_limit).error_handler(json_error))
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()))
@@ -388,6 +411,7 @@ impl Application {
 #[derive(Clone)]
 struct HttpSettings {
     json_limit: usize,
+    trusted_proxies: crate::http::client_ip::TrustedProxies,
     cors: Option<CorsOrigins>,
     hsts: bool,
 }
@@ -396,6 +420,7 @@ impl From<&Settings> for HttpSettings {
     fn from(settings: &Settings) -> Self {
         Self {
             json_limit: settings.json_limit_bytes,
+            trusted_proxies: crate::http::client_ip::TrustedProxies(settings.trusted_proxies.clone()),
             cors: (settings.cors_origins != CorsOrigins::None).then(|| settings.cors_origins.clone()),
             hsts: settings.public_url.starts_with("https://"),
         }

@@ -3,7 +3,9 @@
 use actix_web::web::Data;
 use std::sync::Arc;
 
-use tenantry_application::{AccountService, AuthService, HealthService, TenancyService, TwoFactorService};
+use tenantry_application::{
+    AccountService, AuthService, HealthService, InvitationService, TenancyService, TwoFactorService,
+};
 
 use crate::http::metrics::Metrics;
 
@@ -19,6 +21,8 @@ pub struct AppState {
     pub account: AccountService,
     /// Organizations and membership.
     pub tenancy: TenancyService,
+    /// Invitations.
+    pub invitations: InvitationService,
     /// Two-factor sign-in.
     pub two_factor: Arc<TwoFactorService>,
     /// Prometheus families (also registered on their own for the metrics middleware).

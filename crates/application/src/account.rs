@@ -5,11 +5,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tenantry_domain::identity::{Session, TokenLifetimes, User};
 use tenantry_ports::{
-    Cache, Clock, IssuedToken, OneTimeTokenRepository, PasswordCheck, PasswordHasher, SessionRepository,
-    TwoFactorRepository, UserRepository,
+    Cache, Clock, IssuedToken, OneTimeTokenRepository, SessionRepository, TwoFactorRepository, UserRepository,
 };
 
-use crate::auth::{AuthError, Principal, mark_sessions_revoked};
+use crate::auth::{AuthError, PasswordConfirmer, Principal, mark_sessions_revoked};
 
 /// Everything [`AccountService`] needs.
 #[derive(Clone)]
@@ -22,8 +21,8 @@ pub struct AccountPorts {
     pub tokens: Arc<dyn OneTimeTokenRepository>,
     /// Two-factor state.
     pub two_factor: Arc<dyn TwoFactorRepository>,
-    /// Password verification (deletion asks for it).
-    pub hasher: Arc<dyn PasswordHasher>,
+    /// Password confirmation (deletion asks for it), under the sign-in lockout.
+    pub confirmer: PasswordConfirmer,
     /// Revocation markers.
     pub cache: Arc<dyn Cache>,
     /// Time.
@@ -90,9 +89,7 @@ impl AccountService {
     #[tracing::instrument(name = "application.account.delete", skip_all)]
     pub async fn delete(&self, principal: Principal, password: &str) -> Result<(), AuthError> {
         let user = self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)?;
-        if self.ports.hasher.verify(password, &user.password_hash).await? == PasswordCheck::Invalid {
-            return Err(AuthError::Invalid { field: "password", message: "is incorrect".to_owned() });
-        }
+        self.ports.confirmer.confirm(&user, password, "password").await?;
         for guard in &self.guards {
             guard.check(&user).await?;
         }

@@ -231,6 +231,58 @@ pub(crate) async fn mark_sessions_revoked(
     Ok(())
 }
 
+/// The unit the per-address limit counts: an IPv4 address, or an IPv6 /64 (one subscriber's
+/// allocation, so rotating addresses inside it does not reset the count).
+fn address_bucket(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => ip.to_owned(),
+    }
+}
+
+/// Re-checks a signed-in user's password before a sensitive change (password change, turning
+/// two-factor off, account deletion). Failures count against the same per-account lockout as
+/// sign-in, so a stolen access token does not give unlimited password guesses.
+#[derive(Clone)]
+pub struct PasswordConfirmer {
+    hasher: Arc<dyn PasswordHasher>,
+    cache: Arc<dyn Cache>,
+    policy: LockoutPolicy,
+}
+
+impl PasswordConfirmer {
+    /// Confirms with `hasher`, counting failures in `cache` under `policy`.
+    pub fn new(hasher: Arc<dyn PasswordHasher>, cache: Arc<dyn Cache>, policy: LockoutPolicy) -> Self {
+        Self { hasher, cache, policy }
+    }
+
+    /// `Ok` when `password` is the user's; a wrong one is `Invalid` on `field`.
+    ///
+    /// # Errors
+    /// `Invalid { field }`, `Locked`, `Dependency`.
+    pub async fn confirm(&self, user: &User, password: &str, field: &'static str) -> Result<(), AuthError> {
+        let key = format!("{FAIL_ACCOUNT}{}", user.email.as_str());
+        let attempts = self.cache.increment(&key, 1, Some(self.policy.window)).await?;
+        let earlier = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+        if let LockoutDecision::Locked { retry_after } = self.policy.decide(earlier, self.cache.ttl(&key).await?) {
+            return Err(AuthError::Locked { retry_after });
+        }
+        match self.hasher.verify(password, &user.password_hash).await? {
+            PasswordCheck::Invalid => {
+                tracing::info!(target: "audit", action = "user.password_confirmation_failed", user_id = %user.id);
+                Err(AuthError::Invalid { field, message: "is incorrect".to_owned() })
+            }
+            PasswordCheck::Valid { .. } => {
+                self.cache.delete(&key).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The identity use cases, over ports only.
 pub struct AuthService {
     ports: AuthPorts,
@@ -368,7 +420,7 @@ impl AuthService {
     ) -> Result<TokenPair, AuthError> {
         let email = Email::parse(email).ok();
         let account_key = email.as_ref().map(|e| format!("{FAIL_ACCOUNT}{}", e.as_str()));
-        let ip_key = client.ip.as_ref().map(|ip| format!("{FAIL_IP}{ip}"));
+        let ip_key = client.ip.as_deref().map(|ip| format!("{FAIL_IP}{}", address_bucket(ip)));
         // The attempt is counted before any password is checked, so parallel guesses cannot
         // all pass on a stale "no failures yet" read; a success gives the count back.
         if let Some(retry_after) = self.reserve_attempt(account_key.as_deref(), ip_key.as_deref()).await? {
@@ -637,9 +689,9 @@ impl AuthService {
         new_password: &str,
     ) -> Result<(), AuthError> {
         let user = self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)?;
-        if self.ports.hasher.verify(current, &user.password_hash).await? == PasswordCheck::Invalid {
-            return Err(AuthError::Invalid { field: "current_password", message: "is incorrect".to_owned() });
-        }
+        PasswordConfirmer::new(self.ports.hasher.clone(), self.ports.cache.clone(), self.settings.account_lockout)
+            .confirm(&user, current, "current_password")
+            .await?;
         self.settings.password_policy.check(new_password, &[user.email.as_str()]).map_err(AuthError::WeakPassword)?;
         let hash = self.ports.hasher.hash(new_password).await?;
         self.ports.users.set_password_hash(user.id, &hash, self.now()).await?;

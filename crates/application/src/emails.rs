@@ -42,8 +42,39 @@ pub fn token_mail(
     OutgoingEmail { to: to.clone(), subject: subject.to_owned(), text, html }
 }
 
+/// The invitation to join `org_name` as `role`, with its `…/accept-invitation?token=` link.
+pub fn invitation_mail(
+    to: &Email,
+    org_name: &str,
+    role: &str,
+    public_url: &str,
+    token: &str,
+    lifetime: Duration,
+) -> OutgoingEmail {
+    let link = format!("{}/accept-invitation?token={token}", public_url.trim_end_matches('/'));
+    let validity = human(lifetime);
+    let org = escape(org_name);
+    let text = format!(
+        "You are invited to join {org_name} as {role}.\n\nAccept the invitation:\n{link}\n\nSign in (or create an account) with this address first. The link works once and expires in {validity}.\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>You are invited to join <strong>{org}</strong> as {role}.</p>\
+         <p><a href=\"{link}\">Accept the invitation</a></p>\
+         <p style=\"color:#555\">Sign in (or create an account) with this address first. The link works once and expires in {validity}.</p></body></html>"
+    );
+    OutgoingEmail { to: to.clone(), subject: format!("Join {org_name} on Tenantry"), text, html }
+}
+
+/// Escapes text for HTML (organization names are user input).
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 fn human(duration: Duration) -> String {
     let hours = duration.as_secs() / 3600;
+    if hours >= 48 && hours.is_multiple_of(24) {
+        return format!("{} days", hours / 24);
+    }
     match hours {
         0 => format!("{} minutes", duration.as_secs() / 60),
         1 => "1 hour".to_owned(),

@@ -8,14 +8,16 @@ pub mod account;
 pub mod auth;
 mod emails;
 mod health;
+pub mod invitations;
 pub mod tenancy;
 pub mod two_factor;
 
 pub use account::{AccountPorts, AccountService, DeletionGuard, PersonalData};
 pub use auth::{
-    AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, Principal, ProfileChange, SecondFactor, SessionView,
-    TokenPair,
+    AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, PasswordConfirmer, Principal, ProfileChange,
+    SecondFactor, SessionView, TokenPair,
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
+pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
 pub use tenancy::{LastOwnerGuard, OrgAccess, TenancyError, TenancyService, role_named};
 pub use two_factor::{TwoFactorPorts, TwoFactorService};

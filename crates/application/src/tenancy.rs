@@ -39,6 +39,18 @@ pub enum TenancyError {
     /// The organization would be left without an owner.
     #[error("last owner")]
     LastOwner,
+    /// An invitation token that is unknown, used, revoked or expired.
+    #[error("invalid or expired invitation")]
+    InvalidToken,
+    /// The person is a member already.
+    #[error("already a member")]
+    AlreadyMember,
+    /// The invitation is for another address than the signed-in user's.
+    #[error("invitation is for another address")]
+    EmailMismatch,
+    /// The signed-in user's address is not verified yet.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// A dependency failed.
     #[error("dependency failure")]
     Dependency(#[source] anyhow::Error),

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use tenantry_domain::UserId;
 use tenantry_ports::{
-    Clock, PasswordCheck, PasswordHasher, SecretCipher, SecretGenerator, TotpAlgorithm, TotpProvisioning,
-    TwoFactorRepository, UserRepository,
+    Clock, SecretCipher, SecretGenerator, TotpAlgorithm, TotpProvisioning, TwoFactorRepository, UserRepository,
 };
 
-use crate::auth::{AuthError, Principal, SecondFactor};
+use crate::auth::{AuthError, PasswordConfirmer, Principal, SecondFactor};
 
 /// Everything [`TwoFactorService`] needs.
 #[derive(Clone)]
@@ -18,8 +17,8 @@ pub struct TwoFactorPorts {
     pub store: Arc<dyn TwoFactorRepository>,
     /// Accounts (for the password check on disable and the account label).
     pub users: Arc<dyn UserRepository>,
-    /// Password verification.
-    pub hasher: Arc<dyn PasswordHasher>,
+    /// Password confirmation (disable asks for it), under the sign-in lockout.
+    pub confirmer: PasswordConfirmer,
     /// TOTP.
     pub totp: Arc<dyn TotpAlgorithm>,
     /// Encryption at rest of TOTP secrets.
@@ -131,9 +130,7 @@ impl TwoFactorService {
         if !user.totp_enabled {
             return Err(AuthError::Invalid { field: "code", message: "two-factor sign-in is not on".to_owned() });
         }
-        if self.ports.hasher.verify(password, &user.password_hash).await? == PasswordCheck::Invalid {
-            return Err(AuthError::Invalid { field: "password", message: "is incorrect".to_owned() });
-        }
+        self.ports.confirmer.confirm(&user, password, "password").await?;
         if !self.check_code(user.id, code).await? {
             return Err(AuthError::Invalid { field: "code", message: "is not a valid code".to_owned() });
         }

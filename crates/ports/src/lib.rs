@@ -28,7 +28,7 @@ pub use identity::{
 };
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
-pub use tenancy::{Member, Org, OrgRepository};
+pub use tenancy::{Invitation, InvitationRepository, Member, Org, OrgRepository};
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
 
 #[cfg(feature = "mock")]
@@ -46,6 +46,6 @@ pub use ids::MockIdGenerator;
 #[cfg(feature = "mock")]
 pub use mail::MockMailer;
 #[cfg(feature = "mock")]
-pub use tenancy::MockOrgRepository;
+pub use tenancy::{MockInvitationRepository, MockOrgRepository};
 #[cfg(feature = "mock")]
 pub use two_factor::{MockSecretCipher, MockTotpAlgorithm, MockTwoFactorRepository};

@@ -124,3 +124,77 @@ pub trait OrgRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn orgs_solely_owned_by(&self, user_id: UserId) -> Result<Vec<OrgId>, StoreError>;
 }
+
+/// A pending (or settled) invitation to join an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// The organization.
+    pub org_id: OrgId,
+    /// Who is invited.
+    pub email: Email,
+    /// The role they get on acceptance.
+    pub role: String,
+    /// Who invited them.
+    pub invited_by: UserId,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was accepted.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// When it was revoked (or replaced by a re-invite).
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Invitation {
+    /// Whether it can still be accepted at `now`.
+    pub fn is_pending(&self, now: DateTime<Utc>) -> bool {
+        self.accepted_at.is_none() && self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// Invitations, stored with the hash of their token.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait InvitationRepository: Send + Sync {
+    /// Stores `invitation` with its token hash, revoking any pending invitation of the same
+    /// address to the same organization (a re-invite replaces the old link).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn create(&self, invitation: &Invitation, token_hash: &str) -> Result<(), StoreError>;
+
+    /// The organization's pending invitations at `now`, newest first.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list_pending(&self, org_id: OrgId, now: DateTime<Utc>) -> Result<Vec<Invitation>, StoreError>;
+
+    /// Revokes a pending invitation of the organization; `false` when there is none.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn revoke(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// The invitation with this token hash (any state).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn by_token(&self, token_hash: &str) -> Result<Option<Invitation>, StoreError>;
+
+    /// Accepts the invitation and adds `user_id` with its role, in one transaction; refuses
+    /// if it was accepted, revoked or expired meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (no longer pending), [`StoreError::Conflict`] (already a
+    /// member); `Unavailable`, `Unexpected`.
+    async fn accept(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}

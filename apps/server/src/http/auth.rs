@@ -50,16 +50,17 @@ impl FromRequest for Authenticated {
     }
 }
 
-/// Where the request comes from, for the session record. The peer address is used, never a
-/// forwarded-for header a client could forge to dodge the per-address lockout.
+/// Where the request comes from, for the session record and the per-address lockout: the peer,
+/// or the forwarded client when the peer is a trusted proxy (`TENANTRY_TRUSTED_PROXIES`).
 pub fn client_info(req: &HttpRequest) -> ClientInfo {
+    let proxies = req.app_data::<super::client_ip::TrustedProxies>().cloned().unwrap_or_default();
     ClientInfo {
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
-        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+        ip: proxies.client_ip(req).map(|ip| ip.to_string()),
     }
 }
 

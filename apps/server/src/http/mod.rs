@@ -2,6 +2,7 @@
 //! security headers and the strict JSON extractor. Handlers never deal with any of it.
 
 pub mod auth;
+pub mod client_ip;
 pub mod error;
 pub mod json;
 pub mod metrics;

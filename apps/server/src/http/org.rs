@@ -49,6 +49,7 @@ needs! {
     OrgUpdate => OrgUpdate,
     OrgDelete => OrgDelete,
     MembersRead => MembersRead,
+    MembersInvite => MembersInvite,
     MembersManage => MembersManage,
 }
 
@@ -107,6 +108,24 @@ pub fn tenancy_error(err: TenancyError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "conflict", "An organization must keep at least one owner.")
         }
         TenancyError::SlugTaken => ApiError::new(StatusCode::CONFLICT, "conflict", "This slug is taken."),
+        TenancyError::InvalidToken => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_token",
+            "The invitation is unknown, already used, revoked or expired.",
+        ),
+        TenancyError::AlreadyMember => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", "This person is already a member of the organization.")
+        }
+        TenancyError::EmailMismatch => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "This invitation is for another e-mail address; sign in with the invited address.",
+        ),
+        TenancyError::EmailNotVerified => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "email_not_verified",
+            "Verify your e-mail address before accepting an invitation.",
+        ),
         TenancyError::Dependency(cause) => auth_error(tenantry_application::AuthError::Dependency(cause)),
     }
 }

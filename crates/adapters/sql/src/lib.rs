@@ -6,12 +6,14 @@ mod contract_tests;
 mod database;
 mod entities;
 mod identity;
+mod invitations;
 mod probe;
 mod tenancy;
 mod two_factor;
 
 pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
 pub use identity::{SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository};
+pub use invitations::SqlInvitationRepository;
 pub use probe::SqlHealthProbe;
 pub use tenancy::SqlOrgRepository;
 pub use two_factor::SqlTwoFactorRepository;

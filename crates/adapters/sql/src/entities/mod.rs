@@ -2,6 +2,7 @@
 //! repositories.
 
 pub mod backup_codes;
+pub mod invitations;
 pub mod memberships;
 pub mod one_time_tokens;
 pub mod orgs;

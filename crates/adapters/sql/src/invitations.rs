@@ -1,0 +1,149 @@
+//! [`InvitationRepository`] on sea-orm.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use tenantry_domain::{Email, OrgId, UserId};
+use tenantry_ports::{Invitation, InvitationRepository, StoreError};
+
+use crate::SqlDatabase;
+use crate::entities::{invitations, memberships};
+use crate::identity::store_error;
+
+/// [`InvitationRepository`] on SQL.
+#[derive(Clone)]
+pub struct SqlInvitationRepository {
+    db: SqlDatabase,
+}
+
+impl SqlInvitationRepository {
+    /// Over `db`.
+    pub fn new(db: SqlDatabase) -> Self {
+        Self { db }
+    }
+}
+
+fn invitation_from(model: invitations::Model) -> Result<Invitation, StoreError> {
+    Ok(Invitation {
+        id: model.id,
+        org_id: OrgId::from_uuid(model.org_id),
+        email: Email::parse(&model.email)
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("stored email is invalid")))?,
+        role: model.role,
+        invited_by: UserId::from_uuid(model.invited_by),
+        created_at: model.created_at,
+        expires_at: model.expires_at,
+        accepted_at: model.accepted_at,
+        revoked_at: model.revoked_at,
+    })
+}
+
+#[async_trait::async_trait]
+impl InvitationRepository for SqlInvitationRepository {
+    #[tracing::instrument(name = "adapter.sql.invitations.create", skip_all, fields(org_id = %invitation.org_id))]
+    async fn create(&self, invitation: &Invitation, token_hash: &str) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        invitations::Entity::update_many()
+            .col_expr(invitations::Column::RevokedAt, Expr::value(invitation.created_at))
+            .filter(invitations::Column::OrgId.eq(invitation.org_id.as_uuid()))
+            .filter(invitations::Column::Email.eq(invitation.email.as_str()))
+            .filter(invitations::Column::AcceptedAt.is_null())
+            .filter(invitations::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        invitations::Entity::insert(invitations::ActiveModel {
+            id: Set(invitation.id),
+            org_id: Set(invitation.org_id.as_uuid()),
+            email: Set(invitation.email.as_str().to_owned()),
+            role: Set(invitation.role.clone()),
+            token_hash: Set(token_hash.to_owned()),
+            invited_by: Set(invitation.invited_by.as_uuid()),
+            created_at: Set(invitation.created_at),
+            expires_at: Set(invitation.expires_at),
+            accepted_at: Set(None),
+            revoked_at: Set(None),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.invitations.list_pending", skip_all, fields(org_id = %org_id))]
+    async fn list_pending(&self, org_id: OrgId, now: DateTime<Utc>) -> Result<Vec<Invitation>, StoreError> {
+        invitations::Entity::find()
+            .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(invitations::Column::AcceptedAt.is_null())
+            .filter(invitations::Column::RevokedAt.is_null())
+            .filter(invitations::Column::ExpiresAt.gt(now))
+            .order_by_desc(invitations::Column::CreatedAt)
+            .order_by_desc(invitations::Column::Id)
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(invitation_from)
+            .collect()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.invitations.revoke", skip_all, fields(org_id = %org_id))]
+    async fn revoke(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = invitations::Entity::update_many()
+            .col_expr(invitations::Column::RevokedAt, Expr::value(now))
+            .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(invitations::Column::Id.eq(id))
+            .filter(invitations::Column::AcceptedAt.is_null())
+            .filter(invitations::Column::RevokedAt.is_null())
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.invitations.by_token", skip_all)]
+    async fn by_token(&self, token_hash: &str) -> Result<Option<Invitation>, StoreError> {
+        invitations::Entity::find()
+            .filter(invitations::Column::TokenHash.eq(token_hash))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(invitation_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.invitations.accept", skip_all, fields(org_id = %org_id))]
+    async fn accept(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let claimed = invitations::Entity::update_many()
+            .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
+            .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(invitations::Column::Id.eq(id))
+            .filter(invitations::Column::AcceptedAt.is_null())
+            .filter(invitations::Column::RevokedAt.is_null())
+            .filter(invitations::Column::ExpiresAt.gt(now))
+            .exec_with_returning(&txn)
+            .await
+            .map_err(store_error)?;
+        let Some(invitation) = claimed.into_iter().next() else {
+            return Err(StoreError::NotFound);
+        };
+        memberships::Entity::insert(memberships::ActiveModel {
+            org_id: Set(org_id.as_uuid()),
+            user_id: Set(user_id.as_uuid()),
+            role: Set(invitation.role),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)
+    }
+}

@@ -1,0 +1,151 @@
+//! Invitations: an e-mailed, single-use, expiring link that makes its (verified) addressee a
+//! member with the role the inviter chose — a role the inviter may grant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenantry_domain::tenancy::{Permission, authorize_invitation};
+use tenantry_domain::{Email, OrgId};
+use tenantry_ports::{
+    Clock, IdGenerator, Invitation, InvitationRepository, Mailer, OrgRepository, SecretGenerator, StoreError,
+    UserRepository,
+};
+
+use crate::auth::Principal;
+use crate::emails;
+use crate::tenancy::{OrgAccess, TenancyError, role_named};
+
+/// Everything [`InvitationService`] needs.
+#[derive(Clone)]
+pub struct InvitationPorts {
+    /// Invitations.
+    pub invitations: Arc<dyn InvitationRepository>,
+    /// Organizations (names for the mail, membership checks).
+    pub orgs: Arc<dyn OrgRepository>,
+    /// Accounts (the acceptor's address and verification).
+    pub users: Arc<dyn UserRepository>,
+    /// Outgoing mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Tokens and their digests.
+    pub secrets: Arc<dyn SecretGenerator>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Ids.
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+/// How long an invitation link works.
+pub const INVITATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The invitation use cases.
+pub struct InvitationService {
+    ports: InvitationPorts,
+    public_url: String,
+}
+
+impl InvitationService {
+    /// Wires the service; links in mail start with `public_url`.
+    pub fn new(ports: InvitationPorts, public_url: String) -> Self {
+        Self { ports, public_url }
+    }
+
+    /// Invites `email` as `role` (`members:invite`, and only a role the inviter could grant);
+    /// a pending invitation of the same address is replaced.
+    ///
+    /// # Errors
+    /// `Forbidden`, `Refused`, `Invalid` (email, role), `AlreadyMember`, `Dependency`.
+    #[tracing::instrument(name = "application.invitations.invite", skip_all, fields(org_id = %access.org_id))]
+    pub async fn invite(&self, access: &OrgAccess, email: &str, role: &str) -> Result<Invitation, TenancyError> {
+        access.require(Permission::MembersInvite)?;
+        let email =
+            Email::parse(email).map_err(|err| TenancyError::Invalid { field: "email", message: err.to_string() })?;
+        let role = role_named(role)?;
+        authorize_invitation(&access.role, &role).map_err(|err| match err {
+            tenantry_domain::tenancy::MembershipChangeError::MissingPermission(p) => TenancyError::Forbidden(p),
+            other => TenancyError::Refused(other),
+        })?;
+        if let Some(user) = self.ports.users.by_email(&email).await?
+            && self.ports.orgs.role_of(access.org_id, user.id).await?.is_some()
+        {
+            return Err(TenancyError::AlreadyMember);
+        }
+        let org = self.ports.orgs.get(access.org_id).await?.ok_or(TenancyError::NotFound)?;
+        let now = self.ports.clock.now();
+        let invitation = Invitation {
+            id: self.ports.ids.new_id(),
+            org_id: access.org_id,
+            email: email.clone(),
+            role: role.name().to_owned(),
+            invited_by: access.principal.user_id,
+            created_at: now,
+            expires_at: now + chrono::Duration::from_std(INVITATION_LIFETIME).unwrap_or(chrono::Duration::MAX),
+            accepted_at: None,
+            revoked_at: None,
+        };
+        let token = self.ports.secrets.token(32);
+        self.ports.invitations.create(&invitation, &self.ports.secrets.digest(&token)).await?;
+        let mail =
+            emails::invitation_mail(&email, &org.name, role.name(), &self.public_url, &token, INVITATION_LIFETIME);
+        if let Err(err) = self.ports.mailer.send(&mail).await {
+            // The invitation stands; it can be re-sent by inviting again.
+            tracing::warn!(error = %err, "sending an invitation e-mail failed");
+        }
+        tracing::info!(target: "audit", action = "invitation.created", org_id = %access.org_id, invitation_id = %invitation.id, role = role.name());
+        Ok(invitation)
+    }
+
+    /// Pending invitations (`members:invite`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `Dependency`.
+    pub async fn pending(&self, access: &OrgAccess) -> Result<Vec<Invitation>, TenancyError> {
+        access.require(Permission::MembersInvite)?;
+        Ok(self.ports.invitations.list_pending(access.org_id, self.ports.clock.now()).await?)
+    }
+
+    /// Revokes a pending invitation (`members:invite`); its link stops working.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn revoke(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+        access.require(Permission::MembersInvite)?;
+        if !self.ports.invitations.revoke(access.org_id, id, self.ports.clock.now()).await? {
+            return Err(TenancyError::NotFound);
+        }
+        tracing::info!(target: "audit", action = "invitation.revoked", org_id = %access.org_id, invitation_id = %id);
+        Ok(())
+    }
+
+    /// Accepts with the e-mailed token: only the signed-in owner of the invited, verified
+    /// address can, once, before it expires.
+    ///
+    /// # Errors
+    /// `InvalidToken`, `EmailMismatch`, `EmailNotVerified`, `AlreadyMember`, `Dependency`.
+    #[tracing::instrument(name = "application.invitations.accept", skip_all)]
+    pub async fn accept(&self, principal: Principal, token: &str) -> Result<(OrgId, String), TenancyError> {
+        let now = self.ports.clock.now();
+        let invitation = self
+            .ports
+            .invitations
+            .by_token(&self.ports.secrets.digest(token))
+            .await?
+            .filter(|invitation| invitation.is_pending(now))
+            .ok_or(TenancyError::InvalidToken)?;
+        let user = self.ports.users.by_id(principal.user_id).await?.ok_or(TenancyError::NotFound)?;
+        if user.email != invitation.email {
+            return Err(TenancyError::EmailMismatch);
+        }
+        if user.email_verified_at.is_none() {
+            return Err(TenancyError::EmailNotVerified);
+        }
+        match self.ports.invitations.accept(invitation.org_id, invitation.id, user.id, now).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(TenancyError::InvalidToken),
+            Err(StoreError::Conflict) => return Err(TenancyError::AlreadyMember),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "invitation.accepted", org_id = %invitation.org_id, invitation_id = %invitation.id, user_id = %user.id);
+        tracing::info!(target: "audit", action = "member.added", org_id = %invitation.org_id, user_id = %user.id, role = %invitation.role);
+        Ok((invitation.org_id, invitation.role))
+    }
+}
