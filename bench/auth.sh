@@ -27,10 +27,16 @@ pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -fs "$base/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
 
-email="bench-$(date +%s)@example.com"
+run_id=$(date +%s)
 password="bench pass phrase that is long 42"
-body="{\"email\":\"$email\",\"password\":\"$password\"}"
-curl -fs -H 'content-type: application/json' -d "$body" "$base/api/v1/auth/register" >/dev/null
+accounts=32
+# Several accounts, so the login flood measures hashing, not the per-account lockout (which
+# counts attempts in flight too).
+for n in $(seq 0 $((accounts - 1))); do
+  curl -fs -H 'content-type: application/json' \
+    -d "{\"email\":\"bench-$n-$run_id@example.com\",\"password\":\"$password\"}" "$base/api/v1/auth/register" >/dev/null
+done
+body="{\"email\":\"bench-0-$run_id@example.com\",\"password\":\"$password\"}"
 token=$(curl -fs -H 'content-type: application/json' -d "$body" "$base/api/v1/auth/login" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
@@ -44,9 +50,12 @@ cat >"$work/me.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $token"
 LUA
 cat >"$work/login.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$body'
-wrk.headers["Content-Type"] = "application/json"
+local i = 0
+request = function()
+  i = i + 1
+  local body = string.format('{"email":"bench-%d-$run_id@example.com","password":"$password"}', i % $accounts)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
 LUA
 
 echo "warm-up…"

@@ -1,4 +1,6 @@
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -95,7 +97,14 @@ pub struct Ed25519AccessTokens {
     kid: String,
     encoding: EncodingKey,
     keys: Vec<VerificationKey>,
+    /// Tokens whose signature already verified, with their claims: a client presents the same
+    /// access token for up to 15 minutes, and a signature check costs more than the rest of an
+    /// authenticated request. Expiry is still checked on every hit; the map is bounded.
+    verified: Mutex<HashMap<String, AccessClaims>>,
 }
+
+/// Most verified tokens remembered at once (about 5 MiB at the worst).
+const VERIFIED_CACHE: usize = 10_000;
 
 fn kid_of(public: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(public.as_bytes())[..8])
@@ -120,7 +129,7 @@ impl Ed25519AccessTokens {
         for key in previous {
             keys.push(verification_key(key)?);
         }
-        Ok(Self { issuer, kid: kid_of(&current.verifying_key()), encoding, keys })
+        Ok(Self { issuer, kid: kid_of(&current.verifying_key()), encoding, keys, verified: Mutex::new(HashMap::new()) })
     }
 }
 
@@ -144,6 +153,45 @@ impl AccessTokenIssuer for Ed25519AccessTokens {
     }
 
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, AccessTokenError> {
+        let known = self.verified.lock().unwrap_or_else(PoisonError::into_inner).get(token).cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signature(token)?;
+                let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+                if verified.len() >= VERIFIED_CACHE {
+                    verified.retain(|_, claims| claims.expires_at > now);
+                    if verified.len() >= VERIFIED_CACHE {
+                        verified.clear();
+                    }
+                }
+                verified.insert(token.to_owned(), claims.clone());
+                claims
+            }
+        };
+        if claims.expires_at <= now {
+            return Err(AccessTokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    fn public_keys(&self) -> Vec<PublicJwk> {
+        self.keys
+            .iter()
+            .map(|key| PublicJwk {
+                kid: key.kid.clone(),
+                kty: "OKP".to_owned(),
+                crv: "Ed25519".to_owned(),
+                x: key.x.clone(),
+                alg: "EdDSA".to_owned(),
+            })
+            .collect()
+    }
+}
+
+impl Ed25519AccessTokens {
+    /// Checks the signature, key, issuer and shape; not the expiry.
+    fn verify_signature(&self, token: &str) -> Result<AccessClaims, AccessTokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AccessTokenError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(AccessTokenError::Invalid);
@@ -162,28 +210,12 @@ impl AccessTokenIssuer for Ed25519AccessTokens {
             return Err(AccessTokenError::Invalid);
         }
         let expires_at = at(claims.exp).ok_or(AccessTokenError::Invalid)?;
-        if expires_at <= now {
-            return Err(AccessTokenError::Expired);
-        }
         Ok(AccessClaims {
             user_id: claims.sub.parse::<UserId>().map_err(|_| AccessTokenError::Invalid)?,
             session_id: claims.sid.parse::<SessionId>().map_err(|_| AccessTokenError::Invalid)?,
             issued_at: at(claims.iat).ok_or(AccessTokenError::Invalid)?,
             expires_at,
         })
-    }
-
-    fn public_keys(&self) -> Vec<PublicJwk> {
-        self.keys
-            .iter()
-            .map(|key| PublicJwk {
-                kid: key.kid.clone(),
-                kty: "OKP".to_owned(),
-                crv: "Ed25519".to_owned(),
-                x: key.x.clone(),
-                alg: "EdDSA".to_owned(),
-            })
-            .collect()
     }
 }
 

@@ -1,10 +1,10 @@
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
 use tenantry_ports::{CryptoError, PasswordCheck, PasswordHasher};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// argon2id cost parameters.
@@ -16,8 +16,9 @@ pub struct Argon2Settings {
     pub iterations: u32,
     /// Lanes.
     pub parallelism: u32,
-    /// Hashes computed at once; further requests wait their turn, so a login flood neither
-    /// starves other requests of CPU nor allocates `memory_kib` per waiting request.
+    /// Hashing threads, so hashes computed at once; further requests wait their turn, so a
+    /// login flood neither starves other requests of CPU nor allocates `memory_kib` per
+    /// waiting request.
     pub max_concurrent: usize,
 }
 
@@ -30,44 +31,76 @@ impl Default for Argon2Settings {
     }
 }
 
-/// [`PasswordHasher`] with argon2id on tokio's blocking pool.
+/// A job for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// [`PasswordHasher`] with argon2id on a small pool of dedicated threads.
+///
+/// Dedicated threads, not tokio's blocking pool: the pool bounds concurrency *and* memory —
+/// each thread's allocator keeps its one 19 MiB working area, where a growing set of blocking
+/// threads would each keep one (hundreds of MiB after a login flood). Queued jobs whose request
+/// has gone away (timeout, disconnect) are skipped, so a flood cannot leave minutes of
+/// pointless hashing behind.
 pub struct Argon2Hasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    jobs: Mutex<mpsc::Sender<Job>>,
     dummy_hash: String,
 }
 
 impl Argon2Hasher {
-    /// A hasher with `settings`; computes one dummy hash up front (for unknown accounts).
+    /// A hasher with `settings`, starting `max_concurrent` hashing threads; computes one dummy
+    /// hash up front (for unknown accounts).
     ///
     /// # Errors
-    /// [`CryptoError::Malformed`] for parameters argon2 refuses.
+    /// [`CryptoError::Malformed`] for parameters argon2 refuses; [`CryptoError::Unavailable`]
+    /// when a thread cannot be started.
     pub fn new(settings: Argon2Settings) -> Result<Self, CryptoError> {
         let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
             .map_err(|_| CryptoError::Malformed)?;
         let dummy_hash = hash_now(&params, "tenantry dummy password for unknown accounts")?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(settings.max_concurrent.max(1))), dummy_hash })
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..settings.max_concurrent.max(1) {
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name(format!("tenantry-argon2-{index}"))
+                .spawn(move || {
+                    loop {
+                        let job = {
+                            let guard = receiver.lock().unwrap_or_else(PoisonError::into_inner);
+                            match guard.recv() {
+                                Ok(job) => job,
+                                // The hasher was dropped: no more work will come.
+                                Err(_) => break,
+                            }
+                        };
+                        job();
+                    }
+                })
+                .map_err(|err| CryptoError::Unavailable(anyhow::Error::new(err)))?;
+        }
+        Ok(Self { params, jobs: Mutex::new(sender), dummy_hash })
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, CryptoError> + Send + 'static,
     ) -> Result<T, CryptoError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|err| CryptoError::Unavailable(anyhow::Error::new(err)))?;
+        let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
-        // The permit moves into the blocking job: a cancelled request (timeout) cannot release
-        // it while its hash is still running, so the bound holds.
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            span.in_scope(work)
-        })
-        .await
-        .map_err(|err| CryptoError::Unavailable(anyhow::Error::new(err)))?
+        let job: Job = Box::new(move || {
+            if reply.is_closed() {
+                return;
+            }
+            // The caller may have gone meanwhile: nobody to tell, nothing to do.
+            let _ = reply.send(span.in_scope(work));
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(job)
+            .map_err(|_| CryptoError::Unavailable(anyhow::anyhow!("the hashing threads are gone")))?;
+        answer.await.map_err(|err| CryptoError::Unavailable(anyhow::Error::new(err)))?
     }
 }
 
@@ -162,6 +195,20 @@ mod tests {
         let hasher = Argon2Hasher::new(cheap()).expect("params");
         assert!(matches!(hasher.verify("x", "not a phc").await, Err(CryptoError::Malformed)));
         hasher.verify_dummy("anything").await.expect("dummy verify runs");
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_are_all_answered_by_the_bounded_pool() {
+        let hasher = Arc::new(Argon2Hasher::new(Argon2Settings { max_concurrent: 1, ..cheap() }).expect("params"));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let hasher = Arc::clone(&hasher);
+                tokio::spawn(async move { hasher.hash(&format!("password number {i}")).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.expect("joined").expect("hashed").starts_with("$argon2id$"));
+        }
     }
 
     #[test]
