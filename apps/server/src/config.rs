@@ -381,16 +381,7 @@ impl Settings {
         if tenantry_adapter_sql::Backend::of_url(&database_url).is_none() {
             p.fail("TENANTRY_DATABASE_URL", "must start with postgres://, postgresql:// or sqlite://");
         }
-        // SQLite has one writer; a few connections serve its readers, and every extra one costs a
-        // worker thread and a page cache.
-        let default_connections =
-            if tenantry_adapter_sql::Backend::of_url(&database_url) == Some(tenantry_adapter_sql::Backend::Sqlite) {
-                4
-            } else {
-                16
-            };
-        let database_max_connections =
-            p.ranged("TENANTRY_DATABASE_MAX_CONNECTIONS", default_connections, 1, 1000, "a number");
+        let database_max_connections = p.ranged("TENANTRY_DATABASE_MAX_CONNECTIONS", 16, 1, 1000, "a number");
 
         let redis_url = sources.get("TENANTRY_REDIS_URL").map(|url| url.trim().to_owned());
         if let Some(url) = &redis_url

@@ -106,6 +106,9 @@ impl SqlDatabase {
             .acquire_timeout(config.acquire_timeout)
             .statement_timeout(config.statement_timeout)
             .sqlx_logging(false)
+            // Ping only connections idle long enough to have been dropped by the server or a
+            // proxy; pinging on every checkout doubled the cost of each query.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
