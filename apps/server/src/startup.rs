@@ -15,7 +15,9 @@ use tenantry_adapter_crypto::{
     Argon2Hasher, Argon2Settings, Ed25519AccessTokens, RandomSecrets, Rfc6238Totp, XChaChaCipher,
 };
 use tenantry_adapter_mail::FileMailer;
-use tenantry_adapter_memory::{InMemoryCache, SystemClock, UuidV7Generator};
+use tenantry_adapter_memory::{
+    CachedUserRepository, InMemoryCache, SystemClock, UserCacheAwareTwoFactor, UuidV7Generator,
+};
 use tenantry_adapter_redis::{RedisCache, RedisConfig, RedisPool};
 use tenantry_adapter_sql::{
     SqlConfig, SqlDatabase, SqlHealthProbe, SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository,
@@ -25,7 +27,10 @@ use tenantry_application::{
     AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, InvitationPorts,
     InvitationService, LastOwnerGuard, PasswordConfirmer, TenancyService, TwoFactorPorts, TwoFactorService,
 };
-use tenantry_ports::{AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher};
+use tenantry_ports::{
+    AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher,
+    TwoFactorRepository, UserRepository,
+};
 
 use crate::config::{CorsOrigins, Settings};
 use crate::http::json::JsonLimit;
@@ -152,14 +157,27 @@ impl Services {
         Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, cipher, auth_settings })
     }
 
+    /// Accounts: SQL behind the read-through user cache.
+    pub fn users(&self) -> Arc<dyn UserRepository> {
+        Arc::new(CachedUserRepository::new(Arc::new(SqlUserRepository::new(self.database.clone())), self.cache.clone()))
+    }
+
+    /// Two-factor state, forgetting cached user rows when it changes.
+    pub fn two_factor_store(&self) -> Arc<dyn TwoFactorRepository> {
+        Arc::new(UserCacheAwareTwoFactor::new(
+            Arc::new(SqlTwoFactorRepository::new(self.database.clone())),
+            self.cache.clone(),
+        ))
+    }
+
     /// Export and deletion of the caller's own account.
     pub fn account(&self) -> AccountService {
         AccountService::new(
             AccountPorts {
-                users: Arc::new(SqlUserRepository::new(self.database.clone())),
+                users: self.users(),
                 sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
                 tokens: Arc::new(SqlOneTimeTokenRepository::new(self.database.clone())),
-                two_factor: Arc::new(SqlTwoFactorRepository::new(self.database.clone())),
+                two_factor: self.two_factor_store(),
                 confirmer: self.password_confirmer(),
                 cache: self.cache.clone(),
                 clock: self.clock.clone(),
@@ -180,7 +198,7 @@ impl Services {
             InvitationPorts {
                 invitations: Arc::new(SqlInvitationRepository::new(self.database.clone())),
                 orgs: Arc::new(SqlOrgRepository::new(self.database.clone())),
-                users: Arc::new(SqlUserRepository::new(self.database.clone())),
+                users: self.users(),
                 mailer: self.mailer.clone(),
                 secrets: Arc::new(RandomSecrets),
                 clock: self.clock.clone(),
@@ -202,8 +220,8 @@ impl Services {
     /// The two-factor service.
     pub fn two_factor(&self) -> TwoFactorService {
         TwoFactorService::new(TwoFactorPorts {
-            store: Arc::new(SqlTwoFactorRepository::new(self.database.clone())),
-            users: Arc::new(SqlUserRepository::new(self.database.clone())),
+            store: self.two_factor_store(),
+            users: self.users(),
             confirmer: self.password_confirmer(),
             totp: Arc::new(Rfc6238Totp::new("Tenantry")),
             cipher: self.cipher.clone(),
@@ -215,7 +233,7 @@ impl Services {
     /// The identity service, checking second factors with `two_factor`.
     pub fn auth(&self, two_factor: Arc<TwoFactorService>) -> AuthService {
         let ports = AuthPorts {
-            users: Arc::new(SqlUserRepository::new(self.database.clone())),
+            users: self.users(),
             sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
             tokens: Arc::new(SqlOneTimeTokenRepository::new(self.database.clone())),
             hasher: self.hasher.clone(),

@@ -8,8 +8,10 @@ mod cache;
 mod clock;
 mod ids;
 mod mailer;
+mod user_cache;
 
 pub use cache::InMemoryCache;
 pub use clock::{ManualClock, SystemClock};
 pub use ids::UuidV7Generator;
 pub use mailer::RecordingMailer;
+pub use user_cache::{CachedUserRepository, UserCacheAwareTwoFactor};

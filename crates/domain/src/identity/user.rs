@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Email, UserId};
 
 /// A user account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Its id.
     pub id: UserId,
