@@ -58,6 +58,7 @@ pub struct TestApp {
     pub stack: Stack,
     handle: ServerHandle,
     database: tenantry_adapter_sql::SqlDatabase,
+    tasks: Arc<tenantry_server::tasks::TrackedTasks>,
     data: Option<TempDir>,
     postgres: Option<ScratchPostgres>,
 }
@@ -121,6 +122,7 @@ async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<Manu
     let port = app.port();
     let handle = app.handle();
     let database = app.services().database.clone();
+    let tasks = app.services().tasks.clone();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -135,6 +137,7 @@ async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<Manu
         stack,
         handle,
         database,
+        tasks,
         data: Some(data),
         postgres,
     };
@@ -168,8 +171,9 @@ impl TestApp {
         panic!("the server did not become live");
     }
 
-    /// The `.eml` files the server wrote, oldest first.
-    pub fn mails(&self) -> Vec<String> {
+    /// The `.eml` files the server wrote, oldest first, once its background work is done.
+    pub async fn mails(&self) -> Vec<String> {
+        self.tasks.wait_idle().await;
         let Some(data) = &self.data else { return Vec::new() };
         let Ok(entries) = std::fs::read_dir(data.path().join("mail")) else { return Vec::new() };
         let mut files: Vec<(std::time::SystemTime, String)> = entries
@@ -189,14 +193,14 @@ impl TestApp {
     ///
     /// # Panics
     /// When there is no such mail.
-    pub fn token_from_mail(&self, email: &str, path: &str) -> String {
-        self.try_token_from_mail(email, path).unwrap_or_else(|| panic!("no {path} mail to {email}"))
+    pub async fn token_from_mail(&self, email: &str, path: &str) -> String {
+        self.try_token_from_mail(email, path).await.unwrap_or_else(|| panic!("no {path} mail to {email}"))
     }
 
     /// As [`Self::token_from_mail`], `None` when there is no such mail.
-    pub fn try_token_from_mail(&self, email: &str, path: &str) -> Option<String> {
+    pub async fn try_token_from_mail(&self, email: &str, path: &str) -> Option<String> {
         let marker = format!("/{path}?token=");
-        self.mails().into_iter().rev().filter(|mail| mail.contains(&format!("To: {email}"))).find_map(|mail| {
+        self.mails().await.into_iter().rev().filter(|mail| mail.contains(&format!("To: {email}"))).find_map(|mail| {
             let start = mail.find(&marker)? + marker.len();
             let token: String =
                 mail[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();

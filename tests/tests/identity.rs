@@ -25,7 +25,7 @@ async fn registration_creates_an_account_and_mails_a_verification_link() {
     assert_eq!(user["display_name"], "Ann Lee");
     assert_eq!(user["email_verified"], false);
     assert!(user.get("password_hash").is_none() && !user.to_string().contains("argon2"), "{user}");
-    let token = app.token_from_mail("ann.lee@example.com", "verify-email");
+    let token = app.token_from_mail("ann.lee@example.com", "verify-email").await;
     assert!(token.len() >= 43, "at least 256 bits: {token}");
     app.stop().await;
 }
@@ -66,7 +66,7 @@ async fn registration_refuses_taken_addresses_weak_passwords_and_bad_input() {
 async fn email_verification_tokens_work_once() {
     let app = spawn_app().await;
     let (email, access, _) = app.signed_in_user().await;
-    let token = app.token_from_mail(&email, "verify-email");
+    let token = app.token_from_mail(&email, "verify-email").await;
     let first = app.post_json("/api/v1/auth/verify-email", &json!({"token": token}), None).await;
     assert_eq!(first.status(), 204);
     let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
@@ -82,10 +82,10 @@ async fn email_verification_tokens_work_once() {
 async fn expired_verification_and_reset_tokens_are_refused() {
     let (app, clock) = spawn_app_with_manual_clock(&[]).await;
     let email = app.register().await;
-    let verify = app.token_from_mail(&email, "verify-email");
+    let verify = app.token_from_mail(&email, "verify-email").await;
     let reset_request = app.post_json("/api/v1/auth/request-password-reset", &json!({"email": email}), None).await;
     assert_eq!(reset_request.status(), 202);
-    let reset = app.token_from_mail(&email, "reset-password");
+    let reset = app.token_from_mail(&email, "reset-password").await;
 
     clock.advance(chrono::Duration::minutes(61));
     let response = app
@@ -107,16 +107,16 @@ async fn expired_verification_and_reset_tokens_are_refused() {
 async fn resend_and_reset_requests_answer_202_whatever_the_address() {
     let app = spawn_app().await;
     let email = app.register().await;
-    let before = app.mails().len();
+    let before = app.mails().await.len();
     for path in ["/api/v1/auth/resend-verification", "/api/v1/auth/request-password-reset"] {
         let unknown = app.post_json(path, &json!({"email": "nobody-here@example.com"}), None).await;
         assert_eq!(unknown.status(), 202);
         assert!(unknown.text().await.expect("body").is_empty());
     }
-    assert_eq!(app.mails().len(), before, "unknown addresses get no mail");
+    assert_eq!(app.mails().await.len(), before, "unknown addresses get no mail");
     let known = app.post_json("/api/v1/auth/request-password-reset", &json!({"email": email}), None).await;
     assert_eq!(known.status(), 202);
-    assert!(app.try_token_from_mail(&email, "reset-password").is_some());
+    assert!(app.try_token_from_mail(&email, "reset-password").await.is_some());
     app.stop().await;
 }
 
@@ -280,7 +280,7 @@ async fn password_reset_sets_the_password_and_revokes_every_session() {
     let app = spawn_app().await;
     let (email, access, refresh) = app.signed_in_user().await;
     app.post_json("/api/v1/auth/request-password-reset", &json!({"email": email}), None).await;
-    let token = app.token_from_mail(&email, "reset-password");
+    let token = app.token_from_mail(&email, "reset-password").await;
 
     let weak = app
         .post_json("/api/v1/auth/reset-password", &json!({"token": token, "new_password": "password1234"}), None)
@@ -374,7 +374,7 @@ async fn unverified_accounts_cannot_sign_in_when_the_deployment_requires_it() {
     let email = app.register().await;
     let refused = app.post_json("/api/v1/auth/login", &json!({"email": email, "password": PASSWORD}), None).await;
     assert_problem(refused, 403, "email_not_verified").await;
-    let token = app.token_from_mail(&email, "verify-email");
+    let token = app.token_from_mail(&email, "verify-email").await;
     assert_eq!(app.post_json("/api/v1/auth/verify-email", &json!({"token": token}), None).await.status(), 204);
     app.login(&email, PASSWORD).await;
     app.stop().await;
@@ -601,10 +601,10 @@ async fn a_used_reset_link_voids_the_other_links_sent_before() {
     let (app, clock) = spawn_app_with_manual_clock(&[]).await;
     let email = app.register().await;
     app.post_json("/api/v1/auth/request-password-reset", &json!({"email": email}), None).await;
-    let first = app.token_from_mail(&email, "reset-password");
+    let first = app.token_from_mail(&email, "reset-password").await;
     clock.advance(chrono::Duration::seconds(61));
     app.post_json("/api/v1/auth/request-password-reset", &json!({"email": email}), None).await;
-    let second = app.token_from_mail(&email, "reset-password");
+    let second = app.token_from_mail(&email, "reset-password").await;
     assert_ne!(first, second);
     let used = app
         .post_json(

@@ -282,7 +282,7 @@ async fn the_last_owner_of_an_org_cannot_delete_their_account() {
 async fn verified_user(app: &TestApp, email: &str) -> String {
     let response = app.post_json("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD}), None).await;
     assert_eq!(response.status(), 201);
-    let token = app.token_from_mail(email, "verify-email");
+    let token = app.token_from_mail(email, "verify-email").await;
     assert_eq!(app.post_json("/api/v1/auth/verify-email", &json!({"token": token}), None).await.status(), 204);
     app.login(email, PASSWORD).await["access_token"].as_str().expect("token").to_owned()
 }
@@ -308,7 +308,7 @@ async fn an_invitation_makes_its_verified_addressee_a_member_once() {
         app.get_auth(&format!("/api/v1/orgs/{org}/invitations"), &owner).await.json().await.expect("json");
     assert_eq!(pending["items"][0]["email"], bob.as_str());
 
-    let token = app.token_from_mail(&bob, "accept-invitation");
+    let token = app.token_from_mail(&bob, "accept-invitation").await;
     let bob_access = verified_user(&app, &bob).await;
     let accepted = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&bob_access)).await;
     assert_eq!(accepted.status(), 200);
@@ -333,7 +333,7 @@ async fn only_the_invited_verified_address_can_accept() {
     let carol = address("carol");
     app.post_json(&format!("/api/v1/orgs/{org}/invitations"), &json!({"email": carol, "role": "viewer"}), Some(&owner))
         .await;
-    let token = app.token_from_mail(&carol, "accept-invitation");
+    let token = app.token_from_mail(&carol, "accept-invitation").await;
 
     let mallory = verified_user(&app, &address("mallory")).await;
     let stolen = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&mallory)).await;
@@ -344,7 +344,7 @@ async fn only_the_invited_verified_address_can_accept() {
     let early = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&unverified)).await;
     assert_problem(early, 403, "email_not_verified").await;
 
-    let verify = app.token_from_mail(&carol, "verify-email");
+    let verify = app.token_from_mail(&carol, "verify-email").await;
     app.post_json("/api/v1/auth/verify-email", &json!({"token": verify}), None).await;
     let ok = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&unverified)).await;
     assert_eq!(ok.status(), 200, "failed attempts did not burn the invitation");
@@ -418,7 +418,7 @@ async fn revoked_replaced_and_expired_invitations_are_dead() {
 
     let first: Value =
         app.post_json(&path, &json!({"email": dave, "role": "viewer"}), Some(&owner)).await.json().await.expect("json");
-    let first_token = app.token_from_mail(&dave, "accept-invitation");
+    let first_token = app.token_from_mail(&dave, "accept-invitation").await;
     let revoke = send(&app, "DELETE", &format!("{path}/{}", first["id"].as_str().expect("id")), &owner, None).await;
     assert_eq!(revoke.status(), 204);
     assert_problem(
@@ -436,10 +436,10 @@ async fn revoked_replaced_and_expired_invitations_are_dead() {
 
     clock.advance(chrono::Duration::seconds(1));
     app.post_json(&path, &json!({"email": dave, "role": "viewer"}), Some(&owner)).await;
-    let second_token = app.token_from_mail(&dave, "accept-invitation");
+    let second_token = app.token_from_mail(&dave, "accept-invitation").await;
     clock.advance(chrono::Duration::seconds(1));
     app.post_json(&path, &json!({"email": dave, "role": "member"}), Some(&owner)).await;
-    let third_token = app.token_from_mail(&dave, "accept-invitation");
+    let third_token = app.token_from_mail(&dave, "accept-invitation").await;
     assert_ne!(second_token, third_token);
     assert_problem(
         app.post_json("/api/v1/invitations/accept", &json!({"token": second_token}), Some(&dave_access)).await,

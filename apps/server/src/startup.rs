@@ -91,6 +91,8 @@ pub struct Services {
     pub cipher: Arc<dyn SecretCipher>,
     /// Identity policy from configuration.
     pub auth_settings: AuthSettings,
+    /// Work done after responses.
+    pub tasks: Arc<crate::tasks::TrackedTasks>,
 }
 
 impl Services {
@@ -154,7 +156,8 @@ impl Services {
             }
             .map_err(|err| StartupError::Setting { variable: "TENANTRY_ENCRYPTION_KEY", message: err.to_string() })?,
         );
-        Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, cipher, auth_settings })
+        let tasks = Arc::new(crate::tasks::TrackedTasks::default());
+        Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, cipher, auth_settings, tasks })
     }
 
     /// Accounts: SQL behind the read-through user cache.
@@ -244,6 +247,7 @@ impl Services {
             clock: self.clock.clone(),
             ids: self.ids.clone(),
             mfa: two_factor,
+            tasks: self.tasks.clone(),
         };
         AuthService::new(ports, self.auth_settings.clone())
     }
@@ -419,6 +423,7 @@ impl Application {
         if let Some(worker) = self.worker {
             worker.shutdown().await;
         }
+        self.services.tasks.wait_idle().await;
         self.services.database.close().await;
         tracing::info!("tenantry stopped");
         result

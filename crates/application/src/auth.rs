@@ -12,8 +12,9 @@ use tenantry_domain::identity::{
 };
 use tenantry_domain::{Email, SessionId, UserId};
 use tenantry_ports::{
-    AccessClaims, AccessTokenIssuer, Cache, Clock, CryptoError, IdGenerator, Mailer, NewUser, OneTimeTokenRepository,
-    PasswordCheck, PasswordHasher, RefreshOutcome, SecretGenerator, SessionRepository, StoreError, UserRepository,
+    AccessClaims, AccessTokenIssuer, BackgroundTasks, Cache, Clock, CryptoError, IdGenerator, Mailer, NewUser,
+    OneTimeTokenRepository, PasswordCheck, PasswordHasher, RefreshOutcome, SecretGenerator, SessionRepository,
+    StoreError, UserRepository,
 };
 
 use crate::emails;
@@ -43,6 +44,8 @@ pub struct AuthPorts {
     pub ids: Arc<dyn IdGenerator>,
     /// Second-factor checks for accounts with two-factor sign-in on.
     pub mfa: Arc<dyn SecondFactor>,
+    /// Work done after the response (mail of the "202 whatever the address" flows).
+    pub tasks: Arc<dyn BackgroundTasks>,
 }
 
 /// Checks a sign-in's second factor (TOTP or backup code); implemented by the two-factor
@@ -399,7 +402,7 @@ impl AuthService {
             && user.email_verified_at.is_none()
             && user.disabled_at.is_none()
         {
-            self.send_token_mail(user.id, &user.email, TokenPurpose::EmailVerification).await;
+            self.send_token_mail_later(user.id, &user.email, TokenPurpose::EmailVerification);
         }
         Ok(())
     }
@@ -646,7 +649,7 @@ impl AuthService {
         if let Some(user) = self.ports.users.by_email(&email).await?
             && user.disabled_at.is_none()
         {
-            self.send_token_mail(user.id, &user.email, TokenPurpose::PasswordReset).await;
+            self.send_token_mail_later(user.id, &user.email, TokenPurpose::PasswordReset);
         }
         Ok(())
     }
@@ -738,6 +741,16 @@ impl AuthService {
     /// Issues a token for `purpose` and mails its link; failures are logged, not returned, so
     /// the answer (and its timing) does not depend on the mail transport. At most one mail per
     /// account and purpose per minute.
+    /// As [`Self::send_token_mail`], after the response: the answer to "send me a link" takes
+    /// the same time whether or not the address has an account.
+    fn send_token_mail_later(&self, user_id: UserId, email: &Email, purpose: TokenPurpose) {
+        let service = Self { ports: self.ports.clone(), settings: self.settings.clone() };
+        let email = email.clone();
+        self.ports
+            .tasks
+            .spawn("auth.token_mail", Box::pin(async move { service.send_token_mail(user_id, &email, purpose).await }));
+    }
+
     async fn send_token_mail(&self, user_id: UserId, email: &Email, purpose: TokenPurpose) {
         if let Err(err) = self.try_send_token_mail(user_id, email, purpose).await {
             tracing::warn!(error = %err, purpose = purpose.as_str(), user_id = %user_id, "sending a token e-mail failed");
@@ -789,6 +802,13 @@ mod tests {
 
     struct NoSecondFactor;
 
+    /// Drops background work: these tests do not look at mail.
+    struct InlineTasks;
+
+    impl BackgroundTasks for InlineTasks {
+        fn spawn(&self, _: &'static str, _: tenantry_ports::Task) {}
+    }
+
     #[async_trait::async_trait]
     impl SecondFactor for NoSecondFactor {
         async fn verify_login_code(&self, _: UserId, _: &str) -> Result<bool, AuthError> {
@@ -832,6 +852,7 @@ mod tests {
                 clock,
                 ids: Arc::new(UuidV7Generator),
                 mfa: Arc::new(NoSecondFactor),
+                tasks: Arc::new(InlineTasks),
             };
             AuthService::new(ports, AuthSettings::new("https://app.example".into(), 3, false))
         }

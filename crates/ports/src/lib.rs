@@ -13,6 +13,7 @@ mod health;
 mod identity;
 mod ids;
 mod mail;
+mod tasks;
 mod tenancy;
 mod two_factor;
 
@@ -28,6 +29,7 @@ pub use identity::{
 };
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
+pub use tasks::{BackgroundTasks, Task};
 pub use tenancy::{Invitation, InvitationRepository, Member, Org, OrgRepository};
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
 
@@ -45,6 +47,8 @@ pub use identity::{MockOneTimeTokenRepository, MockSessionRepository, MockUserRe
 pub use ids::MockIdGenerator;
 #[cfg(feature = "mock")]
 pub use mail::MockMailer;
+#[cfg(feature = "mock")]
+pub use tasks::MockBackgroundTasks;
 #[cfg(feature = "mock")]
 pub use tenancy::{MockInvitationRepository, MockOrgRepository};
 #[cfg(feature = "mock")]
