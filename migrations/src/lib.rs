@@ -10,6 +10,7 @@ mod m20261122_000002_identity;
 mod m20261122_000003_backup_codes;
 mod m20261122_000004_orgs;
 mod m20261122_000005_invitations;
+mod m20261122_000006_roles;
 
 /// Lists every migration in order; `tenantry migrate` and `tenantry serve` apply the pending ones.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_backup_codes::Migration),
             Box::new(m20261122_000004_orgs::Migration),
             Box::new(m20261122_000005_invitations::Migration),
+            Box::new(m20261122_000006_roles::Migration),
         ]
     }
 }

@@ -485,3 +485,106 @@ async fn another_tenant_gets_404_from_the_invitation_routes() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn custom_roles_grant_exactly_their_permissions_and_follow_renames() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (billing_id, billing) = user(&app).await;
+    seed_member(&app, &org, &billing_id, "viewer").await;
+    let roles = format!("/api/v1/orgs/{org}/roles");
+
+    let created = app
+        .post_json(
+            &roles,
+            &json!({"name": "auditor", "permissions": ["org:read", "audit:read", "members:read"]}),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let role: Value = created.json().await.expect("json");
+    assert_eq!(role["permissions"], json!(["org:read", "members:read", "audit:read"]), "catalog order");
+    let role_id = role["id"].as_str().expect("id").to_owned();
+
+    let assign = send(
+        &app,
+        "PATCH",
+        &format!("/api/v1/orgs/{org}/members/{billing_id}"),
+        &owner,
+        Some(json!({"role": "auditor"})),
+    )
+    .await;
+    assert_eq!(assign.status(), 200);
+    let me: Value = app.get_auth(&format!("/api/v1/orgs/{org}/me"), &billing).await.json().await.expect("json");
+    assert_eq!(me["role"], "auditor");
+    assert_eq!(me["permissions"], json!(["org:read", "members:read", "audit:read"]));
+    assert_eq!(app.get_auth(&format!("/api/v1/orgs/{org}/members"), &billing).await.status(), 200);
+    let rename_org = send(&app, "PATCH", &format!("/api/v1/orgs/{org}"), &billing, Some(json!({"name": "x"}))).await;
+    assert_problem(rename_org, 403, "forbidden").await;
+
+    // A rename carries the members along; a role in use cannot be deleted.
+    let renamed = send(&app, "PATCH", &format!("{roles}/{role_id}"), &owner, Some(json!({"name": "compliance"}))).await;
+    assert_eq!(renamed.status(), 200);
+    let me: Value = app.get_auth(&format!("/api/v1/orgs/{org}/me"), &billing).await.json().await.expect("json");
+    assert_eq!(me["role"], "compliance");
+    assert_problem(send(&app, "DELETE", &format!("{roles}/{role_id}"), &owner, None).await, 409, "conflict").await;
+    send(&app, "PATCH", &format!("/api/v1/orgs/{org}/members/{billing_id}"), &owner, Some(json!({"role": "viewer"})))
+        .await;
+    assert_eq!(send(&app, "DELETE", &format!("{roles}/{role_id}"), &owner, None).await.status(), 204);
+    let list: Value = app.get_auth(&roles, &owner).await.json().await.expect("json");
+    assert_eq!(list["items"].as_array().expect("items").len(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn custom_roles_cannot_escalate_shadow_builtins_or_repeat_names() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (admin_id, admin) = user(&app).await;
+    let (viewer_id, viewer) = user(&app).await;
+    seed_member(&app, &org, &admin_id, "admin").await;
+    seed_member(&app, &org, &viewer_id, "viewer").await;
+    let roles = format!("/api/v1/orgs/{org}/roles");
+    let escalate =
+        app.post_json(&roles, &json!({"name": "deleter", "permissions": ["org:delete"]}), Some(&admin)).await;
+    assert_problem(escalate, 403, "forbidden").await;
+    let body = assert_problem(
+        app.post_json(&roles, &json!({"name": "x1", "permissions": []}), Some(&viewer)).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(body["required_permission"], "roles:manage");
+    assert_eq!(app.get_auth(&roles, &viewer).await.status(), 200, "viewers may read roles");
+    let shadow = app.post_json(&roles, &json!({"name": "owner", "permissions": []}), Some(&owner)).await;
+    let body = assert_problem(shadow, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "name");
+    let unknown = app.post_json(&roles, &json!({"name": "weird", "permissions": ["org:explode"]}), Some(&owner)).await;
+    let body = assert_problem(unknown, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "permissions");
+    assert_eq!(
+        app.post_json(&roles, &json!({"name": "support", "permissions": ["org:read"]}), Some(&admin)).await.status(),
+        201
+    );
+    assert_problem(
+        app.post_json(&roles, &json!({"name": "support", "permissions": []}), Some(&owner)).await,
+        409,
+        "conflict",
+    )
+    .await;
+    // A custom role may be given by invitation too, and unknown roles are refused.
+    let invite = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/invitations"),
+            &json!({"email": address("s"), "role": "support"}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(invite.status(), 201);
+    let (outsider_id, outsider) = user(&app).await;
+    let _ = outsider_id;
+    assert_problem(app.get_auth(&roles, &outsider).await, 404, "not_found").await;
+    app.stop().await;
+}

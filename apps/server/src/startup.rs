@@ -21,7 +21,7 @@ use tenantry_adapter_memory::{
 use tenantry_adapter_redis::{RedisCache, RedisConfig, RedisPool};
 use tenantry_adapter_sql::{
     SqlConfig, SqlDatabase, SqlHealthProbe, SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository,
-    SqlSessionRepository, SqlTwoFactorRepository, SqlUserRepository,
+    SqlRoleRepository, SqlSessionRepository, SqlTwoFactorRepository, SqlUserRepository,
 };
 use tenantry_application::{
     AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, InvitationPorts,
@@ -201,6 +201,7 @@ impl Services {
             InvitationPorts {
                 invitations: Arc::new(SqlInvitationRepository::new(self.database.clone())),
                 orgs: Arc::new(SqlOrgRepository::new(self.database.clone())),
+                roles: Arc::new(SqlRoleRepository::new(self.database.clone())),
                 users: self.users(),
                 mailer: self.mailer.clone(),
                 secrets: Arc::new(RandomSecrets),
@@ -215,6 +216,7 @@ impl Services {
     pub fn tenancy(&self) -> TenancyService {
         TenancyService::new(
             Arc::new(SqlOrgRepository::new(self.database.clone())),
+            Arc::new(SqlRoleRepository::new(self.database.clone())),
             self.clock.clone(),
             self.ids.clone(),
         )

@@ -7,13 +7,13 @@ use std::time::Duration;
 use tenantry_domain::tenancy::{Permission, authorize_invitation};
 use tenantry_domain::{Email, OrgId};
 use tenantry_ports::{
-    Clock, IdGenerator, Invitation, InvitationRepository, Mailer, OrgRepository, SecretGenerator, StoreError,
-    UserRepository,
+    Clock, IdGenerator, Invitation, InvitationRepository, Mailer, OrgRepository, RoleRepository, SecretGenerator,
+    StoreError, UserRepository,
 };
 
 use crate::auth::Principal;
 use crate::emails;
-use crate::tenancy::{OrgAccess, TenancyError, role_named};
+use crate::tenancy::{OrgAccess, TenancyError, resolve_role};
 
 /// Everything [`InvitationService`] needs.
 #[derive(Clone)]
@@ -22,6 +22,8 @@ pub struct InvitationPorts {
     pub invitations: Arc<dyn InvitationRepository>,
     /// Organizations (names for the mail, membership checks).
     pub orgs: Arc<dyn OrgRepository>,
+    /// Custom roles (an invitation may grant one).
+    pub roles: Arc<dyn RoleRepository>,
     /// Accounts (the acceptor's address and verification).
     pub users: Arc<dyn UserRepository>,
     /// Outgoing mail.
@@ -59,7 +61,7 @@ impl InvitationService {
         access.require(Permission::MembersInvite)?;
         let email =
             Email::parse(email).map_err(|err| TenancyError::Invalid { field: "email", message: err.to_string() })?;
-        let role = role_named(role)?;
+        let role = resolve_role(self.ports.roles.as_ref(), access.org_id, role).await?;
         authorize_invitation(&access.role, &role).map_err(|err| match err {
             tenantry_domain::tenancy::MembershipChangeError::MissingPermission(p) => TenancyError::Forbidden(p),
             other => TenancyError::Refused(other),

@@ -19,5 +19,5 @@ pub use auth::{
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
-pub use tenancy::{LastOwnerGuard, OrgAccess, TenancyError, TenancyService, role_named};
+pub use tenancy::{LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};
 pub use two_factor::{TwoFactorPorts, TwoFactorService};

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use tenantry_domain::identity::User;
 use tenantry_domain::tenancy::{
-    BuiltinRole, MembershipChangeError, Permission, PermissionSet, Role, authorize_removal, authorize_role_change,
+    BuiltinRole, MembershipChangeError, Permission, PermissionSet, Role, RoleName, authorize_removal,
+    authorize_role_change,
 };
 use tenantry_domain::{OrgId, Slug, UserId};
-use tenantry_ports::{Clock, IdGenerator, Member, Org, OrgRepository, StoreError};
+use tenantry_ports::{Clock, CustomRole, IdGenerator, Member, Org, OrgRepository, RoleRepository, StoreError};
 
 use crate::account::DeletionGuard;
 use crate::auth::{AuthError, Principal};
@@ -39,6 +40,12 @@ pub enum TenancyError {
     /// The organization would be left without an owner.
     #[error("last owner")]
     LastOwner,
+    /// A custom role of that name exists.
+    #[error("role name taken")]
+    RoleNameTaken,
+    /// Members still hold the role.
+    #[error("role in use")]
+    RoleInUse,
     /// An invitation token that is unknown, used, revoked or expired.
     #[error("invalid or expired invitation")]
     InvalidToken,
@@ -88,27 +95,43 @@ impl OrgAccess {
     }
 }
 
-/// Parses a role name stored or sent by a client (built-in roles only, until custom roles).
+/// The role called `name` in `org_id`: built-in, or one of the organization's custom roles.
 ///
 /// # Errors
-/// [`TenancyError::Invalid`] for an unknown role.
-pub fn role_named(name: &str) -> Result<Role, TenancyError> {
-    BuiltinRole::parse(name)
-        .map(Role::Builtin)
-        .ok_or_else(|| TenancyError::Invalid { field: "role", message: format!("unknown role `{name}`") })
+/// [`TenancyError::Invalid`] (field `role`) for a name that is neither; `Dependency`.
+pub async fn resolve_role(roles: &dyn RoleRepository, org_id: OrgId, name: &str) -> Result<Role, TenancyError> {
+    if let Some(builtin) = BuiltinRole::parse(name) {
+        return Ok(Role::Builtin(builtin));
+    }
+    match roles.by_name(org_id, name).await? {
+        Some(custom) => Ok(Role::Custom { name: custom.name, permissions: custom.permissions }),
+        None => Err(TenancyError::Invalid { field: "role", message: format!("unknown role `{name}`") }),
+    }
 }
 
 /// Organization use cases.
 pub struct TenancyService {
     orgs: Arc<dyn OrgRepository>,
+    roles: Arc<dyn RoleRepository>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
 
 impl TenancyService {
     /// Wires the service.
-    pub fn new(orgs: Arc<dyn OrgRepository>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
-        Self { orgs, clock, ids }
+    pub fn new(
+        orgs: Arc<dyn OrgRepository>,
+        roles: Arc<dyn RoleRepository>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        Self { orgs, roles, clock, ids }
+    }
+
+    async fn stored_role(&self, org_id: OrgId, name: &str) -> Result<Role, TenancyError> {
+        resolve_role(self.roles.as_ref(), org_id, name)
+            .await
+            .map_err(|_| TenancyError::Dependency(anyhow::anyhow!("stored role `{name}` is unknown")))
     }
 
     /// Resolves what `principal` may do in `org_id`; a non-member gets `NotFound`, exactly as
@@ -118,8 +141,7 @@ impl TenancyService {
     /// `NotFound`, `Dependency`.
     pub async fn access(&self, principal: Principal, org_id: OrgId) -> Result<OrgAccess, TenancyError> {
         let role = self.orgs.role_of(org_id, principal.user_id).await?.ok_or(TenancyError::NotFound)?;
-        let role = role_named(&role)
-            .map_err(|_| TenancyError::Dependency(anyhow::anyhow!("stored role `{role}` is unknown")))?;
+        let role = self.stored_role(org_id, &role).await?;
         Ok(OrgAccess { org_id, principal, role })
     }
 
@@ -229,12 +251,11 @@ impl TenancyService {
     /// # Errors
     /// `Forbidden`, `Invalid` (role), `NotFound`, `Refused`, `LastOwner`, `Dependency`.
     #[tracing::instrument(name = "application.tenancy.change_role", skip_all, fields(org_id = %access.org_id))]
-    pub async fn change_role(&self, access: &OrgAccess, user_id: UserId, role: &str) -> Result<(), TenancyError> {
+    pub async fn change_role(&self, access: &OrgAccess, user_id: UserId, role: &str) -> Result<Role, TenancyError> {
         access.require(Permission::MembersManage)?;
-        let new = role_named(role)?;
+        let new = resolve_role(self.roles.as_ref(), access.org_id, role).await?;
         let current = self.orgs.role_of(access.org_id, user_id).await?.ok_or(TenancyError::NotFound)?;
-        let current =
-            role_named(&current).map_err(|_| TenancyError::Dependency(anyhow::anyhow!("stored role is unknown")))?;
+        let current = self.stored_role(access.org_id, &current).await?;
         let owners = usize::try_from(self.orgs.count_owners(access.org_id).await?).unwrap_or(usize::MAX);
         authorize_role_change(&access.role, &current, &new, owners).map_err(refusal)?;
         match self.orgs.set_role(access.org_id, user_id, new.name(), self.clock.now()).await {
@@ -245,7 +266,7 @@ impl TenancyService {
             Err(err) => return Err(err.into()),
         }
         tracing::info!(target: "audit", action = "member.role_changed", org_id = %access.org_id, target = %user_id, from = current.name(), to = new.name());
-        Ok(())
+        Ok(new)
     }
 
     /// Removes a member (`members:manage`), or the caller leaving.
@@ -259,8 +280,7 @@ impl TenancyService {
             access.require(Permission::MembersManage)?;
         }
         let target = self.orgs.role_of(access.org_id, user_id).await?.ok_or(TenancyError::NotFound)?;
-        let target =
-            role_named(&target).map_err(|_| TenancyError::Dependency(anyhow::anyhow!("stored role is unknown")))?;
+        let target = self.stored_role(access.org_id, &target).await?;
         let owners = usize::try_from(self.orgs.count_owners(access.org_id).await?).unwrap_or(usize::MAX);
         authorize_removal(&access.role, &target, is_self, owners).map_err(refusal)?;
         match self.orgs.remove_member(access.org_id, user_id).await {
@@ -272,6 +292,109 @@ impl TenancyService {
         tracing::info!(target: "audit", action = "member.removed", org_id = %access.org_id, target = %user_id);
         Ok(())
     }
+}
+
+impl TenancyService {
+    /// The organization's custom roles (`roles:read`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `Dependency`.
+    pub async fn roles(&self, access: &OrgAccess) -> Result<Vec<CustomRole>, TenancyError> {
+        access.require(Permission::RolesRead)?;
+        Ok(self.roles.list(access.org_id).await?)
+    }
+
+    /// Creates a custom role (`roles:manage`) made of permissions the caller holds.
+    ///
+    /// # Errors
+    /// `Forbidden`, `Invalid` (name, permissions), `Refused(Escalation)`, `RoleNameTaken`, `Dependency`.
+    #[tracing::instrument(name = "application.tenancy.create_role", skip_all, fields(org_id = %access.org_id))]
+    pub async fn create_role(
+        &self,
+        access: &OrgAccess,
+        name: &str,
+        permissions: &[String],
+    ) -> Result<CustomRole, TenancyError> {
+        access.require(Permission::RolesManage)?;
+        let (name, permissions) = role_parts(access, name, permissions)?;
+        let now = self.clock.now();
+        let role = CustomRole {
+            id: self.ids.new_id(),
+            org_id: access.org_id,
+            name,
+            permissions,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.roles.create(&role).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(TenancyError::RoleNameTaken),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "role.created", org_id = %access.org_id, role = role.name.as_str());
+        Ok(role)
+    }
+
+    /// Renames a custom role or replaces its permissions (`roles:manage`); members holding it
+    /// keep it under its new name.
+    ///
+    /// # Errors
+    /// As [`Self::create_role`], plus `NotFound`.
+    pub async fn update_role(
+        &self,
+        access: &OrgAccess,
+        id: uuid::Uuid,
+        name: Option<&str>,
+        permissions: Option<&[String]>,
+    ) -> Result<CustomRole, TenancyError> {
+        access.require(Permission::RolesManage)?;
+        let current = self.roles.get(access.org_id, id).await?.ok_or(TenancyError::NotFound)?;
+        let current_names: Vec<String> = current.permissions.names().into_iter().map(str::to_owned).collect();
+        let (name, permissions) =
+            role_parts(access, name.unwrap_or(current.name.as_str()), permissions.unwrap_or(&current_names))?;
+        let role = CustomRole { name, permissions, updated_at: self.clock.now(), ..current };
+        match self.roles.update(&role).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(TenancyError::RoleNameTaken),
+            Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "role.updated", org_id = %access.org_id, role = role.name.as_str());
+        Ok(role)
+    }
+
+    /// Deletes a custom role no member holds (`roles:manage`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `RoleInUse`, `Dependency`.
+    pub async fn delete_role(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+        access.require(Permission::RolesManage)?;
+        match self.roles.delete(access.org_id, id).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(TenancyError::RoleInUse),
+            Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "role.deleted", org_id = %access.org_id, role_id = %id);
+        Ok(())
+    }
+}
+
+/// Validates a custom role's name and permissions; the permissions must be the caller's own
+/// (nobody grants what they do not hold, including through a role they define).
+fn role_parts(
+    access: &OrgAccess,
+    name: &str,
+    permissions: &[String],
+) -> Result<(RoleName, PermissionSet), TenancyError> {
+    let name =
+        RoleName::parse(name).map_err(|err| TenancyError::Invalid { field: "name", message: err.to_string() })?;
+    let permissions = PermissionSet::parse(permissions)
+        .map_err(|err| TenancyError::Invalid { field: "permissions", message: err.to_string() })?;
+    if !permissions.is_subset_of(access.permissions()) {
+        return Err(TenancyError::Refused(MembershipChangeError::Escalation));
+    }
+    Ok((name, permissions))
 }
 
 fn refusal(err: MembershipChangeError) -> TenancyError {
@@ -328,7 +451,9 @@ mod tests {
     }
 
     fn service(orgs: MockOrgRepository) -> TenancyService {
-        TenancyService::new(Arc::new(orgs), Arc::new(SystemClock), Arc::new(UuidV7Generator))
+        let mut roles = tenantry_ports::MockRoleRepository::new();
+        roles.expect_by_name().returning(|_, _| Ok(None));
+        TenancyService::new(Arc::new(orgs), Arc::new(roles), Arc::new(SystemClock), Arc::new(UuidV7Generator))
     }
 
     fn access(role: BuiltinRole) -> OrgAccess {

@@ -30,7 +30,7 @@ pub use identity::{
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use tasks::{BackgroundTasks, Task};
-pub use tenancy::{Invitation, InvitationRepository, Member, Org, OrgRepository};
+pub use tenancy::{CustomRole, Invitation, InvitationRepository, Member, Org, OrgRepository, RoleRepository};
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
 
 #[cfg(feature = "mock")]
@@ -50,6 +50,6 @@ pub use mail::MockMailer;
 #[cfg(feature = "mock")]
 pub use tasks::MockBackgroundTasks;
 #[cfg(feature = "mock")]
-pub use tenancy::{MockInvitationRepository, MockOrgRepository};
+pub use tenancy::{MockInvitationRepository, MockOrgRepository, MockRoleRepository};
 #[cfg(feature = "mock")]
 pub use two_factor::{MockSecretCipher, MockTotpAlgorithm, MockTwoFactorRepository};

@@ -198,3 +198,62 @@ pub trait InvitationRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 }
+
+/// An organization's custom role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomRole {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// The organization.
+    pub org_id: OrgId,
+    /// Unique within the organization, never a built-in name.
+    pub name: tenantry_domain::tenancy::RoleName,
+    /// What it allows.
+    pub permissions: tenantry_domain::tenancy::PermissionSet,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Custom roles. Memberships refer to roles by name, so a rename is carried to them.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait RoleRepository: Send + Sync {
+    /// The organization's custom roles by name.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list(&self, org_id: OrgId) -> Result<Vec<CustomRole>, StoreError>;
+
+    /// The custom role called `name`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn by_name(&self, org_id: OrgId, name: &str) -> Result<Option<CustomRole>, StoreError>;
+
+    /// The custom role with `id`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<CustomRole>, StoreError>;
+
+    /// Stores a new role.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the name is taken; `Unavailable`, `Unexpected`.
+    async fn create(&self, role: &CustomRole) -> Result<(), StoreError>;
+
+    /// Replaces name and permissions; members holding the old name follow the rename.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (name taken); `Unavailable`, `Unexpected`.
+    async fn update(&self, role: &CustomRole) -> Result<(), StoreError>;
+
+    /// Deletes the role.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (members still hold it);
+    /// `Unavailable`, `Unexpected`.
+    async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError>;
+}

@@ -50,6 +50,8 @@ needs! {
     OrgDelete => OrgDelete,
     MembersRead => MembersRead,
     MembersInvite => MembersInvite,
+    RolesRead => RolesRead,
+    RolesManage => RolesManage,
     MembersManage => MembersManage,
 }
 
@@ -108,6 +110,14 @@ pub fn tenancy_error(err: TenancyError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "conflict", "An organization must keep at least one owner.")
         }
         TenancyError::SlugTaken => ApiError::new(StatusCode::CONFLICT, "conflict", "This slug is taken."),
+        TenancyError::RoleNameTaken => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", "The organization has a role with this name.")
+        }
+        TenancyError::RoleInUse => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "Members still hold this role; give them another role first.",
+        ),
         TenancyError::InvalidToken => ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_token",

@@ -4,14 +4,14 @@ use actix_web::HttpResponse;
 use actix_web::web::{self, Data, ServiceConfig};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_application::role_named;
 use tenantry_domain::UserId;
 use tenantry_domain::tenancy::{BuiltinRole, Permission};
 use tenantry_ports::{Member, Org};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::org::{
-    AnyMember, InOrg, MembersInvite, MembersManage, MembersRead, OrgDelete, OrgRead, OrgUpdate, tenancy_error,
+    AnyMember, InOrg, MembersInvite, MembersManage, MembersRead, OrgDelete, OrgRead, OrgUpdate, RolesManage, RolesRead,
+    tenancy_error,
 };
 use crate::http::{ApiError, ApiJson, Authenticated, FieldError};
 use crate::state::AppState;
@@ -38,6 +38,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 )
                 .service(
                     web::resource("/{org_id}/invitations/{invitation_id}").route(web::delete().to(revoke_invitation)),
+                )
+                .service(
+                    web::resource("/{org_id}/roles").route(web::get().to(roles)).route(web::post().to(create_role)),
+                )
+                .service(
+                    web::resource("/{org_id}/roles/{role_id}")
+                        .route(web::patch().to(update_role))
+                        .route(web::delete().to(delete_role)),
                 )
                 .service(
                     web::resource("/{org_id}/members/{user_id}")
@@ -335,8 +343,7 @@ pub async fn change_role(
     body: ApiJson<ChangeRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = path.into_inner().1;
-    state.tenancy.change_role(&scope.access, user_id, &body.role).await.map_err(tenancy_error)?;
-    let role = role_named(&body.role).map_err(tenancy_error)?;
+    let role = state.tenancy.change_role(&scope.access, user_id, &body.role).await.map_err(tenancy_error)?;
     Ok(HttpResponse::Ok().json(OrgMeResponse {
         org_id: scope.access.org_id.to_string(),
         role: role.name().to_owned(),
@@ -468,4 +475,109 @@ pub async fn accept_invitation(
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, role) = state.invitations.accept(caller.0, &body.token).await.map_err(tenancy_error)?;
     Ok(HttpResponse::Ok().json(MembershipResponse { org_id: org_id.to_string(), role }))
+}
+
+/// A custom role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleResponse {
+    /// Id.
+    pub id: String,
+    /// Name (what memberships and invitations refer to).
+    pub name: String,
+    /// Its permissions, catalog order.
+    pub permissions: Vec<&'static str>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<tenantry_ports::CustomRole> for RoleResponse {
+    fn from(role: tenantry_ports::CustomRole) -> Self {
+        Self {
+            id: role.id.to_string(),
+            name: role.name.as_str().to_owned(),
+            permissions: role.permissions.names(),
+            created_at: role.created_at,
+            updated_at: role.updated_at,
+        }
+    }
+}
+
+/// The organization's custom roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    /// By name.
+    pub items: Vec<RoleResponse>,
+    /// Always null: one page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /orgs/{org_id}/roles`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoleRequest {
+    /// 2–50 of a-z, 0-9, `-`, `_`; not a built-in name.
+    #[schema(example = "billing")]
+    pub name: String,
+    /// Permission names from the catalog, all held by the caller.
+    #[schema(example = json!(["org:read", "usage:read"]))]
+    pub permissions: Vec<String>,
+}
+
+/// `PATCH /orgs/{org_id}/roles/{role_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoleRequest {
+    /// New name (members holding the role follow).
+    pub name: Option<String>,
+    /// New permissions (replace the old ones).
+    pub permissions: Option<Vec<String>>,
+}
+
+/// Custom roles (`roles:read`).
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/roles", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), responses((status = 200, body = RoleList)))]
+pub async fn roles(state: Data<AppState>, scope: InOrg<RolesRead>) -> Result<HttpResponse, ApiError> {
+    let items =
+        state.tenancy.roles(&scope.access).await.map_err(tenancy_error)?.into_iter().map(RoleResponse::from).collect();
+    Ok(HttpResponse::Ok().json(RoleList { items, next_cursor: None }))
+}
+
+/// Creates a custom role (`roles:manage`; only permissions the caller holds).
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/roles", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), request_body = CreateRoleRequest, responses((status = 201, body = RoleResponse), (status = 403, body = crate::http::error::Problem), (status = 409, body = crate::http::error::Problem), (status = 422, body = crate::http::error::Problem)))]
+pub async fn create_role(
+    state: Data<AppState>,
+    scope: InOrg<RolesManage>,
+    body: ApiJson<CreateRoleRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let role = state.tenancy.create_role(&scope.access, &body.name, &body.permissions).await.map_err(tenancy_error)?;
+    Ok(HttpResponse::Created().json(RoleResponse::from(role)))
+}
+
+/// Renames a custom role or replaces its permissions (`roles:manage`).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org_id}/roles/{role_id}", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), ("role_id" = String, Path)), request_body = UpdateRoleRequest, responses((status = 200, body = RoleResponse), (status = 404, body = crate::http::error::Problem), (status = 409, body = crate::http::error::Problem)))]
+pub async fn update_role(
+    state: Data<AppState>,
+    scope: InOrg<RolesManage>,
+    path: web::Path<(String, uuid::Uuid)>,
+    body: ApiJson<UpdateRoleRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let role = state
+        .tenancy
+        .update_role(&scope.access, path.into_inner().1, body.name.as_deref(), body.permissions.as_deref())
+        .await
+        .map_err(tenancy_error)?;
+    Ok(HttpResponse::Ok().json(RoleResponse::from(role)))
+}
+
+/// Deletes a custom role no member holds (`roles:manage`).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/roles/{role_id}", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), ("role_id" = String, Path)), responses((status = 204), (status = 409, description = "Members still hold it.", body = crate::http::error::Problem)))]
+pub async fn delete_role(
+    state: Data<AppState>,
+    scope: InOrg<RolesManage>,
+    path: web::Path<(String, uuid::Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    state.tenancy.delete_role(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -8,6 +8,7 @@ mod entities;
 mod identity;
 mod invitations;
 mod probe;
+mod roles;
 mod tenancy;
 mod two_factor;
 
@@ -15,5 +16,6 @@ pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
 pub use identity::{SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository};
 pub use invitations::SqlInvitationRepository;
 pub use probe::SqlHealthProbe;
+pub use roles::SqlRoleRepository;
 pub use tenancy::SqlOrgRepository;
 pub use two_factor::SqlTwoFactorRepository;

@@ -7,5 +7,6 @@ pub mod memberships;
 pub mod one_time_tokens;
 pub mod orgs;
 pub mod refresh_tokens;
+pub mod roles;
 pub mod sessions;
 pub mod users;

@@ -1,0 +1,158 @@
+//! [`RoleRepository`] on sea-orm.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait};
+use tenantry_domain::OrgId;
+use tenantry_domain::tenancy::{PermissionSet, RoleName};
+use tenantry_ports::{CustomRole, RoleRepository, StoreError};
+
+use crate::SqlDatabase;
+use crate::entities::{memberships, roles};
+use crate::identity::store_error;
+
+/// [`RoleRepository`] on SQL. Permissions are stored as their comma-separated wire names.
+#[derive(Clone)]
+pub struct SqlRoleRepository {
+    db: SqlDatabase,
+}
+
+impl SqlRoleRepository {
+    /// Over `db`.
+    pub fn new(db: SqlDatabase) -> Self {
+        Self { db }
+    }
+}
+
+fn role_from(model: roles::Model) -> Result<CustomRole, StoreError> {
+    let corrupt = |what: &str| StoreError::Unexpected(anyhow::anyhow!("stored role {what} is invalid"));
+    let names: Vec<&str> = model.permissions.split(',').filter(|n| !n.is_empty()).collect();
+    Ok(CustomRole {
+        id: model.id,
+        org_id: OrgId::from_uuid(model.org_id),
+        name: RoleName::parse(&model.name).map_err(|_| corrupt("name"))?,
+        permissions: PermissionSet::parse(&names).map_err(|_| corrupt("permissions"))?,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    })
+}
+
+fn encode(permissions: PermissionSet) -> String {
+    permissions.names().join(",")
+}
+
+#[async_trait::async_trait]
+impl RoleRepository for SqlRoleRepository {
+    #[tracing::instrument(name = "adapter.sql.roles.list", skip_all, fields(org_id = %org_id))]
+    async fn list(&self, org_id: OrgId) -> Result<Vec<CustomRole>, StoreError> {
+        roles::Entity::find()
+            .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
+            .order_by_asc(roles::Column::Name)
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(role_from)
+            .collect()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.roles.by_name", skip_all, fields(org_id = %org_id))]
+    async fn by_name(&self, org_id: OrgId, name: &str) -> Result<Option<CustomRole>, StoreError> {
+        roles::Entity::find()
+            .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(roles::Column::Name.eq(name))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(role_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.roles.get", skip_all, fields(org_id = %org_id))]
+    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<CustomRole>, StoreError> {
+        roles::Entity::find()
+            .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(roles::Column::Id.eq(id))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(role_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.roles.create", skip_all, fields(org_id = %role.org_id))]
+    async fn create(&self, role: &CustomRole) -> Result<(), StoreError> {
+        roles::Entity::insert(roles::ActiveModel {
+            id: Set(role.id),
+            org_id: Set(role.org_id.as_uuid()),
+            name: Set(role.name.as_str().to_owned()),
+            permissions: Set(encode(role.permissions)),
+            created_at: Set(role.created_at),
+            updated_at: Set(role.updated_at),
+        })
+        .exec_without_returning(self.db.connection())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.roles.update", skip_all, fields(org_id = %role.org_id))]
+    async fn update(&self, role: &CustomRole) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        // Members follow a rename. Written first (the old name comes from a subquery), so the
+        // transaction never reads before it writes (SQLite would refuse a stale snapshot).
+        memberships::Entity::update_many()
+            .col_expr(memberships::Column::Role, Expr::value(role.name.as_str()))
+            .filter(memberships::Column::OrgId.eq(role.org_id.as_uuid()))
+            .filter(
+                memberships::Column::Role.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(roles::Column::Name)
+                        .from(roles::Entity)
+                        .and_where(roles::Column::Id.eq(role.id))
+                        .and_where(roles::Column::OrgId.eq(role.org_id.as_uuid()))
+                        .to_owned(),
+                ),
+            )
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        let previous = roles::Entity::update_many()
+            .col_expr(roles::Column::Name, Expr::value(role.name.as_str()))
+            .col_expr(roles::Column::Permissions, Expr::value(encode(role.permissions)))
+            .col_expr(roles::Column::UpdatedAt, Expr::value(role.updated_at))
+            .filter(roles::Column::OrgId.eq(role.org_id.as_uuid()))
+            .filter(roles::Column::Id.eq(role.id))
+            .exec_with_returning(&txn)
+            .await
+            .map_err(store_error)?;
+        if previous.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        txn.commit().await.map_err(store_error)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.roles.delete", skip_all, fields(org_id = %org_id))]
+    async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let deleted = roles::Entity::delete_many()
+            .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(roles::Column::Id.eq(id))
+            .exec_with_returning(&txn)
+            .await
+            .map_err(store_error)?;
+        let Some(role) = deleted.into_iter().next() else {
+            return Err(StoreError::NotFound);
+        };
+        let holders = memberships::Entity::find()
+            .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(memberships::Column::Role.eq(role.name))
+            .count(&txn)
+            .await
+            .map_err(store_error)?;
+        if holders > 0 {
+            // Rolled back on drop: the role stays while members hold it.
+            return Err(StoreError::Conflict);
+        }
+        txn.commit().await.map_err(store_error)
+    }
+}
