@@ -11,6 +11,7 @@ mod m20261122_000003_backup_codes;
 mod m20261122_000004_orgs;
 mod m20261122_000005_invitations;
 mod m20261122_000006_roles;
+mod m20261122_000007_teams;
 
 /// Lists every migration in order; `tenantry migrate` and `tenantry serve` apply the pending ones.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_orgs::Migration),
             Box::new(m20261122_000005_invitations::Migration),
             Box::new(m20261122_000006_roles::Migration),
+            Box::new(m20261122_000007_teams::Migration),
         ]
     }
 }

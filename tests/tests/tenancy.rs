@@ -588,3 +588,99 @@ async fn custom_roles_cannot_escalate_shadow_builtins_or_repeat_names() {
     assert_problem(app.get_auth(&roles, &outsider).await, 404, "not_found").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn teams_hold_only_org_members_and_follow_them_out() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (member_id, member) = user(&app).await;
+    seed_member(&app, &org, &member_id, "member").await;
+    let (stranger_id, _) = user(&app).await;
+    let teams = format!("/api/v1/orgs/{org}/teams");
+
+    let created = app.post_json(&teams, &json!({"name": "Platform", "description": "infra"}), Some(&owner)).await;
+    assert_eq!(created.status(), 201);
+    let team_id = created.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    assert_problem(app.post_json(&teams, &json!({"name": "Platform"}), Some(&owner)).await, 409, "conflict").await;
+    assert_problem(app.post_json(&teams, &json!({"name": "Ops"}), Some(&member)).await, 403, "forbidden").await;
+
+    let member_path = format!("{teams}/{team_id}/members/{member_id}");
+    let stranger_path = format!("{teams}/{team_id}/members/{stranger_id}");
+    assert_eq!(send(&app, "PUT", &member_path, &owner, None).await.status(), 204);
+    assert_eq!(send(&app, "PUT", &member_path, &owner, None).await.status(), 204, "adding twice is harmless");
+    let body = assert_problem(send(&app, "PUT", &stranger_path, &owner, None).await, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "user_id");
+
+    let team: Value = app.get_auth(&format!("{teams}/{team_id}"), &member).await.json().await.expect("json");
+    assert_eq!(team["member_ids"], json!([member_id]));
+    let renamed =
+        send(&app, "PATCH", &format!("{teams}/{team_id}"), &owner, Some(json!({"name": "Core", "description": null})))
+            .await;
+    let renamed: Value = renamed.json().await.expect("json");
+    assert_eq!(renamed["name"], "Core");
+    assert_eq!(renamed["description"], Value::Null);
+
+    // Leaving the organization means leaving its teams.
+    assert_eq!(
+        send(&app, "DELETE", &format!("/api/v1/orgs/{org}/members/{member_id}"), &member, None).await.status(),
+        204
+    );
+    let team: Value = app.get_auth(&format!("{teams}/{team_id}"), &owner).await.json().await.expect("json");
+    assert_eq!(team["member_ids"], json!([]));
+    assert_problem(
+        send(&app, "DELETE", &format!("{teams}/{team_id}/members/{member_id}"), &owner, None).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(send(&app, "DELETE", &format!("{teams}/{team_id}"), &owner, None).await.status(), 204);
+    assert_problem(app.get_auth(&format!("{teams}/{team_id}"), &owner).await, 404, "not_found").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_tenant_gets_404_from_the_team_and_role_routes() {
+    let app = spawn_app().await;
+    let (owner_id, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let team: Value = app
+        .post_json(&format!("/api/v1/orgs/{org}/teams"), &json!({"name": "A"}), Some(&owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let team_id = team["id"].as_str().expect("id");
+    let role: Value = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/roles"),
+            &json!({"name": "r1", "permissions": ["org:read"]}),
+            Some(&owner),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let role_id = role["id"].as_str().expect("id");
+    let (_, outsider) = user(&app).await;
+    let routes: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/api/v1/orgs/{org}/teams"), None),
+        ("POST", format!("/api/v1/orgs/{org}/teams"), Some(json!({"name": "B"}))),
+        ("GET", format!("/api/v1/orgs/{org}/teams/{team_id}"), None),
+        ("PATCH", format!("/api/v1/orgs/{org}/teams/{team_id}"), Some(json!({"name": "C"}))),
+        ("DELETE", format!("/api/v1/orgs/{org}/teams/{team_id}"), None),
+        ("PUT", format!("/api/v1/orgs/{org}/teams/{team_id}/members/{owner_id}"), None),
+        ("DELETE", format!("/api/v1/orgs/{org}/teams/{team_id}/members/{owner_id}"), None),
+        ("GET", format!("/api/v1/orgs/{org}/roles"), None),
+        ("POST", format!("/api/v1/orgs/{org}/roles"), Some(json!({"name": "r2", "permissions": []}))),
+        ("PATCH", format!("/api/v1/orgs/{org}/roles/{role_id}"), Some(json!({"name": "r3"}))),
+        ("DELETE", format!("/api/v1/orgs/{org}/roles/{role_id}"), None),
+    ];
+    for (method, path, body) in routes {
+        assert_problem(send(&app, method, &path, &outsider, body).await, 404, "not_found").await;
+    }
+    let still: Value =
+        app.get_auth(&format!("/api/v1/orgs/{org}/teams/{team_id}"), &owner).await.json().await.expect("json");
+    assert_eq!(still["name"], "A");
+    app.stop().await;
+}

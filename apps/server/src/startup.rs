@@ -357,6 +357,12 @@ impl Application {
             account: services.account(),
             tenancy: services.tenancy(),
             invitations: services.invitations(),
+            teams: tenantry_application::TeamService::new(
+                Arc::new(tenantry_adapter_sql::SqlTeamRepository::new(services.database.clone())),
+                Arc::new(SqlOrgRepository::new(services.database.clone())),
+                services.clock.clone(),
+                services.ids.clone(),
+            ),
             two_factor,
             metrics: metrics.clone(),
             openapi_json: crate::openapi::render(),

@@ -23,6 +23,8 @@ pub struct AppState {
     pub tenancy: TenancyService,
     /// Invitations.
     pub invitations: InvitationService,
+    /// Teams.
+    pub teams: tenantry_application::TeamService,
     /// Two-factor sign-in.
     pub two_factor: Arc<TwoFactorService>,
     /// Prometheus families (also registered on their own for the metrics middleware).

@@ -9,6 +9,7 @@ pub mod auth;
 mod emails;
 mod health;
 pub mod invitations;
+pub mod teams;
 pub mod tenancy;
 pub mod two_factor;
 
@@ -19,5 +20,6 @@ pub use auth::{
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
+pub use teams::TeamService;
 pub use tenancy::{LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};
 pub use two_factor::{TwoFactorPorts, TwoFactorService};

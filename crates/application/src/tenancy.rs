@@ -43,6 +43,9 @@ pub enum TenancyError {
     /// A custom role of that name exists.
     #[error("role name taken")]
     RoleNameTaken,
+    /// A team of that name exists.
+    #[error("team name taken")]
+    TeamNameTaken,
     /// Members still hold the role.
     #[error("role in use")]
     RoleInUse,

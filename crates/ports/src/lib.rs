@@ -30,7 +30,9 @@ pub use identity::{
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use tasks::{BackgroundTasks, Task};
-pub use tenancy::{CustomRole, Invitation, InvitationRepository, Member, Org, OrgRepository, RoleRepository};
+pub use tenancy::{
+    CustomRole, Invitation, InvitationRepository, Member, Org, OrgRepository, RoleRepository, Team, TeamRepository,
+};
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
 
 #[cfg(feature = "mock")]
@@ -50,6 +52,6 @@ pub use mail::MockMailer;
 #[cfg(feature = "mock")]
 pub use tasks::MockBackgroundTasks;
 #[cfg(feature = "mock")]
-pub use tenancy::{MockInvitationRepository, MockOrgRepository, MockRoleRepository};
+pub use tenancy::{MockInvitationRepository, MockOrgRepository, MockRoleRepository, MockTeamRepository};
 #[cfg(feature = "mock")]
 pub use two_factor::{MockSecretCipher, MockTotpAlgorithm, MockTwoFactorRepository};

@@ -257,3 +257,82 @@ pub trait RoleRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError>;
 }
+
+/// A team inside an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// The organization.
+    pub org_id: OrgId,
+    /// Unique within the organization.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Its members, in join order.
+    pub members: Vec<UserId>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Teams and their members.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait TeamRepository: Send + Sync {
+    /// The organization's teams by name (members included).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list(&self, org_id: OrgId) -> Result<Vec<Team>, StoreError>;
+
+    /// One team.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<Team>, StoreError>;
+
+    /// Stores a new team (its `members` are ignored: add them one by one).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the name is taken; `Unavailable`, `Unexpected`.
+    async fn create(&self, team: &Team) -> Result<(), StoreError>;
+
+    /// Replaces name and description.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`]; `Unavailable`, `Unexpected`.
+    async fn update(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        name: &str,
+        description: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the team.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
+    async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError>;
+
+    /// Adds a user to the team (idempotent).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (no such team); `Unavailable`, `Unexpected`.
+    async fn add_member(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Removes a user from the team; `false` when they were not in it.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn remove_member(&self, org_id: OrgId, id: uuid::Uuid, user_id: UserId) -> Result<bool, StoreError>;
+}

@@ -52,6 +52,8 @@ needs! {
     MembersInvite => MembersInvite,
     RolesRead => RolesRead,
     RolesManage => RolesManage,
+    TeamsRead => TeamsRead,
+    TeamsManage => TeamsManage,
     MembersManage => MembersManage,
 }
 
@@ -112,6 +114,9 @@ pub fn tenancy_error(err: TenancyError) -> ApiError {
         TenancyError::SlugTaken => ApiError::new(StatusCode::CONFLICT, "conflict", "This slug is taken."),
         TenancyError::RoleNameTaken => {
             ApiError::new(StatusCode::CONFLICT, "conflict", "The organization has a role with this name.")
+        }
+        TenancyError::TeamNameTaken => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", "The organization has a team with this name.")
         }
         TenancyError::RoleInUse => ApiError::new(
             StatusCode::CONFLICT,

@@ -5,6 +5,7 @@ pub mod docs;
 pub mod health;
 pub mod metrics;
 pub mod orgs;
+pub mod teams;
 pub mod users;
 
 use actix_web::web::{self, ServiceConfig};
@@ -16,6 +17,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(health::configure)
         .configure(auth::configure)
         .configure(users::configure)
+        // The longer prefix first: the orgs scope would otherwise swallow `/orgs/{id}/teams`.
+        .configure(teams::configure)
         .configure(orgs::configure)
         .configure(metrics::configure)
         .configure(docs::configure)

@@ -9,6 +9,7 @@ mod identity;
 mod invitations;
 mod probe;
 mod roles;
+mod teams;
 mod tenancy;
 mod two_factor;
 
@@ -17,5 +18,6 @@ pub use identity::{SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepos
 pub use invitations::SqlInvitationRepository;
 pub use probe::SqlHealthProbe;
 pub use roles::SqlRoleRepository;
+pub use teams::SqlTeamRepository;
 pub use tenancy::SqlOrgRepository;
 pub use two_factor::SqlTwoFactorRepository;

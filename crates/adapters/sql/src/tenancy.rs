@@ -320,6 +320,13 @@ impl OrgRepository for SqlOrgRepository {
         self.lock_org(&txn, org_id).await?;
         let statement = guarded(txn.get_database_backend(), "DELETE FROM memberships", Vec::new(), org_id, user_id);
         self.guarded_change(&txn, statement, org_id, user_id).await?;
+        // Leaving the organization means leaving its teams.
+        crate::entities::team_members::Entity::delete_many()
+            .filter(crate::entities::team_members::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(crate::entities::team_members::Column::UserId.eq(user_id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
         txn.commit().await.map_err(store_error)
     }
 

@@ -9,4 +9,6 @@ pub mod orgs;
 pub mod refresh_tokens;
 pub mod roles;
 pub mod sessions;
+pub mod team_members;
+pub mod teams;
 pub mod users;

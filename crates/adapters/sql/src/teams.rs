@@ -1,0 +1,174 @@
+//! [`TeamRepository`] on sea-orm.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use tenantry_domain::{OrgId, UserId};
+use tenantry_ports::{StoreError, Team, TeamRepository};
+
+use crate::SqlDatabase;
+use crate::entities::{team_members, teams};
+use crate::identity::store_error;
+
+/// [`TeamRepository`] on SQL.
+#[derive(Clone)]
+pub struct SqlTeamRepository {
+    db: SqlDatabase,
+}
+
+impl SqlTeamRepository {
+    /// Over `db`.
+    pub fn new(db: SqlDatabase) -> Self {
+        Self { db }
+    }
+
+    async fn with_members(&self, org_id: OrgId, models: Vec<teams::Model>) -> Result<Vec<Team>, StoreError> {
+        let ids: Vec<uuid::Uuid> = models.iter().map(|t| t.id).collect();
+        let members = team_members::Entity::find()
+            .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(team_members::Column::TeamId.is_in(ids))
+            .order_by_asc(team_members::Column::CreatedAt)
+            .order_by_asc(team_members::Column::UserId)
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(models
+            .into_iter()
+            .map(|model| Team {
+                id: model.id,
+                org_id,
+                members: members
+                    .iter()
+                    .filter(|m| m.team_id == model.id)
+                    .map(|m| UserId::from_uuid(m.user_id))
+                    .collect(),
+                name: model.name,
+                description: model.description,
+                created_at: model.created_at,
+                updated_at: model.updated_at,
+            })
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl TeamRepository for SqlTeamRepository {
+    #[tracing::instrument(name = "adapter.sql.teams.list", skip_all, fields(org_id = %org_id))]
+    async fn list(&self, org_id: OrgId) -> Result<Vec<Team>, StoreError> {
+        let models = teams::Entity::find()
+            .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
+            .order_by_asc(teams::Column::Name)
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        self.with_members(org_id, models).await
+    }
+
+    #[tracing::instrument(name = "adapter.sql.teams.get", skip_all, fields(org_id = %org_id))]
+    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<Team>, StoreError> {
+        let model = teams::Entity::find()
+            .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(teams::Column::Id.eq(id))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(self.with_members(org_id, model.into_iter().collect()).await?.into_iter().next())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.teams.create", skip_all, fields(org_id = %team.org_id))]
+    async fn create(&self, team: &Team) -> Result<(), StoreError> {
+        teams::Entity::insert(teams::ActiveModel {
+            id: Set(team.id),
+            org_id: Set(team.org_id.as_uuid()),
+            name: Set(team.name.clone()),
+            description: Set(team.description.clone()),
+            created_at: Set(team.created_at),
+            updated_at: Set(team.updated_at),
+        })
+        .exec_without_returning(self.db.connection())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.teams.update", skip_all, fields(org_id = %org_id))]
+    async fn update(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        name: &str,
+        description: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = teams::Entity::update_many()
+            .col_expr(teams::Column::Name, Expr::value(name))
+            .col_expr(teams::Column::Description, Expr::value(description))
+            .col_expr(teams::Column::UpdatedAt, Expr::value(now))
+            .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(teams::Column::Id.eq(id))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        if result.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    #[tracing::instrument(name = "adapter.sql.teams.delete", skip_all, fields(org_id = %org_id))]
+    async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError> {
+        team_members::Entity::delete_many()
+            .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(team_members::Column::TeamId.eq(id))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        let result = teams::Entity::delete_many()
+            .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(teams::Column::Id.eq(id))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        if result.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    #[tracing::instrument(name = "adapter.sql.teams.add_member", skip_all, fields(org_id = %org_id))]
+    async fn add_member(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let exists = teams::Entity::find()
+            .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(teams::Column::Id.eq(id))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        team_members::Entity::insert(team_members::ActiveModel {
+            org_id: Set(org_id.as_uuid()),
+            team_id: Set(id),
+            user_id: Set(user_id.as_uuid()),
+            created_at: Set(now),
+        })
+        .on_conflict_do_nothing_on([team_members::Column::TeamId, team_members::Column::UserId])
+        .exec(self.db.connection())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.teams.remove_member", skip_all, fields(org_id = %org_id))]
+    async fn remove_member(&self, org_id: OrgId, id: uuid::Uuid, user_id: UserId) -> Result<bool, StoreError> {
+        let result = team_members::Entity::delete_many()
+            .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(team_members::Column::TeamId.eq(id))
+            .filter(team_members::Column::UserId.eq(user_id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected == 1)
+    }
+}

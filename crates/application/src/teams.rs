@@ -1,0 +1,166 @@
+//! Teams: named groups of an organization's members.
+
+use std::sync::Arc;
+
+use tenantry_domain::UserId;
+use tenantry_domain::tenancy::Permission;
+use tenantry_ports::{Clock, IdGenerator, OrgRepository, StoreError, Team, TeamRepository};
+
+use crate::tenancy::{OrgAccess, TenancyError};
+
+/// The team use cases.
+pub struct TeamService {
+    teams: Arc<dyn TeamRepository>,
+    orgs: Arc<dyn OrgRepository>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+fn valid_name(name: &str) -> Result<String, TenancyError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control) {
+        return Err(TenancyError::Invalid {
+            field: "name",
+            message: "must be 1 to 100 printable characters".to_owned(),
+        });
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn valid_description(description: Option<&str>) -> Result<Option<String>, TenancyError> {
+    match description.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) if text.chars().count() <= 500 => Ok(Some(text.to_owned())),
+        Some(_) => {
+            Err(TenancyError::Invalid { field: "description", message: "must be at most 500 characters".to_owned() })
+        }
+    }
+}
+
+fn conflict_or(err: StoreError) -> TenancyError {
+    match err {
+        StoreError::Conflict => TenancyError::TeamNameTaken,
+        StoreError::NotFound => TenancyError::NotFound,
+        other => other.into(),
+    }
+}
+
+impl TeamService {
+    /// Wires the service.
+    pub fn new(
+        teams: Arc<dyn TeamRepository>,
+        orgs: Arc<dyn OrgRepository>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        Self { teams, orgs, clock, ids }
+    }
+
+    /// The organization's teams (`teams:read`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `Dependency`.
+    pub async fn list(&self, access: &OrgAccess) -> Result<Vec<Team>, TenancyError> {
+        access.require(Permission::TeamsRead)?;
+        Ok(self.teams.list(access.org_id).await?)
+    }
+
+    /// One team (`teams:read`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn get(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<Team, TenancyError> {
+        access.require(Permission::TeamsRead)?;
+        self.teams.get(access.org_id, id).await?.ok_or(TenancyError::NotFound)
+    }
+
+    /// Creates a team (`teams:manage`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `Invalid`, `TeamNameTaken`, `Dependency`.
+    pub async fn create(
+        &self,
+        access: &OrgAccess,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<Team, TenancyError> {
+        access.require(Permission::TeamsManage)?;
+        let now = self.clock.now();
+        let team = Team {
+            id: self.ids.new_id(),
+            org_id: access.org_id,
+            name: valid_name(name)?,
+            description: valid_description(description)?,
+            members: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.teams.create(&team).await.map_err(conflict_or)?;
+        tracing::info!(target: "audit", action = "team.created", org_id = %access.org_id, team_id = %team.id);
+        Ok(team)
+    }
+
+    /// Renames a team or changes its description (`teams:manage`); absent fields stay.
+    ///
+    /// # Errors
+    /// `Forbidden`, `Invalid`, `NotFound`, `TeamNameTaken`, `Dependency`.
+    pub async fn update(
+        &self,
+        access: &OrgAccess,
+        id: uuid::Uuid,
+        name: Option<&str>,
+        description: Option<Option<&str>>,
+    ) -> Result<Team, TenancyError> {
+        access.require(Permission::TeamsManage)?;
+        let team = self.teams.get(access.org_id, id).await?.ok_or(TenancyError::NotFound)?;
+        let name = name.map(valid_name).transpose()?.unwrap_or(team.name);
+        let description = match description {
+            None => team.description,
+            Some(text) => valid_description(text)?,
+        };
+        self.teams.update(access.org_id, id, &name, description, self.clock.now()).await.map_err(conflict_or)?;
+        tracing::info!(target: "audit", action = "team.updated", org_id = %access.org_id, team_id = %id);
+        self.get(access, id).await
+    }
+
+    /// Deletes a team (`teams:manage`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn delete(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+        access.require(Permission::TeamsManage)?;
+        self.teams.delete(access.org_id, id).await.map_err(conflict_or)?;
+        tracing::info!(target: "audit", action = "team.deleted", org_id = %access.org_id, team_id = %id);
+        Ok(())
+    }
+
+    /// Adds an organization member to a team (`teams:manage`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound` (team), `Invalid` (not an org member), `Dependency`.
+    pub async fn add_member(&self, access: &OrgAccess, id: uuid::Uuid, user_id: UserId) -> Result<(), TenancyError> {
+        access.require(Permission::TeamsManage)?;
+        if self.orgs.role_of(access.org_id, user_id).await?.is_none() {
+            return Err(TenancyError::Invalid {
+                field: "user_id",
+                message: "is not a member of the organization".to_owned(),
+            });
+        }
+        self.teams.add_member(access.org_id, id, user_id, self.clock.now()).await.map_err(conflict_or)?;
+        tracing::info!(target: "audit", action = "team.member_added", org_id = %access.org_id, team_id = %id, user_id = %user_id);
+        Ok(())
+    }
+
+    /// Removes a user from a team (`teams:manage`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn remove_member(&self, access: &OrgAccess, id: uuid::Uuid, user_id: UserId) -> Result<(), TenancyError> {
+        access.require(Permission::TeamsManage)?;
+        if !self.teams.remove_member(access.org_id, id, user_id).await? {
+            return Err(TenancyError::NotFound);
+        }
+        tracing::info!(target: "audit", action = "team.member_removed", org_id = %access.org_id, team_id = %id, user_id = %user_id);
+        Ok(())
+    }
+}
