@@ -368,10 +368,17 @@ impl Application {
             openapi_json: crate::openapi::render(),
         });
         let http = HttpSettings::from(&settings);
+        let idempotency = Data::new(crate::http::idempotency::IdempotencyStore::new(
+            services.cache.clone(),
+            services.cipher.clone(),
+            services.access_tokens.clone(),
+            services.clock.clone(),
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(metrics.clone())
+                .app_data(idempotency.clone())
                 .app_data(request_timeout)
                 .app_data(JsonLimit(http.json_limit))
                 .app_data(http.trusted_proxies.clone())
@@ -380,6 +387,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .configure(crate::routes::configure)
+                .wrap(from_fn(crate::http::idempotency::idempotency))
                 .wrap(from_fn(middleware::timeout))
                 .wrap(Condition::new(http.cors.is_some(), cors(http.cors.clone())))
                 .wrap(middleware::security_headers(http.hsts))
