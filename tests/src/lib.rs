@@ -59,6 +59,7 @@ pub struct TestApp {
     handle: ServerHandle,
     database: tenantry_adapter_sql::SqlDatabase,
     tasks: Arc<tenantry_server::tasks::TrackedTasks>,
+    services: Services,
     data: Option<TempDir>,
     postgres: Option<ScratchPostgres>,
 }
@@ -123,6 +124,7 @@ async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<Manu
     let handle = app.handle();
     let database = app.services().database.clone();
     let tasks = app.services().tasks.clone();
+    let services = app.services().clone();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -138,6 +140,7 @@ async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<Manu
         handle,
         database,
         tasks,
+        services,
         data: Some(data),
         postgres,
     };
@@ -303,6 +306,18 @@ impl TestApp {
     /// When the server does not answer.
     pub async fn get_auth(&self, path: &str, bearer: &str) -> Response {
         self.client.get(self.url(path)).bearer_auth(bearer).send().await.expect("request sent")
+    }
+
+    /// Creates a platform administrator (as `tenantry admin create-admin` does) and signs in:
+    /// its access token.
+    ///
+    /// # Panics
+    /// When creation or sign-in fails.
+    pub async fn admin(&self) -> String {
+        let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
+        let auth = self.services.auth(Arc::new(self.services.two_factor()));
+        auth.create_admin(&email, PASSWORD).await.expect("admin created");
+        self.login(&email, PASSWORD).await["access_token"].as_str().expect("token").to_owned()
     }
 
     /// Registers a fresh account (unique address) and returns its e-mail.

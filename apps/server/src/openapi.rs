@@ -58,6 +58,10 @@ use crate::routes;
         routes::orgs::create_role,
         routes::orgs::update_role,
         routes::orgs::delete_role,
+        routes::admin::orgs,
+        routes::admin::users,
+        routes::admin::disable,
+        routes::admin::enable,
         routes::teams::list,
         routes::teams::create,
         routes::teams::get,
@@ -74,6 +78,7 @@ use crate::routes;
         (name = "auth", description = "Registration, sign-in, tokens, sessions, e-mail verification and password reset."),
         (name = "users", description = "The signed-in user's own account."),
         (name = "orgs", description = "Organizations, members and roles."),
+        (name = "admin", description = "Platform administration (platform admins only)."),
     )
 )]
 pub struct ApiDoc;

@@ -357,6 +357,16 @@ impl Application {
             account: services.account(),
             tenancy: services.tenancy(),
             invitations: services.invitations(),
+            admin: tenantry_application::AdminService::new(
+                tenantry_application::AdminPorts {
+                    users: services.users(),
+                    orgs: Arc::new(SqlOrgRepository::new(services.database.clone())),
+                    sessions: Arc::new(SqlSessionRepository::new(services.database.clone())),
+                    cache: services.cache.clone(),
+                    clock: services.clock.clone(),
+                },
+                services.auth_settings.lifetimes,
+            ),
             teams: tenantry_application::TeamService::new(
                 Arc::new(tenantry_adapter_sql::SqlTeamRepository::new(services.database.clone())),
                 Arc::new(SqlOrgRepository::new(services.database.clone())),

@@ -23,6 +23,8 @@ pub struct AppState {
     pub tenancy: TenancyService,
     /// Invitations.
     pub invitations: InvitationService,
+    /// Platform administration.
+    pub admin: tenantry_application::AdminService,
     /// Teams.
     pub teams: tenantry_application::TeamService,
     /// Two-factor sign-in.

@@ -135,6 +135,9 @@ pub enum AuthError {
     /// The session to act on is not the caller's.
     #[error("not found")]
     NotFound,
+    /// The caller is not a platform administrator.
+    #[error("not a platform administrator")]
+    NotAdmin,
     /// The account is the last owner of an organization and cannot be deleted yet.
     #[error("last owner of an organization")]
     LastOwner,

@@ -5,6 +5,7 @@
 //! and mockall mocks in unit tests. Nothing here knows about HTTP or a particular database.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 mod emails;
 mod health;
@@ -14,6 +15,7 @@ pub mod tenancy;
 pub mod two_factor;
 
 pub use account::{AccountPorts, AccountService, DeletionGuard, PersonalData};
+pub use admin::{AdminPorts, AdminService};
 pub use auth::{
     AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, PasswordConfirmer, Principal, ProfileChange,
     SecondFactor, SessionView, TokenPair,

@@ -87,6 +87,23 @@ pub trait UserRepository: Send + Sync {
     /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
     async fn mark_email_verified(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError>;
 
+    /// Users in id order (creation order, ids being UUIDv7) after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, StoreError>;
+
+    /// Disables (`Some(time)`) or re-enables (`None`) the account.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Deletes the account and, with it, every row that belongs to it (sessions, tokens,
     /// two-factor state).
     ///

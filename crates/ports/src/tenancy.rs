@@ -54,6 +54,12 @@ pub trait OrgRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn get(&self, org_id: OrgId) -> Result<Option<Org>, StoreError>;
 
+    /// Every organization, in id order after `after`, at most `limit` (platform administration).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list_all(&self, after: Option<OrgId>, limit: u32) -> Result<Vec<Org>, StoreError>;
+
     /// The organizations `user_id` belongs to, with their role's name, oldest membership first.
     ///
     /// # Errors

@@ -111,6 +111,9 @@ pub fn auth_error_on(err: AuthError, password_field: &str) -> ApiError {
         }
         AuthError::Unauthenticated => unauthorized("The access token is invalid, expired or revoked."),
         AuthError::NotFound => ApiError::not_found(),
+        AuthError::NotAdmin => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", "This needs a platform administrator.")
+        }
         AuthError::LastOwner => ApiError::new(
             StatusCode::CONFLICT,
             "conflict",

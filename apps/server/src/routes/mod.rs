@@ -1,5 +1,6 @@
 //! One module per resource; each registers its routes through [`configure`].
 
+pub mod admin;
 pub mod auth;
 pub mod docs;
 pub mod health;
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(health::configure)
         .configure(auth::configure)
         .configure(users::configure)
+        .configure(admin::configure)
         // The longer prefix first: the orgs scope would otherwise swallow `/orgs/{id}/teams`.
         .configure(teams::configure)
         .configure(orgs::configure)

@@ -182,6 +182,14 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
+    /// The page size: 20 by default, 422 outside 1–100.
+    ///
+    /// # Errors
+    /// 422 `validation_failed` on `limit`.
+    pub fn page_limit(&self) -> Result<u32, ApiError> {
+        self.limit()
+    }
+
     fn limit(&self) -> Result<u32, ApiError> {
         match self.limit {
             None => Ok(20),

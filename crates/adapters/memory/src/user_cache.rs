@@ -91,6 +91,21 @@ impl UserRepository for CachedUserRepository {
         result
     }
 
+    async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, StoreError> {
+        self.inner.list(after, limit).await
+    }
+
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = self.inner.set_disabled(id, disabled_at, now).await;
+        forget(self.cache.as_ref(), id).await;
+        result
+    }
+
     async fn delete(&self, id: UserId) -> Result<(), StoreError> {
         let result = self.inner.delete(id).await;
         forget(self.cache.as_ref(), id).await;

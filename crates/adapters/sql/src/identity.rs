@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
     TransactionTrait,
 };
 use tenantry_domain::identity::DisplayName;
@@ -170,6 +170,40 @@ impl UserRepository for SqlUserRepository {
             .map_err(store_error)?;
         let exists = users::Entity::find_by_id(id.as_uuid()).one(db).await.map_err(store_error)?.is_some();
         if exists { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    #[tracing::instrument(name = "adapter.sql.users.list", skip_all)]
+    async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, StoreError> {
+        let mut query = users::Entity::find();
+        if let Some(after) = after {
+            query = query.filter(users::Column::Id.gt(after.as_uuid()));
+        }
+        query
+            .order_by_asc(users::Column::Id)
+            .limit(u64::from(limit))
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(user_from)
+            .collect()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.users.set_disabled", skip_all)]
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = users::Entity::update_many()
+            .col_expr(users::Column::DisabledAt, Expr::value(disabled_at))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        if result.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
     #[tracing::instrument(name = "adapter.sql.users.delete", skip_all)]

@@ -141,6 +141,23 @@ impl OrgRepository for SqlOrgRepository {
             .transpose()
     }
 
+    #[tracing::instrument(name = "adapter.sql.orgs.list_all", skip_all)]
+    async fn list_all(&self, after: Option<OrgId>, limit: u32) -> Result<Vec<Org>, StoreError> {
+        let mut query = orgs::Entity::find();
+        if let Some(after) = after {
+            query = query.filter(orgs::Column::Id.gt(after.as_uuid()));
+        }
+        query
+            .order_by_asc(orgs::Column::Id)
+            .limit(u64::from(limit))
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(org_from)
+            .collect()
+    }
+
     #[tracing::instrument(name = "adapter.sql.orgs.list_for_user", skip_all)]
     async fn list_for_user(&self, user_id: UserId) -> Result<Vec<(Org, String)>, StoreError> {
         let db = self.db.connection();

@@ -1,0 +1,105 @@
+//! Platform administration: every organization and user, and disabling accounts.
+
+use std::sync::Arc;
+
+use tenantry_domain::identity::{TokenLifetimes, User};
+use tenantry_domain::{OrgId, UserId};
+use tenantry_ports::{Cache, Clock, Org, OrgRepository, SessionRepository, StoreError, UserRepository};
+
+use crate::auth::{AuthError, Principal, mark_sessions_revoked};
+
+/// Everything [`AdminService`] needs.
+#[derive(Clone)]
+pub struct AdminPorts {
+    /// Accounts.
+    pub users: Arc<dyn UserRepository>,
+    /// Organizations.
+    pub orgs: Arc<dyn OrgRepository>,
+    /// Sessions (revoked when an account is disabled).
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Revocation markers.
+    pub cache: Arc<dyn Cache>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The platform-admin use cases; every method checks that the caller is a platform admin.
+pub struct AdminService {
+    ports: AdminPorts,
+    lifetimes: TokenLifetimes,
+}
+
+impl AdminService {
+    /// Wires the service.
+    pub fn new(ports: AdminPorts, lifetimes: TokenLifetimes) -> Self {
+        Self { ports, lifetimes }
+    }
+
+    /// The caller, if a platform administrator whose account is active.
+    ///
+    /// # Errors
+    /// `Unauthenticated` (account gone), `NotAdmin`, `Dependency`.
+    pub async fn require_admin(&self, principal: Principal) -> Result<User, AuthError> {
+        let user = self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+        if user.is_admin && user.disabled_at.is_none() { Ok(user) } else { Err(AuthError::NotAdmin) }
+    }
+
+    /// A page of every organization.
+    ///
+    /// # Errors
+    /// `NotAdmin`, `Dependency`.
+    pub async fn orgs(&self, principal: Principal, after: Option<OrgId>, limit: u32) -> Result<Vec<Org>, AuthError> {
+        self.require_admin(principal).await?;
+        Ok(self.ports.orgs.list_all(after, limit).await?)
+    }
+
+    /// A page of every user.
+    ///
+    /// # Errors
+    /// `NotAdmin`, `Dependency`.
+    pub async fn users(&self, principal: Principal, after: Option<UserId>, limit: u32) -> Result<Vec<User>, AuthError> {
+        self.require_admin(principal).await?;
+        Ok(self.ports.users.list(after, limit).await?)
+    }
+
+    /// Disables an account: it can no longer sign in, and every session (so every token) ends now.
+    ///
+    /// # Errors
+    /// `NotAdmin`, `NotFound`, `Invalid` (an admin cannot disable themself), `Dependency`.
+    #[tracing::instrument(name = "application.admin.disable_user", skip_all, fields(user_id = %user_id))]
+    pub async fn disable_user(&self, principal: Principal, user_id: UserId) -> Result<(), AuthError> {
+        let admin = self.require_admin(principal).await?;
+        if admin.id == user_id {
+            return Err(AuthError::Invalid {
+                field: "user_id",
+                message: "you cannot disable your own account".to_owned(),
+            });
+        }
+        let now = self.ports.clock.now();
+        match self.ports.users.set_disabled(user_id, Some(now), now).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(AuthError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        let revoked = self.ports.sessions.revoke_all(user_id, None, now).await?;
+        mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &revoked).await?;
+        tracing::info!(target: "audit", action = "user.disabled", user_id = %user_id, by = %admin.id, sessions_revoked = revoked.len());
+        Ok(())
+    }
+
+    /// Re-enables an account (it signs in again; old sessions stay ended).
+    ///
+    /// # Errors
+    /// `NotAdmin`, `NotFound`, `Dependency`.
+    pub async fn enable_user(&self, principal: Principal, user_id: UserId) -> Result<(), AuthError> {
+        let admin = self.require_admin(principal).await?;
+        let now = self.ports.clock.now();
+        match self.ports.users.set_disabled(user_id, None, now).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(AuthError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(target: "audit", action = "user.enabled", user_id = %user_id, by = %admin.id);
+        Ok(())
+    }
+}
