@@ -51,5 +51,5 @@ printf '\n%-44s %10s %9s %9s\n' "measurement" "req/s" "p50 ms" "p99 ms"
 printf '%-44s %10.0f %9s %9s\n' "GET /health/live (baseline)" "$live_rps" "$live_p50" "$live_p99"
 printf '%-44s %10.0f %9s %9s\n' "GET /api/v1/orgs/{id}/members (JWT)" "$jwt_rps" "$jwt_p50" "$jwt_p99"
 printf '\nratio members(JWT) ÷ health/live: %.2f (goal ≥ 0.50); backend: %s\n' \
-  "$(awk -v a="$jwt_rps" -v b="$live_rps" 'BEGIN { print a / b }')" "${TENANTRY_BENCH_DATABASE_URL:+postgres+redis}${TENANTRY_BENCH_DATABASE_URL:-sqlite+in-process}"
+  "$(awk -v a="$jwt_rps" -v b="$live_rps" 'BEGIN { print a / b }')" "$([ -n "${TENANTRY_BENCH_DATABASE_URL:-}" ] && echo postgres+redis || echo sqlite+in-process)"
 echo "API-key variant: not measured (API keys are not built yet)"

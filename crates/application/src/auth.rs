@@ -220,6 +220,8 @@ const MAIL_THROTTLE: &str = "auth:mail-throttle:";
 const SEEN_EVERY: Duration = Duration::from_secs(60);
 /// How often one account may be sent a verification or reset e-mail.
 const MAIL_EVERY: Duration = Duration::from_secs(60);
+/// Most active sessions per user; signing in on one more ends the oldest.
+pub const MAX_SESSIONS: usize = 50;
 /// Refresh tokens and e-mailed tokens carry 256 bits.
 const TOKEN_BYTES: usize = 32;
 
@@ -532,6 +534,14 @@ impl AuthService {
         };
         let refresh_token = self.ports.secrets.token(TOKEN_BYTES);
         self.ports.sessions.create(&session, &self.ports.secrets.digest(&refresh_token)).await?;
+        // A bounded number of devices: the oldest sessions give way (a script signing in in a
+        // loop must not grow the table and every "your sessions" page without limit).
+        let active = self.ports.sessions.list_active(user_id, now).await?;
+        let surplus: Vec<SessionId> = active.iter().skip(MAX_SESSIONS).map(|s| s.id).collect();
+        for id in &surplus {
+            self.ports.sessions.revoke(user_id, *id, now).await?;
+        }
+        self.mark_revoked(&surplus).await?;
         Ok((session.id, self.pair(user_id, session.id, refresh_token)?))
     }
 
@@ -665,10 +675,23 @@ impl AuthService {
     #[tracing::instrument(name = "application.auth.reset_password", skip_all)]
     pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), AuthError> {
         self.settings.password_policy.check(new_password, &[]).map_err(AuthError::WeakPassword)?;
+        let digest = self.ports.secrets.digest(token);
+        // Check the password against the user's own details before using the token up.
+        let owner = self
+            .ports
+            .tokens
+            .peek(TokenPurpose::PasswordReset, &digest, self.now())
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        if let Some(user) = self.ports.users.by_id(owner).await? {
+            let name = user.display_name.as_ref().map(DisplayName::as_str);
+            let inputs: Vec<&str> = [Some(user.email.as_str()), name].into_iter().flatten().collect();
+            self.settings.password_policy.check(new_password, &inputs).map_err(AuthError::WeakPassword)?;
+        }
         let user_id = self
             .ports
             .tokens
-            .consume(TokenPurpose::PasswordReset, &self.ports.secrets.digest(token), self.now())
+            .consume(TokenPurpose::PasswordReset, &digest, self.now())
             .await?
             .ok_or(AuthError::InvalidToken)?;
         let hash = self.ports.hasher.hash(new_password).await?;
@@ -929,6 +952,7 @@ mod tests {
         mocks.hasher.expect_verify().times(3).returning(|_, _| Ok(PasswordCheck::Invalid));
         mocks.hasher.expect_verify().times(1).returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
         mocks.sessions.expect_create().times(1).returning(|_, _| Ok(()));
+        mocks.sessions.expect_list_active().returning(|_, _| Ok(Vec::new()));
         mocks.access.expect_issue().times(1).returning(|_| Ok("jwt".into()));
         let stored = user("ann@example.com");
         mocks.users.expect_by_id().returning(move |_| Ok(Some(stored.clone())));
@@ -969,6 +993,7 @@ mod tests {
             .times(1)
             .withf(move |session, hash| session.user_id == ann_id && hash.starts_with("digest:token-"))
             .returning(|_, _| Ok(()));
+        mocks.sessions.expect_list_active().returning(|_, _| Ok(Vec::new()));
         mocks
             .access
             .expect_issue()
@@ -999,9 +1024,40 @@ mod tests {
             .withf(|_, hash, _| hash == "$argon2id$new")
             .returning(|_, _, _| Ok(()));
         mocks.sessions.expect_create().returning(|_, _| Ok(()));
+        mocks.sessions.expect_list_active().returning(|_, _| Ok(Vec::new()));
         mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
         let service = mocks.service(Arc::new(InMemoryCache::new(clock.clone())), clock);
         service.login("ann@example.com", "right", None, &client()).await.expect("signed in");
+    }
+
+    #[tokio::test]
+    async fn the_oldest_sessions_give_way_beyond_the_cap() {
+        let clock = clock();
+        let cache = Arc::new(InMemoryCache::new(clock.clone()));
+        let mut mocks = Mocks::new();
+        let ann = user("ann@example.com");
+        let ann_id = ann.id;
+        let stored = ann.clone();
+        mocks.users.expect_by_email().returning(move |_| Ok(Some(ann.clone())));
+        mocks.users.expect_by_id().returning(move |_| Ok(Some(stored.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
+        mocks.sessions.expect_create().returning(|_, _| Ok(()));
+        let sessions: Vec<Session> = (0..MAX_SESSIONS + 2).map(|_| session_of(ann_id)).collect();
+        let oldest: Vec<SessionId> = sessions.iter().skip(MAX_SESSIONS).map(|s| s.id).collect();
+        mocks.sessions.expect_list_active().returning(move |_, _| Ok(sessions.clone()));
+        let expected = oldest.clone();
+        mocks
+            .sessions
+            .expect_revoke()
+            .times(2)
+            .withf(move |_, id, _| expected.contains(id))
+            .returning(|_, _, _| Ok(true));
+        mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
+        let service = mocks.service(cache.clone(), clock);
+        service.login("ann@example.com", "right", None, &client()).await.expect("signed in");
+        for id in oldest {
+            assert!(cache.get(&format!("auth:session-revoked:{id}")).await.expect("get").is_some());
+        }
     }
 
     #[tokio::test]
@@ -1016,6 +1072,7 @@ mod tests {
         mocks.users.expect_by_id().returning(move |_| Ok(Some(changed.clone())));
         mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
         mocks.sessions.expect_create().times(1).returning(|_, _| Ok(()));
+        mocks.sessions.expect_list_active().returning(|_, _| Ok(Vec::new()));
         mocks.sessions.expect_revoke().times(1).returning(|_, _, _| Ok(true));
         mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
         let service = mocks.service(cache, clock);
@@ -1143,6 +1200,7 @@ mod tests {
         let ann_id = ann.id;
         let revoked = vec![SessionId::from_uuid(uuid::Uuid::now_v7()), SessionId::from_uuid(uuid::Uuid::now_v7())];
         let revoked_ids = revoked.clone();
+        mocks.tokens.expect_peek().times(1).returning(move |_, _, _| Ok(Some(ann_id)));
         mocks.tokens.expect_consume().times(1).returning(move |_, _, _| Ok(Some(ann_id)));
         mocks.hasher.expect_hash().times(1).returning(|_| Ok("$argon2id$new".into()));
         mocks.users.expect_set_password_hash().times(1).returning(|_, _, _| Ok(()));

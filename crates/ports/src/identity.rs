@@ -219,6 +219,18 @@ pub trait OneTimeTokenRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<UserId>, StoreError>;
 
+    /// The user of an unused, unexpired token for `purpose`, without using it (to check a
+    /// request before committing to it).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn peek(
+        &self,
+        purpose: TokenPurpose,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError>;
+
     /// Marks every unused token of `purpose` for the user used (a password reset or change
     /// voids the other reset links already sent).
     ///

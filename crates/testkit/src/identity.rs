@@ -63,6 +63,7 @@ where
     concurrent_consumes_of_one_token_let_exactly_one_win(make().await).await;
     issued_tokens_are_listed_oldest_first_without_other_users_tokens(make().await).await;
     invalidate_voids_every_unused_token_of_that_purpose_only(make().await).await;
+    peek_shows_the_user_of_a_live_token_without_using_it(make().await).await;
     // Two-factor.
     a_fresh_user_has_empty_two_factor_state(make().await).await;
     set_pending_stores_and_replaces_the_pending_secret(make().await).await;
@@ -570,6 +571,32 @@ async fn a_one_time_token_is_consumed_once(stores: IdentityStores) {
     let issued = stores.tokens.list_for_user(user).await.expect("list");
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0].used_at, Some(at), "the use is recorded");
+}
+
+async fn peek_shows_the_user_of_a_live_token_without_using_it(stores: IdentityStores) {
+    let user = create_user(&stores).await;
+    let at = now();
+    let (live, expired) = (unique("ott"), unique("ott"));
+    stores.tokens.create(user, TokenPurpose::PasswordReset, &live, at, at + minutes(60)).await.expect("create");
+    stores
+        .tokens
+        .create(user, TokenPurpose::PasswordReset, &expired, at - minutes(120), at - minutes(60))
+        .await
+        .expect("create");
+    assert_eq!(stores.tokens.peek(TokenPurpose::PasswordReset, &live, at).await.expect("peek"), Some(user));
+    assert_eq!(
+        stores.tokens.peek(TokenPurpose::PasswordReset, &live, at).await.expect("peek"),
+        Some(user),
+        "peeking uses nothing"
+    );
+    assert_eq!(
+        stores.tokens.peek(TokenPurpose::EmailVerification, &live, at).await.expect("peek"),
+        None,
+        "wrong purpose"
+    );
+    assert_eq!(stores.tokens.peek(TokenPurpose::PasswordReset, &expired, at).await.expect("peek"), None, "expired");
+    assert_eq!(stores.tokens.consume(TokenPurpose::PasswordReset, &live, at).await.expect("consume"), Some(user));
+    assert_eq!(stores.tokens.peek(TokenPurpose::PasswordReset, &live, at).await.expect("peek"), None, "used");
 }
 
 async fn invalidate_voids_every_unused_token_of_that_purpose_only(stores: IdentityStores) {

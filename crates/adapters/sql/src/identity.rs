@@ -504,6 +504,24 @@ impl OneTimeTokenRepository for SqlOneTimeTokenRepository {
             .map(|token| UserId::from_uuid(token.user_id)))
     }
 
+    #[tracing::instrument(name = "adapter.sql.one_time_tokens.peek", skip_all)]
+    async fn peek(
+        &self,
+        purpose: TokenPurpose,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError> {
+        Ok(one_time_tokens::Entity::find()
+            .filter(one_time_tokens::Column::TokenHash.eq(token_hash))
+            .filter(one_time_tokens::Column::Purpose.eq(purpose.as_str()))
+            .filter(one_time_tokens::Column::UsedAt.is_null())
+            .filter(one_time_tokens::Column::ExpiresAt.gt(now))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(|token| UserId::from_uuid(token.user_id)))
+    }
+
     #[tracing::instrument(name = "adapter.sql.one_time_tokens.invalidate", skip_all)]
     async fn invalidate(&self, user_id: UserId, purpose: TokenPurpose, now: DateTime<Utc>) -> Result<(), StoreError> {
         one_time_tokens::Entity::update_many()
