@@ -239,6 +239,11 @@ pub(crate) async fn mark_sessions_revoked(
     Ok(())
 }
 
+/// A client-sent address, or `Invalid` on `email`.
+fn parse_email(raw: &str) -> Result<Email, AuthError> {
+    Email::parse(raw).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })
+}
+
 /// The unit the per-address limit counts: an IPv4 address, or an IPv6 /64 (one subscriber's
 /// allocation, so rotating addresses inside it does not reset the count).
 fn address_bucket(ip: &str) -> String {
@@ -317,8 +322,7 @@ impl AuthService {
     /// `Invalid` (email, display_name), `WeakPassword`, `EmailTaken`, `Dependency`.
     #[tracing::instrument(name = "application.auth.register", skip_all)]
     pub async fn register(&self, email: &str, password: &str, display_name: Option<&str>) -> Result<User, AuthError> {
-        let email =
-            Email::parse(email).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })?;
+        let email = parse_email(email)?;
         let display_name = display_name
             .map(DisplayName::parse)
             .transpose()
@@ -355,8 +359,7 @@ impl AuthService {
     /// `Invalid`, `WeakPassword`, `EmailTaken` (an existing account is never silently
     /// re-passworded), `Dependency`.
     pub async fn create_admin(&self, email: &str, password: &str) -> Result<User, AuthError> {
-        let email =
-            Email::parse(email).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })?;
+        let email = parse_email(email)?;
         self.settings.password_policy.check(password, &[email.as_str()]).map_err(AuthError::WeakPassword)?;
         let now = self.now();
         let new_user = NewUser {
@@ -401,8 +404,7 @@ impl AuthService {
     /// # Errors
     /// `Invalid` (email syntax only), `Dependency`.
     pub async fn resend_verification(&self, email: &str) -> Result<(), AuthError> {
-        let email =
-            Email::parse(email).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })?;
+        let email = parse_email(email)?;
         if let Some(user) = self.ports.users.by_email(&email).await?
             && user.email_verified_at.is_none()
             && user.disabled_at.is_none()
@@ -657,8 +659,7 @@ impl AuthService {
     /// # Errors
     /// `Invalid` (email syntax only), `Dependency`.
     pub async fn request_password_reset(&self, email: &str) -> Result<(), AuthError> {
-        let email =
-            Email::parse(email).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })?;
+        let email = parse_email(email)?;
         if let Some(user) = self.ports.users.by_email(&email).await?
             && user.disabled_at.is_none()
         {
