@@ -12,6 +12,7 @@ mod m20261122_000004_orgs;
 mod m20261122_000005_invitations;
 mod m20261122_000006_roles;
 mod m20261122_000007_teams;
+mod m20261122_000008_api_keys;
 
 /// Lists every migration in order; `tenantry migrate` and `tenantry serve` apply the pending ones.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_invitations::Migration),
             Box::new(m20261122_000006_roles::Migration),
             Box::new(m20261122_000007_teams::Migration),
+            Box::new(m20261122_000008_api_keys::Migration),
         ]
     }
 }

@@ -357,11 +357,19 @@ impl Application {
             account: services.account(),
             tenancy: services.tenancy(),
             invitations: services.invitations(),
+            api_keys: tenantry_application::ApiKeyService::new(tenantry_application::ApiKeyPorts {
+                keys: Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(services.database.clone())),
+                secrets: Arc::new(RandomSecrets),
+                cache: services.cache.clone(),
+                clock: services.clock.clone(),
+                ids: services.ids.clone(),
+            }),
             admin: tenantry_application::AdminService::new(
                 tenantry_application::AdminPorts {
                     users: services.users(),
                     orgs: Arc::new(SqlOrgRepository::new(services.database.clone())),
                     sessions: Arc::new(SqlSessionRepository::new(services.database.clone())),
+                    api_keys: Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(services.database.clone())),
                     cache: services.cache.clone(),
                     clock: services.clock.clone(),
                 },

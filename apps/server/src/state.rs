@@ -25,6 +25,8 @@ pub struct AppState {
     pub invitations: InvitationService,
     /// Platform administration.
     pub admin: tenantry_application::AdminService,
+    /// API keys.
+    pub api_keys: tenantry_application::ApiKeyService,
     /// Teams.
     pub teams: tenantry_application::TeamService,
     /// Two-factor sign-in.

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use tenantry_domain::identity::{TokenLifetimes, User};
 use tenantry_domain::{OrgId, UserId};
-use tenantry_ports::{Cache, Clock, Org, OrgRepository, SessionRepository, StoreError, UserRepository};
+use tenantry_ports::{
+    ApiKeyRepository, Cache, Clock, Org, OrgRepository, SessionRepository, StoreError, UserRepository,
+};
 
 use crate::auth::{AuthError, Principal, mark_sessions_revoked};
 
@@ -17,6 +19,8 @@ pub struct AdminPorts {
     pub orgs: Arc<dyn OrgRepository>,
     /// Sessions (revoked when an account is disabled).
     pub sessions: Arc<dyn SessionRepository>,
+    /// API keys (a disabled user's keys are revoked).
+    pub api_keys: Arc<dyn ApiKeyRepository>,
     /// Revocation markers.
     pub cache: Arc<dyn Cache>,
     /// Time.
@@ -83,7 +87,8 @@ impl AdminService {
         }
         let revoked = self.ports.sessions.revoke_all(user_id, None, now).await?;
         mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &revoked).await?;
-        tracing::info!(target: "audit", action = "user.disabled", user_id = %user_id, by = %admin.id, sessions_revoked = revoked.len());
+        let keys = self.ports.api_keys.revoke_created_by(user_id, now).await?;
+        tracing::info!(target: "audit", action = "user.disabled", user_id = %user_id, by = %admin.id, sessions_revoked = revoked.len(), api_keys_revoked = keys);
         Ok(())
     }
 

@@ -78,7 +78,7 @@ impl InvitationService {
             org_id: access.org_id,
             email: email.clone(),
             role: role.name().to_owned(),
-            invited_by: access.principal.user_id,
+            invited_by: access.actor.user_id(),
             created_at: now,
             expires_at: now + chrono::Duration::from_std(INVITATION_LIFETIME).unwrap_or(chrono::Duration::MAX),
             accepted_at: None,

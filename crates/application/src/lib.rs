@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 mod emails;
 mod health;
@@ -16,6 +17,7 @@ pub mod two_factor;
 
 pub use account::{AccountPorts, AccountService, DeletionGuard, PersonalData};
 pub use admin::{AdminPorts, AdminService};
+pub use api_keys::{ApiKeyPorts, ApiKeyService, IssuedApiKey, looks_like_api_key};
 pub use auth::{
     AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, PasswordConfirmer, Principal, ProfileChange,
     SecondFactor, SessionView, TokenPair,
@@ -23,5 +25,5 @@ pub use auth::{
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
 pub use teams::TeamService;
-pub use tenancy::{LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};
+pub use tenancy::{Actor, LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};
 pub use two_factor::{TwoFactorPorts, TwoFactorService};

@@ -40,6 +40,9 @@ pub enum TenancyError {
     /// The organization would be left without an owner.
     #[error("last owner")]
     LastOwner,
+    /// An API key that is malformed, unknown, revoked or expired.
+    #[error("invalid API key")]
+    InvalidApiKey,
     /// A custom role of that name exists.
     #[error("role name taken")]
     RoleNameTaken,
@@ -77,10 +80,39 @@ impl From<StoreError> for TenancyError {
 pub struct OrgAccess {
     /// The organization.
     pub org_id: OrgId,
-    /// The caller.
-    pub principal: Principal,
-    /// The caller's role there.
+    /// Who is acting.
+    pub actor: Actor,
+    /// The caller's role there (for an API key: its own permissions).
     pub role: Role,
+}
+
+/// Who performs an org-scoped request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A signed-in user.
+    User(Principal),
+    /// An API key of the organization.
+    ApiKey {
+        /// The key.
+        key_id: uuid::Uuid,
+        /// Its creator (recorded as the inviter of invitations it sends).
+        created_by: UserId,
+    },
+}
+
+impl Actor {
+    /// The user acting, or on whose behalf a key acts.
+    pub fn user_id(&self) -> UserId {
+        match self {
+            Self::User(principal) => principal.user_id,
+            Self::ApiKey { created_by, .. } => *created_by,
+        }
+    }
+
+    /// Whether `user_id` is the signed-in caller (a key is never "themself").
+    pub fn is_user(&self, user_id: UserId) -> bool {
+        matches!(self, Self::User(principal) if principal.user_id == user_id)
+    }
 }
 
 impl OrgAccess {
@@ -145,7 +177,7 @@ impl TenancyService {
     pub async fn access(&self, principal: Principal, org_id: OrgId) -> Result<OrgAccess, TenancyError> {
         let role = self.orgs.role_of(org_id, principal.user_id).await?.ok_or(TenancyError::NotFound)?;
         let role = self.stored_role(org_id, &role).await?;
-        Ok(OrgAccess { org_id, principal, role })
+        Ok(OrgAccess { org_id, actor: Actor::User(principal), role })
     }
 
     /// Creates an organization with the caller as its owner.
@@ -216,7 +248,7 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "org.updated", org_id = %access.org_id, user_id = %access.principal.user_id);
+        tracing::info!(target: "audit", action = "org.updated", org_id = %access.org_id, user_id = %access.actor.user_id());
         self.orgs.get(access.org_id).await?.ok_or(TenancyError::NotFound)
     }
 
@@ -231,7 +263,7 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "org.deleted", org_id = %access.org_id, user_id = %access.principal.user_id);
+        tracing::info!(target: "audit", action = "org.deleted", org_id = %access.org_id, user_id = %access.actor.user_id());
         Ok(())
     }
 
@@ -278,7 +310,7 @@ impl TenancyService {
     /// `Forbidden`, `NotFound`, `Refused`, `LastOwner`, `Dependency`.
     #[tracing::instrument(name = "application.tenancy.remove_member", skip_all, fields(org_id = %access.org_id))]
     pub async fn remove_member(&self, access: &OrgAccess, user_id: UserId) -> Result<(), TenancyError> {
-        let is_self = user_id == access.principal.user_id;
+        let is_self = access.actor.is_user(user_id);
         if !is_self {
             access.require(Permission::MembersManage)?;
         }
@@ -460,7 +492,11 @@ mod tests {
     }
 
     fn access(role: BuiltinRole) -> OrgAccess {
-        OrgAccess { org_id: OrgId::from_uuid(uuid::Uuid::now_v7()), principal: principal(), role: Role::Builtin(role) }
+        OrgAccess {
+            org_id: OrgId::from_uuid(uuid::Uuid::now_v7()),
+            actor: Actor::User(principal()),
+            role: Role::Builtin(role),
+        }
     }
 
     #[tokio::test]

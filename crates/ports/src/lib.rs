@@ -31,7 +31,8 @@ pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use tasks::{BackgroundTasks, Task};
 pub use tenancy::{
-    CustomRole, Invitation, InvitationRepository, Member, Org, OrgRepository, RoleRepository, Team, TeamRepository,
+    ApiKey, ApiKeyRepository, CustomRole, Invitation, InvitationRepository, Member, Org, OrgRepository, RoleRepository,
+    Team, TeamRepository,
 };
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
 
@@ -52,6 +53,8 @@ pub use mail::MockMailer;
 #[cfg(feature = "mock")]
 pub use tasks::MockBackgroundTasks;
 #[cfg(feature = "mock")]
-pub use tenancy::{MockInvitationRepository, MockOrgRepository, MockRoleRepository, MockTeamRepository};
+pub use tenancy::{
+    MockApiKeyRepository, MockInvitationRepository, MockOrgRepository, MockRoleRepository, MockTeamRepository,
+};
 #[cfg(feature = "mock")]
 pub use two_factor::{MockSecretCipher, MockTotpAlgorithm, MockTwoFactorRepository};

@@ -342,3 +342,89 @@ pub trait TeamRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn remove_member(&self, org_id: OrgId, id: uuid::Uuid, user_id: UserId) -> Result<bool, StoreError>;
 }
+
+/// An org-scoped machine credential (never its secret: only a hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// The organization it acts in, and only there.
+    pub org_id: OrgId,
+    /// Label.
+    pub name: String,
+    /// The public part of the key (`tk_<public_id>_…`), for lookup and display.
+    pub public_id: String,
+    /// What it may do (a subset of its creator's permissions at creation).
+    pub permissions: tenantry_domain::tenancy::PermissionSet,
+    /// Who created it.
+    pub created_by: UserId,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working (also the end of a rotation's grace period).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last authenticated use (written at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    /// Whether it authenticates at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// API keys.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait ApiKeyRepository: Send + Sync {
+    /// Stores a new key with the hash of its secret.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn create(&self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError>;
+
+    /// The organization's keys that are not revoked, newest first.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn list(&self, org_id: OrgId) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// One key of the organization.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<ApiKey>, StoreError>;
+
+    /// The key with `public_id` and its secret hash (the key itself is the capability, so this
+    /// is the one lookup without an org id).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn by_public_id(&self, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError>;
+
+    /// Revokes a key of the organization; `false` when there is none or it is revoked already.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn revoke(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Makes a key expire at `at` at the latest (a rotation's grace period).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn expire_by(&self, org_id: OrgId, id: uuid::Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Records use.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn touch(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Revokes every key a user created (when the account is disabled).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn revoke_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}

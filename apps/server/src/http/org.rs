@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use tenantry_application::{OrgAccess, TenancyError};
+use tenantry_application::{OrgAccess, TenancyError, looks_like_api_key};
 use tenantry_domain::OrgId;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission};
 
@@ -54,6 +54,7 @@ needs! {
     RolesManage => RolesManage,
     TeamsRead => TeamsRead,
     TeamsManage => TeamsManage,
+    ApiKeysManage => ApiKeysManage,
     MembersManage => MembersManage,
 }
 
@@ -74,18 +75,42 @@ impl<P: Need> FromRequest for InOrg<P> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let state = req.app_data::<Data<AppState>>().cloned();
         let org_id = req.match_info().get("org_id").and_then(|raw| raw.parse::<OrgId>().ok());
-        let caller = Authenticated::from_request(req, payload);
+        let api_key = api_key(req);
+        // Only a user credential goes through the JWT path; an API key never does.
+        let caller = api_key.is_none().then(|| Authenticated::from_request(req, payload));
         Box::pin(async move {
-            let caller = caller.await?;
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
-            let org_id = org_id.ok_or_else(ApiError::not_found)?;
-            let access = state.tenancy.access(caller.0, org_id).await.map_err(tenancy_error)?;
+            let access = match (api_key, caller) {
+                (Some(key), _) => {
+                    let org_id = org_id.ok_or_else(ApiError::not_found)?;
+                    state.api_keys.access(&key, org_id).await.map_err(tenancy_error)?
+                }
+                (None, Some(caller)) => {
+                    let caller = caller.await?;
+                    let org_id = org_id.ok_or_else(ApiError::not_found)?;
+                    state.tenancy.access(caller.0, org_id).await.map_err(tenancy_error)?
+                }
+                (None, None) => return Err(ApiError::internal(anyhow::anyhow!("no credential path"))),
+            };
             if let Some(permission) = P::PERMISSION {
                 access.require(permission).map_err(tenancy_error)?;
             }
             Ok(Self { access, _need: PhantomData })
         })
     }
+}
+
+/// An API key from `x-api-key` or `Authorization: Bearer tk_…`.
+fn api_key(req: &HttpRequest) -> Option<String> {
+    if let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim().to_owned());
+    }
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && looks_like_api_key(token.trim()))
+        .map(|(_, token)| token.trim().to_owned())
 }
 
 /// The HTTP answer for each tenancy failure.
@@ -95,6 +120,7 @@ pub fn tenancy_error(err: TenancyError) -> ApiError {
             ApiError::validation(vec![FieldError { field: field.to_owned(), message }])
         }
         TenancyError::NotFound => ApiError::not_found(),
+        TenancyError::InvalidApiKey => super::auth::unauthorized("The API key is invalid, revoked or expired."),
         TenancyError::Forbidden(permission) => {
             ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("This needs the `{permission}` permission."))
                 .with_extra("required_permission", permission.as_str())

@@ -1,6 +1,7 @@
 //! One module per resource; each registers its routes through [`configure`].
 
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 pub mod docs;
 pub mod health;
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(admin::configure)
         // The longer prefix first: the orgs scope would otherwise swallow `/orgs/{id}/teams`.
         .configure(teams::configure)
+        .configure(api_keys::configure)
         .configure(orgs::configure)
         .configure(metrics::configure)
         .configure(docs::configure)

@@ -1,6 +1,7 @@
 //! SQL adapters on sea-orm: the same repository code on PostgreSQL (production) and SQLite (the
 //! embedded default). Driver errors (`DbErr`) are mapped to port errors at this seam.
 
+mod api_keys;
 #[cfg(test)]
 mod contract_tests;
 mod database;
@@ -13,6 +14,7 @@ mod teams;
 mod tenancy;
 mod two_factor;
 
+pub use api_keys::SqlApiKeyRepository;
 pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
 pub use identity::{SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository};
 pub use invitations::SqlInvitationRepository;

@@ -1,6 +1,7 @@
 //! sea-orm entities: table shapes only, no rules. Mapping to domain types lives in the
 //! repositories.
 
+pub mod api_keys;
 pub mod backup_codes;
 pub mod invitations;
 pub mod memberships;

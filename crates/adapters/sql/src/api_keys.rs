@@ -1,0 +1,157 @@
+//! [`ApiKeyRepository`] on sea-orm.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
+use tenantry_domain::tenancy::PermissionSet;
+use tenantry_domain::{OrgId, UserId};
+use tenantry_ports::{ApiKey, ApiKeyRepository, StoreError};
+
+use crate::SqlDatabase;
+use crate::entities::api_keys;
+use crate::identity::store_error;
+
+/// [`ApiKeyRepository`] on SQL.
+#[derive(Clone)]
+pub struct SqlApiKeyRepository {
+    db: SqlDatabase,
+}
+
+impl SqlApiKeyRepository {
+    /// Over `db`.
+    pub fn new(db: SqlDatabase) -> Self {
+        Self { db }
+    }
+}
+
+fn key_from(model: api_keys::Model) -> Result<(ApiKey, String), StoreError> {
+    let names: Vec<&str> = model.permissions.split(',').filter(|n| !n.is_empty()).collect();
+    let permissions = PermissionSet::parse(&names)
+        .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("stored API key permissions are invalid")))?;
+    Ok((
+        ApiKey {
+            id: model.id,
+            org_id: OrgId::from_uuid(model.org_id),
+            name: model.name,
+            public_id: model.public_id,
+            permissions,
+            created_by: UserId::from_uuid(model.created_by),
+            created_at: model.created_at,
+            expires_at: model.expires_at,
+            last_used_at: model.last_used_at,
+            revoked_at: model.revoked_at,
+        },
+        model.secret_hash,
+    ))
+}
+
+#[async_trait::async_trait]
+impl ApiKeyRepository for SqlApiKeyRepository {
+    #[tracing::instrument(name = "adapter.sql.api_keys.create", skip_all, fields(org_id = %key.org_id))]
+    async fn create(&self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
+        api_keys::Entity::insert(api_keys::ActiveModel {
+            id: Set(key.id),
+            org_id: Set(key.org_id.as_uuid()),
+            name: Set(key.name.clone()),
+            public_id: Set(key.public_id.clone()),
+            secret_hash: Set(secret_hash.to_owned()),
+            permissions: Set(key.permissions.names().join(",")),
+            created_by: Set(key.created_by.as_uuid()),
+            created_at: Set(key.created_at),
+            expires_at: Set(key.expires_at),
+            last_used_at: Set(None),
+            revoked_at: Set(None),
+        })
+        .exec_without_returning(self.db.connection())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.api_keys.list", skip_all, fields(org_id = %org_id))]
+    async fn list(&self, org_id: OrgId) -> Result<Vec<ApiKey>, StoreError> {
+        api_keys::Entity::find()
+            .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .order_by_desc(api_keys::Column::CreatedAt)
+            .order_by_desc(api_keys::Column::Id)
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|model| key_from(model).map(|(key, _)| key))
+            .collect()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.api_keys.get", skip_all, fields(org_id = %org_id))]
+    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<ApiKey>, StoreError> {
+        api_keys::Entity::find()
+            .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(api_keys::Column::Id.eq(id))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(|model| key_from(model).map(|(key, _)| key))
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.api_keys.by_public_id", skip_all)]
+    async fn by_public_id(&self, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
+        api_keys::Entity::find()
+            .filter(api_keys::Column::PublicId.eq(public_id))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(key_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "adapter.sql.api_keys.revoke", skip_all, fields(org_id = %org_id))]
+    async fn revoke(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
+            .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(api_keys::Column::Id.eq(id))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.api_keys.expire_by", skip_all, fields(org_id = %org_id))]
+    async fn expire_by(&self, org_id: OrgId, id: uuid::Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::ExpiresAt, Expr::value(at))
+            .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(api_keys::Column::Id.eq(id))
+            .filter(Condition::any().add(api_keys::Column::ExpiresAt.is_null()).add(api_keys::Column::ExpiresAt.gt(at)))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.api_keys.touch", skip_all)]
+    async fn touch(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::LastUsedAt, Expr::value(now))
+            .filter(api_keys::Column::Id.eq(id))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "adapter.sql.api_keys.revoke_created_by", skip_all)]
+    async fn revoke_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let result = api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
+            .filter(api_keys::Column::CreatedBy.eq(user_id.as_uuid()))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected)
+    }
+}

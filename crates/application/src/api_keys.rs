@@ -1,0 +1,220 @@
+//! API keys: org-scoped machine credentials. `tk_<public id>_<secret>`; only a hash of the
+//! whole key is stored, the key is shown once. A key acts only inside its organization and only
+//! with its own permissions (a subset of its creator's, checked at creation).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tenantry_domain::tenancy::{MembershipChangeError, Permission, PermissionSet, Role, RoleName};
+use tenantry_ports::{ApiKey, ApiKeyRepository, Cache, Clock, IdGenerator, SecretGenerator};
+
+use crate::tenancy::{Actor, OrgAccess, TenancyError};
+
+/// Everything [`ApiKeyService`] needs.
+#[derive(Clone)]
+pub struct ApiKeyPorts {
+    /// Keys.
+    pub keys: Arc<dyn ApiKeyRepository>,
+    /// Secrets and digests.
+    pub secrets: Arc<dyn SecretGenerator>,
+    /// `last_used_at` throttling.
+    pub cache: Arc<dyn Cache>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Ids.
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+/// A key just created: the only time its secret exists outside the client.
+#[derive(Debug, Clone)]
+pub struct IssuedApiKey {
+    /// The stored key.
+    pub key: ApiKey,
+    /// The full key to give the client, once.
+    pub token: String,
+}
+
+/// Longest rotation grace period.
+pub const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often `last_used_at` is written at most.
+const USED_EVERY: Duration = Duration::from_secs(60);
+
+/// The API-key use cases.
+pub struct ApiKeyService {
+    ports: ApiKeyPorts,
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether `token` has the shape of an API key (so callers can route it here, not to JWTs).
+pub fn looks_like_api_key(token: &str) -> bool {
+    token.starts_with("tk_")
+}
+
+impl ApiKeyService {
+    /// Wires the service.
+    pub fn new(ports: ApiKeyPorts) -> Self {
+        Self { ports }
+    }
+
+    fn mint(&self) -> (String, String) {
+        let public_id: String = self.ports.secrets.digest(&self.ports.secrets.token(16)).chars().take(16).collect();
+        let token = format!("tk_{public_id}_{}", self.ports.secrets.token(32));
+        (public_id, token)
+    }
+
+    /// Creates a key (`api_keys:manage`) with permissions the caller holds.
+    ///
+    /// # Errors
+    /// `Forbidden`, `Invalid` (name, permissions, expires_at), `Refused(Escalation)`, `Dependency`.
+    #[tracing::instrument(name = "application.api_keys.create", skip_all, fields(org_id = %access.org_id))]
+    pub async fn create(
+        &self,
+        access: &OrgAccess,
+        name: &str,
+        permissions: &[String],
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<IssuedApiKey, TenancyError> {
+        access.require(Permission::ApiKeysManage)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(TenancyError::Invalid {
+                field: "name",
+                message: "must be 1 to 100 printable characters".to_owned(),
+            });
+        }
+        let permissions = PermissionSet::parse(permissions)
+            .map_err(|err| TenancyError::Invalid { field: "permissions", message: err.to_string() })?;
+        if !permissions.is_subset_of(access.permissions()) {
+            return Err(TenancyError::Refused(MembershipChangeError::Escalation));
+        }
+        let now = self.ports.clock.now();
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(TenancyError::Invalid { field: "expires_at", message: "must be in the future".to_owned() });
+        }
+        let (public_id, token) = self.mint();
+        let key = ApiKey {
+            id: self.ports.ids.new_id(),
+            org_id: access.org_id,
+            name: name.to_owned(),
+            public_id,
+            permissions,
+            created_by: access.actor.user_id(),
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        self.ports.keys.create(&key, &self.ports.secrets.digest(&token)).await?;
+        tracing::info!(target: "audit", action = "api_key.created", org_id = %access.org_id, api_key_id = %key.id);
+        Ok(IssuedApiKey { key, token })
+    }
+
+    /// The organization's keys (`api_keys:manage`), never their secrets.
+    ///
+    /// # Errors
+    /// `Forbidden`, `Dependency`.
+    pub async fn list(&self, access: &OrgAccess) -> Result<Vec<ApiKey>, TenancyError> {
+        access.require(Permission::ApiKeysManage)?;
+        Ok(self.ports.keys.list(access.org_id).await?)
+    }
+
+    /// Revokes a key (`api_keys:manage`); it stops working at once.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn revoke(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+        access.require(Permission::ApiKeysManage)?;
+        if !self.ports.keys.revoke(access.org_id, id, self.ports.clock.now()).await? {
+            return Err(TenancyError::NotFound);
+        }
+        tracing::info!(target: "audit", action = "api_key.revoked", org_id = %access.org_id, api_key_id = %id);
+        Ok(())
+    }
+
+    /// Issues a replacement with the same name, permissions and expiry; the old key keeps
+    /// working for `grace`, then stops.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Invalid` (grace), `Dependency`.
+    pub async fn rotate(
+        &self,
+        access: &OrgAccess,
+        id: uuid::Uuid,
+        grace: Duration,
+    ) -> Result<IssuedApiKey, TenancyError> {
+        access.require(Permission::ApiKeysManage)?;
+        if grace > MAX_GRACE {
+            return Err(TenancyError::Invalid {
+                field: "grace_seconds",
+                message: "must be at most 30 days".to_owned(),
+            });
+        }
+        let now = self.ports.clock.now();
+        let old = self
+            .ports
+            .keys
+            .get(access.org_id, id)
+            .await?
+            .filter(|key| key.is_active(now))
+            .ok_or(TenancyError::NotFound)?;
+        let (public_id, token) = self.mint();
+        let key = ApiKey {
+            id: self.ports.ids.new_id(),
+            public_id,
+            created_by: access.actor.user_id(),
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+            ..old.clone()
+        };
+        self.ports.keys.create(&key, &self.ports.secrets.digest(&token)).await?;
+        let until = now + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
+        self.ports.keys.expire_by(access.org_id, old.id, until).await?;
+        tracing::info!(target: "audit", action = "api_key.rotated", org_id = %access.org_id, api_key_id = %old.id, replacement = %key.id);
+        Ok(IssuedApiKey { key, token })
+    }
+
+    /// What a presented key may do in `org_id`: `NotFound` for another organization's key (as
+    /// for any org it cannot see), `InvalidApiKey` for anything unknown, revoked or expired.
+    ///
+    /// # Errors
+    /// `InvalidApiKey`, `NotFound`, `Dependency`.
+    pub async fn access(&self, token: &str, org_id: tenantry_domain::OrgId) -> Result<OrgAccess, TenancyError> {
+        let public_id = token
+            .strip_prefix("tk_")
+            .and_then(|rest| rest.split_once('_'))
+            .map(|(public, _)| public)
+            .filter(|public| public.len() == 16)
+            .ok_or(TenancyError::InvalidApiKey)?;
+        let (key, hash) = self.ports.keys.by_public_id(public_id).await?.ok_or(TenancyError::InvalidApiKey)?;
+        if !constant_time_eq(hash.as_bytes(), self.ports.secrets.digest(token).as_bytes()) {
+            return Err(TenancyError::InvalidApiKey);
+        }
+        let now = self.ports.clock.now();
+        if !key.is_active(now) {
+            return Err(TenancyError::InvalidApiKey);
+        }
+        if key.org_id != org_id {
+            return Err(TenancyError::NotFound);
+        }
+        if self
+            .ports
+            .cache
+            .set_if_absent(&format!("api-keys:used:{}", key.id), b"1", Some(USED_EVERY))
+            .await
+            .unwrap_or(false)
+            && let Err(err) = self.ports.keys.touch(key.id, now).await
+        {
+            tracing::warn!(error = %err, "recording API key use failed");
+        }
+        let role = Role::Custom {
+            name: RoleName::parse("api-key").map_err(|err| TenancyError::Dependency(anyhow::anyhow!("{err}")))?,
+            permissions: key.permissions,
+        };
+        Ok(OrgAccess { org_id, actor: Actor::ApiKey { key_id: key.id, created_by: key.created_by }, role })
+    }
+}

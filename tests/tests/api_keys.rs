@@ -1,0 +1,235 @@
+//! Org-scoped API keys over real HTTP, including the API-key half of the cross-tenant matrix.
+
+use serde_json::{Value, json};
+use tenantry_tests::{TestApp, assert_problem, spawn_app, spawn_app_with_manual_clock};
+
+async fn user(app: &TestApp) -> (String, String) {
+    let (_, access, _) = app.signed_in_user().await;
+    let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
+    (me["id"].as_str().expect("id").to_owned(), access)
+}
+
+async fn create_key(app: &TestApp, org: &str, access: &str, permissions: Value) -> Value {
+    let response = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/api-keys"),
+            &json!({"name": "ci", "permissions": permissions}),
+            Some(access),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    response.json().await.expect("json")
+}
+
+async fn with_key(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>) -> reqwest::Response {
+    let mut request = app.client.request(method.parse().expect("method"), app.url(path)).header("x-api-key", key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("sent")
+}
+
+#[tokio::test]
+async fn a_key_acts_only_in_its_org_and_only_with_its_permissions() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let other_org = app.create_org(&owner).await;
+    let created = create_key(&app, &org, &owner, json!(["org:read", "members:read"])).await;
+    let key = created["key"].as_str().expect("key").to_owned();
+    assert!(key.starts_with("tk_") && key.len() > 60, "{key}");
+    assert!(key.starts_with(created["prefix"].as_str().expect("prefix")));
+
+    let listed: Value = app.get_auth(&format!("/api/v1/orgs/{org}/api-keys"), &owner).await.json().await.expect("json");
+    assert_eq!(listed["items"][0]["id"], created["id"]);
+    assert!(!listed.to_string().contains(&key[20..]), "the secret is never listed");
+
+    assert_eq!(with_key(&app, "GET", &format!("/api/v1/orgs/{org}"), &key, None).await.status(), 200);
+    assert_eq!(app.get_auth(&format!("/api/v1/orgs/{org}/members"), &key).await.status(), 200, "bearer works too");
+    let rename = with_key(&app, "PATCH", &format!("/api/v1/orgs/{org}"), &key, Some(json!({"name": "x"}))).await;
+    let body = assert_problem(rename, 403, "forbidden").await;
+    assert_eq!(body["required_permission"], "org:update");
+    let me: Value =
+        with_key(&app, "GET", &format!("/api/v1/orgs/{org}/me"), &key, None).await.json().await.expect("json");
+    assert_eq!(me["permissions"], json!(["org:read", "members:read"]));
+    assert_problem(with_key(&app, "GET", &format!("/api/v1/orgs/{other_org}"), &key, None).await, 404, "not_found")
+        .await;
+    assert_problem(app.get_auth("/api/v1/users/me", &key).await, 401, "unauthorized").await;
+    assert_problem(
+        app.post_json("/api/v1/orgs", &json!({"name": "n", "slug": "via-key"}), Some(&key)).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let mut forged = key.clone();
+    forged.pop();
+    forged.push(if key.ends_with('A') { 'B' } else { 'A' });
+    assert_problem(with_key(&app, "GET", &format!("/api/v1/orgs/{org}"), &forged, None).await, 401, "unauthorized")
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn keys_never_exceed_their_creators_permissions() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let path = format!("/api/v1/orgs/{org}/api-keys");
+    let admin_key = create_key(&app, &org, &owner, json!(["api_keys:manage", "org:read"])).await["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let escalate =
+        with_key(&app, "POST", &path, &admin_key, Some(json!({"name": "x", "permissions": ["org:delete"]}))).await;
+    assert_problem(escalate, 403, "forbidden").await;
+    let ok = with_key(&app, "POST", &path, &admin_key, Some(json!({"name": "y", "permissions": ["org:read"]}))).await;
+    assert_eq!(ok.status(), 201, "a key may mint narrower keys");
+    let unknown = app.post_json(&path, &json!({"name": "z", "permissions": ["org:fly"]}), Some(&owner)).await;
+    assert_problem(unknown, 422, "validation_failed").await;
+    let past = app
+        .post_json(&path, &json!({"name": "z", "permissions": [], "expires_at": "2000-01-01T00:00:00Z"}), Some(&owner))
+        .await;
+    assert_problem(past, 422, "validation_failed").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoked_rotated_and_expired_keys_stop_working() {
+    let (app, clock) = spawn_app_with_manual_clock(&[]).await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let read = format!("/api/v1/orgs/{org}");
+
+    let revoked = create_key(&app, &org, &owner, json!(["org:read"])).await;
+    let revoked_key = revoked["key"].as_str().expect("key").to_owned();
+    let delete = app
+        .client
+        .delete(app.url(&format!("/api/v1/orgs/{org}/api-keys/{}", revoked["id"].as_str().expect("id"))))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(delete.status(), 204);
+    assert_problem(with_key(&app, "GET", &read, &revoked_key, None).await, 401, "unauthorized").await;
+
+    let old = create_key(&app, &org, &owner, json!(["org:read"])).await;
+    let old_key = old["key"].as_str().expect("key").to_owned();
+    let rotate_path = format!("/api/v1/orgs/{org}/api-keys/{}/rotate", old["id"].as_str().expect("id"));
+    let rotated = app.post_json(&rotate_path, &json!({"grace_seconds": 600}), Some(&owner)).await;
+    assert_eq!(rotated.status(), 201);
+    let new_key = rotated.json::<Value>().await.expect("json")["key"].as_str().expect("key").to_owned();
+    assert_ne!(new_key, old_key);
+    assert_eq!(with_key(&app, "GET", &read, &old_key, None).await.status(), 200, "the old key works during the grace");
+    assert_eq!(with_key(&app, "GET", &read, &new_key, None).await.status(), 200);
+    clock.advance(chrono::Duration::seconds(601));
+    assert_problem(with_key(&app, "GET", &read, &old_key, None).await, 401, "unauthorized").await;
+    assert_eq!(with_key(&app, "GET", &read, &new_key, None).await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_past_its_expiry_is_refused() {
+    let (app, clock) = spawn_app_with_manual_clock(&[]).await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let created = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/api-keys"),
+            &json!({"name": "temp", "permissions": ["org:read"], "expires_at": expires}),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let key = created.json::<Value>().await.expect("json")["key"].as_str().expect("key").to_owned();
+    assert_eq!(with_key(&app, "GET", &format!("/api/v1/orgs/{org}"), &key, None).await.status(), 200);
+    clock.advance(chrono::Duration::hours(2));
+    assert_problem(with_key(&app, "GET", &format!("/api/v1/orgs/{org}"), &key, None).await, 401, "unauthorized").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn disabling_a_user_revokes_the_keys_they_created() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (owner_id, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let key = create_key(&app, &org, &owner, json!(["org:read"])).await["key"].as_str().expect("key").to_owned();
+    assert_eq!(
+        app.post_json(&format!("/api/v1/admin/users/{owner_id}/disable"), &json!({}), Some(&admin)).await.status(),
+        204
+    );
+    assert_problem(with_key(&app, "GET", &format!("/api/v1/orgs/{org}"), &key, None).await, 401, "unauthorized").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_orgs_api_key_gets_404_from_every_org_route() {
+    let app = spawn_app().await;
+    let (owner_id, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (_, outsider) = user(&app).await;
+    let outsider_org = app.create_org(&outsider).await;
+    let all = json!([
+        "org:read",
+        "org:update",
+        "org:delete",
+        "members:read",
+        "members:invite",
+        "members:manage",
+        "teams:read",
+        "teams:manage",
+        "roles:read",
+        "roles:manage",
+        "api_keys:manage",
+        "webhooks:manage",
+        "files:read",
+        "files:write",
+        "audit:read",
+        "usage:read"
+    ]);
+    let key = create_key(&app, &outsider_org, &outsider, all).await["key"].as_str().expect("key").to_owned();
+    let team: Value = app
+        .post_json(&format!("/api/v1/orgs/{org}/teams"), &json!({"name": "T"}), Some(&owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let team_id = team["id"].as_str().expect("id");
+    let own_key = create_key(&app, &org, &owner, json!(["org:read"])).await;
+    let key_id = own_key["id"].as_str().expect("id");
+    let some = uuid::Uuid::now_v7();
+    let routes: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/api/v1/orgs/{org}"), None),
+        ("PATCH", format!("/api/v1/orgs/{org}"), Some(json!({"name": "pwned"}))),
+        ("DELETE", format!("/api/v1/orgs/{org}"), None),
+        ("GET", format!("/api/v1/orgs/{org}/me"), None),
+        ("GET", format!("/api/v1/orgs/{org}/members"), None),
+        ("PATCH", format!("/api/v1/orgs/{org}/members/{owner_id}"), Some(json!({"role": "viewer"}))),
+        ("DELETE", format!("/api/v1/orgs/{org}/members/{owner_id}"), None),
+        ("GET", format!("/api/v1/orgs/{org}/invitations"), None),
+        ("POST", format!("/api/v1/orgs/{org}/invitations"), Some(json!({"email": "x@example.com", "role": "viewer"}))),
+        ("DELETE", format!("/api/v1/orgs/{org}/invitations/{some}"), None),
+        ("GET", format!("/api/v1/orgs/{org}/roles"), None),
+        ("POST", format!("/api/v1/orgs/{org}/roles"), Some(json!({"name": "r", "permissions": []}))),
+        ("PATCH", format!("/api/v1/orgs/{org}/roles/{some}"), Some(json!({"name": "r"}))),
+        ("DELETE", format!("/api/v1/orgs/{org}/roles/{some}"), None),
+        ("GET", format!("/api/v1/orgs/{org}/teams"), None),
+        ("POST", format!("/api/v1/orgs/{org}/teams"), Some(json!({"name": "B"}))),
+        ("GET", format!("/api/v1/orgs/{org}/teams/{team_id}"), None),
+        ("PATCH", format!("/api/v1/orgs/{org}/teams/{team_id}"), Some(json!({"name": "C"}))),
+        ("DELETE", format!("/api/v1/orgs/{org}/teams/{team_id}"), None),
+        ("PUT", format!("/api/v1/orgs/{org}/teams/{team_id}/members/{owner_id}"), None),
+        ("DELETE", format!("/api/v1/orgs/{org}/teams/{team_id}/members/{owner_id}"), None),
+        ("GET", format!("/api/v1/orgs/{org}/api-keys"), None),
+        ("POST", format!("/api/v1/orgs/{org}/api-keys"), Some(json!({"name": "k", "permissions": []}))),
+        ("DELETE", format!("/api/v1/orgs/{org}/api-keys/{key_id}"), None),
+        ("POST", format!("/api/v1/orgs/{org}/api-keys/{key_id}/rotate"), Some(json!({}))),
+    ];
+    for (method, path, body) in routes {
+        assert_problem(with_key(&app, method, &path, &key, body).await, 404, "not_found").await;
+    }
+    let org_now: Value = app.get_auth(&format!("/api/v1/orgs/{org}"), &owner).await.json().await.expect("json");
+    assert_eq!(org_now["name"], "Test Org");
+    app.stop().await;
+}
