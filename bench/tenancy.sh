@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Org-scoped reads as a ratio to GET /health/live in the same run (goal ≥ 0.5):
-#   GET /api/v1/orgs/{id}/members with a JWT (the API-key variant arrives with API keys).
+#   GET /api/v1/orgs/{id}/members with a JWT, and the same with an API key.
 # Loopback only, bounded in time. Set TENANTRY_BENCH_DATABASE_URL / TENANTRY_BENCH_REDIS_URL to
 # run on PostgreSQL + Redis instead of the embedded default.
 set -euo pipefail
@@ -40,16 +40,22 @@ parse() {
   echo "$(awk '/Requests\/sec/ { print $2 }' <<<"$out") $(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")") $(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
 }
 printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$token" >"$work/jwt.lua"
+api_key=$(curl -fs -H 'content-type: application/json' -H "authorization: Bearer $token" \
+  -d '{"name":"bench","permissions":["members:read"]}' "$base/api/v1/orgs/$org/api-keys" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+printf 'wrk.headers["x-api-key"] = "%s"\n' "$api_key" >"$work/key.lua"
 
 echo "warm-up…"
 wrk -t1 -c8 -d2s "$base/health/live" >/dev/null
 wrk -t1 -c8 -d2s -s "$work/jwt.lua" "$base/api/v1/orgs/$org/members" >/dev/null
 read -r live_rps live_p50 live_p99 < <(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$base/health/live" | parse)
 read -r jwt_rps jwt_p50 jwt_p99 < <(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/jwt.lua" "$base/api/v1/orgs/$org/members" | parse)
+read -r key_rps key_p50 key_p99 < <(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/key.lua" "$base/api/v1/orgs/$org/members" | parse)
 
 printf '\n%-44s %10s %9s %9s\n' "measurement" "req/s" "p50 ms" "p99 ms"
 printf '%-44s %10.0f %9s %9s\n' "GET /health/live (baseline)" "$live_rps" "$live_p50" "$live_p99"
 printf '%-44s %10.0f %9s %9s\n' "GET /api/v1/orgs/{id}/members (JWT)" "$jwt_rps" "$jwt_p50" "$jwt_p99"
+printf '%-44s %10.0f %9s %9s\n' "GET /api/v1/orgs/{id}/members (API key)" "$key_rps" "$key_p50" "$key_p99"
 printf '\nratio members(JWT) ÷ health/live: %.2f (goal ≥ 0.50); backend: %s\n' \
   "$(awk -v a="$jwt_rps" -v b="$live_rps" 'BEGIN { print a / b }')" "$([ -n "${TENANTRY_BENCH_DATABASE_URL:-}" ] && echo postgres+redis || echo sqlite+in-process)"
-echo "API-key variant: not measured (API keys are not built yet)"
+printf 'ratio members(API key) ÷ health/live: %.2f (goal ≥ 0.50)\n' "$(awk -v a="$key_rps" -v b="$live_rps" 'BEGIN { print a / b }')"
