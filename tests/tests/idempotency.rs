@@ -108,3 +108,39 @@ async fn failures_are_not_kept_so_a_retry_runs_again() {
     assert_eq!(second.json::<Value>().await.expect("json"), first);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn two_api_keys_never_share_an_idempotency_record() {
+    let app = spawn_app().await;
+    let (_, owner, _) = app.signed_in_user().await;
+    let org = app.create_org(&owner).await;
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let created = app
+            .post_json(
+                &format!("/api/v1/orgs/{org}/api-keys"),
+                &json!({"name": "k", "permissions": ["api_keys:manage"]}),
+                Some(&owner),
+            )
+            .await;
+        keys.push(created.json::<Value>().await.expect("json")["key"].as_str().expect("key").to_owned());
+    }
+    let body = json!({"name": "minted", "permissions": []});
+    let mut minted = Vec::new();
+    for key in &keys {
+        let response = app
+            .client
+            .post(app.url(&format!("/api/v1/orgs/{org}/api-keys")))
+            .header("x-api-key", key)
+            .header("idempotency-key", "same-key")
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 201);
+        assert!(response.headers().get("idempotent-replayed").is_none(), "another key's response must not be replayed");
+        minted.push(response.json::<Value>().await.expect("json")["key"].as_str().expect("key").to_owned());
+    }
+    assert_ne!(minted[0], minted[1]);
+    app.stop().await;
+}

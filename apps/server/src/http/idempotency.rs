@@ -71,7 +71,7 @@ impl IdempotencyStore {
         Self { cache, cipher, access, clock }
     }
 
-    /// Who is calling: the signed-in user, else the client address.
+    /// Who is calling: the API key, else the signed-in user, else the client address.
     fn caller(&self, req: &ServiceRequest) -> String {
         let bearer = req
             .headers()
@@ -80,6 +80,17 @@ impl IdempotencyStore {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim().to_owned());
+        let api_key = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+            .or_else(|| bearer.clone().filter(|token| token.starts_with("tk_")));
+        if let Some(key) = api_key {
+            // Keyed by a digest of the whole key: two keys never share records, and the key
+            // itself never becomes part of a cache key.
+            return format!("key:{}", hex::encode(Sha256::digest(key.as_bytes())));
+        }
         if let Some(token) = bearer
             && let Ok(claims) = self.access.verify(&token, self.clock.now())
         {
