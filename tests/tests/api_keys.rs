@@ -1,6 +1,7 @@
 //! Org-scoped API keys over real HTTP, including the API-key half of the cross-tenant matrix.
 
 use serde_json::{Value, json};
+use tenantry_ports::OrgRepository;
 use tenantry_tests::{TestApp, assert_problem, spawn_app, spawn_app_with_manual_clock};
 
 async fn user(app: &TestApp) -> (String, String) {
@@ -231,5 +232,59 @@ async fn another_orgs_api_key_gets_404_from_every_org_route() {
     }
     let org_now: Value = app.get_auth(&format!("/api/v1/orgs/{org}"), &owner).await.json().await.expect("json");
     assert_eq!(org_now["name"], "Test Org");
+    app.stop().await;
+}
+
+async fn seed_member(app: &TestApp, org_id: &str, user_id: &str, role: &str) {
+    tenantry_adapter_sql::SqlOrgRepository::new(app.database().clone())
+        .add_member(org_id.parse().expect("org id"), user_id.parse().expect("user id"), role, chrono::Utc::now())
+        .await
+        .expect("member added");
+}
+
+#[tokio::test]
+async fn rotating_a_key_never_grants_what_the_rotator_lacks() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (admin_id, admin) = user(&app).await;
+    seed_member(&app, &org, &admin_id, "admin").await;
+    let strong = create_key(&app, &org, &owner, json!(["org:read", "org:delete"])).await;
+    let rotate = format!("/api/v1/orgs/{org}/api-keys/{}/rotate", strong["id"].as_str().expect("id"));
+    assert_problem(app.post_json(&rotate, &json!({}), Some(&admin)).await, 403, "forbidden").await;
+    let weak = create_key(&app, &org, &owner, json!(["org:read"])).await;
+    let rotate = format!("/api/v1/orgs/{org}/api-keys/{}/rotate", weak["id"].as_str().expect("id"));
+    assert_eq!(app.post_json(&rotate, &json!({}), Some(&admin)).await.status(), 201);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_shrinks_with_its_creators_role_and_stops_when_they_leave() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (admin_id, admin) = user(&app).await;
+    seed_member(&app, &org, &admin_id, "admin").await;
+    let key = create_key(&app, &org, &admin, json!(["org:read", "org:update"])).await["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let rename = |name: &'static str| {
+        let (app, org, key) = (&app, org.clone(), key.clone());
+        async move { with_key(app, "PATCH", &format!("/api/v1/orgs/{org}"), &key, Some(json!({"name": name}))).await }
+    };
+    assert_eq!(rename("by key").await.status(), 200);
+
+    let member = format!("/api/v1/orgs/{org}/members/{admin_id}");
+    let demote = app.client.patch(app.url(&member)).bearer_auth(&owner).json(&json!({"role": "viewer"})).send().await;
+    assert_eq!(demote.expect("sent").status(), 200);
+    assert_problem(rename("after demotion").await, 403, "forbidden").await;
+    let me: Value =
+        with_key(&app, "GET", &format!("/api/v1/orgs/{org}/me"), &key, None).await.json().await.expect("json");
+    assert_eq!(me["permissions"], json!(["org:read"]));
+
+    let remove = app.client.delete(app.url(&member)).bearer_auth(&owner).send().await.expect("sent");
+    assert_eq!(remove.status(), 204);
+    assert_problem(with_key(&app, "GET", &format!("/api/v1/orgs/{org}"), &key, None).await, 401, "unauthorized").await;
     app.stop().await;
 }

@@ -363,6 +363,8 @@ impl Application {
                 cache: services.cache.clone(),
                 clock: services.clock.clone(),
                 ids: services.ids.clone(),
+                orgs: Arc::new(tenantry_adapter_sql::SqlOrgRepository::new(services.database.clone())),
+                roles: Arc::new(tenantry_adapter_sql::SqlRoleRepository::new(services.database.clone())),
             }),
             admin: tenantry_application::AdminService::new(
                 tenantry_application::AdminPorts {

@@ -1,15 +1,18 @@
 //! API keys: org-scoped machine credentials. `tk_<public id>_<secret>`; only a hash of the
 //! whole key is stored, the key is shown once. A key acts only inside its organization and only
-//! with its own permissions (a subset of its creator's, checked at creation).
+//! with its own permissions: a subset of its creator's at creation, and cut down to the creator's
+//! current role at every use, so a demoted or departed creator's keys shrink or stop.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tenantry_domain::tenancy::{MembershipChangeError, Permission, PermissionSet, Role, RoleName};
-use tenantry_ports::{ApiKey, ApiKeyRepository, Cache, Clock, IdGenerator, SecretGenerator};
+use tenantry_ports::{
+    ApiKey, ApiKeyRepository, Cache, Clock, IdGenerator, OrgRepository, RoleRepository, SecretGenerator,
+};
 
-use crate::tenancy::{Actor, OrgAccess, TenancyError};
+use crate::tenancy::{Actor, OrgAccess, TenancyError, resolve_role};
 
 /// Everything [`ApiKeyService`] needs.
 #[derive(Clone)]
@@ -24,6 +27,10 @@ pub struct ApiKeyPorts {
     pub clock: Arc<dyn Clock>,
     /// Ids.
     pub ids: Arc<dyn IdGenerator>,
+    /// Memberships: a key never outlives or outranks its creator's membership.
+    pub orgs: Arc<dyn OrgRepository>,
+    /// Custom roles, to resolve the creator's current permissions.
+    pub roles: Arc<dyn RoleRepository>,
 }
 
 /// A key just created: the only time its secret exists outside the client.
@@ -139,7 +146,8 @@ impl ApiKeyService {
     /// working for `grace`, then stops.
     ///
     /// # Errors
-    /// `Forbidden`, `NotFound`, `Invalid` (grace), `Dependency`.
+    /// `Forbidden`, `NotFound`, `Invalid` (grace), `Refused(Escalation)` for a key with
+    /// permissions the caller lacks, `Dependency`.
     pub async fn rotate(
         &self,
         access: &OrgAccess,
@@ -161,6 +169,10 @@ impl ApiKeyService {
             .await?
             .filter(|key| key.is_active(now))
             .ok_or(TenancyError::NotFound)?;
+        // The replacement is created by the rotating caller: it must not carry more than they hold.
+        if !old.permissions.is_subset_of(access.permissions()) {
+            return Err(TenancyError::Refused(MembershipChangeError::Escalation));
+        }
         let (public_id, token) = self.mint();
         let key = ApiKey {
             id: self.ports.ids.new_id(),
@@ -201,6 +213,13 @@ impl ApiKeyService {
         if key.org_id != org_id {
             return Err(TenancyError::NotFound);
         }
+        // A key acts for its creator: once they leave the organization it stops working, and
+        // it never does more than their current role allows.
+        let creator_role = self.ports.orgs.role_of(org_id, key.created_by).await?.ok_or(TenancyError::InvalidApiKey)?;
+        let creator_role = resolve_role(self.ports.roles.as_ref(), org_id, &creator_role)
+            .await
+            .map_err(|_| TenancyError::Dependency(anyhow::anyhow!("stored role `{creator_role}` is unknown")))?;
+        let permissions = key.permissions.intersection(creator_role.permissions());
         if self
             .ports
             .cache
@@ -213,7 +232,7 @@ impl ApiKeyService {
         }
         let role = Role::Custom {
             name: RoleName::parse("api-key").map_err(|err| TenancyError::Dependency(anyhow::anyhow!("{err}")))?,
-            permissions: key.permissions,
+            permissions,
         };
         Ok(OrgAccess { org_id, actor: Actor::ApiKey { key_id: key.id, created_by: key.created_by }, role })
     }

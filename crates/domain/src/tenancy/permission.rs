@@ -163,6 +163,12 @@ impl PermissionSet {
         self.0 & !other.0 == 0
     }
 
+    /// The permissions both sets hold: what a delegated credential may still do once its
+    /// grantor's own rights shrink.
+    pub fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
     /// The permissions of `self` that `other` lacks.
     pub fn minus(self, other: Self) -> Self {
         Self(self.0 & !other.0)
