@@ -684,3 +684,33 @@ async fn another_tenant_gets_404_from_the_team_and_role_routes() {
     assert_eq!(still["name"], "A");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn open_invitations_follow_a_role_rename_and_keep_the_role_from_deletion() {
+    let app = spawn_app().await;
+    let (_, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let roles = format!("/api/v1/orgs/{org}/roles");
+    let created = app.post_json(&roles, &json!({"name": "auditor", "permissions": ["org:read"]}), Some(&owner)).await;
+    assert_eq!(created.status(), 201);
+    let role_id = created.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let bob = address("bob");
+    let invited = app
+        .post_json(&format!("/api/v1/orgs/{org}/invitations"), &json!({"email": bob, "role": "auditor"}), Some(&owner))
+        .await;
+    assert_eq!(invited.status(), 201);
+
+    assert_problem(send(&app, "DELETE", &format!("{roles}/{role_id}"), &owner, None).await, 409, "conflict").await;
+    let renamed = send(&app, "PATCH", &format!("{roles}/{role_id}"), &owner, Some(json!({"name": "compliance"}))).await;
+    assert_eq!(renamed.status(), 200);
+    let pending: Value =
+        app.get_auth(&format!("/api/v1/orgs/{org}/invitations"), &owner).await.json().await.expect("json");
+    assert_eq!(pending["items"][0]["role"], "compliance");
+
+    let token = app.token_from_mail(&bob, "accept-invitation").await;
+    let bob_access = verified_user(&app, &bob).await;
+    let accepted = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&bob_access)).await;
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(accepted.json::<Value>().await.expect("json")["role"], "compliance");
+    app.stop().await;
+}

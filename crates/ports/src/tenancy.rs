@@ -250,7 +250,8 @@ pub trait RoleRepository: Send + Sync {
     /// [`StoreError::Conflict`] when the name is taken; `Unavailable`, `Unexpected`.
     async fn create(&self, role: &CustomRole) -> Result<(), StoreError>;
 
-    /// Replaces name and permissions; members holding the old name follow the rename.
+    /// Replaces name and permissions; members and open invitations holding the old name follow
+    /// the rename.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (name taken); `Unavailable`, `Unexpected`.
@@ -259,7 +260,7 @@ pub trait RoleRepository: Send + Sync {
     /// Deletes the role.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (members still hold it);
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (members or open invitations still hold it);
     /// `Unavailable`, `Unexpected`.
     async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError>;
 }

@@ -7,7 +7,7 @@ use tenantry_domain::tenancy::{PermissionSet, RoleName};
 use tenantry_ports::{CustomRole, RoleRepository, StoreError};
 
 use crate::SqlDatabase;
-use crate::entities::{memberships, roles};
+use crate::entities::{invitations, memberships, roles};
 use crate::identity::store_error;
 
 /// [`RoleRepository`] on SQL. Permissions are stored as their comma-separated wire names.
@@ -98,21 +98,30 @@ impl RoleRepository for SqlRoleRepository {
     #[tracing::instrument(name = "adapter.sql.roles.update", skip_all, fields(org_id = %role.org_id))]
     async fn update(&self, role: &CustomRole) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let old_name = || {
+            sea_orm::sea_query::Query::select()
+                .column(roles::Column::Name)
+                .from(roles::Entity)
+                .and_where(roles::Column::Id.eq(role.id))
+                .and_where(roles::Column::OrgId.eq(role.org_id.as_uuid()))
+                .to_owned()
+        };
+        // Pending invitations follow a rename too, or accepting one would name a missing role.
+        invitations::Entity::update_many()
+            .col_expr(invitations::Column::Role, Expr::value(role.name.as_str()))
+            .filter(invitations::Column::OrgId.eq(role.org_id.as_uuid()))
+            .filter(invitations::Column::AcceptedAt.is_null())
+            .filter(invitations::Column::RevokedAt.is_null())
+            .filter(invitations::Column::Role.in_subquery(old_name()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
         // Members follow a rename. Written first (the old name comes from a subquery), so the
         // transaction never reads before it writes (SQLite would refuse a stale snapshot).
         memberships::Entity::update_many()
             .col_expr(memberships::Column::Role, Expr::value(role.name.as_str()))
             .filter(memberships::Column::OrgId.eq(role.org_id.as_uuid()))
-            .filter(
-                memberships::Column::Role.in_subquery(
-                    sea_orm::sea_query::Query::select()
-                        .column(roles::Column::Name)
-                        .from(roles::Entity)
-                        .and_where(roles::Column::Id.eq(role.id))
-                        .and_where(roles::Column::OrgId.eq(role.org_id.as_uuid()))
-                        .to_owned(),
-                ),
-            )
+            .filter(memberships::Column::Role.in_subquery(old_name()))
             .exec(&txn)
             .await
             .map_err(store_error)?;
@@ -145,12 +154,22 @@ impl RoleRepository for SqlRoleRepository {
         };
         let holders = memberships::Entity::find()
             .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(memberships::Column::Role.eq(role.name))
+            .filter(memberships::Column::Role.eq(role.name.as_str()))
             .count(&txn)
             .await
             .map_err(store_error)?;
-        if holders > 0 {
-            // Rolled back on drop: the role stays while members hold it.
+        // An invitation still open (not accepted, revoked or expired) would grant it later.
+        let invited = invitations::Entity::find()
+            .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(invitations::Column::Role.eq(role.name.as_str()))
+            .filter(invitations::Column::AcceptedAt.is_null())
+            .filter(invitations::Column::RevokedAt.is_null())
+            .filter(invitations::Column::ExpiresAt.gt(chrono::Utc::now()))
+            .count(&txn)
+            .await
+            .map_err(store_error)?;
+        if holders > 0 || invited > 0 {
+            // Rolled back on drop: the role stays while members or open invitations hold it.
             return Err(StoreError::Conflict);
         }
         txn.commit().await.map_err(store_error)
