@@ -714,3 +714,45 @@ async fn open_invitations_follow_a_role_rename_and_keep_the_role_from_deletion()
     assert_eq!(accepted.json::<Value>().await.expect("json")["role"], "compliance");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_user_store_itself_refuses_to_delete_a_last_owner() {
+    use tenantry_ports::UserRepository;
+    let app = spawn_app().await;
+    let (owner_id, owner) = user(&app).await;
+    let org = app.create_org(&owner).await;
+    let (co_id, _) = user(&app).await;
+    let users = tenantry_adapter_sql::SqlUserRepository::new(app.database().clone());
+    let owner_id = owner_id.parse().expect("user id");
+    // Straight to the adapter, past the application's own check.
+    assert!(matches!(users.delete(owner_id).await, Err(tenantry_ports::StoreError::Conflict)));
+    assert!(users.by_id(owner_id).await.expect("read").is_some(), "nothing was deleted");
+    let members: Value = app.get_auth(&format!("/api/v1/orgs/{org}/members"), &owner).await.json().await.expect("json");
+    assert_eq!(members["items"].as_array().expect("items").len(), 1, "the membership survived the refusal");
+    seed_member(&app, &org, &co_id, "owner").await;
+    users.delete(owner_id).await.expect("a co-owned org lets the owner go");
+    let orgs = SqlOrgRepository::new(app.database().clone());
+    assert_eq!(orgs.count_owners(org.parse().expect("org id")).await.expect("count"), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_owner_deleting_their_account_while_the_other_owner_leaves_leaves_one_owner() {
+    let app = spawn_app().await;
+    let orgs = SqlOrgRepository::new(app.database().clone());
+    for _ in 0..5 {
+        let (_, a) = user(&app).await;
+        let org = app.create_org(&a).await;
+        let (b_id, b) = user(&app).await;
+        seed_member(&app, &org, &b_id, "owner").await;
+        let delete_a =
+            app.client.delete(app.url("/api/v1/users/me")).bearer_auth(&a).json(&json!({"password": PASSWORD})).send();
+        let member = format!("/api/v1/orgs/{org}/members/{b_id}");
+        let leave_b = send(&app, "DELETE", &member, &b, None);
+        let (deleted, left) = tokio::join!(delete_a, leave_b);
+        let statuses = (deleted.expect("sent").status().as_u16(), left.status().as_u16());
+        assert!(statuses == (204, 409) || statuses == (409, 204), "exactly one may go: {statuses:?}");
+        assert_eq!(orgs.count_owners(org.parse().expect("org id")).await.expect("count"), 1);
+    }
+    app.stop().await;
+}

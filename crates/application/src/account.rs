@@ -94,7 +94,12 @@ impl AccountService {
             guard.check(&user).await?;
         }
         let sessions: Vec<_> = self.ports.sessions.list_all(user.id).await?.into_iter().map(|s| s.id).collect();
-        self.ports.users.delete(user.id).await?;
+        match self.ports.users.delete(user.id).await {
+            Ok(()) => {}
+            // A concurrent change made the user a last owner after the guards ran.
+            Err(tenantry_ports::StoreError::Conflict) => return Err(AuthError::LastOwner),
+            Err(err) => return Err(err.into()),
+        }
         mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &sessions).await?;
         tracing::info!(target: "audit", action = "user.deleted", user_id = %user.id);
         Ok(())

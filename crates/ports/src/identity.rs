@@ -105,10 +105,11 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Deletes the account and, with it, every row that belongs to it (sessions, tokens,
-    /// two-factor state).
+    /// two-factor state). An adapter that also stores memberships refuses, atomically, while
+    /// the user is the last owner of an organization, whatever raced the caller's own check.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (last owner); `Unavailable`, `Unexpected`.
     async fn delete(&self, id: UserId) -> Result<(), StoreError>;
 }
 

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, SqlErr, Statement, TransactionTrait,
 };
 use tenantry_domain::identity::DisplayName;
 use tenantry_domain::identity::{Session, TokenPurpose, User, UserSettings};
@@ -211,8 +211,43 @@ impl UserRepository for SqlUserRepository {
         // Child rows go with the user (ON DELETE CASCADE); deleting them explicitly too keeps
         // SQLite correct even on a connection where foreign keys were not enabled.
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let backend = txn.get_database_backend();
+        if backend == DbBackend::Postgres {
+            // Serialises with role changes and removals in the orgs this user owns (they lock
+            // the same rows), so no race can leave an org without an owner.
+            txn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "SELECT id FROM orgs WHERE id IN \
+                 (SELECT org_id FROM memberships WHERE user_id = $1 AND role = 'owner') ORDER BY id FOR UPDATE",
+                [id.as_uuid().into()],
+            ))
+            .await
+            .map_err(store_error)?;
+        }
         // Writes only, no read first: a deferred SQLite transaction that reads before writing
-        // fails outright if another connection commits in between.
+        // fails outright if another connection commits in between. Memberships go first, each
+        // refusing in the same statement to remove an org's last owner; one left over means
+        // the user is still someone's last owner.
+        let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?" };
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "DELETE FROM memberships WHERE user_id = {placeholder} AND (role <> 'owner' OR \
+                 (SELECT COUNT(*) FROM memberships m WHERE m.org_id = memberships.org_id AND m.role = 'owner') > 1)"
+            ),
+            [id.as_uuid().into()],
+        ))
+        .await
+        .map_err(store_error)?;
+        let still_owner = crate::entities::memberships::Entity::find()
+            .filter(crate::entities::memberships::Column::UserId.eq(id.as_uuid()))
+            .count(&txn)
+            .await
+            .map_err(store_error)?;
+        if still_owner > 0 {
+            // Rolled back on drop.
+            return Err(StoreError::Conflict);
+        }
         refresh_tokens::Entity::delete_many()
             .filter(
                 refresh_tokens::Column::SessionId.in_subquery(
