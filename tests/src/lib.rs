@@ -231,6 +231,19 @@ impl TestApp {
         &self.database
     }
 
+    /// Adds `user_id` to `org_id` with `role` behind the API's back (invitations are the API's
+    /// way), so a test can set up a member in one line.
+    ///
+    /// # Panics
+    /// On a malformed id or a failed insert.
+    pub async fn add_member(&self, org_id: &str, user_id: &str, role: &str) {
+        use tenantry_ports::OrgRepository;
+        tenantry_adapter_sql::SqlOrgRepository::new(self.database.clone())
+            .add_member(org_id.parse().expect("org id"), user_id.parse().expect("user id"), role, chrono::Utc::now())
+            .await
+            .expect("member added");
+    }
+
     /// Creates an organization as `owner_access` and returns its id.
     ///
     /// # Panics

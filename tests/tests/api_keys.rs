@@ -1,7 +1,6 @@
 //! Org-scoped API keys over real HTTP, including the API-key half of the cross-tenant matrix.
 
 use serde_json::{Value, json};
-use tenantry_ports::OrgRepository;
 use tenantry_tests::{TestApp, assert_problem, spawn_app, spawn_app_with_manual_clock};
 
 async fn user(app: &TestApp) -> (String, String) {
@@ -235,20 +234,13 @@ async fn another_orgs_api_key_gets_404_from_every_org_route() {
     app.stop().await;
 }
 
-async fn seed_member(app: &TestApp, org_id: &str, user_id: &str, role: &str) {
-    tenantry_adapter_sql::SqlOrgRepository::new(app.database().clone())
-        .add_member(org_id.parse().expect("org id"), user_id.parse().expect("user id"), role, chrono::Utc::now())
-        .await
-        .expect("member added");
-}
-
 #[tokio::test]
 async fn rotating_a_key_never_grants_what_the_rotator_lacks() {
     let app = spawn_app().await;
     let (_, owner) = user(&app).await;
     let org = app.create_org(&owner).await;
     let (admin_id, admin) = user(&app).await;
-    seed_member(&app, &org, &admin_id, "admin").await;
+    app.add_member(&org, &admin_id, "admin").await;
     let strong = create_key(&app, &org, &owner, json!(["org:read", "org:delete"])).await;
     let rotate = format!("/api/v1/orgs/{org}/api-keys/{}/rotate", strong["id"].as_str().expect("id"));
     assert_problem(app.post_json(&rotate, &json!({}), Some(&admin)).await, 403, "forbidden").await;
@@ -264,7 +256,7 @@ async fn a_key_shrinks_with_its_creators_role_and_stops_when_they_leave() {
     let (_, owner) = user(&app).await;
     let org = app.create_org(&owner).await;
     let (admin_id, admin) = user(&app).await;
-    seed_member(&app, &org, &admin_id, "admin").await;
+    app.add_member(&org, &admin_id, "admin").await;
     let key = create_key(&app, &org, &admin, json!(["org:read", "org:update"])).await["key"]
         .as_str()
         .expect("key")

@@ -1,6 +1,5 @@
 //! Organizations, members and roles over real HTTP, with the cross-tenant matrix.
 
-use chrono::Utc;
 use serde_json::{Value, json};
 use tenantry_adapter_sql::SqlOrgRepository;
 use tenantry_ports::OrgRepository;
@@ -11,14 +10,6 @@ async fn user(app: &TestApp) -> (String, String) {
     let (_, access, _) = app.signed_in_user().await;
     let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
     (me["id"].as_str().expect("id").to_owned(), access)
-}
-
-/// Adds `user_id` to `org_id` behind the API's back (invitations are the API's way).
-async fn seed_member(app: &TestApp, org_id: &str, user_id: &str, role: &str) {
-    let orgs = SqlOrgRepository::new(app.database().clone());
-    orgs.add_member(org_id.parse().expect("org id"), user_id.parse().expect("user id"), role, Utc::now())
-        .await
-        .expect("member added");
 }
 
 async fn send(app: &TestApp, method: &str, path: &str, access: &str, body: Option<Value>) -> reqwest::Response {
@@ -114,7 +105,7 @@ async fn a_member_without_a_permission_gets_403_naming_it() {
     let (_, owner) = user(&app).await;
     let org = app.create_org(&owner).await;
     let (viewer_id, viewer) = user(&app).await;
-    seed_member(&app, &org, &viewer_id, "viewer").await;
+    app.add_member(&org, &viewer_id, "viewer").await;
     assert_eq!(app.get_auth(&format!("/api/v1/orgs/{org}"), &viewer).await.status(), 200);
     assert_eq!(app.get_auth(&format!("/api/v1/orgs/{org}/members"), &viewer).await.status(), 200);
     let rename = send(&app, "PATCH", &format!("/api/v1/orgs/{org}"), &viewer, Some(json!({"name": "mine now"}))).await;
@@ -135,8 +126,8 @@ async fn roles_change_under_the_rules_and_members_can_leave() {
     let org = app.create_org(&owner).await;
     let (admin_id, admin) = user(&app).await;
     let (member_id, member) = user(&app).await;
-    seed_member(&app, &org, &admin_id, "member").await;
-    seed_member(&app, &org, &member_id, "member").await;
+    app.add_member(&org, &admin_id, "member").await;
+    app.add_member(&org, &member_id, "member").await;
 
     let promote =
         send(&app, "PATCH", &format!("/api/v1/orgs/{org}/members/{admin_id}"), &owner, Some(json!({"role": "admin"})))
@@ -198,7 +189,7 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
         let (a_id, a) = user(&app).await;
         let org = app.create_org(&a).await;
         let (b_id, b) = user(&app).await;
-        seed_member(&app, &org, &b_id, "owner").await;
+        app.add_member(&org, &b_id, "owner").await;
         let a_path = format!("/api/v1/orgs/{org}/members/{b_id}");
         let b_path = format!("/api/v1/orgs/{org}/members/{a_id}");
         let (ra, rb) = tokio::join!(
@@ -230,7 +221,7 @@ async fn members_are_cursor_paginated() {
     let mut ids = Vec::new();
     for _ in 0..4 {
         let (id, _) = user(&app).await;
-        seed_member(&app, &org, &id, "viewer").await;
+        app.add_member(&org, &id, "viewer").await;
         ids.push(id);
     }
     let mut seen = Vec::new();
@@ -364,8 +355,8 @@ async fn invitations_respect_the_grant_rules() {
     let org = app.create_org(&owner).await;
     let (admin_id, admin) = user(&app).await;
     let (member_id, member) = user(&app).await;
-    seed_member(&app, &org, &admin_id, "admin").await;
-    seed_member(&app, &org, &member_id, "member").await;
+    app.add_member(&org, &admin_id, "admin").await;
+    app.add_member(&org, &member_id, "member").await;
     let path = format!("/api/v1/orgs/{org}/invitations");
     assert_problem(
         app.post_json(&path, &json!({"email": address("x"), "role": "owner"}), Some(&admin)).await,
@@ -492,7 +483,7 @@ async fn custom_roles_grant_exactly_their_permissions_and_follow_renames() {
     let (_, owner) = user(&app).await;
     let org = app.create_org(&owner).await;
     let (billing_id, billing) = user(&app).await;
-    seed_member(&app, &org, &billing_id, "viewer").await;
+    app.add_member(&org, &billing_id, "viewer").await;
     let roles = format!("/api/v1/orgs/{org}/roles");
 
     let created = app
@@ -544,8 +535,8 @@ async fn custom_roles_cannot_escalate_shadow_builtins_or_repeat_names() {
     let org = app.create_org(&owner).await;
     let (admin_id, admin) = user(&app).await;
     let (viewer_id, viewer) = user(&app).await;
-    seed_member(&app, &org, &admin_id, "admin").await;
-    seed_member(&app, &org, &viewer_id, "viewer").await;
+    app.add_member(&org, &admin_id, "admin").await;
+    app.add_member(&org, &viewer_id, "viewer").await;
     let roles = format!("/api/v1/orgs/{org}/roles");
     let escalate =
         app.post_json(&roles, &json!({"name": "deleter", "permissions": ["org:delete"]}), Some(&admin)).await;
@@ -595,7 +586,7 @@ async fn teams_hold_only_org_members_and_follow_them_out() {
     let (_, owner) = user(&app).await;
     let org = app.create_org(&owner).await;
     let (member_id, member) = user(&app).await;
-    seed_member(&app, &org, &member_id, "member").await;
+    app.add_member(&org, &member_id, "member").await;
     let (stranger_id, _) = user(&app).await;
     let teams = format!("/api/v1/orgs/{org}/teams");
 
@@ -729,7 +720,7 @@ async fn the_user_store_itself_refuses_to_delete_a_last_owner() {
     assert!(users.by_id(owner_id).await.expect("read").is_some(), "nothing was deleted");
     let members: Value = app.get_auth(&format!("/api/v1/orgs/{org}/members"), &owner).await.json().await.expect("json");
     assert_eq!(members["items"].as_array().expect("items").len(), 1, "the membership survived the refusal");
-    seed_member(&app, &org, &co_id, "owner").await;
+    app.add_member(&org, &co_id, "owner").await;
     users.delete(owner_id).await.expect("a co-owned org lets the owner go");
     let orgs = SqlOrgRepository::new(app.database().clone());
     assert_eq!(orgs.count_owners(org.parse().expect("org id")).await.expect("count"), 1);
@@ -744,7 +735,7 @@ async fn an_owner_deleting_their_account_while_the_other_owner_leaves_leaves_one
         let (_, a) = user(&app).await;
         let org = app.create_org(&a).await;
         let (b_id, b) = user(&app).await;
-        seed_member(&app, &org, &b_id, "owner").await;
+        app.add_member(&org, &b_id, "owner").await;
         let delete_a =
             app.client.delete(app.url("/api/v1/users/me")).bearer_auth(&a).json(&json!({"password": PASSWORD})).send();
         let member = format!("/api/v1/orgs/{org}/members/{b_id}");
