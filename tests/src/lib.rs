@@ -244,6 +244,20 @@ impl TestApp {
             .expect("member added");
     }
 
+    /// Sends `method path` with one credential header (`authorization` or `x-api-key`) and an
+    /// optional JSON body: the shape of most org-route calls.
+    ///
+    /// # Panics
+    /// On an unknown method or a failed send.
+    pub async fn send(&self, method: &str, path: &str, credential: (&str, &str), body: Option<Value>) -> Response {
+        let mut request =
+            self.client.request(method.parse().expect("method"), self.url(path)).header(credential.0, credential.1);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("sent")
+    }
+
     /// Creates an organization as `owner_access` and returns its id.
     ///
     /// # Panics

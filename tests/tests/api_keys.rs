@@ -22,11 +22,7 @@ async fn create_key(app: &TestApp, org: &str, access: &str, permissions: Value) 
 }
 
 async fn with_key(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>) -> reqwest::Response {
-    let mut request = app.client.request(method.parse().expect("method"), app.url(path)).header("x-api-key", key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.expect("sent")
+    app.send(method, path, ("x-api-key", key), body).await
 }
 
 #[tokio::test]

@@ -13,11 +13,7 @@ async fn user(app: &TestApp) -> (String, String) {
 }
 
 async fn send(app: &TestApp, method: &str, path: &str, access: &str, body: Option<Value>) -> reqwest::Response {
-    let mut request = app.client.request(method.parse().expect("method"), app.url(path)).bearer_auth(access);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.expect("sent")
+    app.send(method, path, ("authorization", &format!("Bearer {access}")), body).await
 }
 
 #[tokio::test]

@@ -343,14 +343,19 @@ impl AuthService {
             email_verified_at: None,
             created_at: now,
         };
-        match self.ports.users.create(&new_user).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(AuthError::EmailTaken),
-            Err(err) => return Err(err.into()),
-        }
+        self.insert_user(&new_user).await?;
         tracing::info!(target: "audit", action = "user.registered", user_id = %new_user.id);
         self.send_token_mail(new_user.id, &email, TokenPurpose::EmailVerification).await;
         self.ports.users.by_id(new_user.id).await?.ok_or(AuthError::Dependency(anyhow::anyhow!("new user vanished")))
+    }
+
+    /// Stores a new account; a taken address is `EmailTaken`, never a dependency failure.
+    async fn insert_user(&self, new_user: &NewUser) -> Result<(), AuthError> {
+        match self.ports.users.create(new_user).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict) => Err(AuthError::EmailTaken),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Creates a verified platform administrator (CLI), or promotes an existing account.
@@ -371,11 +376,7 @@ impl AuthService {
             email_verified_at: Some(now),
             created_at: now,
         };
-        match self.ports.users.create(&new_user).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(AuthError::EmailTaken),
-            Err(err) => return Err(err.into()),
-        }
+        self.insert_user(&new_user).await?;
         tracing::info!(target: "audit", action = "user.admin_created", user_id = %new_user.id);
         self.ports.users.by_id(new_user.id).await?.ok_or(AuthError::Dependency(anyhow::anyhow!("new user vanished")))
     }
