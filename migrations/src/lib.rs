@@ -13,6 +13,7 @@ mod m20261122_000005_invitations;
 mod m20261122_000006_roles;
 mod m20261122_000007_teams;
 mod m20261122_000008_api_keys;
+mod m20261122_000009_audit_log;
 
 /// Lists every migration in order; `tenantry migrate` and `tenantry serve` apply the pending ones.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_roles::Migration),
             Box::new(m20261122_000007_teams::Migration),
             Box::new(m20261122_000008_api_keys::Migration),
+            Box::new(m20261122_000009_audit_log::Migration),
         ]
     }
 }

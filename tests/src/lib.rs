@@ -237,9 +237,22 @@ impl TestApp {
     /// # Panics
     /// On a malformed id or a failed insert.
     pub async fn add_member(&self, org_id: &str, user_id: &str, role: &str) {
+        use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
         use tenantry_ports::OrgRepository;
+        let (org, user): (tenantry_domain::OrgId, tenantry_domain::UserId) =
+            (org_id.parse().expect("org id"), user_id.parse().expect("user id"));
+        let event = AuditEvent::new(
+            uuid::Uuid::now_v7(),
+            org,
+            "member.added",
+            (ActorKind::User, user.as_uuid()),
+            ("user", Some(user_id.to_owned())),
+            Origin::default(),
+            chrono::Utc::now(),
+            &serde_json::json!({"role": role, "via": "test seed"}),
+        );
         tenantry_adapter_sql::SqlOrgRepository::new(self.database.clone())
-            .add_member(org_id.parse().expect("org id"), user_id.parse().expect("user id"), role, chrono::Utc::now())
+            .add_member(org, user, role, chrono::Utc::now(), &event)
             .await
             .expect("member added");
     }

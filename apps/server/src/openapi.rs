@@ -73,6 +73,8 @@ use crate::routes;
         routes::teams::delete,
         routes::teams::add_member,
         routes::teams::remove_member,
+        routes::audit::list,
+        routes::audit::verify,
     ),
     components(schemas(Problem, FieldError, routes::health::LiveResponse, routes::health::ReadyResponse)),
     modifiers(&SecuritySchemes),
@@ -82,6 +84,7 @@ use crate::routes;
         (name = "auth", description = "Registration, sign-in, tokens, sessions, e-mail verification and password reset."),
         (name = "users", description = "The signed-in user's own account."),
         (name = "orgs", description = "Organizations, members and roles."),
+        (name = "audit", description = "The tamper-evident audit log of each organization."),
         (name = "admin", description = "Platform administration (platform admins only)."),
     )
 )]

@@ -383,6 +383,9 @@ impl Application {
                 services.clock.clone(),
                 services.ids.clone(),
             ),
+            audit: tenantry_application::AuditService::new(Arc::new(tenantry_adapter_sql::SqlAuditLog::new(
+                services.database.clone(),
+            ))),
             two_factor,
             metrics: metrics.clone(),
             openapi_json: crate::openapi::render(),

@@ -27,6 +27,8 @@ pub struct AppState {
     pub admin: tenantry_application::AdminService,
     /// API keys.
     pub api_keys: tenantry_application::ApiKeyService,
+    /// The audit log.
+    pub audit: tenantry_application::AuditService,
     /// Teams.
     pub teams: tenantry_application::TeamService,
     /// Two-factor sign-in.

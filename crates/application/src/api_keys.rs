@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission, PermissionSet, Role, RoleName};
 use tenantry_ports::{
-    ApiKey, ApiKeyRepository, Cache, Clock, IdGenerator, OrgRepository, RoleRepository, SecretGenerator,
+    ApiKey, ApiKeyRepository, Cache, Clock, IdGenerator, OrgRepository, RoleRepository, SecretGenerator, StoreError,
 };
 
 use crate::tenancy::{Actor, OrgAccess, TenancyError, resolve_role};
@@ -115,8 +116,13 @@ impl ApiKeyService {
             last_used_at: None,
             revoked_at: None,
         };
-        self.ports.keys.create(&key, &self.ports.secrets.digest(&token)).await?;
-        tracing::info!(target: "audit", action = "api_key.created", org_id = %access.org_id, api_key_id = %key.id);
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "api_key.created",
+            ("api_key", Some(key.id.to_string())),
+            &json!({"name": key.name, "permissions": key.permissions.names(), "expires_at": key.expires_at}),
+        );
+        self.ports.keys.create(&key, &self.ports.secrets.digest(&token), &event).await?;
         Ok(IssuedApiKey { key, token })
     }
 
@@ -135,10 +141,15 @@ impl ApiKeyService {
     /// `Forbidden`, `NotFound`, `Dependency`.
     pub async fn revoke(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
         access.require(Permission::ApiKeysManage)?;
-        if !self.ports.keys.revoke(access.org_id, id, self.ports.clock.now()).await? {
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "api_key.revoked",
+            ("api_key", Some(id.to_string())),
+            &json!({}),
+        );
+        if !self.ports.keys.revoke(access.org_id, id, self.ports.clock.now(), &event).await? {
             return Err(TenancyError::NotFound);
         }
-        tracing::info!(target: "audit", action = "api_key.revoked", org_id = %access.org_id, api_key_id = %id);
         Ok(())
     }
 
@@ -183,10 +194,19 @@ impl ApiKeyService {
             revoked_at: None,
             ..old.clone()
         };
-        self.ports.keys.create(&key, &self.ports.secrets.digest(&token)).await?;
         let until = now + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
-        self.ports.keys.expire_by(access.org_id, old.id, until).await?;
-        tracing::info!(target: "audit", action = "api_key.rotated", org_id = %access.org_id, api_key_id = %old.id, replacement = %key.id);
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "api_key.rotated",
+            ("api_key", Some(old.id.to_string())),
+            &json!({"replacement_id": key.id.to_string(), "old_key_expires_at": until}),
+        );
+        match self.ports.keys.rotate(old.id, until, &key, &self.ports.secrets.digest(&token), &event).await {
+            Ok(()) => {}
+            // Revoked or rotated meanwhile.
+            Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
         Ok(IssuedApiKey { key, token })
     }
 
@@ -234,6 +254,11 @@ impl ApiKeyService {
             name: RoleName::parse("api-key").map_err(|err| TenancyError::Dependency(anyhow::anyhow!("{err}")))?,
             permissions,
         };
-        Ok(OrgAccess { org_id, actor: Actor::ApiKey { key_id: key.id, created_by: key.created_by }, role })
+        Ok(OrgAccess {
+            org_id,
+            actor: Actor::ApiKey { key_id: key.id, created_by: key.created_by },
+            role,
+            origin: tenantry_domain::audit::Origin::default(),
+        })
     }
 }

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
+use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::tenancy::{Permission, authorize_invitation};
 use tenantry_domain::{Email, OrgId};
 use tenantry_ports::{
@@ -85,14 +87,19 @@ impl InvitationService {
             revoked_at: None,
         };
         let token = self.ports.secrets.token(32);
-        self.ports.invitations.create(&invitation, &self.ports.secrets.digest(&token)).await?;
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "invitation.created",
+            ("invitation", Some(invitation.id.to_string())),
+            &json!({"email": invitation.email.as_str(), "role": invitation.role}),
+        );
+        self.ports.invitations.create(&invitation, &self.ports.secrets.digest(&token), &event).await?;
         let mail =
             emails::invitation_mail(&email, &org.name, role.name(), &self.public_url, &token, INVITATION_LIFETIME);
         if let Err(err) = self.ports.mailer.send(&mail).await {
             // The invitation stands; it can be re-sent by inviting again.
             tracing::warn!(error = %err, "sending an invitation e-mail failed");
         }
-        tracing::info!(target: "audit", action = "invitation.created", org_id = %access.org_id, invitation_id = %invitation.id, role = role.name());
         Ok(invitation)
     }
 
@@ -111,10 +118,15 @@ impl InvitationService {
     /// `Forbidden`, `NotFound`, `Dependency`.
     pub async fn revoke(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
         access.require(Permission::MembersInvite)?;
-        if !self.ports.invitations.revoke(access.org_id, id, self.ports.clock.now()).await? {
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "invitation.revoked",
+            ("invitation", Some(id.to_string())),
+            &json!({}),
+        );
+        if !self.ports.invitations.revoke(access.org_id, id, self.ports.clock.now(), &event).await? {
             return Err(TenancyError::NotFound);
         }
-        tracing::info!(target: "audit", action = "invitation.revoked", org_id = %access.org_id, invitation_id = %id);
         Ok(())
     }
 
@@ -124,7 +136,12 @@ impl InvitationService {
     /// # Errors
     /// `InvalidToken`, `EmailMismatch`, `EmailNotVerified`, `AlreadyMember`, `Dependency`.
     #[tracing::instrument(name = "application.invitations.accept", skip_all)]
-    pub async fn accept(&self, principal: Principal, token: &str) -> Result<(OrgId, String), TenancyError> {
+    pub async fn accept(
+        &self,
+        principal: Principal,
+        origin: Origin,
+        token: &str,
+    ) -> Result<(OrgId, String), TenancyError> {
         let now = self.ports.clock.now();
         let invitation = self
             .ports
@@ -140,14 +157,22 @@ impl InvitationService {
         if user.email_verified_at.is_none() {
             return Err(TenancyError::EmailNotVerified);
         }
-        match self.ports.invitations.accept(invitation.org_id, invitation.id, user.id, now).await {
+        let event = AuditEvent::new(
+            self.ports.ids.new_id(),
+            invitation.org_id,
+            "invitation.accepted",
+            (ActorKind::User, user.id.as_uuid()),
+            ("invitation", Some(invitation.id.to_string())),
+            origin,
+            now,
+            &json!({"user_id": user.id.to_string(), "role": invitation.role}),
+        );
+        match self.ports.invitations.accept(invitation.org_id, invitation.id, user.id, now, &event).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(TenancyError::InvalidToken),
             Err(StoreError::Conflict) => return Err(TenancyError::AlreadyMember),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "invitation.accepted", org_id = %invitation.org_id, invitation_id = %invitation.id, user_id = %user.id);
-        tracing::info!(target: "audit", action = "member.added", org_id = %invitation.org_id, user_id = %user.id, role = %invitation.role);
         Ok((invitation.org_id, invitation.role))
     }
 }

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod admin;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 mod emails;
 mod health;
@@ -18,6 +19,7 @@ pub mod two_factor;
 pub use account::{AccountPorts, AccountService, DeletionGuard, PersonalData};
 pub use admin::{AdminPorts, AdminService};
 pub use api_keys::{ApiKeyPorts, ApiKeyService, IssuedApiKey, looks_like_api_key};
+pub use audit::AuditService;
 pub use auth::{
     AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, PasswordConfirmer, Principal, ProfileChange,
     SecondFactor, SessionView, TokenPair,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
 use tenantry_domain::UserId;
 use tenantry_domain::tenancy::Permission;
 use tenantry_ports::{Clock, IdGenerator, OrgRepository, StoreError, Team, TeamRepository};
@@ -56,6 +57,10 @@ impl TeamService {
         Self { teams, orgs, clock, ids }
     }
 
+    fn ports(&self) -> (&dyn IdGenerator, &dyn Clock) {
+        (self.ids.as_ref(), self.clock.as_ref())
+    }
+
     /// The organization's teams (`teams:read`).
     ///
     /// # Errors
@@ -95,8 +100,13 @@ impl TeamService {
             created_at: now,
             updated_at: now,
         };
-        self.teams.create(&team).await.map_err(conflict_or)?;
-        tracing::info!(target: "audit", action = "team.created", org_id = %access.org_id, team_id = %team.id);
+        let event = access.event(
+            self.ports(),
+            "team.created",
+            ("team", Some(team.id.to_string())),
+            &json!({"name": team.name, "description": team.description}),
+        );
+        self.teams.create(&team, &event).await.map_err(conflict_or)?;
         Ok(team)
     }
 
@@ -113,13 +123,21 @@ impl TeamService {
     ) -> Result<Team, TenancyError> {
         access.require(Permission::TeamsManage)?;
         let team = self.teams.get(access.org_id, id).await?.ok_or(TenancyError::NotFound)?;
-        let name = name.map(valid_name).transpose()?.unwrap_or(team.name);
+        let name = name.map(valid_name).transpose()?.unwrap_or_else(|| team.name.clone());
         let description = match description {
-            None => team.description,
+            None => team.description.clone(),
             Some(text) => valid_description(text)?,
         };
-        self.teams.update(access.org_id, id, &name, description, self.clock.now()).await.map_err(conflict_or)?;
-        tracing::info!(target: "audit", action = "team.updated", org_id = %access.org_id, team_id = %id);
+        let event = access.event(
+            self.ports(),
+            "team.updated",
+            ("team", Some(id.to_string())),
+            &json!({"name": [team.name, name], "description": [team.description, description]}),
+        );
+        self.teams
+            .update(access.org_id, id, &name, description, self.clock.now(), &event)
+            .await
+            .map_err(conflict_or)?;
         self.get(access, id).await
     }
 
@@ -129,8 +147,8 @@ impl TeamService {
     /// `Forbidden`, `NotFound`, `Dependency`.
     pub async fn delete(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
         access.require(Permission::TeamsManage)?;
-        self.teams.delete(access.org_id, id).await.map_err(conflict_or)?;
-        tracing::info!(target: "audit", action = "team.deleted", org_id = %access.org_id, team_id = %id);
+        let event = access.event(self.ports(), "team.deleted", ("team", Some(id.to_string())), &json!({}));
+        self.teams.delete(access.org_id, id, &event).await.map_err(conflict_or)?;
         Ok(())
     }
 
@@ -146,8 +164,13 @@ impl TeamService {
                 message: "is not a member of the organization".to_owned(),
             });
         }
-        self.teams.add_member(access.org_id, id, user_id, self.clock.now()).await.map_err(conflict_or)?;
-        tracing::info!(target: "audit", action = "team.member_added", org_id = %access.org_id, team_id = %id, user_id = %user_id);
+        let event = access.event(
+            self.ports(),
+            "team.member_added",
+            ("team", Some(id.to_string())),
+            &json!({"user_id": user_id.to_string()}),
+        );
+        self.teams.add_member(access.org_id, id, user_id, self.clock.now(), &event).await.map_err(conflict_or)?;
         Ok(())
     }
 
@@ -157,10 +180,15 @@ impl TeamService {
     /// `Forbidden`, `NotFound`, `Dependency`.
     pub async fn remove_member(&self, access: &OrgAccess, id: uuid::Uuid, user_id: UserId) -> Result<(), TenancyError> {
         access.require(Permission::TeamsManage)?;
-        if !self.teams.remove_member(access.org_id, id, user_id).await? {
+        let event = access.event(
+            self.ports(),
+            "team.member_removed",
+            ("team", Some(id.to_string())),
+            &json!({"user_id": user_id.to_string()}),
+        );
+        if !self.teams.remove_member(access.org_id, id, user_id, &event).await? {
             return Err(TenancyError::NotFound);
         }
-        tracing::info!(target: "audit", action = "team.member_removed", org_id = %access.org_id, team_id = %id, user_id = %user_id);
         Ok(())
     }
 }

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
+use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::identity::User;
 use tenantry_domain::tenancy::{
     BuiltinRole, MembershipChangeError, Permission, PermissionSet, Role, RoleName, authorize_removal,
@@ -84,6 +86,8 @@ pub struct OrgAccess {
     pub actor: Actor,
     /// The caller's role there (for an API key: its own permissions).
     pub role: Role,
+    /// Where the request came from, for the audit log.
+    pub origin: Origin,
 }
 
 /// Who performs an org-scoped request.
@@ -116,6 +120,22 @@ impl Actor {
 }
 
 impl OrgAccess {
+    /// The audit entry for a change this caller makes, written by the repository in the same
+    /// transaction as the change.
+    pub fn event(
+        &self,
+        ports: (&dyn IdGenerator, &dyn Clock),
+        action: &str,
+        target: (&str, Option<String>),
+        data: &serde_json::Value,
+    ) -> AuditEvent {
+        let actor = match self.actor {
+            Actor::User(principal) => (ActorKind::User, principal.user_id.as_uuid()),
+            Actor::ApiKey { key_id, .. } => (ActorKind::ApiKey, key_id),
+        };
+        AuditEvent::new(ports.0.new_id(), self.org_id, action, actor, target, self.origin.clone(), ports.1.now(), data)
+    }
+
     /// The caller's effective permissions there.
     pub fn permissions(&self) -> PermissionSet {
         self.role.permissions()
@@ -163,6 +183,10 @@ impl TenancyService {
         Self { orgs, roles, clock, ids }
     }
 
+    fn ports(&self) -> (&dyn IdGenerator, &dyn Clock) {
+        (self.ids.as_ref(), self.clock.as_ref())
+    }
+
     async fn stored_role(&self, org_id: OrgId, name: &str) -> Result<Role, TenancyError> {
         resolve_role(self.roles.as_ref(), org_id, name)
             .await
@@ -177,7 +201,7 @@ impl TenancyService {
     pub async fn access(&self, principal: Principal, org_id: OrgId) -> Result<OrgAccess, TenancyError> {
         let role = self.orgs.role_of(org_id, principal.user_id).await?.ok_or(TenancyError::NotFound)?;
         let role = self.stored_role(org_id, &role).await?;
-        Ok(OrgAccess { org_id, actor: Actor::User(principal), role })
+        Ok(OrgAccess { org_id, actor: Actor::User(principal), role, origin: Origin::default() })
     }
 
     /// Creates an organization with the caller as its owner.
@@ -185,7 +209,13 @@ impl TenancyService {
     /// # Errors
     /// `Invalid` (name, slug), `SlugTaken`, `Dependency`.
     #[tracing::instrument(name = "application.tenancy.create_org", skip_all)]
-    pub async fn create_org(&self, principal: Principal, name: &str, slug: &str) -> Result<Org, TenancyError> {
+    pub async fn create_org(
+        &self,
+        principal: Principal,
+        origin: Origin,
+        name: &str,
+        slug: &str,
+    ) -> Result<Org, TenancyError> {
         let name = valid_name(name)?;
         let slug =
             Slug::parse(slug).map_err(|err| TenancyError::Invalid { field: "slug", message: err.to_string() })?;
@@ -198,12 +228,21 @@ impl TenancyService {
             created_at: now,
             updated_at: now,
         };
-        match self.orgs.create_with_owner(&org, principal.user_id).await {
+        let event = AuditEvent::new(
+            self.ids.new_id(),
+            org.id,
+            "org.created",
+            (ActorKind::User, principal.user_id.as_uuid()),
+            ("org", Some(org.id.to_string())),
+            origin,
+            now,
+            &json!({"name": org.name, "slug": org.slug.as_str()}),
+        );
+        match self.orgs.create_with_owner(&org, principal.user_id, &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(TenancyError::SlugTaken),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "org.created", org_id = %org.id, user_id = %principal.user_id);
         Ok(org)
     }
 
@@ -236,19 +275,24 @@ impl TenancyService {
     ) -> Result<Org, TenancyError> {
         access.require(Permission::OrgUpdate)?;
         let org = self.orgs.get(access.org_id).await?.ok_or(TenancyError::NotFound)?;
-        let name = name.map(valid_name).transpose()?.unwrap_or(org.name);
+        let name = name.map(valid_name).transpose()?.unwrap_or_else(|| org.name.clone());
         let slug = slug
             .map(Slug::parse)
             .transpose()
             .map_err(|err| TenancyError::Invalid { field: "slug", message: err.to_string() })?
-            .unwrap_or(org.slug);
-        match self.orgs.update(access.org_id, &name, &slug, self.clock.now()).await {
+            .unwrap_or(org.slug.clone());
+        let event = access.event(
+            self.ports(),
+            "org.updated",
+            ("org", Some(access.org_id.to_string())),
+            &json!({"name": [org.name, name], "slug": [org.slug.as_str(), slug.as_str()]}),
+        );
+        match self.orgs.update(access.org_id, &name, &slug, self.clock.now(), &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(TenancyError::SlugTaken),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "org.updated", org_id = %access.org_id, user_id = %access.actor.user_id());
         self.orgs.get(access.org_id).await?.ok_or(TenancyError::NotFound)
     }
 
@@ -258,12 +302,12 @@ impl TenancyService {
     /// `Forbidden`, `NotFound`, `Dependency`.
     pub async fn delete(&self, access: &OrgAccess) -> Result<(), TenancyError> {
         access.require(Permission::OrgDelete)?;
-        match self.orgs.delete(access.org_id).await {
+        let event = access.event(self.ports(), "org.deleted", ("org", Some(access.org_id.to_string())), &json!({}));
+        match self.orgs.delete(access.org_id, &event).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "org.deleted", org_id = %access.org_id, user_id = %access.actor.user_id());
         Ok(())
     }
 
@@ -293,14 +337,19 @@ impl TenancyService {
         let current = self.stored_role(access.org_id, &current).await?;
         let owners = usize::try_from(self.orgs.count_owners(access.org_id).await?).unwrap_or(usize::MAX);
         authorize_role_change(&access.role, &current, &new, owners).map_err(refusal)?;
-        match self.orgs.set_role(access.org_id, user_id, new.name(), self.clock.now()).await {
+        let event = access.event(
+            self.ports(),
+            "member.role_changed",
+            ("user", Some(user_id.to_string())),
+            &json!({"from": current.name(), "to": new.name()}),
+        );
+        match self.orgs.set_role(access.org_id, user_id, new.name(), self.clock.now(), &event).await {
             Ok(()) => {}
             // Another change won the race and took the second-to-last owner.
             Err(StoreError::Conflict) => return Err(TenancyError::LastOwner),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "member.role_changed", org_id = %access.org_id, target = %user_id, from = current.name(), to = new.name());
         Ok(new)
     }
 
@@ -318,13 +367,18 @@ impl TenancyService {
         let target = self.stored_role(access.org_id, &target).await?;
         let owners = usize::try_from(self.orgs.count_owners(access.org_id).await?).unwrap_or(usize::MAX);
         authorize_removal(&access.role, &target, is_self, owners).map_err(refusal)?;
-        match self.orgs.remove_member(access.org_id, user_id).await {
+        let event = access.event(
+            self.ports(),
+            "member.removed",
+            ("user", Some(user_id.to_string())),
+            &json!({"role": target.name(), "left": is_self}),
+        );
+        match self.orgs.remove_member(access.org_id, user_id, &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(TenancyError::LastOwner),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "member.removed", org_id = %access.org_id, target = %user_id);
         Ok(())
     }
 }
@@ -361,12 +415,17 @@ impl TenancyService {
             created_at: now,
             updated_at: now,
         };
-        match self.roles.create(&role).await {
+        let event = access.event(
+            self.ports(),
+            "role.created",
+            ("role", Some(role.id.to_string())),
+            &json!({"name": role.name.as_str(), "permissions": role.permissions.names()}),
+        );
+        match self.roles.create(&role, &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(TenancyError::RoleNameTaken),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "role.created", org_id = %access.org_id, role = role.name.as_str());
         Ok(role)
     }
 
@@ -387,14 +446,22 @@ impl TenancyService {
         let current_names: Vec<String> = current.permissions.names().into_iter().map(str::to_owned).collect();
         let (name, permissions) =
             role_parts(access, name.unwrap_or(current.name.as_str()), permissions.unwrap_or(&current_names))?;
+        let event = access.event(
+            self.ports(),
+            "role.updated",
+            ("role", Some(id.to_string())),
+            &json!({
+                "name": [current.name.as_str(), name.as_str()],
+                "permissions": [current.permissions.names(), permissions.names()],
+            }),
+        );
         let role = CustomRole { name, permissions, updated_at: self.clock.now(), ..current };
-        match self.roles.update(&role).await {
+        match self.roles.update(&role, &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(TenancyError::RoleNameTaken),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "role.updated", org_id = %access.org_id, role = role.name.as_str());
         Ok(role)
     }
 
@@ -404,13 +471,13 @@ impl TenancyService {
     /// `Forbidden`, `NotFound`, `RoleInUse`, `Dependency`.
     pub async fn delete_role(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
         access.require(Permission::RolesManage)?;
-        match self.roles.delete(access.org_id, id).await {
+        let event = access.event(self.ports(), "role.deleted", ("role", Some(id.to_string())), &json!({}));
+        match self.roles.delete(access.org_id, id, &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(TenancyError::RoleInUse),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        tracing::info!(target: "audit", action = "role.deleted", org_id = %access.org_id, role_id = %id);
         Ok(())
     }
 }
@@ -496,6 +563,11 @@ mod tests {
             org_id: OrgId::from_uuid(uuid::Uuid::now_v7()),
             actor: Actor::User(principal()),
             role: Role::Builtin(role),
+            origin: Origin {
+                ip: Some("192.0.2.1".into()),
+                user_agent: Some("test".into()),
+                request_id: Some("req-1".into()),
+            },
         }
     }
 
@@ -543,7 +615,7 @@ mod tests {
         let mut orgs = MockOrgRepository::new();
         orgs.expect_role_of().returning(|_, _| Ok(Some("owner".into())));
         orgs.expect_count_owners().returning(|_| Ok(2));
-        orgs.expect_set_role().times(1).returning(|_, _, _, _| Err(StoreError::Conflict));
+        orgs.expect_set_role().times(1).returning(|_, _, _, _, _| Err(StoreError::Conflict));
         let result = service(orgs)
             .change_role(&access(BuiltinRole::Owner), UserId::from_uuid(uuid::Uuid::now_v7()), "admin")
             .await;
@@ -556,5 +628,53 @@ mod tests {
             .change_role(&access(BuiltinRole::Owner), UserId::from_uuid(uuid::Uuid::now_v7()), "emperor")
             .await;
         assert!(matches!(result, Err(TenancyError::Invalid { field: "role", .. })), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_role_change_hands_its_audit_entry_to_the_same_write() {
+        let mut orgs = MockOrgRepository::new();
+        orgs.expect_role_of().returning(|_, _| Ok(Some("member".into())));
+        orgs.expect_count_owners().returning(|_| Ok(1));
+        let admin = access(BuiltinRole::Admin);
+        let (org_id, actor) = (admin.org_id, admin.actor.user_id());
+        let target = UserId::from_uuid(uuid::Uuid::now_v7());
+        orgs.expect_set_role()
+            .times(1)
+            .withf(move |org, user, role, _, event| {
+                *org == org_id
+                    && *user == target
+                    && role == "viewer"
+                    && event.org_id == org_id
+                    && event.action == "member.role_changed"
+                    && event.actor_type == ActorKind::User
+                    && event.actor_id == actor.as_uuid()
+                    && event.target_id == Some(target.to_string())
+                    && event.origin.request_id.as_deref() == Some("req-1")
+                    && event.data == r#"{"from":"member","to":"viewer"}"#
+            })
+            .returning(|_, _, _, _, _| Ok(()));
+        service(orgs).change_role(&admin, target, "viewer").await.expect("changes");
+    }
+
+    #[tokio::test]
+    async fn an_api_key_is_recorded_as_the_actor_not_its_creator() {
+        let mut orgs = MockOrgRepository::new();
+        let key_id = uuid::Uuid::now_v7();
+        orgs.expect_update()
+            .times(1)
+            .withf(move |_, _, _, _, event| event.actor_type == ActorKind::ApiKey && event.actor_id == key_id)
+            .returning(|_, _, _, _, _| Ok(()));
+        let org = Org {
+            id: OrgId::from_uuid(uuid::Uuid::now_v7()),
+            name: "Acme".into(),
+            slug: Slug::parse("acme").expect("slug"),
+            plan: "free".into(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        orgs.expect_get().returning(move |_| Ok(Some(org.clone())));
+        let mut by_key = access(BuiltinRole::Admin);
+        by_key.actor = Actor::ApiKey { key_id, created_by: UserId::from_uuid(uuid::Uuid::now_v7()) };
+        service(orgs).update(&by_key, Some("Acme 2"), None).await.expect("updates");
     }
 }

@@ -4,6 +4,7 @@
 //! [`Slug`]) are parsed once at the edge, so code further in never re-checks them; ids are one
 //! newtype per entity so a user id can never be passed where an org id is expected.
 
+pub mod audit;
 mod email;
 mod id;
 pub mod identity;

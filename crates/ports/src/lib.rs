@@ -6,6 +6,7 @@
 //! errors. With the `mock` feature, mockall generates a `Mock<Port>` for each trait, usable from
 //! any crate's tests.
 
+mod audit;
 mod cache;
 mod clock;
 mod crypto;
@@ -17,6 +18,7 @@ mod tasks;
 mod tenancy;
 mod two_factor;
 
+pub use audit::{AuditFilter, AuditHead, AuditLog};
 pub use cache::{Cache, CacheError};
 pub use clock::Clock;
 pub use crypto::{
@@ -36,6 +38,8 @@ pub use tenancy::{
 };
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
 
+#[cfg(feature = "mock")]
+pub use audit::MockAuditLog;
 #[cfg(feature = "mock")]
 pub use cache::MockCache;
 #[cfg(feature = "mock")]

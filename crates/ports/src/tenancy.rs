@@ -2,6 +2,7 @@
 //! first: there is no way to reach a membership without naming its organization.
 
 use chrono::{DateTime, Utc};
+use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{Email, OrgId, Slug, UserId};
 
 use crate::StoreError;
@@ -46,7 +47,7 @@ pub trait OrgRepository: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the slug is taken; `Unavailable`, `Unexpected`.
-    async fn create_with_owner(&self, org: &Org, owner: UserId) -> Result<(), StoreError>;
+    async fn create_with_owner(&self, org: &Org, owner: UserId, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// The organization.
     ///
@@ -70,13 +71,21 @@ pub trait OrgRepository: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (slug taken); `Unavailable`, `Unexpected`.
-    async fn update(&self, org_id: OrgId, name: &str, slug: &Slug, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn update(
+        &self,
+        org_id: OrgId,
+        name: &str,
+        slug: &Slug,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
-    /// Deletes the organization and everything it owns.
+    /// Deletes the organization and everything it owns but its audit log, which is kept (with
+    /// `audit` as its last entry) for investigations after the fact.
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
-    async fn delete(&self, org_id: OrgId) -> Result<(), StoreError>;
+    async fn delete(&self, org_id: OrgId, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// Adds `user_id` to the organization with `role`.
     ///
@@ -89,6 +98,7 @@ pub trait OrgRepository: Send + Sync {
         user_id: UserId,
         role: &str,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<(), StoreError>;
 
     /// The role name of `user_id` in `org_id`, if a member.
@@ -116,13 +126,20 @@ pub trait OrgRepository: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] (not a member), [`StoreError::Conflict`] (last owner);
     /// `Unavailable`, `Unexpected`.
-    async fn set_role(&self, org_id: OrgId, user_id: UserId, role: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn set_role(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: &str,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Removes a member, with the same last-owner guarantee as [`Self::set_role`].
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (last owner); `Unavailable`, `Unexpected`.
-    async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> Result<(), StoreError>;
+    async fn remove_member(&self, org_id: OrgId, user_id: UserId, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// The organizations in which `user_id` is the only owner (they block account deletion).
     ///
@@ -170,7 +187,7 @@ pub trait InvitationRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn create(&self, invitation: &Invitation, token_hash: &str) -> Result<(), StoreError>;
+    async fn create(&self, invitation: &Invitation, token_hash: &str, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// The organization's pending invitations at `now`, newest first.
     ///
@@ -182,7 +199,13 @@ pub trait InvitationRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn revoke(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn revoke(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 
     /// The invitation with this token hash (any state).
     ///
@@ -202,6 +225,7 @@ pub trait InvitationRepository: Send + Sync {
         id: uuid::Uuid,
         user_id: UserId,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<(), StoreError>;
 }
 
@@ -248,21 +272,21 @@ pub trait RoleRepository: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the name is taken; `Unavailable`, `Unexpected`.
-    async fn create(&self, role: &CustomRole) -> Result<(), StoreError>;
+    async fn create(&self, role: &CustomRole, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// Replaces name and permissions; members and open invitations holding the old name follow
     /// the rename.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (name taken); `Unavailable`, `Unexpected`.
-    async fn update(&self, role: &CustomRole) -> Result<(), StoreError>;
+    async fn update(&self, role: &CustomRole, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// Deletes the role.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (members or open invitations still hold it);
     /// `Unavailable`, `Unexpected`.
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError>;
+    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError>;
 }
 
 /// A team inside an organization.
@@ -304,7 +328,7 @@ pub trait TeamRepository: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the name is taken; `Unavailable`, `Unexpected`.
-    async fn create(&self, team: &Team) -> Result<(), StoreError>;
+    async fn create(&self, team: &Team, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// Replaces name and description.
     ///
@@ -317,15 +341,16 @@ pub trait TeamRepository: Send + Sync {
         name: &str,
         description: Option<String>,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<(), StoreError>;
 
     /// Deletes the team.
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError>;
+    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// Adds a user to the team (idempotent).
+    /// Adds a user to the team; `false` (and no audit entry) when they were in it already.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] (no such team); `Unavailable`, `Unexpected`.
@@ -335,13 +360,20 @@ pub trait TeamRepository: Send + Sync {
         id: uuid::Uuid,
         user_id: UserId,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 
-    /// Removes a user from the team; `false` when they were not in it.
+    /// Removes a user from the team; `false` (and no audit entry) when they were not in it.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn remove_member(&self, org_id: OrgId, id: uuid::Uuid, user_id: UserId) -> Result<bool, StoreError>;
+    async fn remove_member(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        user_id: UserId,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 }
 
 /// An org-scoped machine credential (never its secret: only a hash is stored).
@@ -384,7 +416,7 @@ pub trait ApiKeyRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn create(&self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError>;
+    async fn create(&self, key: &ApiKey, secret_hash: &str, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// The organization's keys that are not revoked, newest first.
     ///
@@ -405,17 +437,32 @@ pub trait ApiKeyRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn by_public_id(&self, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError>;
 
-    /// Revokes a key of the organization; `false` when there is none or it is revoked already.
+    /// Revokes a key of the organization; `false` (and no audit entry) when there is none or
+    /// it is revoked already.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn revoke(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn revoke(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 
-    /// Makes a key expire at `at` at the latest (a rotation's grace period).
+    /// Stores `replacement` and makes key `old` expire at `until` at the latest (the grace
+    /// period), in one transaction: a rotation never leaves two unbounded keys or none.
     ///
     /// # Errors
-    /// `Unavailable`, `Unexpected`.
-    async fn expire_by(&self, org_id: OrgId, id: uuid::Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// [`StoreError::NotFound`] when `old` is no longer active; `Unavailable`, `Unexpected`.
+    async fn rotate(
+        &self,
+        old: uuid::Uuid,
+        until: DateTime<Utc>,
+        replacement: &ApiKey,
+        secret_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Records use.
     ///

@@ -3,6 +3,7 @@
 
 use std::marker::PhantomData;
 
+use actix_web::HttpMessage;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
@@ -10,6 +11,7 @@ use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use tenantry_application::{OrgAccess, TenancyError, looks_like_api_key};
 use tenantry_domain::OrgId;
+use tenantry_domain::audit::Origin;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission};
 
 use super::auth::{Authenticated, auth_error};
@@ -56,6 +58,7 @@ needs! {
     TeamsManage => TeamsManage,
     ApiKeysManage => ApiKeysManage,
     MembersManage => MembersManage,
+    AuditRead => AuditRead,
 }
 
 /// The caller's access to the `{org_id}` of the path, with permission `P` checked: 401 without
@@ -76,11 +79,12 @@ impl<P: Need> FromRequest for InOrg<P> {
         let state = req.app_data::<Data<AppState>>().cloned();
         let org_id = req.match_info().get("org_id").and_then(|raw| raw.parse::<OrgId>().ok());
         let api_key = api_key(req);
+        let origin = origin(req);
         // Only a user credential goes through the JWT path; an API key never does.
         let caller = api_key.is_none().then(|| Authenticated::from_request(req, payload));
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
-            let access = match (api_key, caller) {
+            let mut access = match (api_key, caller) {
                 (Some(key), _) => {
                     let org_id = org_id.ok_or_else(ApiError::not_found)?;
                     state.api_keys.access(&key, org_id).await.map_err(tenancy_error)?
@@ -95,8 +99,19 @@ impl<P: Need> FromRequest for InOrg<P> {
             if let Some(permission) = P::PERMISSION {
                 access.require(permission).map_err(tenancy_error)?;
             }
+            access.origin = origin;
             Ok(Self { access, _need: PhantomData })
         })
+    }
+}
+
+/// Where the request comes from, as the audit log records it.
+pub fn origin(req: &HttpRequest) -> Origin {
+    let client = super::auth::client_info(req);
+    Origin {
+        ip: client.ip,
+        user_agent: client.user_agent,
+        request_id: req.extensions().get::<super::RequestId>().map(|id| id.0.clone()),
     }
 }
 

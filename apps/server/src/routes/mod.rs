@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod health;
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(admin::configure)
         // The longer prefix first: the orgs scope would otherwise swallow `/orgs/{id}/teams`.
         .configure(teams::configure)
+        .configure(audit::configure)
         .configure(api_keys::configure)
         .configure(orgs::configure)
         .configure(metrics::configure)

@@ -1,7 +1,7 @@
 //! `/api/v1/orgs*` and `/api/v1/permissions`.
 
-use actix_web::HttpResponse;
 use actix_web::web::{self, Data, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::UserId;
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::http::org::{
     AnyMember, InOrg, MembersInvite, MembersManage, MembersRead, OrgDelete, OrgRead, OrgUpdate, RolesManage, RolesRead,
-    tenancy_error,
+    origin, tenancy_error,
 };
 use crate::http::{ApiError, ApiJson, Authenticated, FieldError};
 use crate::state::AppState;
@@ -268,10 +268,11 @@ pub async fn permissions() -> HttpResponse {
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = [])), request_body = CreateOrgRequest, responses((status = 201, body = OrgResponse), (status = 409, body = crate::http::error::Problem), (status = 422, body = crate::http::error::Problem)))]
 pub async fn create(
     state: Data<AppState>,
+    req: HttpRequest,
     caller: Authenticated,
     body: ApiJson<CreateOrgRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let org = state.tenancy.create_org(caller.0, &body.name, &body.slug).await.map_err(tenancy_error)?;
+    let org = state.tenancy.create_org(caller.0, origin(&req), &body.name, &body.slug).await.map_err(tenancy_error)?;
     Ok(HttpResponse::Created().json(OrgResponse::from(org)))
 }
 
@@ -478,10 +479,11 @@ pub async fn revoke_invitation(
 #[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "orgs", security(("bearer" = [])), request_body = AcceptInvitationRequest, responses((status = 200, body = MembershipResponse), (status = 400, description = "`invalid_token`.", body = crate::http::error::Problem), (status = 403, description = "`forbidden` (another address) or `email_not_verified`.", body = crate::http::error::Problem), (status = 409, body = crate::http::error::Problem)))]
 pub async fn accept_invitation(
     state: Data<AppState>,
+    req: HttpRequest,
     caller: Authenticated,
     body: ApiJson<AcceptInvitationRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org_id, role) = state.invitations.accept(caller.0, &body.token).await.map_err(tenancy_error)?;
+    let (org_id, role) = state.invitations.accept(caller.0, origin(&req), &body.token).await.map_err(tenancy_error)?;
     Ok(HttpResponse::Ok().json(MembershipResponse { org_id: org_id.to_string(), role }))
 }
 

@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::tenancy::PermissionSet;
 use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{ApiKey, ApiKeyRepository, StoreError};
@@ -45,27 +48,34 @@ fn key_from(model: api_keys::Model) -> Result<(ApiKey, String), StoreError> {
     ))
 }
 
+async fn insert<C: ConnectionTrait>(txn: &C, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
+    api_keys::Entity::insert(api_keys::ActiveModel {
+        id: Set(key.id),
+        org_id: Set(key.org_id.as_uuid()),
+        name: Set(key.name.clone()),
+        public_id: Set(key.public_id.clone()),
+        secret_hash: Set(secret_hash.to_owned()),
+        permissions: Set(key.permissions.names().join(",")),
+        created_by: Set(key.created_by.as_uuid()),
+        created_at: Set(key.created_at),
+        expires_at: Set(key.expires_at),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    })
+    .exec_without_returning(txn)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl ApiKeyRepository for SqlApiKeyRepository {
     #[tracing::instrument(name = "adapter.sql.api_keys.create", skip_all, fields(org_id = %key.org_id))]
-    async fn create(&self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
-        api_keys::Entity::insert(api_keys::ActiveModel {
-            id: Set(key.id),
-            org_id: Set(key.org_id.as_uuid()),
-            name: Set(key.name.clone()),
-            public_id: Set(key.public_id.clone()),
-            secret_hash: Set(secret_hash.to_owned()),
-            permissions: Set(key.permissions.names().join(",")),
-            created_by: Set(key.created_by.as_uuid()),
-            created_at: Set(key.created_at),
-            expires_at: Set(key.expires_at),
-            last_used_at: Set(None),
-            revoked_at: Set(None),
-        })
-        .exec_without_returning(self.db.connection())
-        .await
-        .map_err(store_error)?;
-        Ok(())
+    async fn create(&self, key: &ApiKey, secret_hash: &str, audit: &AuditEvent) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
+        insert(&txn, key, secret_hash).await?;
+        txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.list", skip_all, fields(org_id = %org_id))]
@@ -107,29 +117,70 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.revoke", skip_all, fields(org_id = %org_id))]
-    async fn revoke(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn revoke(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let result = api_keys::Entity::update_many()
             .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
             .filter(api_keys::Column::Id.eq(id))
             .filter(api_keys::Column::RevokedAt.is_null())
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        Ok(result.rows_affected == 1)
+        if result.rows_affected != 1 {
+            return Ok(false);
+        }
+        txn.commit().await.map_err(store_error)?;
+        Ok(true)
     }
 
-    #[tracing::instrument(name = "adapter.sql.api_keys.expire_by", skip_all, fields(org_id = %org_id))]
-    async fn expire_by(&self, org_id: OrgId, id: uuid::Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
-        api_keys::Entity::update_many()
-            .col_expr(api_keys::Column::ExpiresAt, Expr::value(at))
-            .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(api_keys::Column::Id.eq(id))
-            .filter(Condition::any().add(api_keys::Column::ExpiresAt.is_null()).add(api_keys::Column::ExpiresAt.gt(at)))
-            .exec(self.db.connection())
+    #[tracing::instrument(name = "adapter.sql.api_keys.rotate", skip_all, fields(org_id = %replacement.org_id))]
+    async fn rotate(
+        &self,
+        old: uuid::Uuid,
+        until: DateTime<Utc>,
+        replacement: &ApiKey,
+        secret_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
+        let now = replacement.created_at;
+        let org = replacement.org_id.as_uuid();
+        // Still active (a concurrent revoke or rotation did not win), then bounded by `until`
+        // unless it expires sooner anyway.
+        let active = api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::ExpiresAt, Expr::value(until))
+            .filter(api_keys::Column::OrgId.eq(org))
+            .filter(api_keys::Column::Id.eq(old))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .filter(
+                Condition::any().add(api_keys::Column::ExpiresAt.is_null()).add(api_keys::Column::ExpiresAt.gt(now)),
+            )
+            .exec_with_returning(&txn)
             .await
             .map_err(store_error)?;
-        Ok(())
+        let Some(previous) = active.into_iter().next() else {
+            return Err(StoreError::NotFound);
+        };
+        if let Some(sooner) = previous.expires_at.filter(|at| *at < until) {
+            api_keys::Entity::update_many()
+                .col_expr(api_keys::Column::ExpiresAt, Expr::value(sooner))
+                .filter(api_keys::Column::OrgId.eq(org))
+                .filter(api_keys::Column::Id.eq(old))
+                .exec(&txn)
+                .await
+                .map_err(store_error)?;
+        }
+        insert(&txn, replacement, secret_hash).await?;
+        txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.touch", skip_all)]

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{Email, OrgId, UserId};
 use tenantry_ports::{Invitation, InvitationRepository, StoreError};
 
@@ -41,8 +42,9 @@ fn invitation_from(model: invitations::Model) -> Result<Invitation, StoreError> 
 #[async_trait::async_trait]
 impl InvitationRepository for SqlInvitationRepository {
     #[tracing::instrument(name = "adapter.sql.invitations.create", skip_all, fields(org_id = %invitation.org_id))]
-    async fn create(&self, invitation: &Invitation, token_hash: &str) -> Result<(), StoreError> {
+    async fn create(&self, invitation: &Invitation, token_hash: &str, audit: &AuditEvent) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         invitations::Entity::update_many()
             .col_expr(invitations::Column::RevokedAt, Expr::value(invitation.created_at))
             .filter(invitations::Column::OrgId.eq(invitation.org_id.as_uuid()))
@@ -88,17 +90,29 @@ impl InvitationRepository for SqlInvitationRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.invitations.revoke", skip_all, fields(org_id = %org_id))]
-    async fn revoke(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn revoke(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let result = invitations::Entity::update_many()
             .col_expr(invitations::Column::RevokedAt, Expr::value(now))
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
             .filter(invitations::Column::Id.eq(id))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        Ok(result.rows_affected == 1)
+        if result.rows_affected != 1 {
+            return Ok(false);
+        }
+        txn.commit().await.map_err(store_error)?;
+        Ok(true)
     }
 
     #[tracing::instrument(name = "adapter.sql.invitations.by_token", skip_all)]
@@ -119,8 +133,10 @@ impl InvitationRepository for SqlInvitationRepository {
         id: uuid::Uuid,
         user_id: UserId,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let claimed = invitations::Entity::update_many()
             .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))

@@ -2,6 +2,7 @@
 //! embedded default). Driver errors (`DbErr`) are mapped to port errors at this seam.
 
 mod api_keys;
+mod audit;
 #[cfg(test)]
 mod contract_tests;
 mod database;
@@ -15,6 +16,7 @@ mod tenancy;
 mod two_factor;
 
 pub use api_keys::SqlApiKeyRepository;
+pub use audit::SqlAuditLog;
 pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
 pub use identity::{SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository};
 pub use invitations::SqlInvitationRepository;

@@ -3,6 +3,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait};
 use tenantry_domain::OrgId;
+use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
 use tenantry_ports::{CustomRole, RoleRepository, StoreError};
 
@@ -80,7 +81,9 @@ impl RoleRepository for SqlRoleRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.create", skip_all, fields(org_id = %role.org_id))]
-    async fn create(&self, role: &CustomRole) -> Result<(), StoreError> {
+    async fn create(&self, role: &CustomRole, audit: &AuditEvent) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         roles::Entity::insert(roles::ActiveModel {
             id: Set(role.id),
             org_id: Set(role.org_id.as_uuid()),
@@ -89,15 +92,16 @@ impl RoleRepository for SqlRoleRepository {
             created_at: Set(role.created_at),
             updated_at: Set(role.updated_at),
         })
-        .exec_without_returning(self.db.connection())
+        .exec_without_returning(&txn)
         .await
         .map_err(store_error)?;
-        Ok(())
+        txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.update", skip_all, fields(org_id = %role.org_id))]
-    async fn update(&self, role: &CustomRole) -> Result<(), StoreError> {
+    async fn update(&self, role: &CustomRole, audit: &AuditEvent) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let old_name = || {
             sea_orm::sea_query::Query::select()
                 .column(roles::Column::Name)
@@ -141,8 +145,9 @@ impl RoleRepository for SqlRoleRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.delete", skip_all, fields(org_id = %org_id))]
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError> {
+    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let deleted = roles::Entity::delete_many()
             .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
             .filter(roles::Column::Id.eq(id))
@@ -164,7 +169,8 @@ impl RoleRepository for SqlRoleRepository {
             .filter(invitations::Column::Role.eq(role.name.as_str()))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
-            .filter(invitations::Column::ExpiresAt.gt(chrono::Utc::now()))
+            // The change's own time, from the application's clock.
+            .filter(invitations::Column::ExpiresAt.gt(audit.created_at))
             .count(&txn)
             .await
             .map_err(store_error)?;

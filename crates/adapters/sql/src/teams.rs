@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait, TryInsertResult};
+use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{StoreError, Team, TeamRepository};
 
@@ -76,7 +77,9 @@ impl TeamRepository for SqlTeamRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.create", skip_all, fields(org_id = %team.org_id))]
-    async fn create(&self, team: &Team) -> Result<(), StoreError> {
+    async fn create(&self, team: &Team, audit: &AuditEvent) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         teams::Entity::insert(teams::ActiveModel {
             id: Set(team.id),
             org_id: Set(team.org_id.as_uuid()),
@@ -85,10 +88,10 @@ impl TeamRepository for SqlTeamRepository {
             created_at: Set(team.created_at),
             updated_at: Set(team.updated_at),
         })
-        .exec_without_returning(self.db.connection())
+        .exec_without_returning(&txn)
         .await
         .map_err(store_error)?;
-        Ok(())
+        txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.update", skip_all, fields(org_id = %org_id))]
@@ -99,34 +102,45 @@ impl TeamRepository for SqlTeamRepository {
         name: &str,
         description: Option<String>,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let result = teams::Entity::update_many()
             .col_expr(teams::Column::Name, Expr::value(name))
             .col_expr(teams::Column::Description, Expr::value(description))
             .col_expr(teams::Column::UpdatedAt, Expr::value(now))
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
             .filter(teams::Column::Id.eq(id))
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        if result.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.delete", skip_all, fields(org_id = %org_id))]
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid) -> Result<(), StoreError> {
+    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         team_members::Entity::delete_many()
             .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
             .filter(team_members::Column::TeamId.eq(id))
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
         let result = teams::Entity::delete_many()
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
             .filter(teams::Column::Id.eq(id))
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        if result.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.add_member", skip_all, fields(org_id = %org_id))]
@@ -136,39 +150,59 @@ impl TeamRepository for SqlTeamRepository {
         id: uuid::Uuid,
         user_id: UserId,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let exists = teams::Entity::find()
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
             .filter(teams::Column::Id.eq(id))
-            .one(self.db.connection())
+            .one(&txn)
             .await
             .map_err(store_error)?
             .is_some();
         if !exists {
             return Err(StoreError::NotFound);
         }
-        team_members::Entity::insert(team_members::ActiveModel {
+        let inserted = team_members::Entity::insert(team_members::ActiveModel {
             org_id: Set(org_id.as_uuid()),
             team_id: Set(id),
             user_id: Set(user_id.as_uuid()),
             created_at: Set(now),
         })
         .on_conflict_do_nothing_on([team_members::Column::TeamId, team_members::Column::UserId])
-        .exec(self.db.connection())
+        .exec_without_returning(&txn)
         .await
         .map_err(store_error)?;
-        Ok(())
+        if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+            // Already in the team: nothing changed, nothing to record.
+            return Ok(false);
+        }
+        txn.commit().await.map_err(store_error)?;
+        Ok(true)
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.remove_member", skip_all, fields(org_id = %org_id))]
-    async fn remove_member(&self, org_id: OrgId, id: uuid::Uuid, user_id: UserId) -> Result<bool, StoreError> {
+    async fn remove_member(
+        &self,
+        org_id: OrgId,
+        id: uuid::Uuid,
+        user_id: UserId,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let result = team_members::Entity::delete_many()
             .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
             .filter(team_members::Column::TeamId.eq(id))
             .filter(team_members::Column::UserId.eq(user_id.as_uuid()))
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        Ok(result.rows_affected == 1)
+        if result.rows_affected != 1 {
+            return Ok(false);
+        }
+        txn.commit().await.map_err(store_error)?;
+        Ok(true)
     }
 }

@@ -6,6 +6,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
 };
+use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{Email, OrgId, Slug, UserId};
 use tenantry_ports::{Member, Org, OrgRepository, StoreError};
 
@@ -105,8 +106,9 @@ impl SqlOrgRepository {
 #[async_trait::async_trait]
 impl OrgRepository for SqlOrgRepository {
     #[tracing::instrument(name = "adapter.sql.orgs.create_with_owner", skip_all, fields(org_id = %org.id))]
-    async fn create_with_owner(&self, org: &Org, owner: UserId) -> Result<(), StoreError> {
+    async fn create_with_owner(&self, org: &Org, owner: UserId, audit: &AuditEvent) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         orgs::Entity::insert(orgs::ActiveModel {
             id: Set(org.id.as_uuid()),
             name: Set(org.name.clone()),
@@ -180,21 +182,34 @@ impl OrgRepository for SqlOrgRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.update", skip_all, fields(org_id = %org_id))]
-    async fn update(&self, org_id: OrgId, name: &str, slug: &Slug, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        org_id: OrgId,
+        name: &str,
+        slug: &Slug,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let result = orgs::Entity::update_many()
             .col_expr(orgs::Column::Name, Expr::value(name))
             .col_expr(orgs::Column::Slug, Expr::value(slug.as_str()))
             .col_expr(orgs::Column::UpdatedAt, Expr::value(now))
             .filter(orgs::Column::Id.eq(org_id.as_uuid()))
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        if result.rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.delete", skip_all, fields(org_id = %org_id))]
-    async fn delete(&self, org_id: OrgId) -> Result<(), StoreError> {
+    async fn delete(&self, org_id: OrgId, audit: &AuditEvent) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         memberships::Entity::delete_many()
             .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
             .exec(&txn)
@@ -214,8 +229,10 @@ impl OrgRepository for SqlOrgRepository {
         user_id: UserId,
         role: &str,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let db = self.db.connection();
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         let result = memberships::Entity::insert(memberships::ActiveModel {
             org_id: Set(org_id.as_uuid()),
             user_id: Set(user_id.as_uuid()),
@@ -223,10 +240,10 @@ impl OrgRepository for SqlOrgRepository {
             created_at: Set(now),
             updated_at: Set(now),
         })
-        .exec_without_returning(db)
+        .exec_without_returning(&txn)
         .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => txn.commit().await.map_err(store_error),
             Err(err) => match store_error(err) {
                 StoreError::Conflict => Err(StoreError::Conflict),
                 StoreError::Unexpected(cause) if cause.to_string().to_ascii_lowercase().contains("foreign key") => {
@@ -302,8 +319,16 @@ impl OrgRepository for SqlOrgRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.set_role", skip_all, fields(org_id = %org_id))]
-    async fn set_role(&self, org_id: OrgId, user_id: UserId, role: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn set_role(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: &str,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         self.lock_org(&txn, org_id).await?;
         let backend = txn.get_database_backend();
         let head = match backend {
@@ -332,8 +357,9 @@ impl OrgRepository for SqlOrgRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.remove_member", skip_all, fields(org_id = %org_id))]
-    async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> Result<(), StoreError> {
+    async fn remove_member(&self, org_id: OrgId, user_id: UserId, audit: &AuditEvent) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
+        crate::audit::append(&txn, audit).await?;
         self.lock_org(&txn, org_id).await?;
         let statement = guarded(txn.get_database_backend(), "DELETE FROM memberships", Vec::new(), org_id, user_id);
         self.guarded_change(&txn, statement, org_id, user_id).await?;

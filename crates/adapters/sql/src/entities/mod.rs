@@ -2,6 +2,8 @@
 //! repositories.
 
 pub mod api_keys;
+pub mod audit_heads;
+pub mod audit_log;
 pub mod backup_codes;
 pub mod invitations;
 pub mod memberships;
