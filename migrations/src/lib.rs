@@ -2,6 +2,7 @@
 //! and SQLite. PostgreSQL-only parts (Row-Level Security, partial indexes) run behind a backend
 //! check inside the migration that needs them, so both databases always share one history.
 
+pub use m20261122_000010_row_level_security::TENANT_TABLES;
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
@@ -14,6 +15,7 @@ mod m20261122_000006_roles;
 mod m20261122_000007_teams;
 mod m20261122_000008_api_keys;
 mod m20261122_000009_audit_log;
+mod m20261122_000010_row_level_security;
 
 /// Lists every migration in order; `tenantry migrate` and `tenantry serve` apply the pending ones.
 pub struct Migrator;
@@ -31,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_teams::Migration),
             Box::new(m20261122_000008_api_keys::Migration),
             Box::new(m20261122_000009_audit_log::Migration),
+            Box::new(m20261122_000010_row_level_security::Migration),
         ]
     }
 }

@@ -84,8 +84,38 @@ pub async fn spawn_app_with_manual_clock(overrides: &[(&str, &str)]) -> (TestApp
     (app, clock)
 }
 
+/// Starts the server on PostgreSQL (as the non-bypass application role, so Row-Level Security
+/// binds it) with the in-process cache, whatever `TENANTRY_TEST_STACK` says: for tests that are
+/// about PostgreSQL itself. `None` outside CI when no PostgreSQL is configured.
+///
+/// # Panics
+/// Under `CI=true` without `TENANTRY_TEST_DATABASE_URL`, or when the server cannot start.
+pub async fn spawn_app_on_postgres() -> Option<TestApp> {
+    let server = tenantry_testkit::env::postgres_url()?;
+    Some(launch(Stack::Services, &[], None, Some(server), None).await)
+}
+
 async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<ManualClock>>) -> TestApp {
     let stack = Stack::from_env();
+    let (server, redis) = if stack == Stack::Services {
+        let server = std::env::var("TENANTRY_TEST_DATABASE_URL")
+            .expect("TENANTRY_TEST_STACK=services needs TENANTRY_TEST_DATABASE_URL");
+        let redis = std::env::var("TENANTRY_TEST_REDIS_URL")
+            .expect("TENANTRY_TEST_STACK=services needs TENANTRY_TEST_REDIS_URL");
+        (Some(server), Some(redis))
+    } else {
+        (None, None)
+    };
+    launch(stack, overrides, clock, server, redis).await
+}
+
+async fn launch(
+    stack: Stack,
+    overrides: &[(&str, &str)],
+    clock: Option<Arc<ManualClock>>,
+    postgres_server: Option<String>,
+    redis: Option<String>,
+) -> TestApp {
     let data = tempfile::tempdir().expect("temporary data folder");
     let mut pairs: Vec<(String, String)> = vec![
         ("TENANTRY_BIND".into(), "127.0.0.1:0".into()),
@@ -94,16 +124,14 @@ async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<Manu
         ("TENANTRY_LOG".into(), "warn".into()),
     ];
     let mut postgres = None;
-    if stack == Stack::Services {
-        let server = std::env::var("TENANTRY_TEST_DATABASE_URL")
-            .expect("TENANTRY_TEST_STACK=services needs TENANTRY_TEST_DATABASE_URL");
-        let redis = std::env::var("TENANTRY_TEST_REDIS_URL")
-            .expect("TENANTRY_TEST_STACK=services needs TENANTRY_TEST_REDIS_URL");
+    if let Some(server) = postgres_server {
         let scratch = ScratchPostgres::create(&server).await;
         pairs.push(("TENANTRY_DATABASE_URL".into(), scratch.url.clone()));
+        postgres = Some(scratch);
+    }
+    if let Some(redis) = redis {
         pairs.push(("TENANTRY_REDIS_URL".into(), redis));
         pairs.push(("TENANTRY_REDIS_KEY_PREFIX".into(), format!("tenantry-test:{}:", uuid::Uuid::now_v7())));
-        postgres = Some(scratch);
     }
     for (name, value) in overrides {
         pairs.retain(|(existing, _)| existing != name);
@@ -218,12 +246,24 @@ impl TestApp {
     /// When the query fails.
     pub async fn raw_query_strings(&self, sql: &str) -> Vec<String> {
         use sea_orm::{ConnectionTrait, Statement};
-        let db = self.database.connection();
+        let db = self.behind_the_back().await;
         let rows = db
             .query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned()))
             .await
             .expect("query runs");
         rows.iter().map(|row| row.try_get_by_index::<String>(0).expect("a text column")).collect()
+    }
+
+    /// A connection that reaches every row, as someone with direct database access would: on
+    /// PostgreSQL the superuser (past Row-Level Security), on SQLite the file itself.
+    ///
+    /// # Panics
+    /// When PostgreSQL cannot be reached.
+    pub async fn behind_the_back(&self) -> sea_orm::DatabaseConnection {
+        match &self.postgres {
+            Some(scratch) => sea_orm::Database::connect(&scratch.admin_url).await.expect("superuser connection"),
+            None => self.database.connection().clone(),
+        }
     }
 
     /// The app's database, for tests that seed or inspect rows directly.

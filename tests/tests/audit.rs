@@ -33,7 +33,9 @@ fn actions(page: &Value) -> Vec<String> {
 }
 
 async fn tamper(app: &TestApp, sql: &str) {
-    app.database().connection().execute_unprepared(sql).await.expect("tampering statement runs");
+    let db = app.behind_the_back().await;
+    let changed = db.execute_unprepared(sql).await.expect("tampering statement runs");
+    assert_eq!(changed.rows_affected(), 1, "{sql}");
 }
 
 #[tokio::test]

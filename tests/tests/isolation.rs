@@ -45,7 +45,8 @@ async fn another_tenants_member_and_key_get_404_from_every_org_route() {
     app.add_member(&org, &member_id, "member").await;
     let base = format!("/api/v1/orgs/{org}");
     let team = created(&app, &format!("{base}/teams"), &owner, json!({"name": "t"})).await;
-    let role = created(&app, &format!("{base}/roles"), &owner, json!({"name": "auditors", "permissions": ["org:read"]})).await;
+    let role =
+        created(&app, &format!("{base}/roles"), &owner, json!({"name": "auditors", "permissions": ["org:read"]})).await;
     let invitation =
         created(&app, &format!("{base}/invitations"), &owner, json!({"email": "i@example.com", "role": "viewer"}))
             .await;

@@ -115,6 +115,16 @@ impl Services {
         let mut sql = SqlConfig::new(settings.database_url.clone());
         sql.max_connections = settings.database_max_connections;
         let database = SqlDatabase::connect(&sql).await?;
+        if let Some(role) = database.role_bypassing_row_security().await? {
+            let message = format!(
+                "the database role `{role}` is a superuser or has BYPASSRLS, so PostgreSQL Row-Level Security \
+                 would not isolate tenants; connect as a role without them (docs/configuration.md)"
+            );
+            if settings.environment == crate::config::Environment::Production {
+                return Err(StartupError::Setting { variable: "TENANTRY_DATABASE_URL", message });
+            }
+            tracing::warn!("{message}");
+        }
         let cache: Arc<dyn Cache> = match &settings.redis_url {
             Some(url) => {
                 let mut config = RedisConfig::new(url.clone());

@@ -246,7 +246,7 @@ impl ApiKeyService {
             .set_if_absent(&format!("api-keys:used:{}", key.id), b"1", Some(USED_EVERY))
             .await
             .unwrap_or(false)
-            && let Err(err) = self.ports.keys.touch(key.id, now).await
+            && let Err(err) = self.ports.keys.touch(key.org_id, key.id, now).await
         {
             tracing::warn!(error = %err, "recording API key use failed");
         }

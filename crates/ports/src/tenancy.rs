@@ -468,7 +468,7 @@ pub trait ApiKeyRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn touch(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn touch(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Revokes every key a user created (when the account is disabled).
     ///

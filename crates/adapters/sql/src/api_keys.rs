@@ -2,9 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::tenancy::PermissionSet;
 use tenantry_domain::{OrgId, UserId};
@@ -72,7 +70,7 @@ async fn insert<C: ConnectionTrait>(txn: &C, key: &ApiKey, secret_hash: &str) ->
 impl ApiKeyRepository for SqlApiKeyRepository {
     #[tracing::instrument(name = "adapter.sql.api_keys.create", skip_all, fields(org_id = %key.org_id))]
     async fn create(&self, key: &ApiKey, secret_hash: &str, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(key.org_id).await?;
         crate::audit::append(&txn, audit).await?;
         insert(&txn, key, secret_hash).await?;
         txn.commit().await.map_err(store_error)
@@ -80,40 +78,42 @@ impl ApiKeyRepository for SqlApiKeyRepository {
 
     #[tracing::instrument(name = "adapter.sql.api_keys.list", skip_all, fields(org_id = %org_id))]
     async fn list(&self, org_id: OrgId) -> Result<Vec<ApiKey>, StoreError> {
-        api_keys::Entity::find()
+        let txn = self.db.tenant(org_id).await?;
+        let found = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
             .filter(api_keys::Column::RevokedAt.is_null())
             .order_by_desc(api_keys::Column::CreatedAt)
             .order_by_desc(api_keys::Column::Id)
-            .all(self.db.connection())
+            .all(&txn)
             .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(|model| key_from(model).map(|(key, _)| key))
-            .collect()
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        found.into_iter().map(|model| key_from(model).map(|(key, _)| key)).collect()
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.get", skip_all, fields(org_id = %org_id))]
     async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<ApiKey>, StoreError> {
-        api_keys::Entity::find()
+        let txn = self.db.tenant(org_id).await?;
+        let found = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
             .filter(api_keys::Column::Id.eq(id))
-            .one(self.db.connection())
+            .one(&txn)
             .await
-            .map_err(store_error)?
-            .map(|model| key_from(model).map(|(key, _)| key))
-            .transpose()
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        found.map(|model| key_from(model).map(|(key, _)| key)).transpose()
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.by_public_id", skip_all)]
     async fn by_public_id(&self, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
-        api_keys::Entity::find()
+        let txn = self.db.platform().await?;
+        let found = api_keys::Entity::find()
             .filter(api_keys::Column::PublicId.eq(public_id))
-            .one(self.db.connection())
+            .one(&txn)
             .await
-            .map_err(store_error)?
-            .map(key_from)
-            .transpose()
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        found.map(key_from).transpose()
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.revoke", skip_all, fields(org_id = %org_id))]
@@ -124,7 +124,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let result = api_keys::Entity::update_many()
             .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
@@ -150,7 +150,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         secret_hash: &str,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(replacement.org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let now = replacement.created_at;
         let org = replacement.org_id.as_uuid();
@@ -184,25 +184,30 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.touch", skip_all)]
-    async fn touch(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn touch(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let txn = self.db.tenant(org_id).await?;
         api_keys::Entity::update_many()
             .col_expr(api_keys::Column::LastUsedAt, Expr::value(now))
+            .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
             .filter(api_keys::Column::Id.eq(id))
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        Ok(())
+        txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.revoke_created_by", skip_all)]
     async fn revoke_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        // A disabled account's keys, in every organization it created them in.
+        let txn = self.db.platform().await?;
         let result = api_keys::Entity::update_many()
             .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
             .filter(api_keys::Column::CreatedBy.eq(user_id.as_uuid()))
             .filter(api_keys::Column::RevokedAt.is_null())
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
         Ok(result.rows_affected)
     }
 }

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, TransactionTrait,
+    Statement,
 };
 use tenantry_domain::OrgId;
 use tenantry_domain::audit::{ActorKind, AuditEntry, AuditEvent, GENESIS_HASH, Origin};
@@ -124,7 +124,7 @@ impl SqlAuditLog {
 impl AuditLog for SqlAuditLog {
     #[tracing::instrument(name = "adapter.sql.audit.append", skip_all, fields(org_id = %event.org_id))]
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(event.org_id).await?;
         append(&txn, event).await?;
         txn.commit().await.map_err(store_error)
     }
@@ -150,39 +150,37 @@ impl AuditLog for SqlAuditLog {
         if let Some(before) = filter.before_seq {
             query = query.filter(audit_log::Column::Seq.lt(before));
         }
-        Ok(query
-            .order_by_desc(audit_log::Column::Seq)
-            .limit(u64::from(limit))
-            .all(self.db.connection())
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(entry_from)
-            .collect())
+        let txn = self.db.tenant(org_id).await?;
+        let found =
+            query.order_by_desc(audit_log::Column::Seq).limit(u64::from(limit)).all(&txn).await.map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(found.into_iter().map(entry_from).collect())
     }
 
     #[tracing::instrument(name = "adapter.sql.audit.chain", skip_all, fields(org_id = %org_id))]
     async fn chain(&self, org_id: OrgId, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        Ok(audit_log::Entity::find()
+        let txn = self.db.tenant(org_id).await?;
+        let found = audit_log::Entity::find()
             .filter(audit_log::Column::OrgId.eq(org_id.as_uuid()))
             .filter(audit_log::Column::Seq.gt(after_seq))
             .order_by_asc(audit_log::Column::Seq)
             .limit(u64::from(limit))
-            .all(self.db.connection())
+            .all(&txn)
             .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(entry_from)
-            .collect())
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(found.into_iter().map(entry_from).collect())
     }
 
     #[tracing::instrument(name = "adapter.sql.audit.head", skip_all, fields(org_id = %org_id))]
     async fn head(&self, org_id: OrgId) -> Result<Option<AuditHead>, StoreError> {
-        Ok(audit_heads::Entity::find_by_id(org_id.as_uuid())
-            .one(self.db.connection())
-            .await
-            .map_err(store_error)?
-            .filter(|head| head.seq > 0)
-            .map(|head| AuditHead { seq: head.seq, last_id: head.last_id, hash: head.hash }))
+        let txn = self.db.tenant(org_id).await?;
+        let found = audit_heads::Entity::find_by_id(org_id.as_uuid()).one(&txn).await.map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(found.filter(|head| head.seq > 0).map(|head| AuditHead {
+            seq: head.seq,
+            last_id: head.last_id,
+            hash: head.hash,
+        }))
     }
 }

@@ -2,7 +2,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait,
+};
+use tenantry_domain::OrgId;
+use tenantry_ports::StoreError;
+
+use crate::identity::store_error;
 use secrecy::{ExposeSecret, SecretString};
 use tenantry_migration::{Migrator, MigratorTrait};
 
@@ -153,6 +160,31 @@ impl SqlDatabase {
         Ok(pending.iter().map(|migration| migration.name().to_owned()).collect())
     }
 
+    /// The role the pool connects as, when Row-Level Security would not bind it (a superuser
+    /// or a `BYPASSRLS` role); `None` when it would, and always on SQLite (which has no RLS:
+    /// its only wall is the repositories' own `org_id` filters).
+    ///
+    /// # Errors
+    /// [`SqlError::Connect`] when the database cannot be asked.
+    pub async fn role_bypassing_row_security(&self) -> Result<Option<String>, SqlError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let row = self
+            .connection
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT current_user::text AS name, (rolsuper OR rolbypassrls) AS bypasses \
+                 FROM pg_roles WHERE rolname = current_user",
+            ))
+            .await
+            .map_err(|err| SqlError::Connect(err.to_string()))?;
+        let Some(row) = row else { return Ok(None) };
+        let bypasses: bool = row.try_get("", "bypasses").map_err(|err| SqlError::Connect(err.to_string()))?;
+        let name: String = row.try_get("", "name").map_err(|err| SqlError::Connect(err.to_string()))?;
+        Ok(bypasses.then_some(name))
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -176,6 +208,36 @@ impl SqlDatabase {
         if let Err(err) = self.connection.close_by_ref().await {
             tracing::warn!(error = %err, "closing the database pool failed");
         }
+    }
+
+    /// A transaction that sees only `org_id`'s rows: on PostgreSQL it sets `tenantry.org_id`
+    /// for this transaction only (`set_config(…, true)`), which the Row-Level Security policies
+    /// of every tenant table check, so a query that forgot its `org_id` filter still cannot
+    /// reach another tenant. Every tenant-scoped repository method runs in one.
+    pub(crate) async fn tenant(&self, org_id: OrgId) -> Result<DatabaseTransaction, StoreError> {
+        self.scoped("tenantry.org_id", org_id.to_string()).await
+    }
+
+    /// A transaction allowed to cross tenants, for the few operations that are cross-tenant by
+    /// nature and say so: finding a key or an invitation by its secret, a user's own
+    /// memberships, account deletion, platform administration. Grep for `platform()` to
+    /// review them all.
+    pub(crate) async fn platform(&self) -> Result<DatabaseTransaction, StoreError> {
+        self.scoped("tenantry.scope", "platform".to_owned()).await
+    }
+
+    async fn scoped(&self, setting: &'static str, value: String) -> Result<DatabaseTransaction, StoreError> {
+        let txn = self.connection.begin().await.map_err(store_error)?;
+        if self.backend == Backend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT set_config($1, $2, true)",
+                [setting.into(), value.into()],
+            ))
+            .await
+            .map_err(store_error)?;
+        }
+        Ok(txn)
     }
 
     /// The sea-orm backend, for building dialect-specific statements.

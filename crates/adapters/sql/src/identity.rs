@@ -210,7 +210,8 @@ impl UserRepository for SqlUserRepository {
     async fn delete(&self, id: UserId) -> Result<(), StoreError> {
         // Child rows go with the user (ON DELETE CASCADE); deleting them explicitly too keeps
         // SQLite correct even on a connection where foreign keys were not enabled.
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        // Memberships in every organization the user belongs to: cross-tenant by nature.
+        let txn = self.db.platform().await?;
         let backend = txn.get_database_backend();
         if backend == DbBackend::Postgres {
             // Serialises with role changes and removals in the orgs this user owns (they lock

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{Email, OrgId, UserId};
 use tenantry_ports::{Invitation, InvitationRepository, StoreError};
@@ -43,7 +43,7 @@ fn invitation_from(model: invitations::Model) -> Result<Invitation, StoreError> 
 impl InvitationRepository for SqlInvitationRepository {
     #[tracing::instrument(name = "adapter.sql.invitations.create", skip_all, fields(org_id = %invitation.org_id))]
     async fn create(&self, invitation: &Invitation, token_hash: &str, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(invitation.org_id).await?;
         crate::audit::append(&txn, audit).await?;
         invitations::Entity::update_many()
             .col_expr(invitations::Column::RevokedAt, Expr::value(invitation.created_at))
@@ -74,19 +74,19 @@ impl InvitationRepository for SqlInvitationRepository {
 
     #[tracing::instrument(name = "adapter.sql.invitations.list_pending", skip_all, fields(org_id = %org_id))]
     async fn list_pending(&self, org_id: OrgId, now: DateTime<Utc>) -> Result<Vec<Invitation>, StoreError> {
-        invitations::Entity::find()
+        let txn = self.db.tenant(org_id).await?;
+        let models = invitations::Entity::find()
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
             .filter(invitations::Column::ExpiresAt.gt(now))
             .order_by_desc(invitations::Column::CreatedAt)
             .order_by_desc(invitations::Column::Id)
-            .all(self.db.connection())
+            .all(&txn)
             .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(invitation_from)
-            .collect()
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        models.into_iter().map(invitation_from).collect()
     }
 
     #[tracing::instrument(name = "adapter.sql.invitations.revoke", skip_all, fields(org_id = %org_id))]
@@ -97,7 +97,7 @@ impl InvitationRepository for SqlInvitationRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let result = invitations::Entity::update_many()
             .col_expr(invitations::Column::RevokedAt, Expr::value(now))
@@ -117,13 +117,15 @@ impl InvitationRepository for SqlInvitationRepository {
 
     #[tracing::instrument(name = "adapter.sql.invitations.by_token", skip_all)]
     async fn by_token(&self, token_hash: &str) -> Result<Option<Invitation>, StoreError> {
-        invitations::Entity::find()
+        // The token is the capability and names no tenant until it is found.
+        let txn = self.db.platform().await?;
+        let model = invitations::Entity::find()
             .filter(invitations::Column::TokenHash.eq(token_hash))
-            .one(self.db.connection())
+            .one(&txn)
             .await
-            .map_err(store_error)?
-            .map(invitation_from)
-            .transpose()
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        model.map(invitation_from).transpose()
     }
 
     #[tracing::instrument(name = "adapter.sql.invitations.accept", skip_all, fields(org_id = %org_id))]
@@ -135,7 +137,7 @@ impl InvitationRepository for SqlInvitationRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let claimed = invitations::Entity::update_many()
             .col_expr(invitations::Column::AcceptedAt, Expr::value(now))

@@ -1,7 +1,7 @@
 //! [`RoleRepository`] on sea-orm.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
@@ -45,44 +45,46 @@ fn encode(permissions: PermissionSet) -> String {
 impl RoleRepository for SqlRoleRepository {
     #[tracing::instrument(name = "adapter.sql.roles.list", skip_all, fields(org_id = %org_id))]
     async fn list(&self, org_id: OrgId) -> Result<Vec<CustomRole>, StoreError> {
-        roles::Entity::find()
+        let txn = self.db.tenant(org_id).await?;
+        let found = roles::Entity::find()
             .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
             .order_by_asc(roles::Column::Name)
-            .all(self.db.connection())
+            .all(&txn)
             .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(role_from)
-            .collect()
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        found.into_iter().map(role_from).collect()
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.by_name", skip_all, fields(org_id = %org_id))]
     async fn by_name(&self, org_id: OrgId, name: &str) -> Result<Option<CustomRole>, StoreError> {
-        roles::Entity::find()
+        let txn = self.db.tenant(org_id).await?;
+        let found = roles::Entity::find()
             .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
             .filter(roles::Column::Name.eq(name))
-            .one(self.db.connection())
+            .one(&txn)
             .await
-            .map_err(store_error)?
-            .map(role_from)
-            .transpose()
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        found.map(role_from).transpose()
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.get", skip_all, fields(org_id = %org_id))]
     async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<CustomRole>, StoreError> {
-        roles::Entity::find()
+        let txn = self.db.tenant(org_id).await?;
+        let found = roles::Entity::find()
             .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
             .filter(roles::Column::Id.eq(id))
-            .one(self.db.connection())
+            .one(&txn)
             .await
-            .map_err(store_error)?
-            .map(role_from)
-            .transpose()
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        found.map(role_from).transpose()
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.create", skip_all, fields(org_id = %role.org_id))]
     async fn create(&self, role: &CustomRole, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(role.org_id).await?;
         crate::audit::append(&txn, audit).await?;
         roles::Entity::insert(roles::ActiveModel {
             id: Set(role.id),
@@ -100,7 +102,7 @@ impl RoleRepository for SqlRoleRepository {
 
     #[tracing::instrument(name = "adapter.sql.roles.update", skip_all, fields(org_id = %role.org_id))]
     async fn update(&self, role: &CustomRole, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(role.org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let old_name = || {
             sea_orm::sea_query::Query::select()
@@ -146,7 +148,7 @@ impl RoleRepository for SqlRoleRepository {
 
     #[tracing::instrument(name = "adapter.sql.roles.delete", skip_all, fields(org_id = %org_id))]
     async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let deleted = roles::Entity::delete_many()
             .filter(roles::Column::OrgId.eq(org_id.as_uuid()))

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait, TryInsertResult};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TryInsertResult};
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{StoreError, Team, TeamRepository};
@@ -23,14 +23,18 @@ impl SqlTeamRepository {
         Self { db }
     }
 
-    async fn with_members(&self, org_id: OrgId, models: Vec<teams::Model>) -> Result<Vec<Team>, StoreError> {
+    async fn with_members<C: ConnectionTrait>(
+        txn: &C,
+        org_id: OrgId,
+        models: Vec<teams::Model>,
+    ) -> Result<Vec<Team>, StoreError> {
         let ids: Vec<uuid::Uuid> = models.iter().map(|t| t.id).collect();
         let members = team_members::Entity::find()
             .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
             .filter(team_members::Column::TeamId.is_in(ids))
             .order_by_asc(team_members::Column::CreatedAt)
             .order_by_asc(team_members::Column::UserId)
-            .all(self.db.connection())
+            .all(txn)
             .await
             .map_err(store_error)?;
         Ok(models
@@ -56,29 +60,35 @@ impl SqlTeamRepository {
 impl TeamRepository for SqlTeamRepository {
     #[tracing::instrument(name = "adapter.sql.teams.list", skip_all, fields(org_id = %org_id))]
     async fn list(&self, org_id: OrgId) -> Result<Vec<Team>, StoreError> {
+        let txn = self.db.tenant(org_id).await?;
         let models = teams::Entity::find()
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
             .order_by_asc(teams::Column::Name)
-            .all(self.db.connection())
+            .all(&txn)
             .await
             .map_err(store_error)?;
-        self.with_members(org_id, models).await
+        let teams = Self::with_members(&txn, org_id, models).await?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(teams)
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.get", skip_all, fields(org_id = %org_id))]
     async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<Team>, StoreError> {
+        let txn = self.db.tenant(org_id).await?;
         let model = teams::Entity::find()
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
             .filter(teams::Column::Id.eq(id))
-            .one(self.db.connection())
+            .one(&txn)
             .await
             .map_err(store_error)?;
-        Ok(self.with_members(org_id, model.into_iter().collect()).await?.into_iter().next())
+        let team = Self::with_members(&txn, org_id, model.into_iter().collect()).await?.into_iter().next();
+        txn.commit().await.map_err(store_error)?;
+        Ok(team)
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.create", skip_all, fields(org_id = %team.org_id))]
     async fn create(&self, team: &Team, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(team.org_id).await?;
         crate::audit::append(&txn, audit).await?;
         teams::Entity::insert(teams::ActiveModel {
             id: Set(team.id),
@@ -104,7 +114,7 @@ impl TeamRepository for SqlTeamRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let result = teams::Entity::update_many()
             .col_expr(teams::Column::Name, Expr::value(name))
@@ -123,7 +133,7 @@ impl TeamRepository for SqlTeamRepository {
 
     #[tracing::instrument(name = "adapter.sql.teams.delete", skip_all, fields(org_id = %org_id))]
     async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         team_members::Entity::delete_many()
             .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
@@ -152,7 +162,7 @@ impl TeamRepository for SqlTeamRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let exists = teams::Entity::find()
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
@@ -190,7 +200,7 @@ impl TeamRepository for SqlTeamRepository {
         user_id: UserId,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let result = team_members::Entity::delete_many()
             .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))

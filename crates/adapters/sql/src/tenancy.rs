@@ -3,15 +3,15 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
 };
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{Email, OrgId, Slug, UserId};
 use tenantry_ports::{Member, Org, OrgRepository, StoreError};
 
 use crate::SqlDatabase;
-use crate::entities::{memberships, orgs, users};
+use crate::entities::{memberships, orgs};
 use crate::identity::store_error;
 
 const OWNER: &str = "owner";
@@ -107,7 +107,7 @@ impl SqlOrgRepository {
 impl OrgRepository for SqlOrgRepository {
     #[tracing::instrument(name = "adapter.sql.orgs.create_with_owner", skip_all, fields(org_id = %org.id))]
     async fn create_with_owner(&self, org: &Org, owner: UserId, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org.id).await?;
         crate::audit::append(&txn, audit).await?;
         orgs::Entity::insert(orgs::ActiveModel {
             id: Set(org.id.as_uuid()),
@@ -135,12 +135,10 @@ impl OrgRepository for SqlOrgRepository {
 
     #[tracing::instrument(name = "adapter.sql.orgs.get", skip_all, fields(org_id = %org_id))]
     async fn get(&self, org_id: OrgId) -> Result<Option<Org>, StoreError> {
-        orgs::Entity::find_by_id(org_id.as_uuid())
-            .one(self.db.connection())
-            .await
-            .map_err(store_error)?
-            .map(org_from)
-            .transpose()
+        let txn = self.db.tenant(org_id).await?;
+        let model = orgs::Entity::find_by_id(org_id.as_uuid()).one(&txn).await.map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        model.map(org_from).transpose()
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.list_all", skip_all)]
@@ -149,29 +147,27 @@ impl OrgRepository for SqlOrgRepository {
         if let Some(after) = after {
             query = query.filter(orgs::Column::Id.gt(after.as_uuid()));
         }
-        query
-            .order_by_asc(orgs::Column::Id)
-            .limit(u64::from(limit))
-            .all(self.db.connection())
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(org_from)
-            .collect()
+        let txn = self.db.platform().await?;
+        let models =
+            query.order_by_asc(orgs::Column::Id).limit(u64::from(limit)).all(&txn).await.map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        models.into_iter().map(org_from).collect()
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.list_for_user", skip_all)]
     async fn list_for_user(&self, user_id: UserId) -> Result<Vec<(Org, String)>, StoreError> {
-        let db = self.db.connection();
+        // A user's own memberships span tenants by nature.
+        let db = self.db.platform().await?;
         let memberships = memberships::Entity::find()
             .filter(memberships::Column::UserId.eq(user_id.as_uuid()))
             .order_by_asc(memberships::Column::CreatedAt)
             .order_by_asc(memberships::Column::OrgId)
-            .all(db)
+            .all(&db)
             .await
             .map_err(store_error)?;
         let ids: Vec<uuid::Uuid> = memberships.iter().map(|m| m.org_id).collect();
-        let orgs = orgs::Entity::find().filter(orgs::Column::Id.is_in(ids)).all(db).await.map_err(store_error)?;
+        let orgs = orgs::Entity::find().filter(orgs::Column::Id.is_in(ids)).all(&db).await.map_err(store_error)?;
+        db.commit().await.map_err(store_error)?;
         let mut out = Vec::with_capacity(memberships.len());
         for membership in memberships {
             if let Some(org) = orgs.iter().find(|o| o.id == membership.org_id) {
@@ -190,7 +186,7 @@ impl OrgRepository for SqlOrgRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let result = orgs::Entity::update_many()
             .col_expr(orgs::Column::Name, Expr::value(name))
@@ -208,7 +204,7 @@ impl OrgRepository for SqlOrgRepository {
 
     #[tracing::instrument(name = "adapter.sql.orgs.delete", skip_all, fields(org_id = %org_id))]
     async fn delete(&self, org_id: OrgId, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         memberships::Entity::delete_many()
             .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
@@ -231,7 +227,7 @@ impl OrgRepository for SqlOrgRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let result = memberships::Entity::insert(memberships::ActiveModel {
             org_id: Set(org_id.as_uuid()),
@@ -256,65 +252,76 @@ impl OrgRepository for SqlOrgRepository {
 
     #[tracing::instrument(name = "adapter.sql.orgs.role_of", skip_all, fields(org_id = %org_id))]
     async fn role_of(&self, org_id: OrgId, user_id: UserId) -> Result<Option<String>, StoreError> {
-        Ok(memberships::Entity::find_by_id((org_id.as_uuid(), user_id.as_uuid()))
-            .one(self.db.connection())
+        let txn = self.db.tenant(org_id).await?;
+        let membership = memberships::Entity::find_by_id((org_id.as_uuid(), user_id.as_uuid()))
+            .one(&txn)
             .await
-            .map_err(store_error)?
-            .map(|m| m.role))
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(membership.map(|m| m.role))
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.list_members", skip_all, fields(org_id = %org_id))]
     async fn list_members(&self, org_id: OrgId, after: Option<UserId>, limit: u32) -> Result<Vec<Member>, StoreError> {
-        let db = self.db.connection();
-        let mut query = memberships::Entity::find().filter(memberships::Column::OrgId.eq(org_id.as_uuid()));
-        if let Some(after) = after {
-            let Some(cursor) = memberships::Entity::find_by_id((org_id.as_uuid(), after.as_uuid()))
-                .one(db)
-                .await
-                .map_err(store_error)?
-            else {
-                return Ok(Vec::new());
-            };
-            query = query.filter(
-                Condition::any().add(memberships::Column::CreatedAt.gt(cursor.created_at)).add(
-                    Condition::all()
-                        .add(memberships::Column::CreatedAt.eq(cursor.created_at))
-                        .add(memberships::Column::UserId.gt(cursor.user_id)),
-                ),
-            );
-        }
-        let rows = query
-            .order_by_asc(memberships::Column::CreatedAt)
-            .order_by_asc(memberships::Column::UserId)
-            .limit(u64::from(limit))
-            .all(db)
-            .await
-            .map_err(store_error)?;
-        let ids: Vec<uuid::Uuid> = rows.iter().map(|m| m.user_id).collect();
-        let people = users::Entity::find().filter(users::Column::Id.is_in(ids)).all(db).await.map_err(store_error)?;
-        let mut members = Vec::with_capacity(rows.len());
-        for row in rows {
-            let Some(person) = people.iter().find(|u| u.id == row.user_id) else { continue };
-            members.push(Member {
-                user_id: UserId::from_uuid(row.user_id),
-                email: Email::parse(&person.email)
-                    .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("stored email is invalid")))?,
-                display_name: person.display_name.clone(),
-                role: row.role,
-                joined_at: row.created_at,
-            });
-        }
-        Ok(members)
+        let txn = self.db.tenant(org_id).await?;
+        let backend = txn.get_database_backend();
+        let p = |n: usize| if backend == DbBackend::Postgres { format!("${n}") } else { "?".to_owned() };
+        let mut values: Vec<Value> = vec![org_id.as_uuid().into()];
+        // One round trip: the page of memberships joined with who they are. The cursor is the
+        // last user id of the previous page; its join time comes from a subquery, and a
+        // cursor whose member has left yields an empty page.
+        let cursor = match after {
+            None => String::new(),
+            Some(after) => {
+                let cursor_row = format!(
+                    "(SELECT c.created_at FROM memberships c WHERE c.org_id = {} AND c.user_id = {})",
+                    p(2),
+                    p(3)
+                );
+                values.extend([org_id.as_uuid().into(), after.as_uuid().into()]);
+                let again = format!(
+                    "(SELECT c.created_at FROM memberships c WHERE c.org_id = {} AND c.user_id = {})",
+                    p(4),
+                    p(5)
+                );
+                values.extend([org_id.as_uuid().into(), after.as_uuid().into(), after.as_uuid().into()]);
+                format!(" AND (m.created_at > {cursor_row} OR (m.created_at = {again} AND m.user_id > {}))", p(6))
+            }
+        };
+        let sql = format!(
+            "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at FROM memberships m \
+             JOIN users u ON u.id = m.user_id WHERE m.org_id = {}{cursor} \
+             ORDER BY m.created_at, m.user_id LIMIT {limit}",
+            p(1)
+        );
+        let rows =
+            txn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await.map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let email: String = row.try_get("", "email").map_err(store_error)?;
+                Ok(Member {
+                    user_id: UserId::from_uuid(row.try_get("", "user_id").map_err(store_error)?),
+                    email: Email::parse(&email)
+                        .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("stored email is invalid")))?,
+                    display_name: row.try_get("", "display_name").map_err(store_error)?,
+                    role: row.try_get("", "role").map_err(store_error)?,
+                    joined_at: row.try_get("", "created_at").map_err(store_error)?,
+                })
+            })
+            .collect()
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.count_owners", skip_all, fields(org_id = %org_id))]
     async fn count_owners(&self, org_id: OrgId) -> Result<u32, StoreError> {
+        let txn = self.db.tenant(org_id).await?;
         let count = memberships::Entity::find()
             .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
             .filter(memberships::Column::Role.eq(OWNER))
-            .count(self.db.connection())
+            .count(&txn)
             .await
             .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
@@ -327,7 +334,7 @@ impl OrgRepository for SqlOrgRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         self.lock_org(&txn, org_id).await?;
         let backend = txn.get_database_backend();
@@ -358,7 +365,7 @@ impl OrgRepository for SqlOrgRepository {
 
     #[tracing::instrument(name = "adapter.sql.orgs.remove_member", skip_all, fields(org_id = %org_id))]
     async fn remove_member(&self, org_id: OrgId, user_id: UserId, audit: &AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         self.lock_org(&txn, org_id).await?;
         let statement = guarded(txn.get_database_backend(), "DELETE FROM memberships", Vec::new(), org_id, user_id);
@@ -375,21 +382,25 @@ impl OrgRepository for SqlOrgRepository {
 
     #[tracing::instrument(name = "adapter.sql.orgs.orgs_solely_owned_by", skip_all)]
     async fn orgs_solely_owned_by(&self, user_id: UserId) -> Result<Vec<OrgId>, StoreError> {
-        let db = self.db.connection();
-        let owned = memberships::Entity::find()
-            .filter(memberships::Column::UserId.eq(user_id.as_uuid()))
-            .filter(memberships::Column::Role.eq(OWNER))
-            .all(db)
+        // Spans the user's organizations by nature.
+        let txn = self.db.platform().await?;
+        let backend = txn.get_database_backend();
+        let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?" };
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT m.org_id FROM memberships m WHERE m.user_id = {placeholder} AND m.role = '{OWNER}' AND \
+                     (SELECT COUNT(*) FROM memberships o WHERE o.org_id = m.org_id AND o.role = '{OWNER}') = 1"
+                ),
+                [user_id.as_uuid().into()],
+            ))
             .await
             .map_err(store_error)?;
-        let mut sole = Vec::new();
-        for membership in owned {
-            let org_id = OrgId::from_uuid(membership.org_id);
-            if self.count_owners(org_id).await? <= 1 {
-                sole.push(org_id);
-            }
-        }
-        Ok(sole)
+        txn.commit().await.map_err(store_error)?;
+        rows.iter()
+            .map(|row| row.try_get::<uuid::Uuid>("", "org_id").map(OrgId::from_uuid).map_err(store_error))
+            .collect()
     }
 }
 
