@@ -69,6 +69,21 @@ pub enum StartupError {
     Other(String),
 }
 
+/// Production refuses a database role that Row-Level Security would not bind; elsewhere it is
+/// a warning (a developer's local superuser is common).
+fn refuse_bypassing_role(environment: crate::config::Environment, role: Option<String>) -> Result<(), StartupError> {
+    let Some(role) = role else { return Ok(()) };
+    let message = format!(
+        "the database role `{role}` is a superuser or has BYPASSRLS, so PostgreSQL Row-Level Security \
+         would not isolate tenants; connect as a role without them (docs/configuration.md)"
+    );
+    if environment == crate::config::Environment::Production {
+        return Err(StartupError::Setting { variable: "TENANTRY_DATABASE_URL", message });
+    }
+    tracing::warn!("{message}");
+    Ok(())
+}
+
 /// Every adapter and service the process uses, built once from settings and shared by the HTTP
 /// server, the worker and the CLI commands.
 #[derive(Clone)]
@@ -115,16 +130,7 @@ impl Services {
         let mut sql = SqlConfig::new(settings.database_url.clone());
         sql.max_connections = settings.database_max_connections;
         let database = SqlDatabase::connect(&sql).await?;
-        if let Some(role) = database.role_bypassing_row_security().await? {
-            let message = format!(
-                "the database role `{role}` is a superuser or has BYPASSRLS, so PostgreSQL Row-Level Security \
-                 would not isolate tenants; connect as a role without them (docs/configuration.md)"
-            );
-            if settings.environment == crate::config::Environment::Production {
-                return Err(StartupError::Setting { variable: "TENANTRY_DATABASE_URL", message });
-            }
-            tracing::warn!("{message}");
-        }
+        refuse_bypassing_role(settings.environment, database.role_bypassing_row_security().await?)?;
         let cache: Arc<dyn Cache> = match &settings.redis_url {
             Some(url) => {
                 let mut config = RedisConfig::new(url.clone());
@@ -535,4 +541,22 @@ fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpReques
 
 fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::validation(vec![FieldError { field: "query".to_owned(), message: err.to_string() }]).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    #[test]
+    fn production_refuses_a_role_that_bypasses_row_level_security_and_names_it() {
+        let refused = refuse_bypassing_role(Environment::Production, Some("postgres".into()));
+        let Err(StartupError::Setting { variable, message }) = refused else {
+            panic!("production must refuse: {refused:?}");
+        };
+        assert_eq!(variable, "TENANTRY_DATABASE_URL");
+        assert!(message.contains("`postgres`") && message.contains("BYPASSRLS"), "{message}");
+        assert!(refuse_bypassing_role(Environment::Production, None).is_ok());
+        assert!(refuse_bypassing_role(Environment::Development, Some("postgres".into())).is_ok(), "only a warning");
+    }
 }

@@ -316,6 +316,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_superuser_is_reported_as_bypassing_row_level_security_and_the_app_role_is_not() {
+        let Some(server) = tenantry_testkit::env::postgres_url() else {
+            return;
+        };
+        let scratch = tenantry_testkit::postgres::ScratchPostgres::create(&server).await;
+        let superuser = SqlDatabase::connect(&SqlConfig::new(SecretString::from(scratch.admin_url.clone())))
+            .await
+            .expect("connects");
+        let app =
+            SqlDatabase::connect(&SqlConfig::new(SecretString::from(scratch.url.clone()))).await.expect("connects");
+        assert!(superuser.role_bypassing_row_security().await.expect("asks").is_some());
+        assert_eq!(app.role_bypassing_row_security().await.expect("asks"), None);
+        superuser.close().await;
+        app.close().await;
+        scratch.drop_database().await;
+    }
+
+    #[tokio::test]
     async fn connection_errors_never_show_the_password() {
         let url = "postgres://tenantry:s3cr3t-pw@127.0.0.1:1/nope";
         let mut config = SqlConfig::new(SecretString::from(url.to_owned()));
