@@ -200,6 +200,7 @@ impl Services {
                 confirmer: self.password_confirmer(),
                 cache: self.cache.clone(),
                 clock: self.clock.clone(),
+                ids: self.ids.clone(),
             },
             self.auth_settings.lifetimes,
             vec![Arc::new(LastOwnerGuard::new(Arc::new(SqlOrgRepository::new(self.database.clone()))))],
@@ -223,6 +224,7 @@ impl Services {
                 secrets: Arc::new(RandomSecrets),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
+                cache: self.cache.clone(),
             },
             self.auth_settings.public_url.clone(),
         )
@@ -235,6 +237,7 @@ impl Services {
             Arc::new(SqlRoleRepository::new(self.database.clone())),
             self.clock.clone(),
             self.ids.clone(),
+            self.cache.clone(),
         )
     }
 
@@ -390,6 +393,7 @@ impl Application {
                     api_keys: Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(services.database.clone())),
                     cache: services.cache.clone(),
                     clock: services.clock.clone(),
+                    ids: services.ids.clone(),
                 },
                 services.auth_settings.lifetimes,
             ),

@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission, PermissionSet, Role, RoleName};
+use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{
     ApiKey, ApiKeyRepository, Cache, Clock, IdGenerator, OrgRepository, RoleRepository, SecretGenerator, StoreError,
 };
 
-use crate::tenancy::{Actor, OrgAccess, TenancyError, resolve_role};
+use crate::org_cache::{ACCESS_TTL, OrgCache};
+use crate::tenancy::{Actor, OrgAccess, TenancyError, member_role};
 
 /// Everything [`ApiKeyService`] needs.
 #[derive(Clone)]
@@ -51,6 +54,56 @@ const USED_EVERY: Duration = Duration::from_secs(60);
 /// The API-key use cases.
 pub struct ApiKeyService {
     ports: ApiKeyPorts,
+    cache: OrgCache,
+}
+
+/// A key as cached for authentication (its secret's digest included: the cache is as trusted
+/// as the database, and the digest of a 256-bit secret reveals nothing usable).
+#[derive(Serialize, Deserialize)]
+struct CachedKey {
+    id: uuid::Uuid,
+    org_id: OrgId,
+    name: String,
+    public_id: String,
+    permissions: Vec<String>,
+    created_by: UserId,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    secret_hash: String,
+}
+
+impl CachedKey {
+    fn of(key: &ApiKey, secret_hash: &str) -> Self {
+        Self {
+            id: key.id,
+            org_id: key.org_id,
+            name: key.name.clone(),
+            public_id: key.public_id.clone(),
+            permissions: key.permissions.names().into_iter().map(str::to_owned).collect(),
+            created_by: key.created_by,
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+            secret_hash: secret_hash.to_owned(),
+        }
+    }
+
+    fn into_key(self) -> Option<(ApiKey, String)> {
+        let key = ApiKey {
+            id: self.id,
+            org_id: self.org_id,
+            name: self.name,
+            public_id: self.public_id,
+            permissions: PermissionSet::parse(&self.permissions).ok()?,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: None,
+            revoked_at: self.revoked_at,
+        };
+        Some((key, self.secret_hash))
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -65,7 +118,26 @@ pub fn looks_like_api_key(token: &str) -> bool {
 impl ApiKeyService {
     /// Wires the service.
     pub fn new(ports: ApiKeyPorts) -> Self {
-        Self { ports }
+        let cache = OrgCache::new(ports.cache.clone(), ports.ids.clone());
+        Self { ports, cache }
+    }
+
+    /// The key with `public_id` and its digest, through the tenancy cache stamped with the
+    /// requested org's token: revoking or rotating a key bumps its org, so neither waits for
+    /// the entry to expire. A key of another org is never stamped with this org's token.
+    async fn key_by_public_id(&self, public_id: &str, org_id: OrgId) -> Result<Option<(ApiKey, String)>, TenancyError> {
+        let cache_key = format!("tenancy:api-key:{public_id}");
+        let mut lookup = self.cache.lookup::<CachedKey>(&cache_key, org_id, None).await;
+        if let Some(found) = lookup.hit.take().and_then(CachedKey::into_key) {
+            return Ok(Some(found));
+        }
+        let found = self.ports.keys.by_public_id(public_id).await?;
+        if let Some((key, hash)) = &found
+            && key.org_id == org_id
+        {
+            self.cache.fill(&cache_key, &lookup, &CachedKey::of(key, hash), ACCESS_TTL).await;
+        }
+        Ok(found)
     }
 
     fn mint(&self) -> (String, String) {
@@ -150,6 +222,7 @@ impl ApiKeyService {
         if !self.ports.keys.revoke(access.org_id, id, self.ports.clock.now(), &event).await? {
             return Err(TenancyError::NotFound);
         }
+        self.cache.bump_org(access.org_id).await;
         Ok(())
     }
 
@@ -207,6 +280,7 @@ impl ApiKeyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
+        self.cache.bump_org(access.org_id).await;
         Ok(IssuedApiKey { key, token })
     }
 
@@ -222,7 +296,7 @@ impl ApiKeyService {
             .map(|(public, _)| public)
             .filter(|public| public.len() == 16)
             .ok_or(TenancyError::InvalidApiKey)?;
-        let (key, hash) = self.ports.keys.by_public_id(public_id).await?.ok_or(TenancyError::InvalidApiKey)?;
+        let (key, hash) = self.key_by_public_id(public_id, org_id).await?.ok_or(TenancyError::InvalidApiKey)?;
         if !constant_time_eq(hash.as_bytes(), self.ports.secrets.digest(token).as_bytes()) {
             return Err(TenancyError::InvalidApiKey);
         }
@@ -235,10 +309,10 @@ impl ApiKeyService {
         }
         // A key acts for its creator: once they leave the organization it stops working, and
         // it never does more than their current role allows.
-        let creator_role = self.ports.orgs.role_of(org_id, key.created_by).await?.ok_or(TenancyError::InvalidApiKey)?;
-        let creator_role = resolve_role(self.ports.roles.as_ref(), org_id, &creator_role)
-            .await
-            .map_err(|_| TenancyError::Dependency(anyhow::anyhow!("stored role `{creator_role}` is unknown")))?;
+        let creator_role =
+            member_role(self.ports.orgs.as_ref(), self.ports.roles.as_ref(), &self.cache, org_id, key.created_by)
+                .await?
+                .ok_or(TenancyError::InvalidApiKey)?;
         let permissions = key.permissions.intersection(creator_role.permissions());
         if self
             .ports

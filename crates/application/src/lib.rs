@@ -12,6 +12,7 @@ pub mod auth;
 mod emails;
 mod health;
 pub mod invitations;
+pub mod org_cache;
 pub mod teams;
 pub mod tenancy;
 pub mod two_factor;

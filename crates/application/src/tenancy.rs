@@ -11,7 +11,9 @@ use tenantry_domain::tenancy::{
     authorize_role_change,
 };
 use tenantry_domain::{OrgId, Slug, UserId};
-use tenantry_ports::{Clock, CustomRole, IdGenerator, Member, Org, OrgRepository, RoleRepository, StoreError};
+use tenantry_ports::{Cache, Clock, CustomRole, IdGenerator, Member, Org, OrgRepository, RoleRepository, StoreError};
+
+use crate::org_cache::{ACCESS_TTL, OrgCache, PAGE_TTL};
 
 use crate::account::DeletionGuard;
 use crate::auth::{AuthError, Principal};
@@ -170,6 +172,7 @@ pub struct TenancyService {
     roles: Arc<dyn RoleRepository>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
+    cache: OrgCache,
 }
 
 impl TenancyService {
@@ -179,8 +182,10 @@ impl TenancyService {
         roles: Arc<dyn RoleRepository>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
+        cache: Arc<dyn Cache>,
     ) -> Self {
-        Self { orgs, roles, clock, ids }
+        let cache = OrgCache::new(cache, ids.clone());
+        Self { orgs, roles, clock, ids, cache }
     }
 
     fn ports(&self) -> (&dyn IdGenerator, &dyn Clock) {
@@ -199,8 +204,9 @@ impl TenancyService {
     /// # Errors
     /// `NotFound`, `Dependency`.
     pub async fn access(&self, principal: Principal, org_id: OrgId) -> Result<OrgAccess, TenancyError> {
-        let role = self.orgs.role_of(org_id, principal.user_id).await?.ok_or(TenancyError::NotFound)?;
-        let role = self.stored_role(org_id, &role).await?;
+        let role = member_role(self.orgs.as_ref(), self.roles.as_ref(), &self.cache, org_id, principal.user_id)
+            .await?
+            .ok_or(TenancyError::NotFound)?;
         Ok(OrgAccess { org_id, actor: Actor::User(principal), role, origin: Origin::default() })
     }
 
@@ -308,6 +314,7 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
+        self.cache.bump_org(access.org_id).await;
         Ok(())
     }
 
@@ -322,7 +329,19 @@ impl TenancyService {
         limit: u32,
     ) -> Result<Vec<Member>, TenancyError> {
         access.require(Permission::MembersRead)?;
-        Ok(self.orgs.list_members(access.org_id, after, limit).await?)
+        let key = format!(
+            "tenancy:members:{}:{}:{limit}",
+            access.org_id,
+            after.map_or_else(|| "-".to_owned(), |user| user.to_string())
+        );
+        let lookup = self.cache.lookup::<Vec<CachedMember>>(&key, access.org_id, None).await;
+        if let Some(page) = lookup.hit {
+            return page.into_iter().map(CachedMember::into_member).collect();
+        }
+        let members = self.orgs.list_members(access.org_id, after, limit).await?;
+        let page: Vec<CachedMember> = members.iter().map(CachedMember::from).collect();
+        self.cache.fill(&key, &lookup, &page, PAGE_TTL).await;
+        Ok(members)
     }
 
     /// Changes a member's role (`members:manage`, under the grant and owner rules).
@@ -350,6 +369,7 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
+        self.cache.bump_org(access.org_id).await;
         Ok(new)
     }
 
@@ -379,6 +399,7 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
+        self.cache.bump_org(access.org_id).await;
         Ok(())
     }
 }
@@ -462,6 +483,7 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
+        self.cache.bump_org(access.org_id).await;
         Ok(role)
     }
 
@@ -478,7 +500,103 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
+        self.cache.bump_org(access.org_id).await;
         Ok(())
+    }
+}
+
+/// A member's role as cached: the name, and a custom role's permissions.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedRole {
+    name: String,
+    permissions: Option<Vec<String>>,
+}
+
+/// `user_id`'s role in `org_id` (`None` when not a member), through the tenancy cache: the
+/// one lookup behind every org-scoped request, by a user or on behalf of an API key's creator.
+///
+/// # Errors
+/// `Dependency`.
+pub(crate) async fn member_role(
+    orgs: &dyn OrgRepository,
+    roles: &dyn RoleRepository,
+    cache: &OrgCache,
+    org_id: OrgId,
+    user_id: UserId,
+) -> Result<Option<Role>, TenancyError> {
+    let key = format!("tenancy:access:{org_id}:{user_id}");
+    let mut lookup = cache.lookup::<Option<CachedRole>>(&key, org_id, Some(user_id)).await;
+    if let Some(cached) = lookup.hit.take() {
+        let Some(cached) = cached else { return Ok(None) };
+        if let Some(role) = cached_role(&cached) {
+            return Ok(Some(role));
+        }
+    }
+    let Some(name) = orgs.role_of(org_id, user_id).await? else {
+        cache.fill(&key, &lookup, &None::<CachedRole>, ACCESS_TTL).await;
+        return Ok(None);
+    };
+    let role = match resolve_role(roles, org_id, &name).await {
+        Ok(role) => role,
+        // A membership naming a role that does not exist: data damage, not the caller's fault.
+        Err(TenancyError::Invalid { .. }) => {
+            return Err(TenancyError::Dependency(anyhow::anyhow!("stored role `{name}` is unknown")));
+        }
+        Err(err) => return Err(err),
+    };
+    let cached = CachedRole {
+        name: role.name().to_owned(),
+        permissions: match &role {
+            Role::Builtin(_) => None,
+            Role::Custom { permissions, .. } => Some(permissions.names().into_iter().map(str::to_owned).collect()),
+        },
+    };
+    cache.fill(&key, &lookup, &Some(cached), ACCESS_TTL).await;
+    Ok(Some(role))
+}
+
+fn cached_role(cached: &CachedRole) -> Option<Role> {
+    match &cached.permissions {
+        None => BuiltinRole::parse(&cached.name).map(Role::Builtin),
+        Some(names) => Some(Role::Custom {
+            name: RoleName::parse(&cached.name).ok()?,
+            permissions: PermissionSet::parse(names).ok()?,
+        }),
+    }
+}
+
+/// A member as cached in a member page.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedMember {
+    user_id: UserId,
+    email: String,
+    display_name: Option<String>,
+    role: String,
+    joined_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&Member> for CachedMember {
+    fn from(member: &Member) -> Self {
+        Self {
+            user_id: member.user_id,
+            email: member.email.as_str().to_owned(),
+            display_name: member.display_name.clone(),
+            role: member.role.clone(),
+            joined_at: member.joined_at,
+        }
+    }
+}
+
+impl CachedMember {
+    fn into_member(self) -> Result<Member, TenancyError> {
+        Ok(Member {
+            user_id: self.user_id,
+            email: tenantry_domain::Email::parse(&self.email)
+                .map_err(|_| TenancyError::Dependency(anyhow::anyhow!("cached email is invalid")))?,
+            display_name: self.display_name,
+            role: self.role,
+            joined_at: self.joined_at,
+        })
     }
 }
 
@@ -555,7 +673,13 @@ mod tests {
     fn service(orgs: MockOrgRepository) -> TenancyService {
         let mut roles = tenantry_ports::MockRoleRepository::new();
         roles.expect_by_name().returning(|_, _| Ok(None));
-        TenancyService::new(Arc::new(orgs), Arc::new(roles), Arc::new(SystemClock), Arc::new(UuidV7Generator))
+        TenancyService::new(
+            Arc::new(orgs),
+            Arc::new(roles),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7Generator),
+            Arc::new(tenantry_adapter_memory::InMemoryCache::new(Arc::new(SystemClock))),
+        )
     }
 
     fn access(role: BuiltinRole) -> OrgAccess {

@@ -28,6 +28,14 @@ pub trait Cache: Send + Sync {
     /// [`CacheError::Unavailable`], [`CacheError::Unexpected`].
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
 
+    /// The values at `keys`, in order, in one round trip: a request that needs several
+    /// related entries (a generation token and the entry it guards) pays one trip, not one per
+    /// key.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`], [`CacheError::Unexpected`].
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError>;
+
     /// Stores `value` at `key`, replacing any previous value; `ttl` of `None` keeps it until
     /// deleted.
     ///

@@ -470,9 +470,10 @@ pub trait ApiKeyRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn touch(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Revokes every key a user created (when the account is disabled).
+    /// Revokes every key a user created (when the account is disabled); returns the
+    /// organizations that had one, each once, so their caches can be invalidated.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn revoke_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn revoke_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<OrgId>, StoreError>;
 }

@@ -17,6 +17,7 @@ where
 {
     get_of_a_missing_key_is_none(make().await).await;
     set_then_get_returns_the_bytes(make().await).await;
+    get_many_answers_each_key_in_order(make().await).await;
     set_replaces_the_previous_value(make().await).await;
     set_if_absent_only_stores_once(make().await).await;
     delete_reports_whether_something_was_removed(make().await).await;
@@ -40,6 +41,15 @@ async fn set_then_get_returns_the_bytes(cache: Arc<dyn Cache>) {
     let k = key("set-get");
     cache.set(&k, b"hello", None).await.expect("set");
     assert_eq!(cache.get(&k).await.expect("get"), Some(b"hello".to_vec()));
+}
+
+async fn get_many_answers_each_key_in_order(cache: Arc<dyn Cache>) {
+    let (a, b, missing) = (key("many-a"), key("many-b"), key("many-missing"));
+    cache.set(&a, b"1", None).await.expect("set");
+    cache.set(&b, b"2", Some(Duration::from_secs(60))).await.expect("set");
+    let got = cache.get_many(&[b.clone(), missing, a.clone(), b.clone()]).await.expect("get_many");
+    assert_eq!(got, vec![Some(b"2".to_vec()), None, Some(b"1".to_vec()), Some(b"2".to_vec())]);
+    assert!(cache.get_many(&[]).await.expect("get_many").is_empty(), "no keys, no values");
 }
 
 async fn set_replaces_the_previous_value(cache: Arc<dyn Cache>) {

@@ -73,6 +73,15 @@ impl Cache for InMemoryCache {
         Ok(entries.get(key).filter(|entry| entry.is_live(now)).map(|entry| entry.value.clone()))
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        let now = self.clock.now();
+        let entries = self.lock();
+        Ok(keys
+            .iter()
+            .map(|key| entries.get(key).filter(|entry| entry.is_live(now)).map(|entry| entry.value.clone()))
+            .collect())
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
         let now = self.clock.now();
         let mut entries = self.lock();

@@ -60,6 +60,19 @@ impl Cache for RedisCache {
         redis::cmd("GET").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(redis_error)
     }
 
+    #[tracing::instrument(name = "adapter.redis.cache.get_many", skip_all)]
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.connection().await?;
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.redis.key(key));
+        }
+        cmd.query_async(&mut conn).await.map_err(redis_error)
+    }
+
     #[tracing::instrument(name = "adapter.redis.cache.set", skip_all)]
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
         let mut conn = self.connection().await?;

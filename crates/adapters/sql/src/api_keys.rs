@@ -197,17 +197,20 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.revoke_created_by", skip_all)]
-    async fn revoke_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn revoke_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<OrgId>, StoreError> {
         // A disabled account's keys, in every organization it created them in.
         let txn = self.db.platform().await?;
-        let result = api_keys::Entity::update_many()
+        let revoked = api_keys::Entity::update_many()
             .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
             .filter(api_keys::Column::CreatedBy.eq(user_id.as_uuid()))
             .filter(api_keys::Column::RevokedAt.is_null())
-            .exec(&txn)
+            .exec_with_returning(&txn)
             .await
             .map_err(store_error)?;
         txn.commit().await.map_err(store_error)?;
-        Ok(result.rows_affected)
+        let mut orgs: Vec<OrgId> = revoked.iter().map(|key| OrgId::from_uuid(key.org_id)).collect();
+        orgs.sort();
+        orgs.dedup();
+        Ok(orgs)
     }
 }
