@@ -603,11 +603,14 @@ impl AuthService {
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let claims = self.ports.access.verify(access_token, self.now()).map_err(|_| AuthError::Unauthenticated)?;
         let revoked_key = format!("{REVOKED}{}", claims.session_id);
-        if self.ports.cache.get(&revoked_key).await?.is_some() {
+        let seen_key = format!("{SEEN}{}", claims.session_id);
+        // One round trip for both markers; the activity marker is written only when absent.
+        let markers = self.ports.cache.get_many(&[revoked_key, seen_key.clone()]).await?;
+        if markers.first().is_none_or(Option::is_some) {
             return Err(AuthError::Unauthenticated);
         }
-        let seen_key = format!("{SEEN}{}", claims.session_id);
-        if self.ports.cache.set_if_absent(&seen_key, b"1", Some(SEEN_EVERY)).await?
+        if markers.get(1).is_some_and(Option::is_none)
+            && self.ports.cache.set_if_absent(&seen_key, b"1", Some(SEEN_EVERY)).await?
             && let Err(err) = self.ports.sessions.touch(claims.session_id, self.now()).await
         {
             tracing::warn!(error = %err, "recording session activity failed");

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use deadpool_redis::PoolError;
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use redis::{RedisError, Script};
 use tenantry_ports::{Cache, CacheError};
 
@@ -29,8 +30,18 @@ impl RedisCache {
         Self { redis, increment: Script::new(INCREMENT) }
     }
 
-    async fn connection(&self) -> Result<deadpool_redis::Connection, CacheError> {
-        self.redis.pool.get().await.map_err(pool_error)
+    async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
+        self.redis.connection().await.map_err(pool_error)
+    }
+
+    /// Maps a command's failure, releasing the shared connection when the failure says the
+    /// connection itself is broken.
+    fn failed(&self, err: RedisError) -> CacheError {
+        let mapped = redis_error(err);
+        if matches!(mapped, CacheError::Unavailable(_)) {
+            self.redis.release();
+        }
+        mapped
     }
 }
 
@@ -57,7 +68,7 @@ impl Cache for RedisCache {
     #[tracing::instrument(name = "adapter.redis.cache.get", skip_all)]
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let mut conn = self.connection().await?;
-        redis::cmd("GET").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(redis_error)
+        redis::cmd("GET").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(|err| self.failed(err))
     }
 
     #[tracing::instrument(name = "adapter.redis.cache.get_many", skip_all)]
@@ -70,7 +81,7 @@ impl Cache for RedisCache {
         for key in keys {
             cmd.arg(self.redis.key(key));
         }
-        cmd.query_async(&mut conn).await.map_err(redis_error)
+        cmd.query_async(&mut conn).await.map_err(|err| self.failed(err))
     }
 
     #[tracing::instrument(name = "adapter.redis.cache.set", skip_all)]
@@ -81,7 +92,7 @@ impl Cache for RedisCache {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(millis(ttl));
         }
-        cmd.query_async::<()>(&mut conn).await.map_err(redis_error)
+        cmd.query_async::<()>(&mut conn).await.map_err(|err| self.failed(err))
     }
 
     #[tracing::instrument(name = "adapter.redis.cache.set_if_absent", skip_all)]
@@ -92,7 +103,7 @@ impl Cache for RedisCache {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(millis(ttl));
         }
-        let stored: Option<String> = cmd.query_async(&mut conn).await.map_err(redis_error)?;
+        let stored: Option<String> = cmd.query_async(&mut conn).await.map_err(|err| self.failed(err))?;
         Ok(stored.is_some())
     }
 
@@ -100,7 +111,7 @@ impl Cache for RedisCache {
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         let mut conn = self.connection().await?;
         let removed: i64 =
-            redis::cmd("DEL").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(redis_error)?;
+            redis::cmd("DEL").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(|err| self.failed(err))?;
         Ok(removed > 0)
     }
 
@@ -113,13 +124,14 @@ impl Cache for RedisCache {
             .arg(ttl.map_or(0, millis))
             .invoke_async(&mut conn)
             .await
-            .map_err(redis_error)
+            .map_err(|err| self.failed(err))
     }
 
     #[tracing::instrument(name = "adapter.redis.cache.ttl", skip_all)]
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
         let mut conn = self.connection().await?;
-        let ms: i64 = redis::cmd("PTTL").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(redis_error)?;
+        let ms: i64 =
+            redis::cmd("PTTL").arg(self.redis.key(key)).query_async(&mut conn).await.map_err(|err| self.failed(err))?;
         // -2: no such key; -1: no expiry.
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
@@ -127,11 +139,10 @@ impl Cache for RedisCache {
     #[tracing::instrument(name = "adapter.redis.cache.ping", skip_all)]
     async fn ping(&self) -> Result<(), CacheError> {
         let mut conn = self.connection().await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(|err| CacheError::Unavailable(anyhow::Error::new(err)))
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(|err| {
+            self.redis.release();
+            CacheError::Unavailable(anyhow::Error::new(err))
+        })
     }
 }
 
@@ -174,6 +185,37 @@ mod tests {
         a.set("shared", b"from a", None).await.expect("set");
         assert_eq!(b.get("shared").await.expect("get"), None, "prefixes must isolate");
         assert!(a.delete("shared").await.expect("delete"));
+    }
+
+    #[tokio::test]
+    async fn a_killed_connection_is_replaced_and_commands_go_on() {
+        let Some(url) = tenantry_testkit::env::redis_url() else {
+            return;
+        };
+        let mut config = RedisConfig::new(SecretString::from(url.clone()));
+        config.key_prefix = format!("tenantry-test:{}:", uuid::Uuid::now_v7());
+        let pool = RedisPool::connect(&config).expect("valid url");
+        let cache = RedisCache::new(pool.clone());
+        cache.set("k", b"v", None).await.expect("set");
+        let mut shared = pool.connection().await.expect("connection");
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut shared).await.expect("client id");
+        let mut admin = redis::Client::open(url.as_str())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("admin connection");
+        let killed: i64 =
+            redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query_async(&mut admin).await.expect("kill");
+        assert_eq!(killed, 1);
+        // The first command may see the dead connection; it is released, and the next works.
+        let mut answer = cache.get("k").await;
+        if answer.is_err() {
+            answer = cache.get("k").await;
+        }
+        assert_eq!(answer.expect("a fresh connection answers"), Some(b"v".to_vec()));
+        let mut fresh = pool.connection().await.expect("connection");
+        let new_id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut fresh).await.expect("client id");
+        assert_ne!(new_id, id, "the killed connection was not reused");
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::redis::aio::MultiplexedConnection;
+use deadpool_redis::{Config, Pool, PoolConfig, PoolError, Runtime, Timeouts};
 use secrecy::{ExposeSecret, SecretString};
 
 /// What the Redis adapters need to connect. The URL may hold a password, so it stays secret.
@@ -35,6 +37,10 @@ pub struct RedisPoolError(String);
 pub struct RedisPool {
     pub(crate) pool: Pool,
     pub(crate) prefix: String,
+    /// The connection commands run on: one pooled multiplexed connection, checked out once and
+    /// shared, because redis-rs pipelines concurrent commands over it and a pool checkout per
+    /// command costs a `PING` round trip (deadpool-redis always pings when recycling).
+    shared: Arc<Mutex<Option<Arc<deadpool_redis::Connection>>>>,
 }
 
 impl RedisPool {
@@ -52,7 +58,26 @@ impl RedisPool {
             .create_pool(Some(Runtime::Tokio1))
             // The error text can echo the URL, password included: keep only its kind.
             .map_err(|err| RedisPoolError(redact(&err.to_string(), config.url.expose_secret())))?;
-        Ok(Self { pool, prefix: config.key_prefix.clone() })
+        Ok(Self { pool, prefix: config.key_prefix.clone(), shared: Arc::new(Mutex::new(None)) })
+    }
+
+    /// A handle on the shared connection, checking one out of the pool (with its health check)
+    /// when there is none.
+    pub(crate) async fn connection(&self) -> Result<MultiplexedConnection, PoolError> {
+        if let Some(held) = self.shared.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            return Ok(MultiplexedConnection::clone(held));
+        }
+        let fresh = Arc::new(self.pool.get().await?);
+        let mut slot = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another task may have filled the slot meanwhile: keep one, return the other.
+        let held = slot.get_or_insert(fresh);
+        Ok(MultiplexedConnection::clone(held))
+    }
+
+    /// Gives the shared connection back to the pool after it failed; the pool's recycle check
+    /// decides whether it is reused, and the next command checks one out again.
+    pub(crate) fn release(&self) {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
 
     pub(crate) fn key(&self, key: &str) -> String {
