@@ -218,6 +218,33 @@ mod tests {
         assert_ne!(new_id, id, "the killed connection was not reused");
     }
 
+    #[test]
+    fn more_threads_than_pooled_connections_share_them_instead_of_waiting() {
+        let Some(url) = tenantry_testkit::env::redis_url() else {
+            return;
+        };
+        let mut config = RedisConfig::new(SecretString::from(url));
+        config.key_prefix = format!("tenantry-test:{}:", uuid::Uuid::now_v7());
+        config.max_connections = 2;
+        let cache = RedisCache::new(RedisPool::connect(&config).expect("valid url"));
+        let threads: Vec<_> = (0..6)
+            .map(|n| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                    runtime.block_on(async move {
+                        cache.set(&format!("t{n}"), b"v", None).await.expect("set on a shared connection");
+                        // Keep this thread's runtime alive while the others start.
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    });
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread");
+        }
+    }
+
     #[tokio::test]
     async fn an_unreachable_redis_is_reported_unavailable() {
         // Port 1 on loopback: nothing listens there, the connection is refused at once.
