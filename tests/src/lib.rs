@@ -296,9 +296,7 @@ impl TestApp {
             .await
             .expect("member added");
         // As the application does after every membership change.
-        tenantry_application::org_cache::OrgCache::new(self.services.cache.clone(), self.services.ids.clone())
-            .bump_org(org)
-            .await;
+        self.services.org_cache.bump_org(org).await;
     }
 
     /// Sends `method path` with one credential header (`authorization` or `x-api-key`) and an

@@ -108,6 +108,8 @@ pub struct Services {
     pub auth_settings: AuthSettings,
     /// Work done after responses.
     pub tasks: Arc<crate::tasks::TrackedTasks>,
+    /// The tenancy read cache, one per process so every service sees its own invalidations.
+    pub org_cache: tenantry_application::org_cache::OrgCache,
 }
 
 impl Services {
@@ -173,7 +175,8 @@ impl Services {
             .map_err(|err| StartupError::Setting { variable: "TENANTRY_ENCRYPTION_KEY", message: err.to_string() })?,
         );
         let tasks = Arc::new(crate::tasks::TrackedTasks::default());
-        Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, cipher, auth_settings, tasks })
+        let org_cache = tenantry_application::org_cache::OrgCache::new(cache.clone(), ids.clone(), clock.clone());
+        Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, cipher, auth_settings, tasks, org_cache })
     }
 
     /// Accounts: SQL behind the read-through user cache.
@@ -200,7 +203,7 @@ impl Services {
                 confirmer: self.password_confirmer(),
                 cache: self.cache.clone(),
                 clock: self.clock.clone(),
-                ids: self.ids.clone(),
+                org_cache: self.org_cache.clone(),
             },
             self.auth_settings.lifetimes,
             vec![Arc::new(LastOwnerGuard::new(Arc::new(SqlOrgRepository::new(self.database.clone()))))],
@@ -224,7 +227,7 @@ impl Services {
                 secrets: Arc::new(RandomSecrets),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
-                cache: self.cache.clone(),
+                org_cache: self.org_cache.clone(),
             },
             self.auth_settings.public_url.clone(),
         )
@@ -237,7 +240,7 @@ impl Services {
             Arc::new(SqlRoleRepository::new(self.database.clone())),
             self.clock.clone(),
             self.ids.clone(),
-            self.cache.clone(),
+            self.org_cache.clone(),
         )
     }
 
@@ -384,6 +387,7 @@ impl Application {
                 ids: services.ids.clone(),
                 orgs: Arc::new(tenantry_adapter_sql::SqlOrgRepository::new(services.database.clone())),
                 roles: Arc::new(tenantry_adapter_sql::SqlRoleRepository::new(services.database.clone())),
+                org_cache: services.org_cache.clone(),
             }),
             admin: tenantry_application::AdminService::new(
                 tenantry_application::AdminPorts {
@@ -393,7 +397,7 @@ impl Application {
                     api_keys: Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(services.database.clone())),
                     cache: services.cache.clone(),
                     clock: services.clock.clone(),
-                    ids: services.ids.clone(),
+                    org_cache: services.org_cache.clone(),
                 },
                 services.auth_settings.lifetimes,
             ),

@@ -27,8 +27,8 @@ pub struct AccountPorts {
     pub cache: Arc<dyn Cache>,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// Ids (cache generation tokens).
-    pub ids: Arc<dyn tenantry_ports::IdGenerator>,
+    /// The tenancy read cache (a deleted user's cached memberships end with the account).
+    pub org_cache: crate::org_cache::OrgCache,
 }
 
 /// Every row Tenantry holds about one user, secrets left out (hashes, sealed keys).
@@ -104,7 +104,7 @@ impl AccountService {
         }
         mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &sessions).await?;
         // Cached memberships (and so the API keys the user created) stop at once.
-        crate::org_cache::OrgCache::new(self.ports.cache.clone(), self.ports.ids.clone()).bump_user(user.id).await;
+        self.ports.org_cache.bump_user(user.id).await;
         tracing::info!(target: "audit", action = "user.deleted", user_id = %user.id);
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tenantry_domain::identity::{TokenLifetimes, User};
 use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{
-    ApiKeyRepository, Cache, Clock, IdGenerator, Org, OrgRepository, SessionRepository, StoreError, UserRepository,
+    ApiKeyRepository, Cache, Clock, Org, OrgRepository, SessionRepository, StoreError, UserRepository,
 };
 
 use crate::auth::{AuthError, Principal, mark_sessions_revoked};
@@ -26,8 +26,8 @@ pub struct AdminPorts {
     pub cache: Arc<dyn Cache>,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// Ids (cache generation tokens).
-    pub ids: Arc<dyn IdGenerator>,
+    /// The tenancy read cache (a disabled user's keys stop at once).
+    pub org_cache: OrgCache,
 }
 
 /// The platform-admin use cases; every method checks that the caller is a platform admin.
@@ -91,11 +91,10 @@ impl AdminService {
         let revoked = self.ports.sessions.revoke_all(user_id, None, now).await?;
         mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &revoked).await?;
         let orgs = self.ports.api_keys.revoke_created_by(user_id, now).await?;
-        let cache = OrgCache::new(self.ports.cache.clone(), self.ports.ids.clone());
         for org in &orgs {
-            cache.bump_org(*org).await;
+            self.ports.org_cache.bump_org(*org).await;
         }
-        cache.bump_user(user_id).await;
+        self.ports.org_cache.bump_user(user_id).await;
         tracing::info!(target: "audit", action = "user.disabled", user_id = %user_id, by = %admin.id, sessions_revoked = revoked.len(), orgs_with_keys_revoked = orgs.len());
         Ok(())
     }

@@ -35,6 +35,8 @@ pub struct ApiKeyPorts {
     pub orgs: Arc<dyn OrgRepository>,
     /// Custom roles, to resolve the creator's current permissions.
     pub roles: Arc<dyn RoleRepository>,
+    /// The tenancy read cache, shared with the other tenancy services.
+    pub org_cache: OrgCache,
 }
 
 /// A key just created: the only time its secret exists outside the client.
@@ -55,6 +57,9 @@ const USED_EVERY: Duration = Duration::from_secs(60);
 pub struct ApiKeyService {
     ports: ApiKeyPorts,
     cache: OrgCache,
+    /// When this process last asked the shared cache whether a key's use is due to be
+    /// recorded: at most once per key per [`USED_EVERY`], instead of a round trip per request.
+    use_checked: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, DateTime<Utc>>>,
 }
 
 /// A key as cached for authentication (its secret's digest included: the cache is as trusted
@@ -118,8 +123,22 @@ pub fn looks_like_api_key(token: &str) -> bool {
 impl ApiKeyService {
     /// Wires the service.
     pub fn new(ports: ApiKeyPorts) -> Self {
-        let cache = OrgCache::new(ports.cache.clone(), ports.ids.clone());
-        Self { ports, cache }
+        let cache = ports.org_cache.clone();
+        Self { ports, cache, use_checked: std::sync::Mutex::new(std::collections::HashMap::new()) }
+    }
+
+    /// Whether to ask the shared cache if `key`'s use should be recorded now.
+    fn due_for_use_record(&self, key: uuid::Uuid, now: DateTime<Utc>) -> bool {
+        let every = chrono::Duration::from_std(USED_EVERY).unwrap_or(chrono::Duration::zero());
+        let mut checked = self.use_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if checked.get(&key).is_some_and(|at| *at + every > now) {
+            return false;
+        }
+        if checked.len() > 100_000 {
+            checked.retain(|_, at| *at + every > now);
+        }
+        checked.insert(key, now);
+        true
     }
 
     /// The key with `public_id` and its digest, through the tenancy cache stamped with the
@@ -314,12 +333,13 @@ impl ApiKeyService {
                 .await?
                 .ok_or(TenancyError::InvalidApiKey)?;
         let permissions = key.permissions.intersection(creator_role.permissions());
-        if self
-            .ports
-            .cache
-            .set_if_absent(&format!("api-keys:used:{}", key.id), b"1", Some(USED_EVERY))
-            .await
-            .unwrap_or(false)
+        if self.due_for_use_record(key.id, now)
+            && self
+                .ports
+                .cache
+                .set_if_absent(&format!("api-keys:used:{}", key.id), b"1", Some(USED_EVERY))
+                .await
+                .unwrap_or(false)
             && let Err(err) = self.ports.keys.touch(key.org_id, key.id, now).await
         {
             tracing::warn!(error = %err, "recording API key use failed");

@@ -36,8 +36,8 @@ pub struct InvitationPorts {
     pub clock: Arc<dyn Clock>,
     /// Ids.
     pub ids: Arc<dyn IdGenerator>,
-    /// The tenancy cache, invalidated when someone joins.
-    pub cache: Arc<dyn tenantry_ports::Cache>,
+    /// The tenancy read cache, invalidated when someone joins.
+    pub org_cache: crate::org_cache::OrgCache,
 }
 
 /// How long an invitation link works.
@@ -175,9 +175,7 @@ impl InvitationService {
             Err(StoreError::Conflict) => return Err(TenancyError::AlreadyMember),
             Err(err) => return Err(err.into()),
         }
-        crate::org_cache::OrgCache::new(self.ports.cache.clone(), self.ports.ids.clone())
-            .bump_org(invitation.org_id)
-            .await;
+        self.ports.org_cache.bump_org(invitation.org_id).await;
         Ok((invitation.org_id, invitation.role))
     }
 }

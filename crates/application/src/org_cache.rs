@@ -11,19 +11,33 @@
 //!
 //! A failed cache read falls back to the database; a failed bump is logged, and entries then
 //! expire on their own (at most [`ACCESS_TTL`]).
+//!
+//! In front of the shared cache sits a small in-process copy: tokens read from the shared cache
+//! are trusted locally for [`LOCAL_TOKEN_TTL`], and entries stamped with them are served
+//! without a round trip. A bump made by this process replaces its local token at once, so on a
+//! single replica every change is seen by the next request; another replica sees it within
+//! [`LOCAL_TOKEN_TTL`] (the bounded staleness ADR 0010 accepts).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::{OrgId, UserId};
-use tenantry_ports::{Cache, IdGenerator};
+use tenantry_ports::{Cache, Clock, IdGenerator};
 
 /// The longest a role or API key entry lives, bounding staleness if a bump was lost.
 pub const ACCESS_TTL: Duration = Duration::from_secs(60);
 /// The longest a member page lives. Pages hold members' names and addresses, which change
 /// without bumping the org (a profile edit), so they are kept briefly.
 pub const PAGE_TTL: Duration = Duration::from_secs(10);
+/// How long this process trusts a generation token it read from the shared cache: the most a
+/// change made on another replica can take to be seen here.
+pub const LOCAL_TOKEN_TTL: Duration = Duration::from_millis(500);
+/// Most entries kept in process; past it the local copy starts afresh (it is only a copy).
+const LOCAL_CAPACITY: usize = 20_000;
 
 fn org_token_key(org: OrgId) -> String {
     format!("tenancy:gen:org:{org}")
@@ -54,17 +68,83 @@ pub struct Lookup<T> {
     fill: Option<Stamp>,
 }
 
-/// The tenancy read cache.
+/// The in-process copy: tokens with the time they were read, entries with their expiry.
+#[derive(Default)]
+struct Local {
+    tokens: HashMap<String, (String, DateTime<Utc>)>,
+    entries: HashMap<String, (Vec<u8>, DateTime<Utc>)>,
+}
+
+/// The tenancy read cache. Clones share one in-process copy: build one per process.
 #[derive(Clone)]
 pub struct OrgCache {
     cache: Arc<dyn Cache>,
     ids: Arc<dyn IdGenerator>,
+    clock: Arc<dyn Clock>,
+    local: Arc<Mutex<Local>>,
+    /// Counts this process's bumps: tokens read while one happened are not kept locally, so
+    /// a read that started before a bump can never put the old token back.
+    bumps: Arc<AtomicU64>,
+}
+
+fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    at + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero())
 }
 
 impl OrgCache {
-    /// Over `cache`; `ids` mints the generation tokens.
-    pub fn new(cache: Arc<dyn Cache>, ids: Arc<dyn IdGenerator>) -> Self {
-        Self { cache, ids }
+    /// Over `cache`; `ids` mints the generation tokens, `clock` ages the local copy.
+    pub fn new(cache: Arc<dyn Cache>, ids: Arc<dyn IdGenerator>, clock: Arc<dyn Clock>) -> Self {
+        Self { cache, ids, clock, local: Arc::new(Mutex::new(Local::default())), bumps: Arc::new(AtomicU64::new(0)) }
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry at `key` from the local copy, when every token it needs is locally fresh and
+    /// its stamp matches them.
+    fn local_hit<T: for<'de> Deserialize<'de>>(&self, key: &str, token_keys: &[String]) -> Option<(Stamp, T)> {
+        let now = self.clock.now();
+        let local = self.local();
+        let mut tokens = token_keys.iter().map(|k| {
+            local.tokens.get(k).filter(|(_, read)| later(*read, LOCAL_TOKEN_TTL) > now).map(|(t, _)| t.clone())
+        });
+        let stamp = Stamp {
+            org: tokens.next()??,
+            user: match tokens.next() {
+                Some(t) => Some(t?),
+                None => None,
+            },
+        };
+        let (bytes, expires) = local.entries.get(key)?;
+        if *expires <= now {
+            return None;
+        }
+        let entry = serde_json::from_slice::<Stamped<T>>(bytes).ok()?;
+        (entry.stamp == stamp).then_some((stamp, entry.value))
+    }
+
+    fn remember_tokens(&self, pairs: &[(&String, &String)], bumps_before: u64) {
+        if self.bumps.load(Ordering::SeqCst) != bumps_before {
+            return;
+        }
+        let now = self.clock.now();
+        let mut local = self.local();
+        if local.tokens.len() > LOCAL_CAPACITY {
+            local.tokens.clear();
+        }
+        for (key, token) in pairs {
+            local.tokens.insert((*key).clone(), ((*token).clone(), now));
+        }
+    }
+
+    fn remember_entry(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
+        let expires = later(self.clock.now(), ttl);
+        let mut local = self.local();
+        if local.entries.len() > LOCAL_CAPACITY {
+            local.entries.clear();
+        }
+        local.entries.insert(key.to_owned(), (bytes, expires));
     }
 
     fn token(&self) -> String {
@@ -73,9 +153,17 @@ impl OrgCache {
 
     /// Reads `key` with the org's (and, when given, the user's) token in one round trip.
     pub async fn lookup<T: for<'de> Deserialize<'de>>(&self, key: &str, org: OrgId, user: Option<UserId>) -> Lookup<T> {
-        let mut keys = vec![org_token_key(org), key.to_owned()];
+        let mut token_keys = vec![org_token_key(org)];
         if let Some(user) = user {
-            keys.push(user_token_key(user));
+            token_keys.push(user_token_key(user));
+        }
+        if let Some((stamp, value)) = self.local_hit(key, &token_keys) {
+            return Lookup { hit: Some(value), fill: Some(stamp) };
+        }
+        let bumps_before = self.bumps.load(Ordering::SeqCst);
+        let mut keys = vec![token_keys[0].clone(), key.to_owned()];
+        if let Some(user_key) = token_keys.get(1) {
+            keys.push(user_key.clone());
         }
         let values = match self.cache.get_many(&keys).await {
             Ok(values) if values.len() == keys.len() => values,
@@ -101,11 +189,17 @@ impl OrgCache {
             return Lookup { hit: None, fill: None };
         };
         let current = Stamp { org: org_token, user: user_token };
-        let hit = values[1]
-            .as_deref()
-            .and_then(|bytes| serde_json::from_slice::<Stamped<T>>(bytes).ok())
-            .filter(|entry| entry.stamp == current)
-            .map(|entry| entry.value);
+        let mut fresh = vec![(&keys[0], &current.org)];
+        if let (Some(user_key), Some(user_token)) = (keys.get(2), current.user.as_ref()) {
+            fresh.push((user_key, user_token));
+        }
+        self.remember_tokens(&fresh, bumps_before);
+        let hit = values[1].as_deref().and_then(|bytes| {
+            let entry = serde_json::from_slice::<Stamped<T>>(bytes).ok().filter(|entry| entry.stamp == current)?;
+            // Served from the shared cache: keep a copy for the next request here.
+            self.remember_entry(key, bytes.to_vec(), PAGE_TTL);
+            Some(entry.value)
+        });
         Lookup { hit, fill: Some(current) }
     }
 
@@ -116,6 +210,7 @@ impl OrgCache {
         if let Err(err) = self.cache.set(key, &bytes, Some(ttl)).await {
             tracing::warn!(error = %err, "tenancy cache write failed");
         }
+        self.remember_entry(key, bytes, ttl.min(PAGE_TTL));
     }
 
     /// A token for a generation key that has none (first use, eviction, restart). If another
@@ -131,15 +226,28 @@ impl OrgCache {
     /// Invalidates everything cached about `org` (memberships, roles, keys, member pages).
     /// Call after the change committed.
     pub async fn bump_org(&self, org: OrgId) {
-        if let Err(err) = self.cache.set(&org_token_key(org), self.token().as_bytes(), None).await {
-            tracing::error!(error = %err, org_id = %org, "invalidating the tenancy cache failed; entries expire within {ACCESS_TTL:?}");
-        }
+        self.bump(org_token_key(org)).await;
     }
 
     /// Invalidates everything cached about `user` in every org (deletion, disabling).
     pub async fn bump_user(&self, user: UserId) {
-        if let Err(err) = self.cache.set(&user_token_key(user), self.token().as_bytes(), None).await {
-            tracing::error!(error = %err, user_id = %user, "invalidating the tenancy cache failed; entries expire within {ACCESS_TTL:?}");
+        self.bump(user_token_key(user)).await;
+    }
+
+    async fn bump(&self, key: String) {
+        self.bumps.fetch_add(1, Ordering::SeqCst);
+        let token = self.token();
+        // Forget the local token first: until the new one is stored, this process asks the
+        // shared cache.
+        self.local().tokens.remove(&key);
+        match self.cache.set(&key, token.as_bytes(), None).await {
+            Ok(()) => {
+                self.bumps.fetch_add(1, Ordering::SeqCst);
+                self.local().tokens.insert(key, (token, self.clock.now()));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, key = %key, "invalidating the tenancy cache failed; entries expire within {ACCESS_TTL:?}");
+            }
         }
     }
 }
@@ -147,14 +255,59 @@ impl OrgCache {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
 
-    use tenantry_adapter_memory::{InMemoryCache, SystemClock, UuidV7Generator};
+    use tenantry_adapter_memory::{InMemoryCache, ManualClock, SystemClock, UuidV7Generator};
     use tenantry_ports::{CacheError, MockCache};
 
     use super::*;
 
+    /// The shared cache, counting round trips.
+    struct Counting {
+        inner: InMemoryCache,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Cache for Counting {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+            self.inner.get(key).await
+        }
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.get_many(keys).await
+        }
+        async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
+            self.inner.set(key, value, ttl).await
+        }
+        async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError> {
+            self.inner.set_if_absent(key, value, ttl).await
+        }
+        async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+            self.inner.delete(key).await
+        }
+        async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, CacheError> {
+            self.inner.increment(key, by, ttl).await
+        }
+        async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+            self.inner.ttl(key).await
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            Ok(())
+        }
+    }
+
+    fn shared(clock: Arc<ManualClock>) -> Arc<Counting> {
+        Arc::new(Counting { inner: InMemoryCache::new(clock), reads: AtomicUsize::new(0) })
+    }
+
+    fn replica(shared: &Arc<Counting>, clock: &Arc<ManualClock>) -> OrgCache {
+        OrgCache::new(shared.clone(), Arc::new(UuidV7Generator), clock.clone())
+    }
+
     fn cache() -> OrgCache {
-        OrgCache::new(Arc::new(InMemoryCache::new(Arc::new(SystemClock))), Arc::new(UuidV7Generator))
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        replica(&shared(clock.clone()), &clock)
     }
 
     fn ids() -> (OrgId, UserId) {
@@ -193,11 +346,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn warm_entries_are_served_in_process_without_a_round_trip() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let remote = shared(clock.clone());
+        let cache = replica(&remote, &clock);
+        let (org, user) = ids();
+        let first = cache.lookup::<String>("k", org, Some(user)).await;
+        cache.fill("k", &first, &"admin".to_owned(), ACCESS_TTL).await;
+        let trips = remote.reads.load(Ordering::SeqCst);
+        for _ in 0..10 {
+            assert_eq!(cache.lookup::<String>("k", org, Some(user)).await.hit.as_deref(), Some("admin"));
+        }
+        assert_eq!(remote.reads.load(Ordering::SeqCst), trips, "no round trip while the tokens are fresh");
+        clock.advance(chrono::Duration::milliseconds(501));
+        assert_eq!(cache.lookup::<String>("k", org, Some(user)).await.hit.as_deref(), Some("admin"));
+        assert_eq!(remote.reads.load(Ordering::SeqCst), trips + 1, "stale tokens are read again");
+    }
+
+    #[tokio::test]
+    async fn another_replicas_change_is_seen_within_the_local_token_lifetime() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let remote = shared(clock.clone());
+        let (a, b) = (replica(&remote, &clock), replica(&remote, &clock));
+        let (org, user) = ids();
+        let first = a.lookup::<String>("k", org, Some(user)).await;
+        a.fill("k", &first, &"admin".to_owned(), ACCESS_TTL).await;
+        assert_eq!(b.lookup::<String>("k", org, Some(user)).await.hit.as_deref(), Some("admin"));
+
+        a.bump_org(org).await;
+        assert_eq!(a.lookup::<String>("k", org, Some(user)).await.hit, None, "the bumping replica: at once");
+        assert_eq!(
+            b.lookup::<String>("k", org, Some(user)).await.hit.as_deref(),
+            Some("admin"),
+            "another replica may serve its copy while its token is fresh"
+        );
+        clock.advance(chrono::Duration::milliseconds(500));
+        assert_eq!(b.lookup::<String>("k", org, Some(user)).await.hit, None, "and no longer");
+    }
+
+    #[tokio::test]
     async fn an_unavailable_cache_is_a_miss_and_fills_nothing() {
         let mut mock = MockCache::new();
         mock.expect_get_many().returning(|_| Err(CacheError::Unavailable(anyhow::anyhow!("down"))));
         mock.expect_set().times(0);
-        let cache = OrgCache::new(Arc::new(mock), Arc::new(UuidV7Generator));
+        let cache = OrgCache::new(Arc::new(mock), Arc::new(UuidV7Generator), Arc::new(SystemClock));
         let (org, user) = ids();
         let lookup = cache.lookup::<String>("k", org, Some(user)).await;
         assert_eq!(lookup.hit, None);
@@ -206,13 +398,15 @@ mod tests {
 
     #[tokio::test]
     async fn an_entry_from_before_a_lost_token_never_validates_again() {
-        let shared = Arc::new(InMemoryCache::new(Arc::new(SystemClock)));
-        let cache = OrgCache::new(shared.clone(), Arc::new(UuidV7Generator));
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let remote = shared(clock.clone());
+        let cache = replica(&remote, &clock);
         let (org, _) = ids();
         let first = cache.lookup::<String>("k", org, None).await;
         cache.fill("k", &first, &"old".to_owned(), ACCESS_TTL).await;
-        // The token is evicted (or the cache restarted without the entry's key being lost).
-        shared.delete(&org_token_key(org)).await.expect("delete");
+        // The token is evicted from the shared cache (or it restarted and lost it).
+        remote.delete(&org_token_key(org)).await.expect("delete");
+        clock.advance(chrono::Duration::milliseconds(500));
         assert_eq!(cache.lookup::<String>("k", org, None).await.hit, None);
     }
 }

@@ -11,7 +11,7 @@ use tenantry_domain::tenancy::{
     authorize_role_change,
 };
 use tenantry_domain::{OrgId, Slug, UserId};
-use tenantry_ports::{Cache, Clock, CustomRole, IdGenerator, Member, Org, OrgRepository, RoleRepository, StoreError};
+use tenantry_ports::{Clock, CustomRole, IdGenerator, Member, Org, OrgRepository, RoleRepository, StoreError};
 
 use crate::org_cache::{ACCESS_TTL, OrgCache, PAGE_TTL};
 
@@ -182,9 +182,8 @@ impl TenancyService {
         roles: Arc<dyn RoleRepository>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
-        cache: Arc<dyn Cache>,
+        cache: OrgCache,
     ) -> Self {
-        let cache = OrgCache::new(cache, ids.clone());
         Self { orgs, roles, clock, ids, cache }
     }
 
@@ -678,7 +677,11 @@ mod tests {
             Arc::new(roles),
             Arc::new(SystemClock),
             Arc::new(UuidV7Generator),
-            Arc::new(tenantry_adapter_memory::InMemoryCache::new(Arc::new(SystemClock))),
+            OrgCache::new(
+                Arc::new(tenantry_adapter_memory::InMemoryCache::new(Arc::new(SystemClock))),
+                Arc::new(UuidV7Generator),
+                Arc::new(SystemClock),
+            ),
         )
     }
 
