@@ -427,6 +427,17 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
+    /// Registers a fresh account and signs in: `(user id, access token)`, the shape most org
+    /// tests need.
+    ///
+    /// # Panics
+    /// When registration or sign-in fails.
+    pub async fn user(&self) -> (String, String) {
+        let (_, access, _) = self.signed_in_user().await;
+        let me: Value = self.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
+        (me["id"].as_str().expect("id").to_owned(), access)
+    }
+
     /// Registers a fresh account and signs in: `(email, access token, refresh token)`.
     pub async fn signed_in_user(&self) -> (String, String, String) {
         let email = self.register().await;

@@ -5,12 +5,6 @@
 use serde_json::{Value, json};
 use tenantry_tests::{TestApp, assert_problem, spawn_app};
 
-async fn user(app: &TestApp) -> (String, String) {
-    let (_, access, _) = app.signed_in_user().await;
-    let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
-    (me["id"].as_str().expect("id").to_owned(), access)
-}
-
 async fn status(app: &TestApp, method: &str, path: &str, credential: (&str, &str), body: Option<Value>) -> u16 {
     app.send(method, path, credential, body).await.status().as_u16()
 }
@@ -18,9 +12,9 @@ async fn status(app: &TestApp, method: &str, path: &str, credential: (&str, &str
 #[tokio::test]
 async fn role_changes_and_removal_apply_to_the_next_request() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (member_id, member) = user(&app).await;
+    let (member_id, member) = app.user().await;
     app.add_member(&org, &member_id, "admin").await;
     let bearer = format!("Bearer {member}");
     let owner_bearer = format!("Bearer {owner}");
@@ -56,7 +50,7 @@ async fn role_changes_and_removal_apply_to_the_next_request() {
 #[tokio::test]
 async fn a_custom_roles_new_permissions_apply_to_its_holders_and_their_keys_at_once() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let role: Value = app
         .post_json(
@@ -68,7 +62,7 @@ async fn a_custom_roles_new_permissions_apply_to_its_holders_and_their_keys_at_o
         .json()
         .await
         .expect("json");
-    let (holder_id, holder) = user(&app).await;
+    let (holder_id, holder) = app.user().await;
     app.add_member(&org, &holder_id, "readers").await;
     let key: Value = app
         .post_json(
@@ -99,7 +93,7 @@ async fn a_custom_roles_new_permissions_apply_to_its_holders_and_their_keys_at_o
 async fn revoking_rotating_and_disabling_stop_a_warm_key_at_once() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let (creator_id, creator) = user(&app).await;
+    let (creator_id, creator) = app.user().await;
     let org = app.create_org(&creator).await;
     let members = format!("/api/v1/orgs/{org}/members");
     let mint = |permissions: Value| {

@@ -3,12 +3,6 @@
 use serde_json::{Value, json};
 use tenantry_tests::{TestApp, assert_problem, spawn_app, spawn_app_with_manual_clock};
 
-async fn user(app: &TestApp) -> (String, String) {
-    let (_, access, _) = app.signed_in_user().await;
-    let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
-    (me["id"].as_str().expect("id").to_owned(), access)
-}
-
 async fn create_key(app: &TestApp, org: &str, access: &str, permissions: Value) -> Value {
     let response = app
         .post_json(
@@ -28,7 +22,7 @@ async fn with_key(app: &TestApp, method: &str, path: &str, key: &str, body: Opti
 #[tokio::test]
 async fn a_key_acts_only_in_its_org_and_only_with_its_permissions() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let other_org = app.create_org(&owner).await;
     let created = create_key(&app, &org, &owner, json!(["org:read", "members:read"])).await;
@@ -68,7 +62,7 @@ async fn a_key_acts_only_in_its_org_and_only_with_its_permissions() {
 #[tokio::test]
 async fn keys_never_exceed_their_creators_permissions() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let path = format!("/api/v1/orgs/{org}/api-keys");
     let admin_key = create_key(&app, &org, &owner, json!(["api_keys:manage", "org:read"])).await["key"]
@@ -92,7 +86,7 @@ async fn keys_never_exceed_their_creators_permissions() {
 #[tokio::test]
 async fn revoked_rotated_and_expired_keys_stop_working() {
     let (app, clock) = spawn_app_with_manual_clock(&[]).await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let read = format!("/api/v1/orgs/{org}");
 
@@ -126,7 +120,7 @@ async fn revoked_rotated_and_expired_keys_stop_working() {
 #[tokio::test]
 async fn a_key_past_its_expiry_is_refused() {
     let (app, clock) = spawn_app_with_manual_clock(&[]).await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let created = app
@@ -148,7 +142,7 @@ async fn a_key_past_its_expiry_is_refused() {
 async fn disabling_a_user_revokes_the_keys_they_created() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let (owner_id, owner) = user(&app).await;
+    let (owner_id, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let key = create_key(&app, &org, &owner, json!(["org:read"])).await["key"].as_str().expect("key").to_owned();
     assert_eq!(
@@ -162,9 +156,9 @@ async fn disabling_a_user_revokes_the_keys_they_created() {
 #[tokio::test]
 async fn another_orgs_api_key_gets_404_from_every_org_route() {
     let app = spawn_app().await;
-    let (owner_id, owner) = user(&app).await;
+    let (owner_id, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (_, outsider) = user(&app).await;
+    let (_, outsider) = app.user().await;
     let outsider_org = app.create_org(&outsider).await;
     let all = json!([
         "org:read",
@@ -233,9 +227,9 @@ async fn another_orgs_api_key_gets_404_from_every_org_route() {
 #[tokio::test]
 async fn rotating_a_key_never_grants_what_the_rotator_lacks() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (admin_id, admin) = user(&app).await;
+    let (admin_id, admin) = app.user().await;
     app.add_member(&org, &admin_id, "admin").await;
     let strong = create_key(&app, &org, &owner, json!(["org:read", "org:delete"])).await;
     let rotate = format!("/api/v1/orgs/{org}/api-keys/{}/rotate", strong["id"].as_str().expect("id"));
@@ -249,9 +243,9 @@ async fn rotating_a_key_never_grants_what_the_rotator_lacks() {
 #[tokio::test]
 async fn a_key_shrinks_with_its_creators_role_and_stops_when_they_leave() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (admin_id, admin) = user(&app).await;
+    let (admin_id, admin) = app.user().await;
     app.add_member(&org, &admin_id, "admin").await;
     let key = create_key(&app, &org, &admin, json!(["org:read", "org:update"])).await["key"]
         .as_str()

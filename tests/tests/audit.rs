@@ -6,14 +6,16 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tenantry_tests::{TestApp, assert_problem, spawn_app};
 
-async fn user(app: &TestApp) -> (String, String) {
-    let (_, access, _) = app.signed_in_user().await;
-    let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
-    (me["id"].as_str().expect("id").to_owned(), access)
-}
-
 async fn send(app: &TestApp, method: &str, path: &str, access: &str, body: Option<Value>) -> reqwest::Response {
     app.send(method, path, ("authorization", &format!("Bearer {access}")), body).await
+}
+
+async fn create_teams(app: &TestApp, org: &str, owner: &str, count: usize) {
+    for n in 0..count {
+        let body = json!({"name": format!("t{n}")});
+        let created = send(app, "POST", &format!("/api/v1/orgs/{org}/teams"), owner, Some(body)).await;
+        assert_eq!(created.status(), 201);
+    }
 }
 
 async fn entries(app: &TestApp, org: &str, access: &str, query: &str) -> Value {
@@ -41,9 +43,9 @@ async fn tamper(app: &TestApp, sql: &str) {
 #[tokio::test]
 async fn every_change_is_recorded_with_who_what_and_where() {
     let app = spawn_app().await;
-    let (owner_id, owner) = user(&app).await;
+    let (owner_id, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (member_id, _) = user(&app).await;
+    let (member_id, _) = app.user().await;
     app.add_member(&org, &member_id, "member").await;
     let team: Value = app
         .client
@@ -92,14 +94,9 @@ async fn every_change_is_recorded_with_who_what_and_where() {
 #[tokio::test]
 async fn filters_and_cursor_pages() {
     let app = spawn_app().await;
-    let (owner_id, owner) = user(&app).await;
+    let (owner_id, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    for n in 0..5 {
-        let created =
-            send(&app, "POST", &format!("/api/v1/orgs/{org}/teams"), &owner, Some(json!({"name": format!("t{n}")})))
-                .await;
-        assert_eq!(created.status(), 201);
-    }
+    create_teams(&app, &org, &owner, 5).await;
     let key: Value = send(
         &app,
         "POST",
@@ -168,15 +165,15 @@ async fn filters_and_cursor_pages() {
 #[tokio::test]
 async fn only_audit_readers_see_it_and_nothing_edits_it() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (member_id, member) = user(&app).await;
+    let (member_id, member) = app.user().await;
     app.add_member(&org, &member_id, "member").await;
     for path in ["audit-log", "audit-log/verify"] {
         let response = app.get_auth(&format!("/api/v1/orgs/{org}/{path}"), &member).await;
         assert_problem(response, 403, "forbidden").await;
     }
-    let (_, stranger) = user(&app).await;
+    let (_, stranger) = app.user().await;
     assert_problem(app.get_auth(&format!("/api/v1/orgs/{org}/audit-log"), &stranger).await, 404, "not_found").await;
     let first: Value = entries(&app, &org, &owner, "").await;
     let id = first["items"][0]["id"].as_str().expect("id").to_owned();
@@ -192,14 +189,9 @@ async fn only_audit_readers_see_it_and_nothing_edits_it() {
 #[tokio::test]
 async fn an_entry_edited_in_the_database_is_named_by_verify() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    for n in 0..4 {
-        let created =
-            send(&app, "POST", &format!("/api/v1/orgs/{org}/teams"), &owner, Some(json!({"name": format!("t{n}")})))
-                .await;
-        assert_eq!(created.status(), 201);
-    }
+    create_teams(&app, &org, &owner, 4).await;
     assert_eq!(verify(&app, &org, &owner).await, json!({"valid": true, "entries_checked": 5}));
     let page = entries(&app, &org, &owner, "").await;
     let third = page["items"].as_array().expect("items").iter().find(|e| e["seq"] == 3).expect("seq 3").clone();
@@ -227,14 +219,9 @@ async fn an_entry_edited_in_the_database_is_named_by_verify() {
 #[tokio::test]
 async fn entries_cut_off_the_end_are_detected() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    for n in 0..2 {
-        let created =
-            send(&app, "POST", &format!("/api/v1/orgs/{org}/teams"), &owner, Some(json!({"name": format!("t{n}")})))
-                .await;
-        assert_eq!(created.status(), 201);
-    }
+    create_teams(&app, &org, &owner, 2).await;
     let last = entries(&app, &org, &owner, "?limit=1").await["items"][0]["id"].clone();
     tamper(&app, "DELETE FROM audit_log WHERE seq = 3").await;
     let report = verify(&app, &org, &owner).await;
@@ -246,7 +233,7 @@ async fn entries_cut_off_the_end_are_detected() {
 #[tokio::test]
 async fn a_hundred_concurrent_changes_leave_one_unbroken_chain() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let path = format!("/api/v1/orgs/{org}/teams");
     let results =
@@ -263,7 +250,7 @@ async fn a_hundred_concurrent_changes_leave_one_unbroken_chain() {
 #[tokio::test]
 async fn an_organizations_log_outlives_it_and_records_its_deletion() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     assert_eq!(send(&app, "DELETE", &format!("/api/v1/orgs/{org}"), &owner, None).await.status(), 204);
     let actions = app.raw_query_strings("SELECT action FROM audit_log ORDER BY seq").await;

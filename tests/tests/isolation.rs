@@ -6,12 +6,6 @@
 use serde_json::{Value, json};
 use tenantry_tests::{TestApp, assert_problem, spawn_app};
 
-async fn user(app: &TestApp) -> (String, String) {
-    let (_, access, _) = app.signed_in_user().await;
-    let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
-    (me["id"].as_str().expect("id").to_owned(), access)
-}
-
 async fn created(app: &TestApp, path: &str, access: &str, body: Value) -> Value {
     let response = app.post_json(path, &body, Some(access)).await;
     assert_eq!(response.status(), 201, "{path}: {}", response.text().await.unwrap_or_default());
@@ -39,9 +33,9 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
 #[tokio::test]
 async fn another_tenants_member_and_key_get_404_from_every_org_route() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (member_id, _) = user(&app).await;
+    let (member_id, _) = app.user().await;
     app.add_member(&org, &member_id, "member").await;
     let base = format!("/api/v1/orgs/{org}");
     let team = created(&app, &format!("{base}/teams"), &owner, json!({"name": "t"})).await;
@@ -63,7 +57,7 @@ async fn another_tenants_member_and_key_get_404_from_every_org_route() {
     let before: Value = app.get_auth(&format!("{base}/audit-log/verify"), &owner).await.json().await.expect("json");
 
     // Org B: its owner, and a key of B holding every permission of the catalog.
-    let (_, outsider) = user(&app).await;
+    let (_, outsider) = app.user().await;
     let other = app.create_org(&outsider).await;
     let catalog: Value = app.get("/api/v1/permissions").await.json().await.expect("json");
     let everything: Vec<Value> =

@@ -6,17 +6,11 @@ use serde_json::{Value, json};
 use tenantry_migration::TENANT_TABLES;
 use tenantry_tests::{TestApp, spawn_app_on_postgres};
 
-async fn user(app: &TestApp) -> (String, String) {
-    let (_, access, _) = app.signed_in_user().await;
-    let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
-    (me["id"].as_str().expect("id").to_owned(), access)
-}
-
 /// An org with a row in every tenant table.
 async fn populated_org(app: &TestApp) -> String {
-    let (_, owner) = user(app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (member_id, _) = user(app).await;
+    let (member_id, _) = app.user().await;
     app.add_member(&org, &member_id, "member").await;
     let base = format!("/api/v1/orgs/{org}");
     let team: Value =

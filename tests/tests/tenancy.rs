@@ -6,12 +6,6 @@ use tenantry_ports::OrgRepository;
 use tenantry_tests::{PASSWORD, TestApp, assert_problem, spawn_app};
 
 /// A signed-in user: (user id, access token).
-async fn user(app: &TestApp) -> (String, String) {
-    let (_, access, _) = app.signed_in_user().await;
-    let me: Value = app.get_auth("/api/v1/users/me", &access).await.json().await.expect("json");
-    (me["id"].as_str().expect("id").to_owned(), access)
-}
-
 async fn send(app: &TestApp, method: &str, path: &str, access: &str, body: Option<Value>) -> reqwest::Response {
     app.send(method, path, ("authorization", &format!("Bearer {access}")), body).await
 }
@@ -19,7 +13,7 @@ async fn send(app: &TestApp, method: &str, path: &str, access: &str, body: Optio
 #[tokio::test]
 async fn creating_an_org_makes_the_creator_its_owner() {
     let app = spawn_app().await;
-    let (_, access) = user(&app).await;
+    let (_, access) = app.user().await;
     let created =
         app.post_json("/api/v1/orgs", &json!({"name": " Acme Corp ", "slug": "acme-corp"}), Some(&access)).await;
     assert_eq!(created.status(), 201);
@@ -67,9 +61,9 @@ async fn the_permission_catalog_is_published() {
 #[tokio::test]
 async fn another_tenant_gets_404_from_every_org_route() {
     let app = spawn_app().await;
-    let (owner_id, owner) = user(&app).await;
+    let (owner_id, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (_, outsider) = user(&app).await;
+    let (_, outsider) = app.user().await;
     let outsider_org = app.create_org(&outsider).await;
     let routes: Vec<(&str, String, Option<Value>)> = vec![
         ("GET", format!("/api/v1/orgs/{org}"), None),
@@ -98,9 +92,9 @@ async fn another_tenant_gets_404_from_every_org_route() {
 #[tokio::test]
 async fn a_member_without_a_permission_gets_403_naming_it() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (viewer_id, viewer) = user(&app).await;
+    let (viewer_id, viewer) = app.user().await;
     app.add_member(&org, &viewer_id, "viewer").await;
     assert_eq!(app.get_auth(&format!("/api/v1/orgs/{org}"), &viewer).await.status(), 200);
     assert_eq!(app.get_auth(&format!("/api/v1/orgs/{org}/members"), &viewer).await.status(), 200);
@@ -118,10 +112,10 @@ async fn a_member_without_a_permission_gets_403_naming_it() {
 #[tokio::test]
 async fn roles_change_under_the_rules_and_members_can_leave() {
     let app = spawn_app().await;
-    let (owner_id, owner) = user(&app).await;
+    let (owner_id, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (admin_id, admin) = user(&app).await;
-    let (member_id, member) = user(&app).await;
+    let (admin_id, admin) = app.user().await;
+    let (member_id, member) = app.user().await;
     app.add_member(&org, &admin_id, "member").await;
     app.add_member(&org, &member_id, "member").await;
 
@@ -182,9 +176,9 @@ async fn roles_change_under_the_rules_and_members_can_leave() {
 async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
     let app = spawn_app().await;
     for _ in 0..5 {
-        let (a_id, a) = user(&app).await;
+        let (a_id, a) = app.user().await;
         let org = app.create_org(&a).await;
-        let (b_id, b) = user(&app).await;
+        let (b_id, b) = app.user().await;
         app.add_member(&org, &b_id, "owner").await;
         let a_path = format!("/api/v1/orgs/{org}/members/{b_id}");
         let b_path = format!("/api/v1/orgs/{org}/members/{a_id}");
@@ -212,11 +206,11 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
 #[tokio::test]
 async fn members_are_cursor_paginated() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let mut ids = Vec::new();
     for _ in 0..4 {
-        let (id, _) = user(&app).await;
+        let (id, _) = app.user().await;
         app.add_member(&org, &id, "viewer").await;
         ids.push(id);
     }
@@ -250,7 +244,7 @@ async fn members_are_cursor_paginated() {
 #[tokio::test]
 async fn the_last_owner_of_an_org_cannot_delete_their_account() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let delete = |token: &str| {
         app.client
@@ -281,7 +275,7 @@ fn address(label: &str) -> String {
 #[tokio::test]
 async fn an_invitation_makes_its_verified_addressee_a_member_once() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let bob = address("bob");
     let invited = app
@@ -315,7 +309,7 @@ async fn an_invitation_makes_its_verified_addressee_a_member_once() {
 #[tokio::test]
 async fn only_the_invited_verified_address_can_accept() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let carol = address("carol");
     app.post_json(&format!("/api/v1/orgs/{org}/invitations"), &json!({"email": carol, "role": "viewer"}), Some(&owner))
@@ -347,10 +341,10 @@ async fn only_the_invited_verified_address_can_accept() {
 #[tokio::test]
 async fn invitations_respect_the_grant_rules() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (admin_id, admin) = user(&app).await;
-    let (member_id, member) = user(&app).await;
+    let (admin_id, admin) = app.user().await;
+    let (member_id, member) = app.user().await;
     app.add_member(&org, &admin_id, "admin").await;
     app.add_member(&org, &member_id, "member").await;
     let path = format!("/api/v1/orgs/{org}/invitations");
@@ -397,7 +391,7 @@ async fn invitations_respect_the_grant_rules() {
 #[tokio::test]
 async fn revoked_replaced_and_expired_invitations_are_dead() {
     let (app, clock) = tenantry_tests::spawn_app_with_manual_clock(&[]).await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let path = format!("/api/v1/orgs/{org}/invitations");
     let dave = address("dave");
@@ -449,7 +443,7 @@ async fn revoked_replaced_and_expired_invitations_are_dead() {
 #[tokio::test]
 async fn another_tenant_gets_404_from_the_invitation_routes() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let invitation: Value = app
         .post_json(
@@ -461,7 +455,7 @@ async fn another_tenant_gets_404_from_the_invitation_routes() {
         .json()
         .await
         .expect("json");
-    let (_, outsider) = user(&app).await;
+    let (_, outsider) = app.user().await;
     let id = invitation["id"].as_str().expect("id");
     for (method, path, body) in [
         ("POST", format!("/api/v1/orgs/{org}/invitations"), Some(json!({"email": address("x"), "role": "viewer"}))),
@@ -476,9 +470,9 @@ async fn another_tenant_gets_404_from_the_invitation_routes() {
 #[tokio::test]
 async fn custom_roles_grant_exactly_their_permissions_and_follow_renames() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (billing_id, billing) = user(&app).await;
+    let (billing_id, billing) = app.user().await;
     app.add_member(&org, &billing_id, "viewer").await;
     let roles = format!("/api/v1/orgs/{org}/roles");
 
@@ -527,10 +521,10 @@ async fn custom_roles_grant_exactly_their_permissions_and_follow_renames() {
 #[tokio::test]
 async fn custom_roles_cannot_escalate_shadow_builtins_or_repeat_names() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (admin_id, admin) = user(&app).await;
-    let (viewer_id, viewer) = user(&app).await;
+    let (admin_id, admin) = app.user().await;
+    let (viewer_id, viewer) = app.user().await;
     app.add_member(&org, &admin_id, "admin").await;
     app.add_member(&org, &viewer_id, "viewer").await;
     let roles = format!("/api/v1/orgs/{org}/roles");
@@ -570,7 +564,7 @@ async fn custom_roles_cannot_escalate_shadow_builtins_or_repeat_names() {
         )
         .await;
     assert_eq!(invite.status(), 201);
-    let (outsider_id, outsider) = user(&app).await;
+    let (outsider_id, outsider) = app.user().await;
     let _ = outsider_id;
     assert_problem(app.get_auth(&roles, &outsider).await, 404, "not_found").await;
     app.stop().await;
@@ -579,11 +573,11 @@ async fn custom_roles_cannot_escalate_shadow_builtins_or_repeat_names() {
 #[tokio::test]
 async fn teams_hold_only_org_members_and_follow_them_out() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (member_id, member) = user(&app).await;
+    let (member_id, member) = app.user().await;
     app.add_member(&org, &member_id, "member").await;
-    let (stranger_id, _) = user(&app).await;
+    let (stranger_id, _) = app.user().await;
     let teams = format!("/api/v1/orgs/{org}/teams");
 
     let created = app.post_json(&teams, &json!({"name": "Platform", "description": "infra"}), Some(&owner)).await;
@@ -629,7 +623,7 @@ async fn teams_hold_only_org_members_and_follow_them_out() {
 #[tokio::test]
 async fn another_tenant_gets_404_from_the_team_and_role_routes() {
     let app = spawn_app().await;
-    let (owner_id, owner) = user(&app).await;
+    let (owner_id, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let team: Value = app
         .post_json(&format!("/api/v1/orgs/{org}/teams"), &json!({"name": "A"}), Some(&owner))
@@ -649,7 +643,7 @@ async fn another_tenant_gets_404_from_the_team_and_role_routes() {
         .await
         .expect("json");
     let role_id = role["id"].as_str().expect("id");
-    let (_, outsider) = user(&app).await;
+    let (_, outsider) = app.user().await;
     let routes: Vec<(&str, String, Option<Value>)> = vec![
         ("GET", format!("/api/v1/orgs/{org}/teams"), None),
         ("POST", format!("/api/v1/orgs/{org}/teams"), Some(json!({"name": "B"}))),
@@ -675,7 +669,7 @@ async fn another_tenant_gets_404_from_the_team_and_role_routes() {
 #[tokio::test]
 async fn open_invitations_follow_a_role_rename_and_keep_the_role_from_deletion() {
     let app = spawn_app().await;
-    let (_, owner) = user(&app).await;
+    let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     let roles = format!("/api/v1/orgs/{org}/roles");
     let created = app.post_json(&roles, &json!({"name": "auditor", "permissions": ["org:read"]}), Some(&owner)).await;
@@ -706,9 +700,9 @@ async fn open_invitations_follow_a_role_rename_and_keep_the_role_from_deletion()
 async fn the_user_store_itself_refuses_to_delete_a_last_owner() {
     use tenantry_ports::UserRepository;
     let app = spawn_app().await;
-    let (owner_id, owner) = user(&app).await;
+    let (owner_id, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let (co_id, _) = user(&app).await;
+    let (co_id, _) = app.user().await;
     let users = tenantry_adapter_sql::SqlUserRepository::new(app.database().clone());
     let owner_id = owner_id.parse().expect("user id");
     // Straight to the adapter, past the application's own check.
@@ -728,9 +722,9 @@ async fn an_owner_deleting_their_account_while_the_other_owner_leaves_leaves_one
     let app = spawn_app().await;
     let orgs = SqlOrgRepository::new(app.database().clone());
     for _ in 0..5 {
-        let (_, a) = user(&app).await;
+        let (_, a) = app.user().await;
         let org = app.create_org(&a).await;
-        let (b_id, b) = user(&app).await;
+        let (b_id, b) = app.user().await;
         app.add_member(&org, &b_id, "owner").await;
         let delete_a =
             app.client.delete(app.url("/api/v1/users/me")).bearer_auth(&a).json(&json!({"password": PASSWORD})).send();
