@@ -1,6 +1,7 @@
 //! Org-scoped API keys over real HTTP, including the API-key half of the cross-tenant matrix.
 
 use serde_json::{Value, json};
+use tenantry_ports::Clock;
 use tenantry_tests::{TestApp, assert_problem, spawn_app, spawn_app_with_manual_clock};
 
 async fn create_key(app: &TestApp, org: &str, access: &str, permissions: Value) -> Value {
@@ -114,6 +115,35 @@ async fn revoked_rotated_and_expired_keys_stop_working() {
     clock.advance(chrono::Duration::seconds(601));
     assert_problem(with_key(&app, "GET", &read, &old_key, None).await, 401, "unauthorized").await;
     assert_eq!(with_key(&app, "GET", &read, &new_key, None).await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rotation_never_lengthens_the_old_keys_life_even_when_repeated() {
+    let (app, clock) = spawn_app_with_manual_clock(&[]).await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let read = format!("/api/v1/orgs/{org}");
+    let expires = (clock.now() + chrono::Duration::hours(1)).to_rfc3339();
+    let created = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/api-keys"),
+            &json!({"name": "short", "permissions": ["org:read"], "expires_at": expires}),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let old: Value = created.json().await.expect("json");
+    let old_key = old["key"].as_str().expect("key").to_owned();
+    let rotate = format!("/api/v1/orgs/{org}/api-keys/{}/rotate", old["id"].as_str().expect("id"));
+    // A 30-day grace on a key that ends in an hour, twice: it still ends in an hour.
+    for _ in 0..2 {
+        let rotated = app.post_json(&rotate, &json!({"grace_seconds": 30 * 24 * 3600}), Some(&owner)).await;
+        assert_eq!(rotated.status(), 201);
+    }
+    assert_eq!(with_key(&app, "GET", &read, &old_key, None).await.status(), 200);
+    clock.advance(chrono::Duration::minutes(61));
+    assert_problem(with_key(&app, "GET", &read, &old_key, None).await, 401, "unauthorized").await;
     app.stop().await;
 }
 

@@ -102,9 +102,10 @@ impl AccountService {
             Err(tenantry_ports::StoreError::Conflict) => return Err(AuthError::LastOwner),
             Err(err) => return Err(err.into()),
         }
-        mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &sessions).await?;
-        // Cached memberships (and so the API keys the user created) stop at once.
+        // Cached memberships (and so the API keys the user created) stop at once, whatever
+        // happens next.
         self.ports.org_cache.bump_user(user.id).await;
+        mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &sessions).await?;
         tracing::info!(target: "audit", action = "user.deleted", user_id = %user.id);
         Ok(())
     }

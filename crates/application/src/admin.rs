@@ -88,13 +88,14 @@ impl AdminService {
             Err(StoreError::NotFound) => return Err(AuthError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        let revoked = self.ports.sessions.revoke_all(user_id, None, now).await?;
-        mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &revoked).await?;
+        // Keys first and their caches at once, so a failure further on cannot leave them working.
         let orgs = self.ports.api_keys.revoke_created_by(user_id, now).await?;
         for org in &orgs {
             self.ports.org_cache.bump_org(*org).await;
         }
         self.ports.org_cache.bump_user(user_id).await;
+        let revoked = self.ports.sessions.revoke_all(user_id, None, now).await?;
+        mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &revoked).await?;
         tracing::info!(target: "audit", action = "user.disabled", user_id = %user_id, by = %admin.id, sessions_revoked = revoked.len(), orgs_with_keys_revoked = orgs.len());
         Ok(())
     }

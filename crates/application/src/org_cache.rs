@@ -19,7 +19,6 @@
 //! [`LOCAL_TOKEN_TTL`] (the bounded staleness ADR 0010 accepts).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -38,6 +37,9 @@ pub const PAGE_TTL: Duration = Duration::from_secs(10);
 pub const LOCAL_TOKEN_TTL: Duration = Duration::from_millis(500);
 /// Most entries kept in process; past it the local copy starts afresh (it is only a copy).
 const LOCAL_CAPACITY: usize = 20_000;
+/// Generation tokens expire eventually, so the shared cache does not keep one per org and user
+/// forever; an expired token only invalidates entries, which is always safe.
+const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn org_token_key(org: OrgId) -> String {
     format!("tenancy:gen:org:{org}")
@@ -73,6 +75,21 @@ pub struct Lookup<T> {
 struct Local {
     tokens: HashMap<String, (String, DateTime<Utc>)>,
     entries: HashMap<String, (Vec<u8>, DateTime<Utc>)>,
+    /// Per token key, this process's latest bump: a read that began before it must not store
+    /// the token it saw, and after a failed bump the key is not trusted at all for a while.
+    bumps: HashMap<String, Bump>,
+    /// Orders bumps and reads within this process.
+    seq: u64,
+    /// Reads that began at or before this sequence number store no token (the bump records
+    /// they would be checked against were dropped at capacity).
+    floor: u64,
+}
+
+/// One bump of one token key by this process.
+struct Bump {
+    seq: u64,
+    /// Until when the key bypasses the cache because the bump did not reach the shared cache.
+    distrusted_until: Option<DateTime<Utc>>,
 }
 
 /// The tenancy read cache. Clones share one in-process copy: build one per process.
@@ -82,9 +99,6 @@ pub struct OrgCache {
     ids: Arc<dyn IdGenerator>,
     clock: Arc<dyn Clock>,
     local: Arc<Mutex<Local>>,
-    /// Counts this process's bumps: tokens read while one happened are not kept locally, so
-    /// a read that started before a bump can never put the old token back.
-    bumps: Arc<AtomicU64>,
 }
 
 fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -94,7 +108,7 @@ fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
 impl OrgCache {
     /// Over `cache`; `ids` mints the generation tokens, `clock` ages the local copy.
     pub fn new(cache: Arc<dyn Cache>, ids: Arc<dyn IdGenerator>, clock: Arc<dyn Clock>) -> Self {
-        Self { cache, ids, clock, local: Arc::new(Mutex::new(Local::default())), bumps: Arc::new(AtomicU64::new(0)) }
+        Self { cache, ids, clock, local: Arc::new(Mutex::new(Local::default())) }
     }
 
     fn local(&self) -> std::sync::MutexGuard<'_, Local> {
@@ -124,18 +138,32 @@ impl OrgCache {
         (entry.stamp == stamp).then_some((stamp, entry.value))
     }
 
-    fn remember_tokens(&self, pairs: &[(&String, &String)], bumps_before: u64) {
-        if self.bumps.load(Ordering::SeqCst) != bumps_before {
+    /// Keeps tokens read by a lookup that began at `(read_at, seq)`, unless this process bumped
+    /// one of them since: the read may have returned the token the bump replaced. The age
+    /// counts from the start of the read, so a slow reply cannot stretch the trust period.
+    fn remember_tokens(&self, pairs: &[(&String, &String)], read_at: DateTime<Utc>, seq: u64) {
+        let mut local = self.local();
+        if local.floor > 0 && local.floor >= seq {
             return;
         }
-        let now = self.clock.now();
-        let mut local = self.local();
         if local.tokens.len() > LOCAL_CAPACITY {
             local.tokens.clear();
         }
         for (key, token) in pairs {
-            local.tokens.insert((*key).clone(), ((*token).clone(), now));
+            if local.bumps.get(*key).is_some_and(|bump| bump.seq > seq) {
+                continue;
+            }
+            local.tokens.insert((*key).clone(), ((*token).clone(), read_at));
         }
+    }
+
+    /// Whether one of `token_keys` had a bump that failed recently: then the cache is skipped.
+    fn distrusted(&self, token_keys: &[String]) -> bool {
+        let now = self.clock.now();
+        let local = self.local();
+        token_keys
+            .iter()
+            .any(|key| local.bumps.get(key).and_then(|bump| bump.distrusted_until).is_some_and(|until| until > now))
     }
 
     fn remember_entry(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
@@ -157,10 +185,14 @@ impl OrgCache {
         if let Some(user) = user {
             token_keys.push(user_token_key(user));
         }
+        if self.distrusted(&token_keys) {
+            return Lookup { hit: None, fill: None };
+        }
         if let Some((stamp, value)) = self.local_hit(key, &token_keys) {
             return Lookup { hit: Some(value), fill: Some(stamp) };
         }
-        let bumps_before = self.bumps.load(Ordering::SeqCst);
+        let read_at = self.clock.now();
+        let read_seq = self.local().seq;
         let mut keys = vec![token_keys[0].clone(), key.to_owned()];
         if let Some(user_key) = token_keys.get(1) {
             keys.push(user_key.clone());
@@ -193,7 +225,7 @@ impl OrgCache {
         if let (Some(user_key), Some(user_token)) = (keys.get(2), current.user.as_ref()) {
             fresh.push((user_key, user_token));
         }
-        self.remember_tokens(&fresh, bumps_before);
+        self.remember_tokens(&fresh, read_at, read_seq);
         let hit = values[1].as_deref().and_then(|bytes| {
             let entry = serde_json::from_slice::<Stamped<T>>(bytes).ok().filter(|entry| entry.stamp == current)?;
             // Served from the shared cache: keep a copy for the next request here.
@@ -217,7 +249,7 @@ impl OrgCache {
     /// request set one first, its token is not known here: skip this fill.
     async fn establish(&self, key: &str) -> Option<String> {
         let token = self.token();
-        match self.cache.set_if_absent(key, token.as_bytes(), None).await {
+        match self.cache.set_if_absent(key, token.as_bytes(), Some(TOKEN_TTL)).await {
             Ok(true) => Some(token),
             _ => None,
         }
@@ -235,18 +267,37 @@ impl OrgCache {
     }
 
     async fn bump(&self, key: String) {
-        self.bumps.fetch_add(1, Ordering::SeqCst);
         let token = self.token();
-        // Forget the local token first: until the new one is stored, this process asks the
-        // shared cache.
-        self.local().tokens.remove(&key);
-        match self.cache.set(&key, token.as_bytes(), None).await {
+        // Forget the local token first and record the bump: until the new token is stored,
+        // this process asks the shared cache, and no read that began earlier stores a token.
+        let mine = {
+            let mut local = self.local();
+            local.seq += 1;
+            let seq = local.seq;
+            if local.bumps.len() > LOCAL_CAPACITY {
+                local.bumps.retain(|_, bump| bump.distrusted_until.is_some());
+                local.floor = seq;
+            }
+            let distrusted_until = local.bumps.get(&key).and_then(|bump| bump.distrusted_until);
+            local.bumps.insert(key.clone(), Bump { seq, distrusted_until });
+            local.tokens.remove(&key);
+            seq
+        };
+        let result = self.cache.set(&key, token.as_bytes(), Some(TOKEN_TTL)).await;
+        let now = self.clock.now();
+        let mut local = self.local();
+        match result {
             Ok(()) => {
-                self.bumps.fetch_add(1, Ordering::SeqCst);
-                self.local().tokens.insert(key, (token, self.clock.now()));
+                // Only the latest of concurrent bumps of one key sets the local token.
+                if local.bumps.get(&key).is_some_and(|bump| bump.seq == mine) {
+                    local.tokens.insert(key, (token, now));
+                }
             }
             Err(err) => {
-                tracing::error!(error = %err, key = %key, "invalidating the tenancy cache failed; entries expire within {ACCESS_TTL:?}");
+                tracing::error!(error = %err, key = %key, "invalidating the tenancy cache failed; this process bypasses it for {ACCESS_TTL:?}, other replicas' entries expire within that");
+                if let Some(bump) = local.bumps.get_mut(&key) {
+                    bump.distrusted_until = Some(later(now, ACCESS_TTL));
+                }
             }
         }
     }
@@ -255,7 +306,7 @@ impl OrgCache {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use tenantry_adapter_memory::{InMemoryCache, ManualClock, SystemClock, UuidV7Generator};
     use tenantry_ports::{CacheError, MockCache};
@@ -266,6 +317,7 @@ mod tests {
     struct Counting {
         inner: InMemoryCache,
         reads: AtomicUsize,
+        failing_sets: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait::async_trait]
@@ -278,6 +330,9 @@ mod tests {
             self.inner.get_many(keys).await
         }
         async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
+            if self.failing_sets.load(Ordering::SeqCst) {
+                return Err(CacheError::Unavailable(anyhow::anyhow!("down for writes")));
+            }
             self.inner.set(key, value, ttl).await
         }
         async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError> {
@@ -298,7 +353,11 @@ mod tests {
     }
 
     fn shared(clock: Arc<ManualClock>) -> Arc<Counting> {
-        Arc::new(Counting { inner: InMemoryCache::new(clock), reads: AtomicUsize::new(0) })
+        Arc::new(Counting {
+            inner: InMemoryCache::new(clock),
+            reads: AtomicUsize::new(0),
+            failing_sets: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     fn replica(shared: &Arc<Counting>, clock: &Arc<ManualClock>) -> OrgCache {
@@ -382,6 +441,29 @@ mod tests {
         );
         clock.advance(chrono::Duration::milliseconds(500));
         assert_eq!(b.lookup::<String>("k", org, Some(user)).await.hit, None, "and no longer");
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_bump_this_process_bypasses_the_cache_for_the_access_ttl() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let remote = shared(clock.clone());
+        let cache = replica(&remote, &clock);
+        let (org, user) = ids();
+        let first = cache.lookup::<String>("k", org, Some(user)).await;
+        cache.fill("k", &first, &"admin".to_owned(), ACCESS_TTL).await;
+        remote.failing_sets.store(true, Ordering::SeqCst);
+        cache.bump_org(org).await;
+        remote.failing_sets.store(false, Ordering::SeqCst);
+        let after = cache.lookup::<String>("k", org, Some(user)).await;
+        assert_eq!(after.hit, None, "the old token is still in the shared cache, but not trusted here");
+        cache.fill("k", &after, &"stale".to_owned(), ACCESS_TTL).await;
+        assert_eq!(cache.lookup::<String>("k", org, Some(user)).await.hit, None, "and nothing is filled meanwhile");
+        clock.advance(chrono::Duration::seconds(61));
+        assert_eq!(
+            cache.lookup::<String>("k", org, Some(user)).await.hit,
+            None,
+            "by then the entry stamped before the change has expired"
+        );
     }
 
     #[tokio::test]

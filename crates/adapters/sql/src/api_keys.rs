@@ -154,31 +154,28 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         crate::audit::append(&txn, audit).await?;
         let now = replacement.created_at;
         let org = replacement.org_id.as_uuid();
-        // Still active (a concurrent revoke or rotation did not win), then bounded by `until`
-        // unless it expires sooner anyway.
-        let active = api_keys::Entity::update_many()
-            .col_expr(api_keys::Column::ExpiresAt, Expr::value(until))
+        // Still active (a concurrent revoke or rotation did not win)? The transaction wrote
+        // first (the audit append), so on SQLite this read holds the write lock already.
+        let current = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org))
             .filter(api_keys::Column::Id.eq(old))
             .filter(api_keys::Column::RevokedAt.is_null())
             .filter(
                 Condition::any().add(api_keys::Column::ExpiresAt.is_null()).add(api_keys::Column::ExpiresAt.gt(now)),
             )
-            .exec_with_returning(&txn)
+            .one(&txn)
+            .await
+            .map_err(store_error)?
+            .ok_or(StoreError::NotFound)?;
+        // A rotation only ever shortens the old key's life: never past its own expiry.
+        let ends = current.expires_at.map_or(until, |at| at.min(until));
+        api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::ExpiresAt, Expr::value(ends))
+            .filter(api_keys::Column::OrgId.eq(org))
+            .filter(api_keys::Column::Id.eq(old))
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        let Some(previous) = active.into_iter().next() else {
-            return Err(StoreError::NotFound);
-        };
-        if let Some(sooner) = previous.expires_at.filter(|at| *at < until) {
-            api_keys::Entity::update_many()
-                .col_expr(api_keys::Column::ExpiresAt, Expr::value(sooner))
-                .filter(api_keys::Column::OrgId.eq(org))
-                .filter(api_keys::Column::Id.eq(old))
-                .exec(&txn)
-                .await
-                .map_err(store_error)?;
-        }
         insert(&txn, replacement, secret_hash).await?;
         txn.commit().await.map_err(store_error)
     }

@@ -206,6 +206,9 @@ impl OrgRepository for SqlOrgRepository {
     async fn delete(&self, org_id: OrgId, audit: &AuditEvent) -> Result<(), StoreError> {
         let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
+        // The org row before its memberships, as account deletion and role changes take them,
+        // so the two can never wait on each other in a cycle.
+        self.lock_org(&txn, org_id).await?;
         memberships::Entity::delete_many()
             .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
             .exec(&txn)
