@@ -124,21 +124,15 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        crate::audit::append(&txn, audit).await?;
-        let result = api_keys::Entity::update_many()
+        let revoke = api_keys::Entity::update_many()
             .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
             .filter(api_keys::Column::Id.eq(id))
-            .filter(api_keys::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected != 1 {
-            return Ok(false);
-        }
-        txn.commit().await.map_err(store_error)?;
-        Ok(true)
+            .filter(api_keys::Column::RevokedAt.is_null());
+        crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
+            Box::pin(async move { Ok(revoke.exec(txn).await?.rows_affected) })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.rotate", skip_all, fields(org_id = %replacement.org_id))]

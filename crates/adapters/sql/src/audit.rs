@@ -58,6 +58,30 @@ pub(crate) async fn append<C: ConnectionTrait>(txn: &C, event: &AuditEvent) -> R
     Ok(())
 }
 
+/// Runs `change`, a statement meant to touch exactly one of `org_id`'s rows, together with
+/// its audit entry in one tenant transaction. `false`, with nothing written (not even the
+/// entry), when no row matched.
+pub(crate) async fn audited_single_row<F>(
+    db: &SqlDatabase,
+    org_id: OrgId,
+    audit: &AuditEvent,
+    change: F,
+) -> Result<bool, StoreError>
+where
+    F: for<'t> FnOnce(
+        &'t sea_orm::DatabaseTransaction,
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, sea_orm::DbErr>> + Send + 't>>,
+{
+    let txn = db.tenant(org_id).await?;
+    append(&txn, audit).await?;
+    if change(&txn).await.map_err(store_error)? != 1 {
+        return Ok(false);
+    }
+    txn.commit().await.map_err(store_error)?;
+    Ok(true)
+}
+
 fn active(entry: &AuditEntry) -> audit_log::ActiveModel {
     let e = &entry.event;
     audit_log::ActiveModel {

@@ -97,22 +97,16 @@ impl InvitationRepository for SqlInvitationRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        crate::audit::append(&txn, audit).await?;
-        let result = invitations::Entity::update_many()
+        let revoke = invitations::Entity::update_many()
             .col_expr(invitations::Column::RevokedAt, Expr::value(now))
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
             .filter(invitations::Column::Id.eq(id))
             .filter(invitations::Column::AcceptedAt.is_null())
-            .filter(invitations::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected != 1 {
-            return Ok(false);
-        }
-        txn.commit().await.map_err(store_error)?;
-        Ok(true)
+            .filter(invitations::Column::RevokedAt.is_null());
+        crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
+            Box::pin(async move { Ok(revoke.exec(txn).await?.rows_affected) })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "adapter.sql.invitations.by_token", skip_all)]

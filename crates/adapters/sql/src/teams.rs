@@ -114,21 +114,17 @@ impl TeamRepository for SqlTeamRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        crate::audit::append(&txn, audit).await?;
-        let result = teams::Entity::update_many()
+        let update = teams::Entity::update_many()
             .col_expr(teams::Column::Name, Expr::value(name))
             .col_expr(teams::Column::Description, Expr::value(description))
             .col_expr(teams::Column::UpdatedAt, Expr::value(now))
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(teams::Column::Id.eq(id))
-            .exec(&txn)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
-        txn.commit().await.map_err(store_error)
+            .filter(teams::Column::Id.eq(id));
+        let updated = crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
+            Box::pin(async move { Ok(update.exec(txn).await?.rows_affected) })
+        })
+        .await?;
+        if updated { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.delete", skip_all, fields(org_id = %org_id))]
@@ -200,19 +196,13 @@ impl TeamRepository for SqlTeamRepository {
         user_id: UserId,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        crate::audit::append(&txn, audit).await?;
-        let result = team_members::Entity::delete_many()
+        let remove = team_members::Entity::delete_many()
             .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
             .filter(team_members::Column::TeamId.eq(id))
-            .filter(team_members::Column::UserId.eq(user_id.as_uuid()))
-            .exec(&txn)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected != 1 {
-            return Ok(false);
-        }
-        txn.commit().await.map_err(store_error)?;
-        Ok(true)
+            .filter(team_members::Column::UserId.eq(user_id.as_uuid()));
+        crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
+            Box::pin(async move { Ok(remove.exec(txn).await?.rows_affected) })
+        })
+        .await
     }
 }

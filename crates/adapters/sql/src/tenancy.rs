@@ -186,20 +186,16 @@ impl OrgRepository for SqlOrgRepository {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        crate::audit::append(&txn, audit).await?;
-        let result = orgs::Entity::update_many()
+        let update = orgs::Entity::update_many()
             .col_expr(orgs::Column::Name, Expr::value(name))
             .col_expr(orgs::Column::Slug, Expr::value(slug.as_str()))
             .col_expr(orgs::Column::UpdatedAt, Expr::value(now))
-            .filter(orgs::Column::Id.eq(org_id.as_uuid()))
-            .exec(&txn)
-            .await
-            .map_err(store_error)?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
-        txn.commit().await.map_err(store_error)
+            .filter(orgs::Column::Id.eq(org_id.as_uuid()));
+        let updated = crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
+            Box::pin(async move { Ok(update.exec(txn).await?.rows_affected) })
+        })
+        .await?;
+        if updated { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.delete", skip_all, fields(org_id = %org_id))]
