@@ -89,3 +89,51 @@ async fn a_disabled_account_loses_every_session_and_cannot_sign_in_until_enabled
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn disabling_a_user_revokes_their_keys_and_records_it_in_each_orgs_audit_log() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let admin_id: Value = app.get_auth("/api/v1/users/me", &admin).await.json().await.expect("json");
+    let (creator_id, creator) = app.user().await;
+    let orgs = [app.create_org(&creator).await, app.create_org(&creator).await];
+    let mut keys = Vec::new();
+    for org in &orgs {
+        let key: Value = app
+            .post_json(
+                &format!("/api/v1/orgs/{org}/api-keys"),
+                &json!({"name": "ci", "permissions": ["org:read"]}),
+                Some(&creator),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        keys.push(key);
+    }
+    let disabled = app.post_json(&format!("/api/v1/admin/users/{creator_id}/disable"), &json!({}), Some(&admin)).await;
+    assert_eq!(disabled.status(), 204);
+    for (org, key) in orgs.iter().zip(&keys) {
+        let secret = key["key"].as_str().expect("key");
+        let refused = app.send("GET", &format!("/api/v1/orgs/{org}"), ("x-api-key", secret), None).await;
+        assert_problem(refused, 401, "unauthorized").await;
+        // The admin joins to read the log (the creator is disabled).
+        let admin_id = admin_id["id"].as_str().expect("id");
+        app.add_member(org, admin_id, "admin").await;
+        let log: Value = app
+            .get_auth(&format!("/api/v1/orgs/{org}/audit-log?action=api_key.revoked"), &admin)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let items = log["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1, "one entry per revoked key: {log}");
+        assert_eq!(items[0]["target_id"], key["id"]);
+        assert_eq!(items[0]["actor_id"], admin_id, "the admin acted");
+        assert_eq!(items[0]["data"]["reason"], "creator_disabled");
+        let verified: Value =
+            app.get_auth(&format!("/api/v1/orgs/{org}/audit-log/verify"), &admin).await.json().await.expect("json");
+        assert_eq!(verified["valid"], true);
+    }
+    app.stop().await;
+}

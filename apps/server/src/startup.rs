@@ -398,6 +398,7 @@ impl Application {
                     cache: services.cache.clone(),
                     clock: services.clock.clone(),
                     org_cache: services.org_cache.clone(),
+                    ids: services.ids.clone(),
                 },
                 services.auth_settings.lifetimes,
             ),

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::identity::{TokenLifetimes, User};
 use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{
-    ApiKeyRepository, Cache, Clock, Org, OrgRepository, SessionRepository, StoreError, UserRepository,
+    ApiKeyRepository, Cache, Clock, IdGenerator, Org, OrgRepository, SessionRepository, StoreError, UserRepository,
 };
 
 use crate::auth::{AuthError, Principal, mark_sessions_revoked};
@@ -28,6 +29,8 @@ pub struct AdminPorts {
     pub clock: Arc<dyn Clock>,
     /// The tenancy read cache (a disabled user's keys stop at once).
     pub org_cache: OrgCache,
+    /// Ids (audit entries).
+    pub ids: Arc<dyn IdGenerator>,
 }
 
 /// The platform-admin use cases; every method checks that the caller is a platform admin.
@@ -89,7 +92,27 @@ impl AdminService {
             Err(err) => return Err(err.into()),
         }
         // Keys first and their caches at once, so a failure further on cannot leave them working.
-        let orgs = self.ports.api_keys.revoke_created_by(user_id, now).await?;
+        // Each revocation is recorded in its organization's audit log; the sweep after it
+        // catches a key created while this ran.
+        let mut orgs = Vec::new();
+        for key in self.ports.api_keys.active_created_by(user_id, now).await? {
+            let event = AuditEvent::new(
+                self.ports.ids.new_id(),
+                key.org_id,
+                "api_key.revoked",
+                (ActorKind::User, admin.id.as_uuid()),
+                ("api_key", Some(key.id.to_string())),
+                Origin::default(),
+                now,
+                &serde_json::json!({"reason": "creator_disabled", "user_id": user_id.to_string()}),
+            );
+            if self.ports.api_keys.revoke(key.org_id, key.id, now, &event).await? {
+                orgs.push(key.org_id);
+            }
+        }
+        orgs.extend(self.ports.api_keys.revoke_created_by(user_id, now).await?);
+        orgs.sort();
+        orgs.dedup();
         for org in &orgs {
             self.ports.org_cache.bump_org(*org).await;
         }

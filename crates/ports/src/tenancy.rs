@@ -470,6 +470,13 @@ pub trait ApiKeyRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn touch(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
 
+    /// The keys `user_id` created that are active at `now`, in every organization (when the
+    /// account is disabled, each is revoked with its own audit entry).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn active_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError>;
+
     /// Revokes every key a user created (when the account is disabled); returns the
     /// organizations that had one, each once, so their caches can be invalidated.
     ///

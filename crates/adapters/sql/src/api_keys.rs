@@ -187,6 +187,24 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         txn.commit().await.map_err(store_error)
     }
 
+    #[tracing::instrument(name = "adapter.sql.api_keys.active_created_by", skip_all)]
+    async fn active_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError> {
+        // A user's keys across the organizations they created them in.
+        let txn = self.db.platform().await?;
+        let found = api_keys::Entity::find()
+            .filter(api_keys::Column::CreatedBy.eq(user_id.as_uuid()))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .filter(
+                Condition::any().add(api_keys::Column::ExpiresAt.is_null()).add(api_keys::Column::ExpiresAt.gt(now)),
+            )
+            .order_by_asc(api_keys::Column::OrgId)
+            .all(&txn)
+            .await
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        found.into_iter().map(|model| key_from(model).map(|(key, _)| key)).collect()
+    }
+
     #[tracing::instrument(name = "adapter.sql.api_keys.revoke_created_by", skip_all)]
     async fn revoke_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<OrgId>, StoreError> {
         // A disabled account's keys, in every organization it created them in.
