@@ -9,6 +9,7 @@ use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{ApiKey, ApiKeyRepository, StoreError};
 
 use crate::SqlDatabase;
+use crate::database::Scope;
 use crate::entities::api_keys;
 use crate::identity::store_error;
 
@@ -78,41 +79,28 @@ impl ApiKeyRepository for SqlApiKeyRepository {
 
     #[tracing::instrument(name = "adapter.sql.api_keys.list", skip_all, fields(org_id = %org_id))]
     async fn list(&self, org_id: OrgId) -> Result<Vec<ApiKey>, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        let found = api_keys::Entity::find()
+        let query = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
             .filter(api_keys::Column::RevokedAt.is_null())
             .order_by_desc(api_keys::Column::CreatedAt)
-            .order_by_desc(api_keys::Column::Id)
-            .all(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+            .order_by_desc(api_keys::Column::Id);
+        let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.all(txn).await })).await?;
         found.into_iter().map(|model| key_from(model).map(|(key, _)| key)).collect()
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.get", skip_all, fields(org_id = %org_id))]
     async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<ApiKey>, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        let found = api_keys::Entity::find()
+        let query = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(api_keys::Column::Id.eq(id))
-            .one(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+            .filter(api_keys::Column::Id.eq(id));
+        let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
         found.map(|model| key_from(model).map(|(key, _)| key)).transpose()
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.by_public_id", skip_all)]
     async fn by_public_id(&self, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
-        let txn = self.db.platform().await?;
-        let found = api_keys::Entity::find()
-            .filter(api_keys::Column::PublicId.eq(public_id))
-            .one(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+        let query = api_keys::Entity::find().filter(api_keys::Column::PublicId.eq(public_id));
+        let found = self.db.read(Scope::Platform, |txn| Box::pin(async move { query.one(txn).await })).await?;
         found.map(key_from).transpose()
     }
 
@@ -190,18 +178,14 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     #[tracing::instrument(name = "adapter.sql.api_keys.active_created_by", skip_all)]
     async fn active_created_by(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<ApiKey>, StoreError> {
         // A user's keys across the organizations they created them in.
-        let txn = self.db.platform().await?;
-        let found = api_keys::Entity::find()
+        let query = api_keys::Entity::find()
             .filter(api_keys::Column::CreatedBy.eq(user_id.as_uuid()))
             .filter(api_keys::Column::RevokedAt.is_null())
             .filter(
                 Condition::any().add(api_keys::Column::ExpiresAt.is_null()).add(api_keys::Column::ExpiresAt.gt(now)),
             )
-            .order_by_asc(api_keys::Column::OrgId)
-            .all(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+            .order_by_asc(api_keys::Column::OrgId);
+        let found = self.db.read(Scope::Platform, |txn| Box::pin(async move { query.all(txn).await })).await?;
         found.into_iter().map(|model| key_from(model).map(|(key, _)| key)).collect()
     }
 

@@ -9,6 +9,7 @@ use tenantry_domain::audit::{ActorKind, AuditEntry, AuditEvent, GENESIS_HASH, Or
 use tenantry_ports::{AuditFilter, AuditHead, AuditLog, StoreError};
 
 use crate::SqlDatabase;
+use crate::database::Scope;
 use crate::entities::{audit_heads, audit_log};
 use crate::identity::store_error;
 
@@ -183,16 +184,12 @@ impl AuditLog for SqlAuditLog {
 
     #[tracing::instrument(name = "adapter.sql.audit.chain", skip_all, fields(org_id = %org_id))]
     async fn chain(&self, org_id: OrgId, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        let found = audit_log::Entity::find()
+        let query = audit_log::Entity::find()
             .filter(audit_log::Column::OrgId.eq(org_id.as_uuid()))
             .filter(audit_log::Column::Seq.gt(after_seq))
             .order_by_asc(audit_log::Column::Seq)
-            .limit(u64::from(limit))
-            .all(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+            .limit(u64::from(limit));
+        let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.all(txn).await })).await?;
         Ok(found.into_iter().map(entry_from).collect())
     }
 

@@ -82,6 +82,15 @@ pub enum SqlError {
     Migrate(String),
 }
 
+/// Which rows a transaction may see under Row-Level Security.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope {
+    /// One organization's ([`SqlDatabase::tenant`]).
+    Tenant(OrgId),
+    /// Across organizations, declared ([`SqlDatabase::platform`]).
+    Platform,
+}
+
 /// The shared connection pool, plus what the server needs at start-up (migrations, backend).
 #[derive(Clone)]
 pub struct SqlDatabase {
@@ -224,6 +233,25 @@ impl SqlDatabase {
     /// review them all.
     pub(crate) async fn platform(&self) -> Result<DatabaseTransaction, StoreError> {
         self.scoped("tenantry.scope", "platform".to_owned()).await
+    }
+
+    /// Runs one read in a transaction of `scope` and commits it: the shape of every
+    /// tenant-scoped (or declared cross-tenant) lookup.
+    pub(crate) async fn read<T, F>(&self, scope: Scope, query: F) -> Result<T, StoreError>
+    where
+        F: for<'t> FnOnce(
+            &'t DatabaseTransaction,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, sea_orm::DbErr>> + Send + 't>,
+        >,
+    {
+        let txn = match scope {
+            Scope::Tenant(org_id) => self.tenant(org_id).await?,
+            Scope::Platform => self.platform().await?,
+        };
+        let found = query(&txn).await.map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(found)
     }
 
     async fn scoped(&self, setting: &'static str, value: String) -> Result<DatabaseTransaction, StoreError> {

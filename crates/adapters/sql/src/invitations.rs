@@ -8,6 +8,7 @@ use tenantry_domain::{Email, OrgId, UserId};
 use tenantry_ports::{Invitation, InvitationRepository, StoreError};
 
 use crate::SqlDatabase;
+use crate::database::Scope;
 use crate::entities::{invitations, memberships};
 use crate::identity::store_error;
 
@@ -74,18 +75,14 @@ impl InvitationRepository for SqlInvitationRepository {
 
     #[tracing::instrument(name = "adapter.sql.invitations.list_pending", skip_all, fields(org_id = %org_id))]
     async fn list_pending(&self, org_id: OrgId, now: DateTime<Utc>) -> Result<Vec<Invitation>, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        let models = invitations::Entity::find()
+        let query = invitations::Entity::find()
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
             .filter(invitations::Column::ExpiresAt.gt(now))
             .order_by_desc(invitations::Column::CreatedAt)
-            .order_by_desc(invitations::Column::Id)
-            .all(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+            .order_by_desc(invitations::Column::Id);
+        let models = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.all(txn).await })).await?;
         models.into_iter().map(invitation_from).collect()
     }
 
@@ -112,13 +109,8 @@ impl InvitationRepository for SqlInvitationRepository {
     #[tracing::instrument(name = "adapter.sql.invitations.by_token", skip_all)]
     async fn by_token(&self, token_hash: &str) -> Result<Option<Invitation>, StoreError> {
         // The token is the capability and names no tenant until it is found.
-        let txn = self.db.platform().await?;
-        let model = invitations::Entity::find()
-            .filter(invitations::Column::TokenHash.eq(token_hash))
-            .one(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+        let query = invitations::Entity::find().filter(invitations::Column::TokenHash.eq(token_hash));
+        let model = self.db.read(Scope::Platform, |txn| Box::pin(async move { query.one(txn).await })).await?;
         model.map(invitation_from).transpose()
     }
 

@@ -8,6 +8,7 @@ use tenantry_domain::tenancy::{PermissionSet, RoleName};
 use tenantry_ports::{CustomRole, RoleRepository, StoreError};
 
 use crate::SqlDatabase;
+use crate::database::Scope;
 use crate::entities::{invitations, memberships, roles};
 use crate::identity::store_error;
 
@@ -45,40 +46,26 @@ fn encode(permissions: PermissionSet) -> String {
 impl RoleRepository for SqlRoleRepository {
     #[tracing::instrument(name = "adapter.sql.roles.list", skip_all, fields(org_id = %org_id))]
     async fn list(&self, org_id: OrgId) -> Result<Vec<CustomRole>, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        let found = roles::Entity::find()
-            .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
-            .order_by_asc(roles::Column::Name)
-            .all(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+        let query =
+            roles::Entity::find().filter(roles::Column::OrgId.eq(org_id.as_uuid())).order_by_asc(roles::Column::Name);
+        let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.all(txn).await })).await?;
         found.into_iter().map(role_from).collect()
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.by_name", skip_all, fields(org_id = %org_id))]
     async fn by_name(&self, org_id: OrgId, name: &str) -> Result<Option<CustomRole>, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        let found = roles::Entity::find()
+        let query = roles::Entity::find()
             .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(roles::Column::Name.eq(name))
-            .one(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+            .filter(roles::Column::Name.eq(name));
+        let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
         found.map(role_from).transpose()
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.get", skip_all, fields(org_id = %org_id))]
     async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<CustomRole>, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        let found = roles::Entity::find()
-            .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(roles::Column::Id.eq(id))
-            .one(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+        let query =
+            roles::Entity::find().filter(roles::Column::OrgId.eq(org_id.as_uuid())).filter(roles::Column::Id.eq(id));
+        let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
         found.map(role_from).transpose()
     }
 

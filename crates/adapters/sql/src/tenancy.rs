@@ -11,6 +11,7 @@ use tenantry_domain::{Email, OrgId, Slug, UserId};
 use tenantry_ports::{Member, Org, OrgRepository, StoreError};
 
 use crate::SqlDatabase;
+use crate::database::Scope;
 use crate::entities::{memberships, orgs};
 use crate::identity::store_error;
 
@@ -251,12 +252,9 @@ impl OrgRepository for SqlOrgRepository {
 
     #[tracing::instrument(name = "adapter.sql.orgs.role_of", skip_all, fields(org_id = %org_id))]
     async fn role_of(&self, org_id: OrgId, user_id: UserId) -> Result<Option<String>, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        let membership = memberships::Entity::find_by_id((org_id.as_uuid(), user_id.as_uuid()))
-            .one(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+        let query = memberships::Entity::find_by_id((org_id.as_uuid(), user_id.as_uuid()));
+        let membership =
+            self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
         Ok(membership.map(|m| m.role))
     }
 
@@ -313,14 +311,10 @@ impl OrgRepository for SqlOrgRepository {
 
     #[tracing::instrument(name = "adapter.sql.orgs.count_owners", skip_all, fields(org_id = %org_id))]
     async fn count_owners(&self, org_id: OrgId) -> Result<u32, StoreError> {
-        let txn = self.db.tenant(org_id).await?;
-        let count = memberships::Entity::find()
+        let query = memberships::Entity::find()
             .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(memberships::Column::Role.eq(OWNER))
-            .count(&txn)
-            .await
-            .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)?;
+            .filter(memberships::Column::Role.eq(OWNER));
+        let count = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.count(txn).await })).await?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
