@@ -25,7 +25,8 @@ use tenantry_adapter_sql::{
 };
 use tenantry_application::{
     AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, InvitationPorts,
-    InvitationService, LastOwnerGuard, PasswordConfirmer, TenancyService, TwoFactorPorts, TwoFactorService,
+    InvitationService, LastOwnerGuard, PasswordConfirmer, SessionRevocations, TenancyService, TwoFactorPorts,
+    TwoFactorService,
 };
 use tenantry_ports::{
     AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher,
@@ -110,6 +111,8 @@ pub struct Services {
     pub tasks: Arc<crate::tasks::TrackedTasks>,
     /// The tenancy read cache, one per process so every service sees its own invalidations.
     pub org_cache: tenantry_application::org_cache::OrgCache,
+    /// Session revocation, one per process so a revocation made here holds here at once.
+    pub revocations: SessionRevocations,
 }
 
 impl Services {
@@ -176,7 +179,21 @@ impl Services {
         );
         let tasks = Arc::new(crate::tasks::TrackedTasks::default());
         let org_cache = tenantry_application::org_cache::OrgCache::new(cache.clone(), ids.clone(), clock.clone());
-        Ok(Self { database, cache, clock, ids, hasher, access_tokens, mailer, cipher, auth_settings, tasks, org_cache })
+        let revocations = SessionRevocations::new(cache.clone(), clock.clone(), auth_settings.lifetimes);
+        Ok(Self {
+            database,
+            cache,
+            clock,
+            ids,
+            hasher,
+            access_tokens,
+            mailer,
+            cipher,
+            auth_settings,
+            tasks,
+            org_cache,
+            revocations,
+        })
     }
 
     /// Accounts: SQL behind the read-through user cache.
@@ -201,11 +218,10 @@ impl Services {
                 tokens: Arc::new(SqlOneTimeTokenRepository::new(self.database.clone())),
                 two_factor: self.two_factor_store(),
                 confirmer: self.password_confirmer(),
-                cache: self.cache.clone(),
+                revocations: self.revocations.clone(),
                 clock: self.clock.clone(),
                 org_cache: self.org_cache.clone(),
             },
-            self.auth_settings.lifetimes,
             vec![Arc::new(LastOwnerGuard::new(Arc::new(SqlOrgRepository::new(self.database.clone()))))],
         )
     }
@@ -268,6 +284,7 @@ impl Services {
             secrets: Arc::new(RandomSecrets),
             mailer: self.mailer.clone(),
             cache: self.cache.clone(),
+            revocations: self.revocations.clone(),
             clock: self.clock.clone(),
             ids: self.ids.clone(),
             mfa: two_factor,
@@ -389,19 +406,16 @@ impl Application {
                 roles: Arc::new(tenantry_adapter_sql::SqlRoleRepository::new(services.database.clone())),
                 org_cache: services.org_cache.clone(),
             }),
-            admin: tenantry_application::AdminService::new(
-                tenantry_application::AdminPorts {
-                    users: services.users(),
-                    orgs: Arc::new(SqlOrgRepository::new(services.database.clone())),
-                    sessions: Arc::new(SqlSessionRepository::new(services.database.clone())),
-                    api_keys: Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(services.database.clone())),
-                    cache: services.cache.clone(),
-                    clock: services.clock.clone(),
-                    org_cache: services.org_cache.clone(),
-                    ids: services.ids.clone(),
-                },
-                services.auth_settings.lifetimes,
-            ),
+            admin: tenantry_application::AdminService::new(tenantry_application::AdminPorts {
+                users: services.users(),
+                orgs: Arc::new(SqlOrgRepository::new(services.database.clone())),
+                sessions: Arc::new(SqlSessionRepository::new(services.database.clone())),
+                api_keys: Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(services.database.clone())),
+                revocations: services.revocations.clone(),
+                clock: services.clock.clone(),
+                org_cache: services.org_cache.clone(),
+                ids: services.ids.clone(),
+            }),
             teams: tenantry_application::TeamService::new(
                 Arc::new(tenantry_adapter_sql::SqlTeamRepository::new(services.database.clone())),
                 Arc::new(SqlOrgRepository::new(services.database.clone())),

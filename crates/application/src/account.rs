@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tenantry_domain::identity::{Session, TokenLifetimes, User};
+use tenantry_domain::identity::{Session, User};
 use tenantry_ports::{
-    Cache, Clock, IssuedToken, OneTimeTokenRepository, SessionRepository, TwoFactorRepository, UserRepository,
+    Clock, IssuedToken, OneTimeTokenRepository, SessionRepository, TwoFactorRepository, UserRepository,
 };
 
-use crate::auth::{AuthError, PasswordConfirmer, Principal, mark_sessions_revoked};
+use crate::auth::{AuthError, PasswordConfirmer, Principal};
+use crate::revocations::SessionRevocations;
 
 /// Everything [`AccountService`] needs.
 #[derive(Clone)]
@@ -23,8 +24,8 @@ pub struct AccountPorts {
     pub two_factor: Arc<dyn TwoFactorRepository>,
     /// Password confirmation (deletion asks for it), under the sign-in lockout.
     pub confirmer: PasswordConfirmer,
-    /// Revocation markers.
-    pub cache: Arc<dyn Cache>,
+    /// Session revocation (a deleted account's tokens stop at once).
+    pub revocations: SessionRevocations,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// The tenancy read cache (a deleted user's cached memberships end with the account).
@@ -60,14 +61,13 @@ pub trait DeletionGuard: Send + Sync {
 /// Export and deletion of the caller's own account.
 pub struct AccountService {
     ports: AccountPorts,
-    lifetimes: TokenLifetimes,
     guards: Vec<Arc<dyn DeletionGuard>>,
 }
 
 impl AccountService {
     /// Wires the service; `guards` may veto a deletion (e.g. last owner of an organization).
-    pub fn new(ports: AccountPorts, lifetimes: TokenLifetimes, guards: Vec<Arc<dyn DeletionGuard>>) -> Self {
-        Self { ports, lifetimes, guards }
+    pub fn new(ports: AccountPorts, guards: Vec<Arc<dyn DeletionGuard>>) -> Self {
+        Self { ports, guards }
     }
 
     /// Every row about the caller.
@@ -105,7 +105,7 @@ impl AccountService {
         // Cached memberships (and so the API keys the user created) stop at once, whatever
         // happens next.
         self.ports.org_cache.bump_user(user.id).await;
-        mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &sessions).await?;
+        self.ports.revocations.revoke(&sessions).await?;
         tracing::info!(target: "audit", action = "user.deleted", user_id = %user.id);
         Ok(())
     }

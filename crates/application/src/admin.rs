@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
-use tenantry_domain::identity::{TokenLifetimes, User};
+use tenantry_domain::identity::User;
 use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{
-    ApiKeyRepository, Cache, Clock, IdGenerator, Org, OrgRepository, SessionRepository, StoreError, UserRepository,
+    ApiKeyRepository, Clock, IdGenerator, Org, OrgRepository, SessionRepository, StoreError, UserRepository,
 };
 
-use crate::auth::{AuthError, Principal, mark_sessions_revoked};
+use crate::auth::{AuthError, Principal};
 use crate::org_cache::OrgCache;
+use crate::revocations::SessionRevocations;
 
 /// Everything [`AdminService`] needs.
 #[derive(Clone)]
@@ -23,8 +24,8 @@ pub struct AdminPorts {
     pub sessions: Arc<dyn SessionRepository>,
     /// API keys (a disabled user's keys are revoked).
     pub api_keys: Arc<dyn ApiKeyRepository>,
-    /// Revocation markers.
-    pub cache: Arc<dyn Cache>,
+    /// Session revocation (a disabled account's tokens stop at once).
+    pub revocations: SessionRevocations,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// The tenancy read cache (a disabled user's keys stop at once).
@@ -36,13 +37,12 @@ pub struct AdminPorts {
 /// The platform-admin use cases; every method checks that the caller is a platform admin.
 pub struct AdminService {
     ports: AdminPorts,
-    lifetimes: TokenLifetimes,
 }
 
 impl AdminService {
     /// Wires the service.
-    pub fn new(ports: AdminPorts, lifetimes: TokenLifetimes) -> Self {
-        Self { ports, lifetimes }
+    pub fn new(ports: AdminPorts) -> Self {
+        Self { ports }
     }
 
     /// The caller, if a platform administrator whose account is active.
@@ -118,7 +118,7 @@ impl AdminService {
         }
         self.ports.org_cache.bump_user(user_id).await;
         let revoked = self.ports.sessions.revoke_all(user_id, None, now).await?;
-        mark_sessions_revoked(self.ports.cache.as_ref(), self.lifetimes, &revoked).await?;
+        self.ports.revocations.revoke(&revoked).await?;
         tracing::info!(target: "audit", action = "user.disabled", user_id = %user_id, by = %admin.id, sessions_revoked = revoked.len(), orgs_with_keys_revoked = orgs.len());
         Ok(())
     }

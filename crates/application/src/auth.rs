@@ -18,6 +18,7 @@ use tenantry_ports::{
 };
 
 use crate::emails;
+use crate::revocations::{SEEN, SessionCheck, SessionRevocations};
 
 /// Everything [`AuthService`] needs from the outside world.
 #[derive(Clone)]
@@ -36,8 +37,10 @@ pub struct AuthPorts {
     pub secrets: Arc<dyn SecretGenerator>,
     /// Outgoing mail.
     pub mailer: Arc<dyn Mailer>,
-    /// Shared fast-path state (lockout counters, revocation markers).
+    /// Shared fast-path state (lockout counters, mail throttles).
     pub cache: Arc<dyn Cache>,
+    /// Session revocation, checked on every authenticated request.
+    pub revocations: SessionRevocations,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Ids.
@@ -211,8 +214,6 @@ pub struct ProfileChange {
     pub settings: Option<UserSettings>,
 }
 
-const REVOKED: &str = "auth:session-revoked:";
-const SEEN: &str = "auth:session-seen:";
 const FAIL_ACCOUNT: &str = "auth:login-failures:account:";
 const FAIL_IP: &str = "auth:login-failures:ip:";
 const MAIL_THROTTLE: &str = "auth:mail-throttle:";
@@ -224,20 +225,6 @@ const MAIL_EVERY: Duration = Duration::from_secs(60);
 pub const MAX_SESSIONS: usize = 50;
 /// Refresh tokens and e-mailed tokens carry 256 bits.
 const TOKEN_BYTES: usize = 32;
-
-/// Makes the access tokens of `sessions` fail at once: [`AuthService::authenticate`] checks this
-/// marker. It only needs to outlive the longest-lived access token.
-pub(crate) async fn mark_sessions_revoked(
-    cache: &dyn Cache,
-    lifetimes: TokenLifetimes,
-    sessions: &[SessionId],
-) -> Result<(), AuthError> {
-    let ttl = lifetimes.access + Duration::from_secs(60);
-    for id in sessions {
-        cache.set(&format!("{REVOKED}{id}"), b"1", Some(ttl)).await?;
-    }
-    Ok(())
-}
 
 /// A client-sent address, or `Invalid` on `email`.
 fn parse_email(raw: &str) -> Result<Email, AuthError> {
@@ -595,21 +582,23 @@ impl AuthService {
         }
     }
 
-    /// Resolves an access token to its caller: signature and expiry, then the revocation
-    /// marker in the cache (no database round trip); records activity at most once a minute.
+    /// Resolves an access token to its caller: signature and expiry, then the session's
+    /// revocation marker (no database round trip; see [`SessionRevocations`] for the in-process
+    /// copy); records activity at most once a minute.
     ///
     /// # Errors
     /// `Unauthenticated`, `Dependency` (cache down: failing closed).
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let claims = self.ports.access.verify(access_token, self.now()).map_err(|_| AuthError::Unauthenticated)?;
-        let revoked_key = format!("{REVOKED}{}", claims.session_id);
+        // The activity marker comes back from the same round trip, and is written only when
+        // absent; a locally trusted session was checked (and its activity recorded) recently.
+        let seen = match self.ports.revocations.check(claims.session_id).await? {
+            SessionCheck::Revoked => return Err(AuthError::Unauthenticated),
+            SessionCheck::Active { seen } => seen,
+            SessionCheck::TrustedLocally => true,
+        };
         let seen_key = format!("{SEEN}{}", claims.session_id);
-        // One round trip for both markers; the activity marker is written only when absent.
-        let markers = self.ports.cache.get_many(&[revoked_key, seen_key.clone()]).await?;
-        if markers.first().is_none_or(Option::is_some) {
-            return Err(AuthError::Unauthenticated);
-        }
-        if markers.get(1).is_some_and(Option::is_none)
+        if !seen
             && self.ports.cache.set_if_absent(&seen_key, b"1", Some(SEEN_EVERY)).await?
             && let Err(err) = self.ports.sessions.touch(claims.session_id, self.now()).await
         {
@@ -619,7 +608,7 @@ impl AuthService {
     }
 
     async fn mark_revoked(&self, sessions: &[SessionId]) -> Result<(), AuthError> {
-        mark_sessions_revoked(self.ports.cache.as_ref(), self.settings.lifetimes, sessions).await
+        Ok(self.ports.revocations.revoke(sessions).await?)
     }
 
     /// Ends the caller's session.
@@ -879,6 +868,7 @@ mod tests {
                 access: Arc::new(self.access),
                 secrets: Arc::new(secrets),
                 mailer: Arc::new(RecordingMailer::default()),
+                revocations: SessionRevocations::new(cache.clone(), clock.clone(), TokenLifetimes::default()),
                 cache,
                 clock,
                 ids: Arc::new(UuidV7Generator),

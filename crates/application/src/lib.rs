@@ -13,6 +13,7 @@ mod emails;
 mod health;
 pub mod invitations;
 pub mod org_cache;
+pub mod revocations;
 pub mod teams;
 pub mod tenancy;
 pub mod two_factor;
@@ -27,6 +28,7 @@ pub use auth::{
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
+pub use revocations::SessionRevocations;
 pub use teams::TeamService;
 pub use tenancy::{Actor, LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};
 pub use two_factor::{TwoFactorPorts, TwoFactorService};

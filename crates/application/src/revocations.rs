@@ -1,0 +1,318 @@
+//! Session revocation: the marker every access token is checked against, with a short-lived
+//! in-process copy of "checked, not revoked".
+//!
+//! Access tokens are stateless, so a revoked session's token keeps a valid signature until it
+//! expires; a marker in the shared cache makes it fail instead. Reading that marker on every
+//! request is one cache round trip per request, the only one a warm org-scoped request still
+//! made. So a session found *not* revoked is trusted by this process for [`LOCAL_TRUST`]:
+//!
+//! - a revocation made by this process removes its local entry after the marker is written, and
+//!   a check that began before the revocation does not store its (stale) answer, so on one
+//!   replica a revoked token fails on the very next request;
+//! - another replica sees the marker within [`LOCAL_TRUST`]: the bound API.md allows is the
+//!   access-token lifetime; this one is half a second (ADR 0011).
+//!
+//! A revoked answer is never cached locally: a revoked session's token is rare and cheap to
+//! refuse, and refusing it again costs one round trip.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tenantry_domain::SessionId;
+use tenantry_domain::identity::TokenLifetimes;
+use tenantry_ports::{Cache, CacheError, Clock};
+
+/// How long this process trusts a "not revoked" answer: the most a revocation made on another
+/// replica can take to be seen here.
+pub const LOCAL_TRUST: Duration = Duration::from_millis(500);
+/// Most sessions kept in process; past it expired entries are dropped, and if that is not
+/// enough the copy starts afresh (it is only a copy).
+const LOCAL_CAPACITY: usize = 50_000;
+const REVOKED: &str = "auth:session-revoked:";
+/// The activity marker: present while the session's `last_seen_at` is fresh enough.
+pub(crate) const SEEN: &str = "auth:session-seen:";
+
+/// What a check against the shared cache found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// The session was revoked.
+    Revoked,
+    /// Not revoked; `seen` is whether the activity marker was present (when it is absent, the
+    /// caller records activity).
+    Active {
+        /// The activity marker was present.
+        seen: bool,
+    },
+    /// Not revoked, answered from this process's copy without a round trip.
+    TrustedLocally,
+}
+
+#[derive(Default)]
+struct Local {
+    /// Session → until when it is trusted.
+    trusted: HashMap<SessionId, DateTime<Utc>>,
+    /// Counts revocations made by this process: a check that saw a different count when it
+    /// began raced one, and does not store its answer.
+    revocations: u64,
+}
+
+/// The revocation markers. Clones share one in-process copy: build one per process.
+#[derive(Clone)]
+pub struct SessionRevocations {
+    cache: Arc<dyn Cache>,
+    clock: Arc<dyn Clock>,
+    marker_ttl: Duration,
+    local: Arc<Mutex<Local>>,
+}
+
+fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    at + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero())
+}
+
+impl SessionRevocations {
+    /// Over `cache`; markers outlive the longest access token of `lifetimes`.
+    pub fn new(cache: Arc<dyn Cache>, clock: Arc<dyn Clock>, lifetimes: TokenLifetimes) -> Self {
+        Self {
+            cache,
+            clock,
+            marker_ttl: lifetimes.access + Duration::from_secs(60),
+            local: Arc::new(Mutex::new(Local::default())),
+        }
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `session` was revoked: from the local copy when it vouches for the session,
+    /// otherwise from the shared cache, reading the activity marker in the same round trip.
+    ///
+    /// # Errors
+    /// The cache's, when it had to be asked (callers fail closed).
+    pub async fn check(&self, session: SessionId) -> Result<SessionCheck, CacheError> {
+        let now = self.clock.now();
+        let began = {
+            let local = self.local();
+            if local.trusted.get(&session).is_some_and(|until| *until > now) {
+                return Ok(SessionCheck::TrustedLocally);
+            }
+            local.revocations
+        };
+        let markers = self.cache.get_many(&[format!("{REVOKED}{session}"), format!("{SEEN}{session}")]).await?;
+        if markers.first().is_none_or(Option::is_some) {
+            return Ok(SessionCheck::Revoked);
+        }
+        let seen = markers.get(1).is_some_and(Option::is_some);
+        let mut local = self.local();
+        if local.revocations == began {
+            if local.trusted.len() >= LOCAL_CAPACITY {
+                local.trusted.retain(|_, until| *until > now);
+                if local.trusted.len() >= LOCAL_CAPACITY {
+                    local.trusted.clear();
+                }
+            }
+            local.trusted.insert(session, later(now, LOCAL_TRUST));
+        }
+        Ok(SessionCheck::Active { seen })
+    }
+
+    /// Makes the access tokens of `sessions` fail: at once in this process, within
+    /// [`LOCAL_TRUST`] in the others.
+    ///
+    /// # Errors
+    /// The cache's; the local copy forgets the sessions whatever happens.
+    pub async fn revoke(&self, sessions: &[SessionId]) -> Result<(), CacheError> {
+        let mut outcome = Ok(());
+        for id in sessions {
+            if let Err(err) = self.cache.set(&format!("{REVOKED}{id}"), b"1", Some(self.marker_ttl)).await {
+                outcome = Err(err);
+                break;
+            }
+        }
+        // After the markers are written: a check that starts from here on reads them, and one
+        // that started earlier sees the count change and stores nothing.
+        let mut local = self.local();
+        local.revocations = local.revocations.wrapping_add(1);
+        for id in sessions {
+            local.trusted.remove(id);
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tenantry_adapter_memory::{InMemoryCache, ManualClock};
+
+    use super::*;
+
+    /// The shared cache, counting reads.
+    struct Counting {
+        inner: InMemoryCache,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Cache for Counting {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.get(key).await
+        }
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.get_many(keys).await
+        }
+        async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
+            self.inner.set(key, value, ttl).await
+        }
+        async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError> {
+            self.inner.set_if_absent(key, value, ttl).await
+        }
+        async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+            self.inner.delete(key).await
+        }
+        async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, CacheError> {
+            self.inner.increment(key, by, ttl).await
+        }
+        async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+            self.inner.ttl(key).await
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            Ok(())
+        }
+    }
+
+    fn setup() -> (Arc<Counting>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        (Arc::new(Counting { inner: InMemoryCache::new(clock.clone()), reads: AtomicUsize::new(0) }), clock)
+    }
+
+    fn replica(shared: &Arc<Counting>, clock: &Arc<ManualClock>) -> SessionRevocations {
+        SessionRevocations::new(shared.clone(), clock.clone(), TokenLifetimes::default())
+    }
+
+    fn session() -> SessionId {
+        SessionId::from_uuid(uuid::Uuid::now_v7())
+    }
+
+    #[tokio::test]
+    async fn a_checked_session_is_trusted_locally_for_half_a_second_without_a_round_trip() {
+        let (shared, clock) = setup();
+        let revocations = replica(&shared, &clock);
+        let id = session();
+        assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Active { seen: false });
+        assert_eq!(shared.reads.load(Ordering::SeqCst), 1);
+        for _ in 0..10 {
+            assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::TrustedLocally);
+        }
+        assert_eq!(shared.reads.load(Ordering::SeqCst), 1, "trusted checks make no round trip");
+        clock.advance(chrono::Duration::milliseconds(500));
+        assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Active { seen: false });
+        assert_eq!(shared.reads.load(Ordering::SeqCst), 2, "past the bound it asks again");
+    }
+
+    #[tokio::test]
+    async fn a_revocation_made_here_holds_on_the_next_check() {
+        let (shared, clock) = setup();
+        let revocations = replica(&shared, &clock);
+        let id = session();
+        revocations.check(id).await.expect("check");
+        revocations.revoke(&[id]).await.expect("revoke");
+        assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Revoked);
+        // A revoked answer is not cached either way: it stays revoked.
+        assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Revoked);
+    }
+
+    #[tokio::test]
+    async fn another_replica_sees_a_revocation_within_the_local_trust_bound() {
+        let (shared, clock) = setup();
+        let (here, there) = (replica(&shared, &clock), replica(&shared, &clock));
+        let id = session();
+        there.check(id).await.expect("check");
+        here.revoke(&[id]).await.expect("revoke");
+        clock.advance(chrono::Duration::milliseconds(499));
+        assert_eq!(there.check(id).await.expect("check"), SessionCheck::TrustedLocally, "inside the documented bound");
+        clock.advance(chrono::Duration::milliseconds(1));
+        assert_eq!(there.check(id).await.expect("check"), SessionCheck::Revoked);
+    }
+
+    #[tokio::test]
+    async fn a_check_that_raced_a_revocation_does_not_store_its_answer() {
+        let (shared, clock) = setup();
+        let revocations = replica(&shared, &clock);
+        let id = session();
+        // The check began (read its count) before the revocation and finishes after it: model
+        // that by revoking between the count and the store through a cache that revokes on read.
+        struct RevokingOnRead {
+            inner: Arc<Counting>,
+            revocations: Mutex<Option<SessionRevocations>>,
+            id: SessionId,
+        }
+        #[async_trait::async_trait]
+        impl Cache for RevokingOnRead {
+            async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+                self.inner.get(key).await
+            }
+            async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+                // Read first (the stale "not revoked"), then the revocation lands.
+                let found = self.inner.get_many(keys).await;
+                let other = self.revocations.lock().expect("lock").take();
+                if let Some(other) = other {
+                    other.revoke(&[self.id]).await?;
+                }
+                found
+            }
+            async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
+                self.inner.set(key, value, ttl).await
+            }
+            async fn set_if_absent(&self, key: &str, v: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError> {
+                self.inner.set_if_absent(key, v, ttl).await
+            }
+            async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+                self.inner.delete(key).await
+            }
+            async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, CacheError> {
+                self.inner.increment(key, by, ttl).await
+            }
+            async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+                self.inner.ttl(key).await
+            }
+            async fn ping(&self) -> Result<(), CacheError> {
+                Ok(())
+            }
+        }
+        let racing = Arc::new(RevokingOnRead { inner: shared.clone(), revocations: Mutex::new(None), id });
+        let checker = SessionRevocations {
+            cache: racing.clone(),
+            clock: clock.clone(),
+            marker_ttl: Duration::from_secs(960),
+            local: revocations.local.clone(),
+        };
+        *racing.revocations.lock().expect("lock") = Some(revocations.clone());
+        assert_eq!(checker.check(id).await.expect("check"), SessionCheck::Active { seen: false }, "the stale read");
+        assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Revoked, "but it was not stored");
+    }
+
+    #[tokio::test]
+    async fn the_local_copy_stays_bounded() {
+        let (shared, clock) = setup();
+        let revocations = replica(&shared, &clock);
+        for _ in 0..LOCAL_CAPACITY + 10 {
+            revocations.check(session()).await.expect("check");
+        }
+        assert!(revocations.local().trusted.len() <= LOCAL_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn a_cache_outage_fails_closed_for_a_session_not_trusted_locally() {
+        let mut mock = tenantry_ports::MockCache::new();
+        mock.expect_get_many().returning(|_| Err(CacheError::Unavailable(anyhow::anyhow!("down"))));
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let revocations = SessionRevocations::new(Arc::new(mock), clock, TokenLifetimes::default());
+        assert!(revocations.check(session()).await.is_err());
+    }
+}
