@@ -64,7 +64,7 @@ pub struct ApiKeyService {
 
 /// A key as cached for authentication (its secret's digest included: the cache is as trusted
 /// as the database, and the digest of a 256-bit secret reveals nothing usable).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct CachedKey {
     id: uuid::Uuid,
     org_id: OrgId,

@@ -18,6 +18,7 @@
 //! single replica every change is seen by the next request; another replica sees it within
 //! [`LOCAL_TOKEN_TTL`] (the bounded staleness ADR 0010 accepts).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -74,7 +75,8 @@ pub struct Lookup<T> {
 #[derive(Default)]
 struct Local {
     tokens: HashMap<String, (String, DateTime<Utc>)>,
-    entries: HashMap<String, (Vec<u8>, DateTime<Utc>)>,
+    /// Entries kept decoded, so a local hit costs a clone rather than a JSON parse.
+    entries: HashMap<String, LocalEntry>,
     /// Per token key, this process's latest bump: a read that began before it must not store
     /// the token it saw, and after a failed bump the key is not trusted at all for a while.
     bumps: HashMap<String, Bump>,
@@ -83,6 +85,13 @@ struct Local {
     /// Reads that began at or before this sequence number store no token (the bump records
     /// they would be checked against were dropped at capacity).
     floor: u64,
+}
+
+/// A decoded entry with the stamp it was read under and when it expires.
+struct LocalEntry {
+    stamp: Stamp,
+    value: Arc<dyn Any + Send + Sync>,
+    expires: DateTime<Utc>,
 }
 
 /// One bump of one token key by this process.
@@ -117,7 +126,7 @@ impl OrgCache {
 
     /// The entry at `key` from the local copy, when every token it needs is locally fresh and
     /// its stamp matches them.
-    fn local_hit<T: for<'de> Deserialize<'de>>(&self, key: &str, token_keys: &[String]) -> Option<(Stamp, T)> {
+    fn local_hit<T: Clone + 'static>(&self, key: &str, token_keys: &[String]) -> Option<(Stamp, T)> {
         let now = self.clock.now();
         let local = self.local();
         let mut tokens = token_keys.iter().map(|k| {
@@ -130,12 +139,12 @@ impl OrgCache {
                 None => None,
             },
         };
-        let (bytes, expires) = local.entries.get(key)?;
-        if *expires <= now {
+        let entry = local.entries.get(key)?;
+        if entry.expires <= now || entry.stamp != stamp {
             return None;
         }
-        let entry = serde_json::from_slice::<Stamped<T>>(bytes).ok()?;
-        (entry.stamp == stamp).then_some((stamp, entry.value))
+        let value = entry.value.downcast_ref::<T>()?.clone();
+        Some((stamp, value))
     }
 
     /// Keeps tokens read by a lookup that began at `(read_at, seq)`, unless this process bumped
@@ -166,13 +175,14 @@ impl OrgCache {
             .any(|key| local.bumps.get(key).and_then(|bump| bump.distrusted_until).is_some_and(|until| until > now))
     }
 
-    fn remember_entry(&self, key: &str, bytes: Vec<u8>, ttl: Duration) {
+    fn remember_entry<T: Clone + Send + Sync + 'static>(&self, key: &str, stamp: Stamp, value: &T, ttl: Duration) {
         let expires = later(self.clock.now(), ttl);
+        let value: Arc<dyn Any + Send + Sync> = Arc::new(value.clone());
         let mut local = self.local();
         if local.entries.len() > LOCAL_CAPACITY {
             local.entries.clear();
         }
-        local.entries.insert(key.to_owned(), (bytes, expires));
+        local.entries.insert(key.to_owned(), LocalEntry { stamp, value, expires });
     }
 
     fn token(&self) -> String {
@@ -180,7 +190,10 @@ impl OrgCache {
     }
 
     /// Reads `key` with the org's (and, when given, the user's) token in one round trip.
-    pub async fn lookup<T: for<'de> Deserialize<'de>>(&self, key: &str, org: OrgId, user: Option<UserId>) -> Lookup<T> {
+    pub async fn lookup<T>(&self, key: &str, org: OrgId, user: Option<UserId>) -> Lookup<T>
+    where
+        T: for<'de> Deserialize<'de> + Clone + Send + Sync + 'static,
+    {
         let mut token_keys = vec![org_token_key(org)];
         if let Some(user) = user {
             token_keys.push(user_token_key(user));
@@ -229,20 +242,26 @@ impl OrgCache {
         let hit = values[1].as_deref().and_then(|bytes| {
             let entry = serde_json::from_slice::<Stamped<T>>(bytes).ok().filter(|entry| entry.stamp == current)?;
             // Served from the shared cache: keep a copy for the next request here.
-            self.remember_entry(key, bytes.to_vec(), PAGE_TTL);
+            self.remember_entry(key, entry.stamp, &entry.value, PAGE_TTL);
             Some(entry.value)
         });
         Lookup { hit, fill: Some(current) }
     }
 
     /// Stores `value` under the stamp of `lookup` (a no-op when there is none).
-    pub async fn fill<T: Serialize, U>(&self, key: &str, lookup: &Lookup<U>, value: &T, ttl: Duration) {
+    pub async fn fill<T: Serialize + Clone + Send + Sync + 'static, U>(
+        &self,
+        key: &str,
+        lookup: &Lookup<U>,
+        value: &T,
+        ttl: Duration,
+    ) {
         let Some(stamp) = lookup.fill.clone() else { return };
-        let Ok(bytes) = serde_json::to_vec(&Stamped { stamp, value }) else { return };
+        let Ok(bytes) = serde_json::to_vec(&Stamped { stamp: stamp.clone(), value }) else { return };
         if let Err(err) = self.cache.set(key, &bytes, Some(ttl)).await {
             tracing::warn!(error = %err, "tenancy cache write failed");
         }
-        self.remember_entry(key, bytes, ttl.min(PAGE_TTL));
+        self.remember_entry(key, stamp, value, ttl.min(PAGE_TTL));
     }
 
     /// A token for a generation key that has none (first use, eviction, restart). If another

@@ -505,7 +505,7 @@ impl TenancyService {
 }
 
 /// A member's role as cached: the name, and a custom role's permissions.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct CachedRole {
     name: String,
     permissions: Option<Vec<String>>,
@@ -565,7 +565,7 @@ fn cached_role(cached: &CachedRole) -> Option<Role> {
 }
 
 /// A member as cached in a member page.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct CachedMember {
     user_id: UserId,
     email: String,
