@@ -257,3 +257,86 @@ async fn an_organizations_log_outlives_it_and_records_its_deletion() {
     assert_eq!(actions, ["org.created", "org.deleted"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_an_account_is_recorded_in_each_org_it_leaves_with_its_keys_revoked() {
+    let app = spawn_app().await;
+    let (_, owner_a) = app.user().await;
+    let (_, owner_b) = app.user().await;
+    let (leaver_id, leaver) = app.user().await;
+    let (org_a, org_b) = (app.create_org(&owner_a).await, app.create_org(&owner_b).await);
+    app.add_member(&org_a, &leaver_id, "member").await;
+    app.add_member(&org_b, &leaver_id, "admin").await;
+    let key: Value = app
+        .post_json(
+            &format!("/api/v1/orgs/{org_b}/api-keys"),
+            &json!({"name": "ci", "permissions": ["org:read"]}),
+            Some(&leaver),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let secret = key["key"].as_str().expect("key");
+    assert_eq!(app.send("GET", &format!("/api/v1/orgs/{org_b}"), ("x-api-key", secret), None).await.status(), 200);
+
+    let deleted = app
+        .client
+        .delete(app.url("/api/v1/users/me"))
+        .bearer_auth(&leaver)
+        .header("x-request-id", "req-delete-account")
+        .json(&json!({"password": tenantry_tests::PASSWORD}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(deleted.status(), 204);
+    assert_problem(
+        app.send("GET", &format!("/api/v1/orgs/{org_b}"), ("x-api-key", secret), None).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+
+    for (org, owner, role) in [(&org_a, &owner_a, "member"), (&org_b, &owner_b, "admin")] {
+        let page = entries(&app, org, owner, &format!("?actor_id={leaver_id}")).await;
+        let items = page["items"].as_array().expect("items");
+        let removed = items.iter().find(|e| e["action"] == "member.removed").expect("a member.removed entry");
+        assert_eq!(removed["target_id"], leaver_id.as_str());
+        assert_eq!(removed["actor_type"], "user");
+        assert_eq!(removed["request_id"], "req-delete-account");
+        assert_eq!(removed["data"], json!({"role": role, "left": true, "reason": "account_deleted"}));
+        let members: Value =
+            app.get_auth(&format!("/api/v1/orgs/{org}/members"), owner).await.json().await.expect("json");
+        assert_eq!(members["items"].as_array().expect("items").len(), 1, "the member list no longer shows the account");
+        assert_eq!(verify(&app, org, owner).await["valid"], true);
+    }
+    let in_b = entries(&app, &org_b, &owner_b, "?action=api_key.revoked").await;
+    let revoked = in_b["items"].as_array().expect("items");
+    assert_eq!(revoked.len(), 1, "{in_b}");
+    assert_eq!(revoked[0]["target_id"], key["id"]);
+    assert_eq!(revoked[0]["data"]["reason"], "creator_deleted");
+    let keys: Value =
+        app.get_auth(&format!("/api/v1/orgs/{org_b}/api-keys"), &owner_b).await.json().await.expect("json");
+    assert_eq!(keys["items"], json!([]), "the key is revoked, so no longer listed: {keys}");
+    assert_eq!(entries(&app, &org_a, &owner_a, "?action=api_key.revoked").await["items"], json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_account_deletion_leaves_no_entry() {
+    let app = spawn_app().await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let before = verify(&app, &org, &owner).await;
+    let refused = app
+        .client
+        .delete(app.url("/api/v1/users/me"))
+        .bearer_auth(&owner)
+        .json(&json!({"password": tenantry_tests::PASSWORD}))
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(refused, 409, "conflict").await;
+    assert_eq!(verify(&app, &org, &owner).await, before, "the last owner's refused deletion wrote nothing");
+    app.stop().await;
+}

@@ -705,13 +705,20 @@ async fn the_user_store_itself_refuses_to_delete_a_last_owner() {
     let (co_id, _) = app.user().await;
     let users = tenantry_adapter_sql::SqlUserRepository::new(app.database().clone());
     let owner_id = owner_id.parse().expect("user id");
+    let deletion = tenantry_domain::audit::AccountDeletion::new(
+        owner_id,
+        tenantry_domain::audit::Origin::default(),
+        uuid::Uuid::now_v7(),
+        chrono::Utc::now(),
+    );
+    let owner_id = tenantry_domain::UserId::from_uuid(owner_id);
     // Straight to the adapter, past the application's own check.
-    assert!(matches!(users.delete(owner_id).await, Err(tenantry_ports::StoreError::Conflict)));
+    assert!(matches!(users.delete(owner_id, &deletion).await, Err(tenantry_ports::StoreError::Conflict)));
     assert!(users.by_id(owner_id).await.expect("read").is_some(), "nothing was deleted");
     let members: Value = app.get_auth(&format!("/api/v1/orgs/{org}/members"), &owner).await.json().await.expect("json");
     assert_eq!(members["items"].as_array().expect("items").len(), 1, "the membership survived the refusal");
     app.add_member(&org, &co_id, "owner").await;
-    users.delete(owner_id).await.expect("a co-owned org lets the owner go");
+    users.delete(owner_id, &deletion).await.expect("a co-owned org lets the owner go");
     let orgs = SqlOrgRepository::new(app.database().clone());
     assert_eq!(orgs.count_owners(org.parse().expect("org id")).await.expect("count"), 1);
     app.stop().await;

@@ -220,6 +220,7 @@ impl Services {
                 confirmer: self.password_confirmer(),
                 revocations: self.revocations.clone(),
                 clock: self.clock.clone(),
+                ids: self.ids.clone(),
                 org_cache: self.org_cache.clone(),
             },
             vec![Arc::new(LastOwnerGuard::new(Arc::new(SqlOrgRepository::new(self.database.clone()))))],

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tenantry_domain::audit::{AccountDeletion, Origin};
 use tenantry_domain::identity::{Session, User};
 use tenantry_ports::{
-    Clock, IssuedToken, OneTimeTokenRepository, SessionRepository, TwoFactorRepository, UserRepository,
+    Clock, IdGenerator, IssuedToken, OneTimeTokenRepository, SessionRepository, TwoFactorRepository, UserRepository,
 };
 
 use crate::auth::{AuthError, PasswordConfirmer, Principal};
@@ -28,6 +29,8 @@ pub struct AccountPorts {
     pub revocations: SessionRevocations,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Ids (the deletion's audit entries).
+    pub ids: Arc<dyn IdGenerator>,
     /// The tenancy read cache (a deleted user's cached memberships end with the account).
     pub org_cache: crate::org_cache::OrgCache,
 }
@@ -89,22 +92,26 @@ impl AccountService {
     /// # Errors
     /// `Invalid` (password incorrect), `LastOwner`, `Unauthenticated`, `Dependency`.
     #[tracing::instrument(name = "application.account.delete", skip_all)]
-    pub async fn delete(&self, principal: Principal, password: &str) -> Result<(), AuthError> {
+    pub async fn delete(&self, principal: Principal, password: &str, origin: Origin) -> Result<(), AuthError> {
         let user = self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)?;
         self.ports.confirmer.confirm(&user, password, "password").await?;
         for guard in &self.guards {
             guard.check(&user).await?;
         }
         let sessions: Vec<_> = self.ports.sessions.list_all(user.id).await?.into_iter().map(|s| s.id).collect();
-        match self.ports.users.delete(user.id).await {
-            Ok(()) => {}
+        let audit = AccountDeletion::new(user.id.as_uuid(), origin, self.ports.ids.new_id(), self.ports.clock.now());
+        let orgs = match self.ports.users.delete(user.id, &audit).await {
+            Ok(orgs) => orgs,
             // A concurrent change made the user a last owner after the guards ran.
             Err(tenantry_ports::StoreError::Conflict) => return Err(AuthError::LastOwner),
             Err(err) => return Err(err.into()),
-        }
+        };
         // Cached memberships (and so the API keys the user created) stop at once, whatever
-        // happens next.
+        // happens next, and member pages no longer list the user.
         self.ports.org_cache.bump_user(user.id).await;
+        for org in orgs {
+            self.ports.org_cache.bump_org(org).await;
+        }
         self.ports.revocations.revoke(&sessions).await?;
         tracing::info!(target: "audit", action = "user.deleted", user_id = %user.id);
         Ok(())

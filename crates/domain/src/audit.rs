@@ -108,6 +108,89 @@ impl AuditEvent {
     }
 }
 
+/// The audit trail of an account deletion. The application knows who deletes and from where;
+/// only the store knows, inside its transaction, which orgs the account leaves and which API keys
+/// die with it. So the application hands this over, and the store asks it for one entry per
+/// change, all in the same transaction as the deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountDeletion {
+    user: Uuid,
+    origin: Origin,
+    /// The deletion's own id; each entry's id is derived from it.
+    id: Uuid,
+    at: DateTime<Utc>,
+}
+
+impl AccountDeletion {
+    /// The deletion of `user`'s account, requested from `origin` at `at`; `id` is a fresh
+    /// time-ordered id.
+    pub fn new(user: Uuid, origin: Origin, id: Uuid, at: DateTime<Utc>) -> Self {
+        Self { user, origin, id, at }
+    }
+
+    /// The account that is deleted.
+    pub const fn user(&self) -> Uuid {
+        self.user
+    }
+
+    /// When: the time of every entry, and of the revocation of the account's keys.
+    pub const fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+
+    /// `member.removed` in `org`'s log: the account left with `role` because it was deleted.
+    pub fn membership_ended(&self, org_id: OrgId, role: &str) -> AuditEvent {
+        self.event(
+            org_id,
+            "member.removed",
+            ("user", Some(self.user.to_string())),
+            &serde_json::json!({"role": role, "left": true, "reason": "account_deleted"}),
+        )
+    }
+
+    /// `api_key.revoked` in `org`'s log: a key the account created dies with it.
+    pub fn key_revoked(&self, org_id: OrgId, key_id: Uuid) -> AuditEvent {
+        self.event(
+            org_id,
+            "api_key.revoked",
+            ("api_key", Some(key_id.to_string())),
+            &serde_json::json!({"reason": "creator_deleted"}),
+        )
+    }
+
+    /// An entry whose id keeps the deletion id's timestamp (so entries sort with their time)
+    /// and takes its remaining bits from a digest of the deletion id, the org and the target:
+    /// distinct for every entry of one deletion, and the same if the store retries.
+    fn event(
+        &self,
+        org_id: OrgId,
+        action: &str,
+        target: (&str, Option<String>),
+        data: &serde_json::Value,
+    ) -> AuditEvent {
+        let digest = Sha256::new()
+            .chain_update(self.id.as_bytes())
+            .chain_update(org_id.as_uuid().as_bytes())
+            .chain_update(action.as_bytes())
+            .chain_update(target.1.as_deref().unwrap_or_default().as_bytes())
+            .finalize();
+        let mut bytes = *self.id.as_bytes();
+        bytes[8..].copy_from_slice(&digest[..8]);
+        // RFC 9562 variant bits, so the result is still a well-formed (version 7) UUID.
+        bytes[8] = (bytes[8] & 0x3F) | 0x80;
+        AuditEvent::new(
+            Uuid::from_bytes(bytes),
+            org_id,
+            action,
+            (ActorKind::User, self.user),
+            target,
+            self.origin.clone(),
+            self.at,
+            data,
+        )
+    }
+}
+
 /// A stored entry: the event, its position in the org's log and its link in the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -230,6 +313,33 @@ mod tests {
             DateTime::from_timestamp(1_700_000_000, 123_456_789).expect("valid time"),
             &serde_json::json!({"name": format!("team {n}")}),
         )
+    }
+
+    #[test]
+    fn an_account_deletion_gives_each_entry_its_own_time_ordered_id() {
+        let deletion_id = Uuid::now_v7();
+        let deletion = AccountDeletion::new(Uuid::from_u128(9), Origin::default(), deletion_id, Utc::now());
+        let (a, b) = (OrgId::from_uuid(Uuid::from_u128(1)), OrgId::from_uuid(Uuid::from_u128(2)));
+        let key = Uuid::from_u128(3);
+        let events = [
+            deletion.membership_ended(a, "owner"),
+            deletion.membership_ended(b, "member"),
+            deletion.key_revoked(a, key),
+            deletion.key_revoked(b, key),
+        ];
+        let ids: std::collections::HashSet<Uuid> = events.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), events.len(), "one id per entry");
+        for event in &events {
+            assert_eq!(event.id.get_version_num(), 7);
+            assert_eq!(event.id.get_variant(), uuid::Variant::RFC4122);
+            assert_eq!(event.id.as_bytes()[..8], deletion_id.as_bytes()[..8], "same timestamp as the deletion");
+            assert_eq!((event.actor_type, event.actor_id), (ActorKind::User, Uuid::from_u128(9)));
+        }
+        assert_eq!(events[0], deletion.membership_ended(a, "owner"), "a retry derives the same entry");
+        assert_eq!(events[0].action, "member.removed");
+        assert_eq!(events[0].data, r#"{"left":true,"reason":"account_deleted","role":"owner"}"#);
+        assert_eq!(events[2].action, "api_key.revoked");
+        assert_eq!(events[2].target_id, Some(key.to_string()));
     }
 
     fn chain(n: u128) -> Vec<AuditEntry> {

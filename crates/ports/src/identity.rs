@@ -1,9 +1,10 @@
 //! Storage of accounts, sessions and single-use tokens.
 
 use chrono::{DateTime, Utc};
+use tenantry_domain::audit::AccountDeletion;
 use tenantry_domain::identity::DisplayName;
 use tenantry_domain::identity::{Session, TokenPurpose, User, UserSettings};
-use tenantry_domain::{Email, SessionId, UserId};
+use tenantry_domain::{Email, OrgId, SessionId, UserId};
 
 /// Failures of the identity repositories; callers branch on these, never on driver errors.
 #[derive(Debug, thiserror::Error)]
@@ -106,11 +107,14 @@ pub trait UserRepository: Send + Sync {
 
     /// Deletes the account and, with it, every row that belongs to it (sessions, tokens,
     /// two-factor state). An adapter that also stores memberships refuses, atomically, while
-    /// the user is the last owner of an organization, whatever raced the caller's own check.
+    /// the user is the last owner of an organization, whatever raced the caller's own check;
+    /// it revokes the API keys the user created, and records each membership ended and each key
+    /// revoked in that org's audit log through `audit`, in the same transaction. Returns those
+    /// orgs, so their cached data can be invalidated.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (last owner); `Unavailable`, `Unexpected`.
-    async fn delete(&self, id: UserId) -> Result<(), StoreError>;
+    async fn delete(&self, id: UserId, audit: &AccountDeletion) -> Result<Vec<OrgId>, StoreError>;
 }
 
 /// Sessions and their rotating refresh tokens.

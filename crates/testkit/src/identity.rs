@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures_util::future::join_all;
+use tenantry_domain::audit::{AccountDeletion, Origin};
 use tenantry_domain::identity::{DisplayName, NotificationPreferences, Session, TokenPurpose, User, UserSettings};
 use tenantry_domain::{Email, SessionId, UserId};
 use tenantry_ports::{
@@ -148,8 +149,13 @@ fn codes(n: usize) -> Vec<String> {
     (0..n).map(|_| unique("code")).collect()
 }
 
-fn assert_not_found(result: Result<(), StoreError>, what: &str) {
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
     assert!(matches!(result, Err(StoreError::NotFound)), "{what} of an unknown user must be NotFound, got {result:?}");
+}
+
+/// The audit context of deleting `user`.
+fn deletion(user: UserId) -> AccountDeletion {
+    AccountDeletion::new(user.as_uuid(), Origin::default(), Uuid::now_v7(), now())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +293,8 @@ async fn delete_removes_the_user_and_everything_it_owns(stores: IdentityStores) 
     let bystander = create_user(&stores).await;
     let (kept, _) = create_session(&stores, bystander, at, at + minutes(60)).await;
 
-    stores.users.delete(new.id).await.expect("delete");
+    let orgs = stores.users.delete(new.id, &deletion(new.id)).await.expect("delete");
+    assert!(orgs.is_empty(), "a user in no organization touches no org's log");
     assert_eq!(stores.users.by_id(new.id).await.expect("by_id"), None, "the user is gone");
     assert_eq!(stores.users.by_email(&new.email).await.expect("by_email"), None, "the address no longer resolves");
     assert_eq!(stores.sessions.get(session.id).await.expect("get"), None, "its sessions are gone");
@@ -302,8 +309,8 @@ async fn delete_removes_the_user_and_everything_it_owns(stores: IdentityStores) 
     assert_eq!(stores.two_factor.backup_codes_left(new.id).await.expect("left"), 0, "its backup codes are gone");
     assert_eq!(stores.sessions.get(kept.id).await.expect("get"), Some(kept), "other users' rows are untouched");
 
-    assert_not_found(stores.users.delete(new.id).await, "delete (again)");
-    assert_not_found(stores.users.delete(unknown_user()).await, "delete");
+    assert_not_found(stores.users.delete(new.id, &deletion(new.id)).await, "delete (again)");
+    assert_not_found(stores.users.delete(unknown_user(), &deletion(unknown_user())).await, "delete");
     stores
         .users
         .create(&NewUser { id: UserId::from_uuid(Uuid::now_v7()), ..new })

@@ -288,10 +288,11 @@ pub async fn export(state: Data<AppState>, caller: Authenticated) -> Result<Http
 /// caller is the last owner of an organization.
 #[utoipa::path(delete, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = DeleteMeRequest, responses((status = 204), (status = 409, body = crate::http::error::Problem), (status = 422, body = crate::http::error::Problem)))]
 pub async fn delete_me(
+    req: HttpRequest,
     state: Data<AppState>,
     caller: Authenticated,
     body: ApiJson<DeleteMeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.account.delete(caller.0, &body.password).await.map_err(auth_error)?;
+    state.account.delete(caller.0, &body.password, crate::http::org::origin(&req)).await.map_err(auth_error)?;
     Ok(HttpResponse::NoContent().finish())
 }

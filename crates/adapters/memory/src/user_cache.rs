@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tenantry_domain::audit::AccountDeletion;
 use tenantry_domain::identity::{DisplayName, User, UserSettings};
-use tenantry_domain::{Email, UserId};
+use tenantry_domain::{Email, OrgId, UserId};
 use tenantry_ports::{Cache, NewUser, StoreError, TwoFactorRecord, TwoFactorRepository, UserRepository};
 
 /// How long a cached user row may be served.
@@ -106,8 +107,8 @@ impl UserRepository for CachedUserRepository {
         result
     }
 
-    async fn delete(&self, id: UserId) -> Result<(), StoreError> {
-        let result = self.inner.delete(id).await;
+    async fn delete(&self, id: UserId, audit: &AccountDeletion) -> Result<Vec<OrgId>, StoreError> {
+        let result = self.inner.delete(id, audit).await;
         forget(self.cache.as_ref(), id).await;
         result
     }

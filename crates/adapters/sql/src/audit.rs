@@ -13,15 +13,12 @@ use crate::database::Scope;
 use crate::entities::{audit_heads, audit_log};
 use crate::identity::store_error;
 
-/// Appends `event` to its org's chain inside `txn`, the transaction of the change it records.
-///
-/// The head row is written first: on SQLite that takes the database's write lock before
-/// anything is read, on PostgreSQL the row lock (`FOR UPDATE`) serialises the org's appends.
-/// Either way two appends never read the same head, so the chain never forks. Call it before
-/// the change's own statements, so the lock order is the same in every transaction.
-pub(crate) async fn append<C: ConnectionTrait>(txn: &C, event: &AuditEvent) -> Result<(), StoreError> {
+/// Takes `org`'s log head for this transaction (creating it for a first entry) and returns its
+/// `(seq, hash)`: on PostgreSQL a row lock held to commit, on SQLite the write lock already
+/// serialises writers. Every audited change takes its org's head before anything else, so
+/// changes in one org queue here and never lock rows in the opposite order.
+pub(crate) async fn lock_head<C: ConnectionTrait>(txn: &C, org: uuid::Uuid) -> Result<(i64, String), StoreError> {
     let backend = txn.get_database_backend();
-    let org = event.org_id.as_uuid();
     let (ensure, read) = match backend {
         DbBackend::Postgres => (
             "INSERT INTO audit_heads (org_id, seq, last_id, hash) VALUES ($1, 0, $2, $3) ON CONFLICT (org_id) DO NOTHING",
@@ -46,6 +43,19 @@ pub(crate) async fn append<C: ConnectionTrait>(txn: &C, event: &AuditEvent) -> R
         .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("audit head vanished inside its transaction")))?;
     let seq: i64 = row.try_get("", "seq").map_err(store_error)?;
     let hash: String = row.try_get("", "hash").map_err(store_error)?;
+    Ok((seq, hash))
+}
+
+/// Appends `event` to its org's chain inside `txn`, the transaction of the change it records.
+///
+/// The head row is written first: on SQLite that takes the database's write lock before
+/// anything is read, on PostgreSQL the row lock (`FOR UPDATE`) serialises the org's appends.
+/// Either way two appends never read the same head, so the chain never forks. Call it before
+/// the change's own statements (or [`lock_head`] first), so the lock order is the same in every
+/// transaction.
+pub(crate) async fn append<C: ConnectionTrait>(txn: &C, event: &AuditEvent) -> Result<(), StoreError> {
+    let org = event.org_id.as_uuid();
+    let (seq, hash) = lock_head(txn, org).await?;
     let entry = AuditEntry::link(event.clone(), seq, &hash);
     audit_log::Entity::insert(active(&entry)).exec_without_returning(txn).await.map_err(store_error)?;
     audit_heads::Entity::update_many()

@@ -6,15 +6,16 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, SqlErr, Statement, TransactionTrait,
 };
+use tenantry_domain::audit::AccountDeletion;
 use tenantry_domain::identity::DisplayName;
 use tenantry_domain::identity::{Session, TokenPurpose, User, UserSettings};
-use tenantry_domain::{Email, SessionId, UserId};
+use tenantry_domain::{Email, OrgId, SessionId, UserId};
 use tenantry_ports::{
     IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository,
 };
 
 use crate::SqlDatabase;
-use crate::entities::{one_time_tokens, refresh_tokens, sessions, users};
+use crate::entities::{api_keys, one_time_tokens, refresh_tokens, sessions, users};
 
 /// Maps a driver error at the seam: uniqueness → `Conflict`, connectivity → `Unavailable`.
 pub(crate) fn store_error(err: DbErr) -> StoreError {
@@ -207,41 +208,59 @@ impl UserRepository for SqlUserRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.users.delete", skip_all)]
-    async fn delete(&self, id: UserId) -> Result<(), StoreError> {
+    async fn delete(&self, id: UserId, audit: &AccountDeletion) -> Result<Vec<OrgId>, StoreError> {
         // Child rows go with the user (ON DELETE CASCADE); deleting them explicitly too keeps
         // SQLite correct even on a connection where foreign keys were not enabled.
         // Memberships in every organization the user belongs to: cross-tenant by nature.
         let txn = self.db.platform().await?;
         let backend = txn.get_database_backend();
+        let user = id.as_uuid();
         if backend == DbBackend::Postgres {
-            // Serialises with role changes and removals in the orgs this user owns (they lock
-            // the same rows), so no race can leave an org without an owner.
+            // The log heads of every org this deletion will write to, in org order, before any
+            // other lock: each audited change takes its org's head first, so this cannot
+            // deadlock with one. Then the rows of the orgs the user owns, which serialises with
+            // role changes and removals there, so no race can leave an org without an owner.
+            let orgs = txn
+                .query_all_raw(Statement::from_sql_and_values(
+                    backend,
+                    "SELECT org_id FROM memberships WHERE user_id = $1 \
+                     UNION SELECT org_id FROM api_keys WHERE created_by = $1 AND revoked_at IS NULL ORDER BY 1",
+                    [user.into()],
+                ))
+                .await
+                .map_err(store_error)?;
+            for row in orgs {
+                let org: uuid::Uuid = row.try_get("", "org_id").map_err(store_error)?;
+                crate::audit::lock_head(&txn, org).await?;
+            }
             txn.execute_raw(Statement::from_sql_and_values(
                 backend,
                 "SELECT id FROM orgs WHERE id IN \
                  (SELECT org_id FROM memberships WHERE user_id = $1 AND role = 'owner') ORDER BY id FOR UPDATE",
-                [id.as_uuid().into()],
+                [user.into()],
             ))
             .await
             .map_err(store_error)?;
         }
-        // Writes only, no read first: a deferred SQLite transaction that reads before writing
-        // fails outright if another connection commits in between. Memberships go first, each
-        // refusing in the same statement to remove an org's last owner; one left over means
-        // the user is still someone's last owner.
+        // On SQLite a write comes first: a deferred transaction that reads before writing fails
+        // outright if another connection commits in between. Memberships go first, each
+        // refusing in the same statement to remove an org's last owner; one left over means the
+        // user is still someone's last owner.
         let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?" };
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            format!(
-                "DELETE FROM memberships WHERE user_id = {placeholder} AND (role <> 'owner' OR \
-                 (SELECT COUNT(*) FROM memberships m WHERE m.org_id = memberships.org_id AND m.role = 'owner') > 1)"
-            ),
-            [id.as_uuid().into()],
-        ))
-        .await
-        .map_err(store_error)?;
+        let left = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "DELETE FROM memberships WHERE user_id = {placeholder} AND (role <> 'owner' OR \
+                     (SELECT COUNT(*) FROM memberships m WHERE m.org_id = memberships.org_id AND m.role = 'owner') > 1) \
+                     RETURNING org_id, role"
+                ),
+                [user.into()],
+            ))
+            .await
+            .map_err(store_error)?;
         let still_owner = crate::entities::memberships::Entity::find()
-            .filter(crate::entities::memberships::Column::UserId.eq(id.as_uuid()))
+            .filter(crate::entities::memberships::Column::UserId.eq(user))
             .count(&txn)
             .await
             .map_err(store_error)?;
@@ -249,6 +268,33 @@ impl UserRepository for SqlUserRepository {
             // Rolled back on drop.
             return Err(StoreError::Conflict);
         }
+        // The keys the user created die with the account; expired ones are dead already.
+        let keys = api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::RevokedAt, Expr::value(audit.at()))
+            .filter(api_keys::Column::CreatedBy.eq(user))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(api_keys::Column::ExpiresAt.is_null())
+                    .add(api_keys::Column::ExpiresAt.gt(audit.at())),
+            )
+            .exec_with_returning(&txn)
+            .await
+            .map_err(store_error)?;
+        let mut events = Vec::with_capacity(left.len() + keys.len());
+        for row in left {
+            let org: uuid::Uuid = row.try_get("", "org_id").map_err(store_error)?;
+            let role: String = row.try_get("", "role").map_err(store_error)?;
+            events.push(audit.membership_ended(OrgId::from_uuid(org), &role));
+        }
+        events.extend(keys.iter().map(|key| audit.key_revoked(OrgId::from_uuid(key.org_id), key.id)));
+        // In org order, like the locks above; within an org, memberships before keys.
+        events.sort_by_key(|event| event.org_id);
+        for event in &events {
+            crate::audit::append(&txn, event).await?;
+        }
+        let mut touched: Vec<OrgId> = events.iter().map(|event| event.org_id).collect();
+        touched.dedup();
         refresh_tokens::Entity::delete_many()
             .filter(
                 refresh_tokens::Column::SessionId.in_subquery(
@@ -281,7 +327,8 @@ impl UserRepository for SqlUserRepository {
         if result.rows_affected == 0 {
             return Err(StoreError::NotFound);
         }
-        txn.commit().await.map_err(store_error)
+        txn.commit().await.map_err(store_error)?;
+        Ok(touched)
     }
 }
 
