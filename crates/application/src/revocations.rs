@@ -144,81 +144,48 @@ impl SessionRevocations {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use tenantry_adapter_memory::{InMemoryCache, ManualClock};
+    use tenantry_ports::MockCache;
 
     use super::*;
 
-    /// The shared cache, counting reads.
-    struct Counting {
-        inner: InMemoryCache,
-        reads: AtomicUsize,
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(Utc::now()))
     }
 
-    #[async_trait::async_trait]
-    impl Cache for Counting {
-        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            self.inner.get(key).await
-        }
-        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            self.inner.get_many(keys).await
-        }
-        async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
-            self.inner.set(key, value, ttl).await
-        }
-        async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError> {
-            self.inner.set_if_absent(key, value, ttl).await
-        }
-        async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-            self.inner.delete(key).await
-        }
-        async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, CacheError> {
-            self.inner.increment(key, by, ttl).await
-        }
-        async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-            self.inner.ttl(key).await
-        }
-        async fn ping(&self) -> Result<(), CacheError> {
-            Ok(())
-        }
-    }
-
-    fn setup() -> (Arc<Counting>, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        (Arc::new(Counting { inner: InMemoryCache::new(clock.clone()), reads: AtomicUsize::new(0) }), clock)
-    }
-
-    fn replica(shared: &Arc<Counting>, clock: &Arc<ManualClock>) -> SessionRevocations {
-        SessionRevocations::new(shared.clone(), clock.clone(), TokenLifetimes::default())
+    fn over(cache: Arc<dyn Cache>, clock: &Arc<ManualClock>) -> SessionRevocations {
+        SessionRevocations::new(cache, clock.clone(), TokenLifetimes::default())
     }
 
     fn session() -> SessionId {
         SessionId::from_uuid(uuid::Uuid::now_v7())
     }
 
+    /// The markers of a session that is neither revoked nor recently seen.
+    fn not_revoked() -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        Ok(vec![None, None])
+    }
+
     #[tokio::test]
     async fn a_checked_session_is_trusted_locally_for_half_a_second_without_a_round_trip() {
-        let (shared, clock) = setup();
-        let revocations = replica(&shared, &clock);
+        let clock = clock();
+        let mut cache = MockCache::new();
+        // Two round trips in all: the first check, and the one after the bound has passed.
+        cache.expect_get_many().times(2).returning(|_| not_revoked());
+        let revocations = over(Arc::new(cache), &clock);
         let id = session();
         assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Active { seen: false });
-        assert_eq!(shared.reads.load(Ordering::SeqCst), 1);
         for _ in 0..10 {
             assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::TrustedLocally);
         }
-        assert_eq!(shared.reads.load(Ordering::SeqCst), 1, "trusted checks make no round trip");
         clock.advance(chrono::Duration::milliseconds(500));
         assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Active { seen: false });
-        assert_eq!(shared.reads.load(Ordering::SeqCst), 2, "past the bound it asks again");
     }
 
     #[tokio::test]
     async fn a_revocation_made_here_holds_on_the_next_check() {
-        let (shared, clock) = setup();
-        let revocations = replica(&shared, &clock);
+        let clock = clock();
+        let revocations = over(Arc::new(InMemoryCache::new(clock.clone())), &clock);
         let id = session();
         revocations.check(id).await.expect("check");
         revocations.revoke(&[id]).await.expect("revoke");
@@ -229,8 +196,9 @@ mod tests {
 
     #[tokio::test]
     async fn another_replica_sees_a_revocation_within_the_local_trust_bound() {
-        let (shared, clock) = setup();
-        let (here, there) = (replica(&shared, &clock), replica(&shared, &clock));
+        let clock = clock();
+        let shared: Arc<dyn Cache> = Arc::new(InMemoryCache::new(clock.clone()));
+        let (here, there) = (over(shared.clone(), &clock), over(shared, &clock));
         let id = session();
         there.check(id).await.expect("check");
         here.revoke(&[id]).await.expect("revoke");
@@ -242,65 +210,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_check_that_raced_a_revocation_does_not_store_its_answer() {
-        let (shared, clock) = setup();
-        let revocations = replica(&shared, &clock);
+        let clock = clock();
         let id = session();
-        // The check began (read its count) before the revocation and finishes after it: model
-        // that by revoking between the count and the store through a cache that revokes on read.
-        struct RevokingOnRead {
-            inner: Arc<Counting>,
-            revocations: Mutex<Option<SessionRevocations>>,
-            id: SessionId,
-        }
-        #[async_trait::async_trait]
-        impl Cache for RevokingOnRead {
-            async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-                self.inner.get(key).await
-            }
-            async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
-                // Read first (the stale "not revoked"), then the revocation lands.
-                let found = self.inner.get_many(keys).await;
-                let other = self.revocations.lock().expect("lock").take();
-                if let Some(other) = other {
-                    other.revoke(&[self.id]).await?;
-                }
-                found
-            }
-            async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
-                self.inner.set(key, value, ttl).await
-            }
-            async fn set_if_absent(&self, key: &str, v: &[u8], ttl: Option<Duration>) -> Result<bool, CacheError> {
-                self.inner.set_if_absent(key, v, ttl).await
-            }
-            async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-                self.inner.delete(key).await
-            }
-            async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, CacheError> {
-                self.inner.increment(key, by, ttl).await
-            }
-            async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-                self.inner.ttl(key).await
-            }
-            async fn ping(&self) -> Result<(), CacheError> {
-                Ok(())
-            }
-        }
-        let racing = Arc::new(RevokingOnRead { inner: shared.clone(), revocations: Mutex::new(None), id });
-        let checker = SessionRevocations {
-            cache: racing.clone(),
+        let local = Arc::new(Mutex::new(Local::default()));
+        let mut cache = MockCache::new();
+        let mut order = mockall::Sequence::new();
+        // The check reads "not revoked"; before it stores that, this process revokes the
+        // session (its markers written, its local entry dropped, the count moved on).
+        let during = local.clone();
+        cache.expect_get_many().times(1).in_sequence(&mut order).returning(move |_| {
+            let mut local = during.lock().expect("lock");
+            local.revocations += 1;
+            local.trusted.remove(&id);
+            not_revoked()
+        });
+        cache.expect_get_many().times(1).in_sequence(&mut order).returning(|_| Ok(vec![Some(b"1".to_vec()), None]));
+        let revocations = SessionRevocations {
+            cache: Arc::new(cache),
             clock: clock.clone(),
             marker_ttl: Duration::from_secs(960),
-            local: revocations.local.clone(),
+            local,
         };
-        *racing.revocations.lock().expect("lock") = Some(revocations.clone());
-        assert_eq!(checker.check(id).await.expect("check"), SessionCheck::Active { seen: false }, "the stale read");
-        assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Revoked, "but it was not stored");
+        assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Active { seen: false }, "the stale read");
+        assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Revoked, "it was not stored");
     }
 
     #[tokio::test]
     async fn the_local_copy_stays_bounded() {
-        let (shared, clock) = setup();
-        let revocations = replica(&shared, &clock);
+        let clock = clock();
+        let revocations = over(Arc::new(InMemoryCache::new(clock.clone())), &clock);
         for _ in 0..LOCAL_CAPACITY + 10 {
             revocations.check(session()).await.expect("check");
         }
@@ -309,10 +247,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_cache_outage_fails_closed_for_a_session_not_trusted_locally() {
-        let mut mock = tenantry_ports::MockCache::new();
-        mock.expect_get_many().returning(|_| Err(CacheError::Unavailable(anyhow::anyhow!("down"))));
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        let revocations = SessionRevocations::new(Arc::new(mock), clock, TokenLifetimes::default());
+        let mut cache = MockCache::new();
+        cache.expect_get_many().returning(|_| Err(CacheError::Unavailable(anyhow::anyhow!("down"))));
+        let revocations = over(Arc::new(cache), &clock());
         assert!(revocations.check(session()).await.is_err());
     }
 }
