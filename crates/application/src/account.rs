@@ -98,21 +98,22 @@ impl AccountService {
         for guard in &self.guards {
             guard.check(&user).await?;
         }
-        let sessions: Vec<_> = self.ports.sessions.list_all(user.id).await?.into_iter().map(|s| s.id).collect();
         let audit = AccountDeletion::new(user.id.as_uuid(), origin, self.ports.ids.new_id(), self.ports.clock.now());
-        let orgs = match self.ports.users.delete(user.id, &audit).await {
-            Ok(orgs) => orgs,
+        let deleted = match self.ports.users.delete(user.id, &audit).await {
+            Ok(deleted) => deleted,
             // A concurrent change made the user a last owner after the guards ran.
             Err(tenantry_ports::StoreError::Conflict) => return Err(AuthError::LastOwner),
             Err(err) => return Err(err.into()),
         };
-        // Cached memberships (and so the API keys the user created) stop at once, whatever
-        // happens next, and member pages no longer list the user.
+        // Cached memberships (and so the API keys the user created) stop at once and the
+        // access tokens right after, whatever happens next; then member pages stop listing
+        // the user.
         self.ports.org_cache.bump_user(user.id).await;
-        for org in orgs {
+        let revoked = self.ports.revocations.revoke(&deleted.sessions).await;
+        for org in deleted.orgs {
             self.ports.org_cache.bump_org(org).await;
         }
-        self.ports.revocations.revoke(&sessions).await?;
+        revoked?;
         tracing::info!(target: "audit", action = "user.deleted", user_id = %user.id);
         Ok(())
     }

@@ -249,10 +249,10 @@ impl OrgCache {
     }
 
     /// Stores `value` under the stamp of `lookup` (a no-op when there is none).
-    pub async fn fill<T: Serialize + Clone + Send + Sync + 'static, U>(
+    pub async fn fill<T: Serialize + Clone + Send + Sync + 'static>(
         &self,
         key: &str,
-        lookup: &Lookup<U>,
+        lookup: &Lookup<T>,
         value: &T,
         ttl: Duration,
     ) {

@@ -95,7 +95,9 @@ impl SessionRevocations {
         let now = self.clock.now();
         let began = {
             let local = self.local();
-            if local.trusted.get(&session).is_some_and(|until| *until > now) {
+            // An entry further ahead than the bound means the clock stepped back: not trusted.
+            let horizon = later(now, LOCAL_TRUST);
+            if local.trusted.get(&session).is_some_and(|until| *until > now && *until <= horizon) {
                 return Ok(SessionCheck::TrustedLocally);
             }
             local.revocations

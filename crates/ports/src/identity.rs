@@ -109,12 +109,23 @@ pub trait UserRepository: Send + Sync {
     /// two-factor state). An adapter that also stores memberships refuses, atomically, while
     /// the user is the last owner of an organization, whatever raced the caller's own check;
     /// it revokes the API keys the user created, and records each membership ended and each key
-    /// revoked in that org's audit log through `audit`, in the same transaction. Returns those
-    /// orgs, so their cached data can be invalidated.
+    /// revoked in that org's audit log through `audit`, in the same transaction.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (last owner); `Unavailable`, `Unexpected`.
-    async fn delete(&self, id: UserId, audit: &AccountDeletion) -> Result<Vec<OrgId>, StoreError>;
+    async fn delete(&self, id: UserId, audit: &AccountDeletion) -> Result<AccountDeleted, StoreError>;
+}
+
+/// What an account deletion removed that lives on outside the database: the caller revokes the
+/// sessions' access tokens (stateless until they expire) and invalidates what it cached about
+/// the orgs. Both come from the deletion's own transaction, so a session created while the
+/// deletion was under way is not missed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountDeleted {
+    /// The orgs whose audit log got an entry (memberships ended, keys revoked), in order.
+    pub orgs: Vec<OrgId>,
+    /// The sessions that were deleted.
+    pub sessions: Vec<SessionId>,
 }
 
 /// Sessions and their rotating refresh tokens.

@@ -27,7 +27,8 @@ pub use crypto::{
 };
 pub use health::{HealthProbe, ProbeError};
 pub use identity::{
-    IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository,
+    AccountDeleted, IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError,
+    UserRepository,
 };
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};

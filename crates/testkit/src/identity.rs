@@ -293,8 +293,9 @@ async fn delete_removes_the_user_and_everything_it_owns(stores: IdentityStores) 
     let bystander = create_user(&stores).await;
     let (kept, _) = create_session(&stores, bystander, at, at + minutes(60)).await;
 
-    let orgs = stores.users.delete(new.id, &deletion(new.id)).await.expect("delete");
-    assert!(orgs.is_empty(), "a user in no organization touches no org's log");
+    let deleted = stores.users.delete(new.id, &deletion(new.id)).await.expect("delete");
+    assert!(deleted.orgs.is_empty(), "a user in no organization touches no org's log");
+    assert_eq!(deleted.sessions, [session.id], "the deleted sessions are named, for their tokens to be revoked");
     assert_eq!(stores.users.by_id(new.id).await.expect("by_id"), None, "the user is gone");
     assert_eq!(stores.users.by_email(&new.email).await.expect("by_email"), None, "the address no longer resolves");
     assert_eq!(stores.sessions.get(session.id).await.expect("get"), None, "its sessions are gone");

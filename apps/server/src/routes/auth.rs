@@ -311,7 +311,7 @@ pub async fn sessions(state: Data<AppState>, caller: Authenticated) -> Result<Ht
     Ok(HttpResponse::Ok().json(SessionList { items, next_cursor: None }))
 }
 
-/// Revokes one of the caller's sessions; its tokens stop working at once.
+/// Revokes one of the caller's sessions; its tokens stop working at once (within 500 ms on other replicas).
 #[utoipa::path(
     delete, path = "/api/v1/auth/sessions/{session_id}", tag = "auth", security(("bearer" = [])),
     params(("session_id" = String, Path, description = "Session id")),

@@ -12,8 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tenantry_domain::audit::AccountDeletion;
 use tenantry_domain::identity::{DisplayName, User, UserSettings};
-use tenantry_domain::{Email, OrgId, UserId};
-use tenantry_ports::{Cache, NewUser, StoreError, TwoFactorRecord, TwoFactorRepository, UserRepository};
+use tenantry_domain::{Email, UserId};
+use tenantry_ports::{
+    AccountDeleted, Cache, NewUser, StoreError, TwoFactorRecord, TwoFactorRepository, UserRepository,
+};
 
 /// How long a cached user row may be served.
 const TTL: Duration = Duration::from_secs(60);
@@ -107,7 +109,7 @@ impl UserRepository for CachedUserRepository {
         result
     }
 
-    async fn delete(&self, id: UserId, audit: &AccountDeletion) -> Result<Vec<OrgId>, StoreError> {
+    async fn delete(&self, id: UserId, audit: &AccountDeletion) -> Result<AccountDeleted, StoreError> {
         let result = self.inner.delete(id, audit).await;
         forget(self.cache.as_ref(), id).await;
         result

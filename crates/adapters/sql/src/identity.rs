@@ -11,7 +11,8 @@ use tenantry_domain::identity::DisplayName;
 use tenantry_domain::identity::{Session, TokenPurpose, User, UserSettings};
 use tenantry_domain::{Email, OrgId, SessionId, UserId};
 use tenantry_ports::{
-    IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, UserRepository,
+    AccountDeleted, IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError,
+    UserRepository,
 };
 
 use crate::SqlDatabase;
@@ -208,30 +209,57 @@ impl UserRepository for SqlUserRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.users.delete", skip_all)]
-    async fn delete(&self, id: UserId, audit: &AccountDeletion) -> Result<Vec<OrgId>, StoreError> {
+    async fn delete(&self, id: UserId, audit: &AccountDeletion) -> Result<AccountDeleted, StoreError> {
+        // On PostgreSQL a membership that appears after the log heads were locked (an invitation
+        // accepted meanwhile) makes the attempt start over, with that org's head locked too.
+        for _ in 0..DELETE_ATTEMPTS {
+            if let Some(deleted) = self.try_delete(id, audit).await? {
+                return Ok(deleted);
+            }
+        }
+        Err(StoreError::Unexpected(anyhow::anyhow!(
+            "account deletion kept racing new memberships; gave up after {DELETE_ATTEMPTS} attempts"
+        )))
+    }
+}
+
+/// How often an account deletion starts over after racing a new membership.
+const DELETE_ATTEMPTS: usize = 3;
+
+impl SqlUserRepository {
+    /// One attempt at deleting an account; `None` when it raced a new membership or key in an
+    /// org whose log head it had not locked (rolled back; try again).
+    async fn try_delete(&self, id: UserId, audit: &AccountDeletion) -> Result<Option<AccountDeleted>, StoreError> {
         // Child rows go with the user (ON DELETE CASCADE); deleting them explicitly too keeps
         // SQLite correct even on a connection where foreign keys were not enabled.
         // Memberships in every organization the user belongs to: cross-tenant by nature.
         let txn = self.db.platform().await?;
         let backend = txn.get_database_backend();
         let user = id.as_uuid();
-        if backend == DbBackend::Postgres {
+        let postgres = backend == DbBackend::Postgres;
+        // The orgs whose log heads this transaction holds; `None` on SQLite, where the write
+        // lock serialises every writer anyway.
+        let mut locked: Option<Vec<uuid::Uuid>> = None;
+        if postgres {
             // The log heads of every org this deletion will write to, in org order, before any
             // other lock: each audited change takes its org's head first, so this cannot
             // deadlock with one. Then the rows of the orgs the user owns, which serialises with
             // role changes and removals there, so no race can leave an org without an owner.
-            let orgs = txn
+            let rows = txn
                 .query_all_raw(Statement::from_sql_and_values(
                     backend,
                     "SELECT org_id FROM memberships WHERE user_id = $1 \
-                     UNION SELECT org_id FROM api_keys WHERE created_by = $1 AND revoked_at IS NULL ORDER BY 1",
-                    [user.into()],
+                     UNION SELECT org_id FROM api_keys WHERE created_by = $1 AND revoked_at IS NULL \
+                     AND (expires_at IS NULL OR expires_at > $2) ORDER BY 1",
+                    [user.into(), audit.at().into()],
                 ))
                 .await
                 .map_err(store_error)?;
-            for row in orgs {
+            let mut orgs = Vec::with_capacity(rows.len());
+            for row in rows {
                 let org: uuid::Uuid = row.try_get("", "org_id").map_err(store_error)?;
                 crate::audit::lock_head(&txn, org).await?;
+                orgs.push(org);
             }
             txn.execute_raw(Statement::from_sql_and_values(
                 backend,
@@ -241,12 +269,14 @@ impl UserRepository for SqlUserRepository {
             ))
             .await
             .map_err(store_error)?;
+            locked = Some(orgs);
         }
         // On SQLite a write comes first: a deferred transaction that reads before writing fails
         // outright if another connection commits in between. Memberships go first, each
         // refusing in the same statement to remove an org's last owner; one left over means the
-        // user is still someone's last owner.
-        let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?" };
+        // user is still someone's last owner, or (PostgreSQL) joined an org after the heads were
+        // locked.
+        let placeholder = if postgres { "$1" } else { "?" };
         let left = txn
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
@@ -259,12 +289,18 @@ impl UserRepository for SqlUserRepository {
             ))
             .await
             .map_err(store_error)?;
-        let still_owner = crate::entities::memberships::Entity::find()
+        let mut removed = Vec::with_capacity(left.len());
+        for row in left {
+            let org: uuid::Uuid = row.try_get("", "org_id").map_err(store_error)?;
+            let role: String = row.try_get("", "role").map_err(store_error)?;
+            removed.push((org, role));
+        }
+        let still_member = crate::entities::memberships::Entity::find()
             .filter(crate::entities::memberships::Column::UserId.eq(user))
             .count(&txn)
             .await
             .map_err(store_error)?;
-        if still_owner > 0 {
+        if still_member > 0 {
             // Rolled back on drop.
             return Err(StoreError::Conflict);
         }
@@ -281,54 +317,62 @@ impl UserRepository for SqlUserRepository {
             .exec_with_returning(&txn)
             .await
             .map_err(store_error)?;
-        let mut events = Vec::with_capacity(left.len() + keys.len());
-        for row in left {
-            let org: uuid::Uuid = row.try_get("", "org_id").map_err(store_error)?;
-            let role: String = row.try_get("", "role").map_err(store_error)?;
-            events.push(audit.membership_ended(OrgId::from_uuid(org), &role));
+        let mut events = Vec::with_capacity(removed.len() + keys.len());
+        for (org, role) in &removed {
+            events.push(audit.membership_ended(OrgId::from_uuid(*org), role));
         }
         events.extend(keys.iter().map(|key| audit.key_revoked(OrgId::from_uuid(key.org_id), key.id)));
+        if let Some(locked) = &locked
+            && events.iter().any(|event| locked.binary_search(&event.org_id.as_uuid()).is_err())
+        {
+            // Joined (or given a key in) an org after its head was locked: taking that head now
+            // would break the lock order. Roll back and start over.
+            return Ok(None);
+        }
         // In org order, like the locks above; within an org, memberships before keys.
         events.sort_by_key(|event| event.org_id);
         for event in &events {
             crate::audit::append(&txn, event).await?;
         }
-        let mut touched: Vec<OrgId> = events.iter().map(|event| event.org_id).collect();
-        touched.dedup();
+        let mut orgs: Vec<OrgId> = events.iter().map(|event| event.org_id).collect();
+        orgs.dedup();
         refresh_tokens::Entity::delete_many()
             .filter(
                 refresh_tokens::Column::SessionId.in_subquery(
                     sea_orm::sea_query::Query::select()
                         .column(sessions::Column::Id)
                         .from(sessions::Entity)
-                        .and_where(sessions::Column::UserId.eq(id.as_uuid()))
+                        .and_where(sessions::Column::UserId.eq(user))
                         .to_owned(),
                 ),
             )
             .exec(&txn)
             .await
             .map_err(store_error)?;
-        sessions::Entity::delete_many()
-            .filter(sessions::Column::UserId.eq(id.as_uuid()))
-            .exec(&txn)
+        let sessions = sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(user))
+            .exec_with_returning(&txn)
             .await
-            .map_err(store_error)?;
+            .map_err(store_error)?
+            .into_iter()
+            .map(|session| SessionId::from_uuid(session.id))
+            .collect();
         one_time_tokens::Entity::delete_many()
-            .filter(one_time_tokens::Column::UserId.eq(id.as_uuid()))
+            .filter(one_time_tokens::Column::UserId.eq(user))
             .exec(&txn)
             .await
             .map_err(store_error)?;
         crate::entities::backup_codes::Entity::delete_many()
-            .filter(crate::entities::backup_codes::Column::UserId.eq(id.as_uuid()))
+            .filter(crate::entities::backup_codes::Column::UserId.eq(user))
             .exec(&txn)
             .await
             .map_err(store_error)?;
-        let result = users::Entity::delete_by_id(id.as_uuid()).exec(&txn).await.map_err(store_error)?;
+        let result = users::Entity::delete_by_id(user).exec(&txn).await.map_err(store_error)?;
         if result.rows_affected == 0 {
             return Err(StoreError::NotFound);
         }
         txn.commit().await.map_err(store_error)?;
-        Ok(touched)
+        Ok(Some(AccountDeleted { orgs, sessions }))
     }
 }
 
