@@ -451,6 +451,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .configure(crate::routes::configure)
                 .wrap(from_fn(crate::http::idempotency::idempotency))
+                .wrap(from_fn(middleware::complete_writes))
                 .wrap(from_fn(middleware::timeout))
                 .wrap(Condition::new(http.cors.is_some(), cors(http.cors.clone())))
                 .wrap(middleware::security_headers(http.hsts))

@@ -1,5 +1,6 @@
 //! Request-scoped middleware, outermost first: request context (id, span, access log,
-//! problem+json for every error), metrics, then a per-request timeout.
+//! problem+json for every error), metrics, then a per-request timeout, inside which writes run
+//! to completion.
 
 use std::time::Instant;
 
@@ -171,6 +172,39 @@ pub async fn timeout(
     }
 }
 
+/// Runs a state-changing request (any method but GET, HEAD and OPTIONS) in a task of its own,
+/// so it runs to completion even when the client disconnects or [`timeout`] answers first.
+/// Dropping a handler half-way is safe for the database (an open transaction rolls back), but
+/// not for what follows a commit: the cache invalidation, the revocation markers and the
+/// idempotency record. Without them other requests would act on stale permissions for up to a
+/// minute.
+///
+/// # Errors
+/// Passes inner errors through; a task that died (a panic) is a 500.
+pub async fn complete_writes(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    use actix_web::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    }
+    let id = request_id::current();
+    let work = next.call(req);
+    // The task keeps the request's id and span, so its logs and errors still carry them.
+    let work = async move {
+        match id {
+            Some(id) => request_id::scope(id, work).await,
+            None => work.await,
+        }
+    }
+    .instrument(tracing::Span::current());
+    match actix_web::rt::spawn(work).await {
+        Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
+        Err(err) => Err(ApiError::internal(anyhow::anyhow!("request task failed: {err}")).into()),
+    }
+}
+
 /// Security headers every response carries unless the handler set its own (the docs page sets
 /// a CSP that allows its script).
 pub fn security_headers(hsts: bool) -> DefaultHeaders {
@@ -220,5 +254,46 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(body["code"], "service_unavailable");
         assert_eq!(body["request_id"], "stuck-1");
+    }
+
+    /// A handler that records, after a pause, that it got to the end.
+    fn slow_write(
+        done: std::rc::Rc<std::cell::Cell<Option<String>>>,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = HttpResponse>>> + Clone {
+        move || {
+            let done = done.clone();
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                // The request id still reaches the work that outlived the response.
+                done.set(Some(request_id::current().unwrap_or_default()));
+                HttpResponse::NoContent().finish()
+            })
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_write_answered_by_the_timeout_still_runs_to_its_end() {
+        let done = std::rc::Rc::new(std::cell::Cell::new(None));
+        let read = std::rc::Rc::new(std::cell::Cell::new(None));
+        let app = test::init_service(
+            App::new()
+                .app_data(RequestTimeout(Duration::from_millis(20)))
+                .app_data(Data::new(Metrics::new().expect("metrics")))
+                .route("/write", web::post().to(slow_write(done.clone())))
+                .route("/read", web::get().to(slow_write(read.clone())))
+                .wrap(from_fn(complete_writes))
+                .wrap(from_fn(timeout))
+                .wrap(from_fn(track_metrics))
+                .wrap(from_fn(request_context)),
+        )
+        .await;
+        let write = test::TestRequest::post().uri("/write").insert_header(("x-request-id", "w-1")).to_request();
+        let answered = test::try_call_service(&app, write).await.expect_err("answered by the timeout");
+        assert_eq!(answered.error_response().status(), 503);
+        let read_request = test::TestRequest::get().uri("/read").to_request();
+        assert!(test::try_call_service(&app, read_request).await.is_err());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(done.take().as_deref(), Some("w-1"), "the write finished after its 503, with its request id");
+        assert_eq!(read.take(), None, "a read is simply dropped");
     }
 }
