@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
-use tenantry_tests::{TestApp, assert_problem, spawn_app};
+use tenantry_tests::{TestApp, assert_problem, spawn_app, spawn_app_on_postgres};
 
 async fn send(app: &TestApp, method: &str, path: &str, access: &str, body: Option<Value>) -> reqwest::Response {
     app.send(method, path, ("authorization", &format!("Bearer {access}")), body).await
@@ -371,5 +371,71 @@ async fn an_account_deletion_refused_by_the_store_writes_nothing() {
     let secret = key["key"].as_str().expect("key");
     let with_key = app.send("GET", &format!("/api/v1/orgs/{org_b}"), ("x-api-key", secret), None).await;
     assert_eq!(with_key.status(), 200, "its key was not revoked");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_account_deletion_that_meets_a_membership_newer_than_its_locks_starts_over_and_records_it() {
+    use sea_orm::TransactionTrait;
+    use tenantry_ports::UserRepository;
+    let Some(app) = spawn_app_on_postgres().await else { return };
+    let (co_owner_id, co_owner) = app.user().await;
+    let (leaver_id, leaver) = app.user().await;
+    let owned = app.create_org(&leaver).await;
+    app.add_member(&owned, &co_owner_id, "owner").await;
+    drop(leaver);
+    let (_, owner_c) = app.user().await;
+    let org_c = app.create_org(&owner_c).await;
+
+    // Hold the owned org's row: the deletion takes its log heads (the owned org's only), then
+    // waits here for the org row.
+    let holder = app.behind_the_back().await;
+    let held = holder.begin().await.expect("begin");
+    held.execute_unprepared(&format!("SELECT id FROM orgs WHERE id = '{owned}' FOR UPDATE")).await.expect("lock");
+    let users = tenantry_adapter_sql::SqlUserRepository::new(app.database().clone());
+    let user: uuid::Uuid = leaver_id.parse().expect("user id");
+    let deletion = tenantry_domain::audit::AccountDeletion::new(
+        user,
+        tenantry_domain::audit::Origin::default(),
+        uuid::Uuid::now_v7(),
+        chrono::Utc::now(),
+    );
+    let deleting = tokio::spawn(async move { users.delete(tenantry_domain::UserId::from_uuid(user), &deletion).await });
+    let watcher = app.behind_the_back().await;
+    let waiting =
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
+    let mut blocked = false;
+    for _ in 0..200 {
+        let row = watcher
+            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, waiting.to_owned()))
+            .await
+            .expect("query")
+            .expect("row");
+        if row.try_get_by_index::<i64>(0).expect("count") > 0 {
+            blocked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(blocked, "the deletion should be waiting for the owned org's row");
+    // Meanwhile the account joins org C: a membership whose log head the deletion does not hold.
+    watcher
+        .execute_unprepared(&format!(
+            "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) \
+             VALUES ('{org_c}', '{leaver_id}', 'member', now(), now())"
+        ))
+        .await
+        .expect("join behind the back");
+    held.commit().await.expect("release");
+
+    let deleted = deleting.await.expect("task").expect("the deletion starts over and succeeds");
+    let org_c_id: tenantry_domain::OrgId = org_c.parse().expect("org id");
+    assert!(deleted.orgs.contains(&org_c_id), "org C's log was written: {:?}", deleted.orgs);
+    let page = entries(&app, &org_c, &owner_c, "?action=member.removed").await;
+    assert_eq!(page["items"][0]["target_id"], leaver_id.as_str(), "{page}");
+    assert_eq!(page["items"][0]["data"]["reason"], "account_deleted");
+    for (org, owner) in [(&owned, &co_owner), (&org_c, &owner_c)] {
+        assert_eq!(verify(&app, org, owner).await["valid"], true);
+    }
     app.stop().await;
 }

@@ -672,3 +672,63 @@ async fn an_owner_deleting_their_account_while_the_other_owner_leaves_leaves_one
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_account_deleted_while_it_accepts_an_invitation_leaves_no_member_and_valid_logs() {
+    let app = spawn_app().await;
+    let (_, owner_a) = app.user().await;
+    let (_, owner_b) = app.user().await;
+    for _ in 0..5 {
+        let (org_a, org_b) = (app.create_org(&owner_a).await, app.create_org(&owner_b).await);
+        let email = address("racer");
+        let racer = verified_user(&app, &email).await;
+        let me: Value = app.get_auth("/api/v1/users/me", &racer).await.json().await.expect("json");
+        let racer_id = me["id"].as_str().expect("id").to_owned();
+        app.add_member(&org_a, &racer_id, "member").await;
+        let invited = app
+            .post_json(
+                &format!("/api/v1/orgs/{org_b}/invitations"),
+                &json!({"email": email, "role": "member"}),
+                Some(&owner_b),
+            )
+            .await;
+        assert_eq!(invited.status(), 201);
+        let token = app.token_from_mail(&email, "accept-invitation").await;
+        let body = json!({"token": token});
+        let accept = app.post_json("/api/v1/invitations/accept", &body, Some(&racer));
+        let delete = app
+            .client
+            .delete(app.url("/api/v1/users/me"))
+            .bearer_auth(&racer)
+            .json(&json!({"password": PASSWORD}))
+            .send();
+        let (accepted, deleted) = tokio::join!(accept, delete);
+        assert_eq!(deleted.expect("sent").status(), 204, "the deletion goes through whatever it raced");
+        let accepted = accepted.status().as_u16();
+        assert!([200, 401, 404].contains(&accepted), "accepting either won or found the account gone: {accepted}");
+        for (org, owner) in [(&org_a, &owner_a), (&org_b, &owner_b)] {
+            let members: Value =
+                app.get_auth(&format!("/api/v1/orgs/{org}/members"), owner).await.json().await.expect("json");
+            let ids: Vec<&str> =
+                members["items"].as_array().expect("items").iter().filter_map(|m| m["user_id"].as_str()).collect();
+            assert!(!ids.contains(&racer_id.as_str()), "the deleted account is a member nowhere: {members}");
+            let verified: Value =
+                app.get_auth(&format!("/api/v1/orgs/{org}/audit-log/verify"), owner).await.json().await.expect("json");
+            assert_eq!(verified["valid"], true);
+        }
+        if accepted == 200 {
+            // It joined org B first, so the deletion recorded leaving it.
+            let log: Value = app
+                .get_auth(
+                    &format!("/api/v1/orgs/{org_b}/audit-log?action=member.removed&actor_id={racer_id}"),
+                    &owner_b,
+                )
+                .await
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(log["items"].as_array().expect("items").len(), 1, "{log}");
+        }
+    }
+    app.stop().await;
+}
