@@ -732,3 +732,60 @@ async fn an_account_deleted_while_it_accepts_an_invitation_leaves_no_member_and_
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_invitation_store_accepts_only_the_role_its_caller_read_and_recorded() {
+    use tenantry_ports::InvitationRepository;
+    let app = spawn_app().await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let created = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/roles"),
+            &json!({"name": "auditor", "permissions": ["org:read"]}),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let invited: Value = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/invitations"),
+            &json!({"email": address("ann"), "role": "auditor"}),
+            Some(&owner),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let (joiner_id, _) = app.user().await;
+    let store = tenantry_adapter_sql::SqlInvitationRepository::new(app.database().clone());
+    let org_id: tenantry_domain::OrgId = org.parse().expect("org id");
+    let id: uuid::Uuid = invited["id"].as_str().expect("id").parse().expect("uuid");
+    let joiner: tenantry_domain::UserId = joiner_id.parse().expect("user id");
+    let event = |role: &str| {
+        tenantry_domain::audit::AuditEvent::new(
+            uuid::Uuid::now_v7(),
+            org_id,
+            "invitation.accepted",
+            (tenantry_domain::audit::ActorKind::User, joiner.as_uuid()),
+            ("invitation", Some(id.to_string())),
+            tenantry_domain::audit::Origin::default(),
+            chrono::Utc::now(),
+            &json!({"user_id": joiner_id, "role": role}),
+        )
+    };
+    let before: Value =
+        app.get_auth(&format!("/api/v1/orgs/{org}/audit-log/verify"), &owner).await.json().await.expect("json");
+    // Read as "auditor-old" (renamed since): refused, and nothing recorded or joined.
+    let stale = store.accept(org_id, id, "auditor-old", joiner, chrono::Utc::now(), &event("auditor-old")).await;
+    assert!(matches!(stale, Err(tenantry_ports::StoreError::NotFound)), "{stale:?}");
+    let after: Value =
+        app.get_auth(&format!("/api/v1/orgs/{org}/audit-log/verify"), &owner).await.json().await.expect("json");
+    assert_eq!(after, before, "a refused acceptance writes no entry");
+    store.accept(org_id, id, "auditor", joiner, chrono::Utc::now(), &event("auditor")).await.expect("accepted as read");
+    let members: Value = app.get_auth(&format!("/api/v1/orgs/{org}/members"), &owner).await.json().await.expect("json");
+    let roles: Vec<&str> =
+        members["items"].as_array().expect("items").iter().filter_map(|m| m["role"].as_str()).collect();
+    assert!(roles.contains(&"auditor"), "{members}");
+    app.stop().await;
+}

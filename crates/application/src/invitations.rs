@@ -169,7 +169,12 @@ impl InvitationService {
             now,
             &json!({"user_id": user.id.to_string(), "role": invitation.role}),
         );
-        match self.ports.invitations.accept(invitation.org_id, invitation.id, user.id, now, &event).await {
+        match self
+            .ports
+            .invitations
+            .accept(invitation.org_id, invitation.id, &invitation.role, user.id, now, &event)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(TenancyError::InvalidToken),
             Err(StoreError::Conflict) => return Err(TenancyError::AlreadyMember),

@@ -214,15 +214,18 @@ pub trait InvitationRepository: Send + Sync {
     async fn by_token(&self, token_hash: &str) -> Result<Option<Invitation>, StoreError>;
 
     /// Accepts the invitation and adds `user_id` with its role, in one transaction; refuses
-    /// if it was accepted, revoked or expired meanwhile.
+    /// if it was accepted, revoked or expired meanwhile, or if its role is no longer `role`
+    /// (the one the caller read and recorded in `audit`: a custom role renamed meanwhile), so
+    /// the audit entry never names another role than the membership got.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] (no longer pending), [`StoreError::Conflict`] (already a
-    /// member); `Unavailable`, `Unexpected`.
+    /// [`StoreError::NotFound`] (no longer pending as read), [`StoreError::Conflict`] (already
+    /// a member); `Unavailable`, `Unexpected`.
     async fn accept(
         &self,
         org_id: OrgId,
         id: uuid::Uuid,
+        role: &str,
         user_id: UserId,
         now: DateTime<Utc>,
         audit: &AuditEvent,

@@ -119,6 +119,7 @@ impl InvitationRepository for SqlInvitationRepository {
         &self,
         org_id: OrgId,
         id: uuid::Uuid,
+        role: &str,
         user_id: UserId,
         now: DateTime<Utc>,
         audit: &AuditEvent,
@@ -129,6 +130,7 @@ impl InvitationRepository for SqlInvitationRepository {
             .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
             .filter(invitations::Column::Id.eq(id))
+            .filter(invitations::Column::Role.eq(role))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
             .filter(invitations::Column::ExpiresAt.gt(now))
