@@ -7,6 +7,7 @@
 //! any crate's tests.
 
 mod audit;
+mod broadcast;
 mod cache;
 mod clock;
 mod crypto;
@@ -19,6 +20,7 @@ mod tenancy;
 mod two_factor;
 
 pub use audit::{AuditFilter, AuditHead, AuditLog};
+pub use broadcast::{Broadcast, Subscription};
 pub use cache::{Cache, CacheError};
 pub use clock::Clock;
 pub use crypto::{
@@ -43,6 +45,8 @@ pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRec
 pub use audit::MockAuditLog;
 #[cfg(feature = "mock")]
 pub use cache::MockCache;
+#[cfg(feature = "mock")]
+pub use broadcast::MockBroadcast;
 #[cfg(feature = "mock")]
 pub use clock::MockClock;
 #[cfg(feature = "mock")]

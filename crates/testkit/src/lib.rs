@@ -4,6 +4,7 @@
 //! real PostgreSQL/Redis/S3/SMTP adapters all run the same cases, so "works in tests" and "works
 //! in production" mean the same thing. Suites panic with a message naming the broken rule.
 
+pub mod broadcast;
 pub mod cache;
 pub mod env;
 pub mod identity;

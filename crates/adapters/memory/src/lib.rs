@@ -4,12 +4,14 @@
 //! Nothing here is shared between processes: the in-memory cache is right for one replica and
 //! for tests, and `TENANTRY_ENV=production` refuses to run with it.
 
+mod broadcast;
 mod cache;
 mod clock;
 mod ids;
 mod mailer;
 mod user_cache;
 
+pub use broadcast::InMemoryBroadcast;
 pub use cache::InMemoryCache;
 pub use clock::{ManualClock, SystemClock};
 pub use ids::UuidV7Generator;

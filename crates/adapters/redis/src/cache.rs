@@ -45,11 +45,11 @@ impl RedisCache {
     }
 }
 
-fn pool_error(err: PoolError) -> CacheError {
+pub(crate) fn pool_error(err: PoolError) -> CacheError {
     CacheError::Unavailable(anyhow::Error::new(err))
 }
 
-fn redis_error(err: RedisError) -> CacheError {
+pub(crate) fn redis_error(err: RedisError) -> CacheError {
     if err.is_connection_dropped() || err.is_connection_refusal() || err.is_io_error() || err.is_timeout() {
         CacheError::Unavailable(anyhow::Error::new(err))
     } else if err.to_string().contains("not an integer") {

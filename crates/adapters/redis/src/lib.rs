@@ -4,8 +4,10 @@
 //! Driver errors never cross the port: each method maps `RedisError` and pool errors to the
 //! port's variants at this seam.
 
+mod broadcast;
 mod cache;
 mod pool;
 
+pub use broadcast::RedisBroadcast;
 pub use cache::RedisCache;
 pub use pool::{RedisConfig, RedisPool, RedisPoolError};

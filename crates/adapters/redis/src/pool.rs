@@ -41,6 +41,10 @@ pub struct RedisPool {
     /// shared, because redis-rs pipelines concurrent commands over it and a pool checkout per
     /// command costs a `PING` round trip (deadpool-redis always pings when recycling).
     shared: Arc<Mutex<Option<Arc<deadpool_redis::Connection>>>>,
+    /// For subscriptions, which need a dedicated connection of their own.
+    pub(crate) client: deadpool_redis::redis::Client,
+    /// Bound on opening a dedicated connection.
+    pub(crate) timeout: Duration,
 }
 
 impl RedisPool {
@@ -58,7 +62,15 @@ impl RedisPool {
             .create_pool(Some(Runtime::Tokio1))
             // The error text can echo the URL, password included: keep only its kind.
             .map_err(|err| RedisPoolError(redact(&err.to_string(), config.url.expose_secret())))?;
-        Ok(Self { pool, prefix: config.key_prefix.clone(), shared: Arc::new(Mutex::new(None)) })
+        let client = deadpool_redis::redis::Client::open(config.url.expose_secret())
+            .map_err(|err| RedisPoolError(redact(&err.to_string(), config.url.expose_secret())))?;
+        Ok(Self {
+            pool,
+            prefix: config.key_prefix.clone(),
+            shared: Arc::new(Mutex::new(None)),
+            client,
+            timeout: config.timeout,
+        })
     }
 
     /// A handle on the shared connection, checking one out of the pool (with its health check)
