@@ -62,6 +62,9 @@ pub struct TestApp {
     services: Services,
     data: Option<TempDir>,
     postgres: Option<ScratchPostgres>,
+    /// What it was started with, so [`TestApp::replica`] can start another one like it.
+    pairs: Vec<(String, String)>,
+    clock: Option<Arc<ManualClock>>,
 }
 
 /// Starts the server on the stack chosen by `TENANTRY_TEST_STACK`, with default settings.
@@ -137,10 +140,23 @@ async fn launch(
         pairs.retain(|(existing, _)| existing != name);
         pairs.push(((*name).to_owned(), (*value).to_owned()));
     }
-    let settings = Settings::load(&Sources::from_pairs(pairs)).unwrap_or_else(|err| panic!("test settings: {err}"));
+    start(stack, pairs, clock, Some(data), postgres).await
+}
+
+/// Starts a server with `pairs` as its settings; `data` and `postgres` are what it owns (and
+/// removes when dropped).
+async fn start(
+    stack: Stack,
+    pairs: Vec<(String, String)>,
+    clock: Option<Arc<ManualClock>>,
+    data: Option<TempDir>,
+    postgres: Option<ScratchPostgres>,
+) -> TestApp {
+    let settings =
+        Settings::load(&Sources::from_pairs(pairs.clone())).unwrap_or_else(|err| panic!("test settings: {err}"));
     tenantry_server::telemetry::init(&settings.log_filter, settings.log_format);
     let options = ServeOptions { migrate: true, worker: true, handle_signals: false };
-    let services = match clock {
+    let services = match clock.clone() {
         Some(clock) => Services::build_with_clock(&settings, clock).await,
         None => Services::build(&settings).await,
     }
@@ -169,14 +185,22 @@ async fn launch(
         database,
         tasks,
         services,
-        data: Some(data),
+        data,
         postgres,
+        pairs,
+        clock,
     };
     test_app.wait_until_live().await;
     test_app
 }
 
 impl TestApp {
+    /// A second server on the same database, cache, key prefix, signing key and clock: another
+    /// replica of the same deployment. Stop it before this one (which owns the data).
+    pub async fn replica(&self) -> TestApp {
+        start(self.stack, self.pairs.clone(), self.clock.clone(), None, None).await
+    }
+
     /// `address` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)

@@ -18,18 +18,18 @@ use tenantry_adapter_mail::FileMailer;
 use tenantry_adapter_memory::{
     CachedUserRepository, InMemoryCache, SystemClock, UserCacheAwareTwoFactor, UuidV7Generator,
 };
-use tenantry_adapter_redis::{RedisCache, RedisConfig, RedisPool};
+use tenantry_adapter_redis::{RedisBroadcast, RedisCache, RedisConfig, RedisPool};
 use tenantry_adapter_sql::{
     SqlConfig, SqlDatabase, SqlHealthProbe, SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository,
     SqlRoleRepository, SqlSessionRepository, SqlTwoFactorRepository, SqlUserRepository,
 };
 use tenantry_application::{
-    AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService, InvitationPorts,
-    InvitationService, LastOwnerGuard, PasswordConfirmer, SessionRevocations, TenancyService, TwoFactorPorts,
-    TwoFactorService,
+    AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService,
+    InvalidationListener, Invalidations, InvitationPorts, InvitationService, LastOwnerGuard, PasswordConfirmer,
+    SessionRevocations, TenancyService, TwoFactorPorts, TwoFactorService,
 };
 use tenantry_ports::{
-    AccessTokenIssuer, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher,
+    AccessTokenIssuer, Broadcast, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher,
     TwoFactorRepository, UserRepository,
 };
 
@@ -113,6 +113,8 @@ pub struct Services {
     pub org_cache: tenantry_application::org_cache::OrgCache,
     /// Session revocation, one per process so a revocation made here holds here at once.
     pub revocations: SessionRevocations,
+    /// Applies other replicas' invalidations to this process's copies (with Redis only).
+    pub invalidation_listener: Option<InvalidationListener>,
 }
 
 impl Services {
@@ -136,13 +138,17 @@ impl Services {
         sql.max_connections = settings.database_max_connections;
         let database = SqlDatabase::connect(&sql).await?;
         refuse_bypassing_role(settings.environment, database.role_bypassing_row_security().await?)?;
-        let cache: Arc<dyn Cache> = match &settings.redis_url {
+        // With Redis, replicas also tell each other about changes (pub/sub), so their
+        // in-process copies do not wait out their half-second bound.
+        let (cache, invalidations): (Arc<dyn Cache>, Option<Invalidations>) = match &settings.redis_url {
             Some(url) => {
                 let mut config = RedisConfig::new(url.clone());
                 config.key_prefix.clone_from(&settings.redis_key_prefix);
-                Arc::new(RedisCache::new(RedisPool::connect(&config)?))
+                let pool = RedisPool::connect(&config)?;
+                let bus: Arc<dyn Broadcast> = Arc::new(RedisBroadcast::new(pool.clone()));
+                (Arc::new(RedisCache::new(pool)), Some(Invalidations::new(bus, ids.as_ref())))
             }
-            None => Arc::new(InMemoryCache::new(clock.clone())),
+            None => (Arc::new(InMemoryCache::new(clock.clone())), None),
         };
         let hasher: Arc<dyn PasswordHasher> = Arc::new(
             Argon2Hasher::new(Argon2Settings {
@@ -178,8 +184,14 @@ impl Services {
             .map_err(|err| StartupError::Setting { variable: "TENANTRY_ENCRYPTION_KEY", message: err.to_string() })?,
         );
         let tasks = Arc::new(crate::tasks::TrackedTasks::default());
-        let org_cache = tenantry_application::org_cache::OrgCache::new(cache.clone(), ids.clone(), clock.clone());
-        let revocations = SessionRevocations::new(cache.clone(), clock.clone(), auth_settings.lifetimes);
+        let mut org_cache = tenantry_application::org_cache::OrgCache::new(cache.clone(), ids.clone(), clock.clone());
+        let mut revocations = SessionRevocations::new(cache.clone(), clock.clone(), auth_settings.lifetimes);
+        if let Some(invalidations) = &invalidations {
+            org_cache = org_cache.with_invalidations(invalidations.clone());
+            revocations = revocations.with_invalidations(invalidations.clone());
+        }
+        let invalidation_listener = invalidations
+            .map(|invalidations| InvalidationListener::new(invalidations, revocations.clone(), org_cache.clone()));
         Ok(Self {
             database,
             cache,
@@ -193,6 +205,7 @@ impl Services {
             tasks,
             org_cache,
             revocations,
+            invalidation_listener,
         })
     }
 
@@ -356,6 +369,7 @@ pub struct Application {
     server: Server,
     services: Services,
     worker: Option<RunningWorker>,
+    listening: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -466,6 +480,7 @@ impl Application {
             server = server.disable_signals();
         }
         let worker = options.worker.then(|| services.worker().start());
+        let listening = services.invalidation_listener.clone().map(|listener| tokio::spawn(listen(listener)));
         let public = settings.public_url.clone();
         tracing::info!(
             address = %format!("http://{}:{port}", settings.bind.ip()),
@@ -474,7 +489,7 @@ impl Application {
             cache = if settings.redis_url.is_some() { "redis" } else { "in-process" },
             "tenantry is listening"
         );
-        Ok(Self { port, server: server.run(), services, worker })
+        Ok(Self { port, server: server.run(), services, worker, listening })
     }
 
     /// The bound port (useful when `TENANTRY_BIND` asked for port 0).
@@ -500,6 +515,9 @@ impl Application {
     /// I/O errors of the server itself.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(listening) = self.listening {
+            listening.abort();
+        }
         if let Some(worker) = self.worker {
             worker.shutdown().await;
         }
@@ -507,6 +525,23 @@ impl Application {
         self.services.database.close().await;
         tracing::info!("tenantry stopped");
         result
+    }
+}
+
+/// Applies other replicas' invalidations for as long as the process runs, subscribing again a
+/// second after a subscription is lost or refused. Messages missed meanwhile only mean this
+/// process falls back on the half-second bound of its copies.
+async fn listen(listener: InvalidationListener) {
+    loop {
+        match listener.subscribe().await {
+            Ok(subscription) => {
+                tracing::debug!("listening for other replicas' invalidations");
+                listener.run(subscription).await;
+                tracing::warn!("lost the invalidation subscription; subscribing again");
+            }
+            Err(err) => tracing::warn!(error = %err, "subscribing to invalidations failed; retrying"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

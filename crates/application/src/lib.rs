@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 mod emails;
 mod health;
+pub mod invalidations;
 pub mod invitations;
 pub mod org_cache;
 pub mod revocations;
@@ -27,6 +28,7 @@ pub use auth::{
     SecondFactor, SessionView, TokenPair,
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
+pub use invalidations::{InvalidationListener, Invalidations};
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
 pub use revocations::SessionRevocations;
 pub use teams::TeamService;

@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{Cache, Clock, IdGenerator};
 
+use crate::invalidations::Invalidations;
+
 /// The longest a role or API key entry lives, bounding staleness if a bump was lost.
 pub const ACCESS_TTL: Duration = Duration::from_secs(60);
 /// The longest a member page lives. Pages hold members' names and addresses, which change
@@ -108,6 +110,8 @@ pub struct OrgCache {
     ids: Arc<dyn IdGenerator>,
     clock: Arc<dyn Clock>,
     local: Arc<Mutex<Local>>,
+    /// Tells other replicas a token changed, when there is a broadcast.
+    invalidations: Option<Invalidations>,
 }
 
 fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -117,7 +121,38 @@ fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
 impl OrgCache {
     /// Over `cache`; `ids` mints the generation tokens, `clock` ages the local copy.
     pub fn new(cache: Arc<dyn Cache>, ids: Arc<dyn IdGenerator>, clock: Arc<dyn Clock>) -> Self {
-        Self { cache, ids, clock, local: Arc::new(Mutex::new(Local::default())) }
+        Self { cache, ids, clock, local: Arc::new(Mutex::new(Local::default())), invalidations: None }
+    }
+
+    /// Announces every bump to the other replicas through `invalidations`, so they need not
+    /// wait out [`LOCAL_TOKEN_TTL`].
+    #[must_use]
+    pub fn with_invalidations(mut self, invalidations: Invalidations) -> Self {
+        self.invalidations = Some(invalidations);
+        self
+    }
+
+    /// Forgets this process's copy of the token at `key` (another replica bumped it), so the
+    /// next lookup reads the shared cache, and a lookup already under way does not keep the
+    /// token it read before.
+    pub(crate) fn forget_token(&self, key: &str) {
+        self.record_bump(key);
+    }
+
+    /// Forgets the local token at `key` and records a bump of it; returns the bump's sequence
+    /// number.
+    fn record_bump(&self, key: &str) -> u64 {
+        let mut local = self.local();
+        local.seq += 1;
+        let seq = local.seq;
+        if local.bumps.len() > LOCAL_CAPACITY {
+            local.bumps.retain(|_, bump| bump.distrusted_until.is_some());
+            local.floor = seq;
+        }
+        let distrusted_until = local.bumps.get(key).and_then(|bump| bump.distrusted_until);
+        local.bumps.insert(key.to_owned(), Bump { seq, distrusted_until });
+        local.tokens.remove(key);
+        seq
     }
 
     fn local(&self) -> std::sync::MutexGuard<'_, Local> {
@@ -289,35 +324,31 @@ impl OrgCache {
         let token = self.token();
         // Forget the local token first and record the bump: until the new token is stored,
         // this process asks the shared cache, and no read that began earlier stores a token.
-        let mine = {
-            let mut local = self.local();
-            local.seq += 1;
-            let seq = local.seq;
-            if local.bumps.len() > LOCAL_CAPACITY {
-                local.bumps.retain(|_, bump| bump.distrusted_until.is_some());
-                local.floor = seq;
-            }
-            let distrusted_until = local.bumps.get(&key).and_then(|bump| bump.distrusted_until);
-            local.bumps.insert(key.clone(), Bump { seq, distrusted_until });
-            local.tokens.remove(&key);
-            seq
-        };
+        let mine = self.record_bump(&key);
         let result = self.cache.set(&key, token.as_bytes(), Some(TOKEN_TTL)).await;
         let now = self.clock.now();
-        let mut local = self.local();
-        match result {
-            Ok(()) => {
-                // Only the latest of concurrent bumps of one key sets the local token.
-                if local.bumps.get(&key).is_some_and(|bump| bump.seq == mine) {
-                    local.tokens.insert(key, (token, now));
+        {
+            let mut local = self.local();
+            match &result {
+                Ok(()) => {
+                    // Only the latest of concurrent bumps of one key sets the local token.
+                    if local.bumps.get(&key).is_some_and(|bump| bump.seq == mine) {
+                        local.tokens.insert(key.clone(), (token, now));
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, key = %key, "invalidating the tenancy cache failed; this process bypasses it for {ACCESS_TTL:?}, other replicas' entries expire within that");
+                    if let Some(bump) = local.bumps.get_mut(&key) {
+                        bump.distrusted_until = Some(later(now, ACCESS_TTL));
+                    }
                 }
             }
-            Err(err) => {
-                tracing::error!(error = %err, key = %key, "invalidating the tenancy cache failed; this process bypasses it for {ACCESS_TTL:?}, other replicas' entries expire within that");
-                if let Some(bump) = local.bumps.get_mut(&key) {
-                    bump.distrusted_until = Some(later(now, ACCESS_TTL));
-                }
-            }
+        }
+        // Once the new token is shared: a replica that hears of it reads the new one.
+        if result.is_ok()
+            && let Some(invalidations) = &self.invalidations
+        {
+            invalidations.token_bumped(&key).await;
         }
     }
 }

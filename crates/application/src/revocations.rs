@@ -24,6 +24,8 @@ use tenantry_domain::SessionId;
 use tenantry_domain::identity::TokenLifetimes;
 use tenantry_ports::{Cache, CacheError, Clock};
 
+use crate::invalidations::Invalidations;
+
 /// How long this process trusts a "not revoked" answer: the most a revocation made on another
 /// replica can take to be seen here.
 pub const LOCAL_TRUST: Duration = Duration::from_millis(500);
@@ -65,6 +67,8 @@ pub struct SessionRevocations {
     clock: Arc<dyn Clock>,
     marker_ttl: Duration,
     local: Arc<Mutex<Local>>,
+    /// Tells other replicas to forget a revoked session at once, when there is a broadcast.
+    invalidations: Option<Invalidations>,
 }
 
 fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -79,7 +83,16 @@ impl SessionRevocations {
             clock,
             marker_ttl: lifetimes.access + Duration::from_secs(60),
             local: Arc::new(Mutex::new(Local::default())),
+            invalidations: None,
         }
+    }
+
+    /// Announces revocations to the other replicas through `invalidations`, so they need not
+    /// wait out [`LOCAL_TRUST`].
+    #[must_use]
+    pub fn with_invalidations(mut self, invalidations: Invalidations) -> Self {
+        self.invalidations = Some(invalidations);
+        self
     }
 
     fn local(&self) -> std::sync::MutexGuard<'_, Local> {
@@ -134,13 +147,25 @@ impl SessionRevocations {
             }
         }
         // After the markers are written: a check that starts from here on reads them, and one
-        // that started earlier sees the count change and stores nothing.
+        // that started earlier sees the count change and stores nothing. The same holds on the
+        // replicas that hear of it.
+        self.forget(sessions);
+        if outcome.is_ok()
+            && let Some(invalidations) = &self.invalidations
+        {
+            invalidations.sessions_revoked(sessions).await;
+        }
+        outcome
+    }
+
+    /// Drops `sessions` from this process's copy, and keeps checks already under way from
+    /// storing an answer they read before (another replica revoked them).
+    pub(crate) fn forget(&self, sessions: &[SessionId]) {
         let mut local = self.local();
         local.revocations = local.revocations.wrapping_add(1);
         for id in sessions {
             local.trusted.remove(id);
         }
-        outcome
     }
 }
 
@@ -232,6 +257,7 @@ mod tests {
             clock: clock.clone(),
             marker_ttl: Duration::from_secs(960),
             local,
+            invalidations: None,
         };
         assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Active { seen: false }, "the stale read");
         assert_eq!(revocations.check(id).await.expect("check"), SessionCheck::Revoked, "it was not stored");

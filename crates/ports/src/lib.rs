@@ -44,9 +44,9 @@ pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRec
 #[cfg(feature = "mock")]
 pub use audit::MockAuditLog;
 #[cfg(feature = "mock")]
-pub use cache::MockCache;
-#[cfg(feature = "mock")]
 pub use broadcast::MockBroadcast;
+#[cfg(feature = "mock")]
+pub use cache::MockCache;
 #[cfg(feature = "mock")]
 pub use clock::MockClock;
 #[cfg(feature = "mock")]

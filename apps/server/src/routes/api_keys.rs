@@ -138,7 +138,7 @@ pub async fn list(state: Data<AppState>, scope: InOrg<ApiKeysManage>) -> Result<
     Ok(HttpResponse::Ok().json(ApiKeyList { items, next_cursor: None }))
 }
 
-/// Revokes a key; it stops working at once (within 500 ms on other replicas) (`api_keys:manage`).
+/// Revokes a key; it stops working at once (on other replicas when they hear of it, 500 ms at most) (`api_keys:manage`).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/api-keys/{key_id}", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = crate::http::error::Problem)))]
 pub async fn revoke(
     state: Data<AppState>,

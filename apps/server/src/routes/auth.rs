@@ -311,7 +311,7 @@ pub async fn sessions(state: Data<AppState>, caller: Authenticated) -> Result<Ht
     Ok(HttpResponse::Ok().json(SessionList { items, next_cursor: None }))
 }
 
-/// Revokes one of the caller's sessions; its tokens stop working at once (within 500 ms on other replicas).
+/// Revokes one of the caller's sessions; its tokens stop working at once (on other replicas when they hear of it, 500 ms at most).
 #[utoipa::path(
     delete, path = "/api/v1/auth/sessions/{session_id}", tag = "auth", security(("bearer" = [])),
     params(("session_id" = String, Path, description = "Session id")),
