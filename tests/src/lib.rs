@@ -197,8 +197,28 @@ async fn start(
 impl TestApp {
     /// A second server on the same database, cache, key prefix, signing key and clock: another
     /// replica of the same deployment. Stop it before this one (which owns the data).
+    ///
+    /// With Redis it returns once both replicas listen for each other's invalidations, so a
+    /// change made right away is heard.
     pub async fn replica(&self) -> TestApp {
-        start(self.stack, self.pairs.clone(), self.clock.clone(), None, None).await
+        let replica = start(self.stack, self.pairs.clone(), self.clock.clone(), None, None).await;
+        let setting = |name: &str| self.pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+        if let (Some(url), Some(prefix)) = (setting("TENANTRY_REDIS_URL"), setting("TENANTRY_REDIS_KEY_PREFIX")) {
+            let mut config = tenantry_adapter_redis::RedisConfig::new(url.into());
+            config.key_prefix = prefix;
+            let pool = tenantry_adapter_redis::RedisPool::connect(&config).expect("valid Redis URL");
+            let broadcast = tenantry_adapter_redis::RedisBroadcast::new(pool);
+            let mut listening = 0;
+            for _ in 0..200 {
+                listening = broadcast.subscribers().await.expect("PUBSUB NUMSUB");
+                if listening >= 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert!(listening >= 2, "both replicas should listen for invalidations, {listening} do");
+        }
+        replica
     }
 
     /// `address` + `path`.

@@ -445,12 +445,15 @@ impl Application {
             openapi_json: crate::openapi::render(),
         });
         let http = HttpSettings::from(&settings);
-        let idempotency = Data::new(crate::http::idempotency::IdempotencyStore::new(
-            services.cache.clone(),
-            services.cipher.clone(),
-            services.access_tokens.clone(),
-            services.clock.clone(),
-        ));
+        let idempotency = Data::new(
+            crate::http::idempotency::IdempotencyStore::new(
+                services.cache.clone(),
+                services.cipher.clone(),
+                services.access_tokens.clone(),
+                services.clock.clone(),
+            )
+            .with_in_flight(middleware::write_limit(settings.request_timeout) + std::time::Duration::from_secs(60)),
+        );
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -142,11 +142,13 @@ impl OrgCache {
     /// Forgets the local token at `key` and records a bump of it; returns the bump's sequence
     /// number.
     fn record_bump(&self, key: &str) -> u64 {
+        let now = self.clock.now();
         let mut local = self.local();
         local.seq += 1;
         let seq = local.seq;
         if local.bumps.len() > LOCAL_CAPACITY {
-            local.bumps.retain(|_, bump| bump.distrusted_until.is_some());
+            // Only distrust that still holds is worth keeping; the rest is summed up by the floor.
+            local.bumps.retain(|_, bump| bump.distrusted_until.is_some_and(|until| until > now));
             local.floor = seq;
         }
         let distrusted_until = local.bumps.get(key).and_then(|bump| bump.distrusted_until);

@@ -140,20 +140,21 @@ impl SessionRevocations {
     /// The cache's; the local copy forgets the sessions whatever happens.
     pub async fn revoke(&self, sessions: &[SessionId]) -> Result<(), CacheError> {
         let mut outcome = Ok(());
+        let mut written = 0;
         for id in sessions {
             if let Err(err) = self.cache.set(&format!("{REVOKED}{id}"), b"1", Some(self.marker_ttl)).await {
                 outcome = Err(err);
                 break;
             }
+            written += 1;
         }
         // After the markers are written: a check that starts from here on reads them, and one
         // that started earlier sees the count change and stores nothing. The same holds on the
         // replicas that hear of it.
         self.forget(sessions);
-        if outcome.is_ok()
-            && let Some(invalidations) = &self.invalidations
-        {
-            invalidations.sessions_revoked(sessions).await;
+        if let Some(invalidations) = &self.invalidations {
+            // The sessions whose markers are in: the others can read them now.
+            invalidations.sessions_revoked(&sessions[..written]).await;
         }
         outcome
     }

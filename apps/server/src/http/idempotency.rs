@@ -32,7 +32,8 @@ use super::{ApiError, FieldError};
 pub const HEADER: &str = "idempotency-key";
 /// How long a completed response is replayed.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
-/// How long a request may hold its key while running (above the request timeout).
+/// How long a request may hold its key while running, unless the server sets it from its
+/// request timeout ([`IdempotencyStore::with_in_flight`]).
 const IN_FLIGHT: Duration = Duration::from_secs(120);
 
 /// What the middleware needs, as app data.
@@ -41,6 +42,7 @@ pub struct IdempotencyStore {
     cipher: Arc<dyn SecretCipher>,
     access: Arc<dyn AccessTokenIssuer>,
     clock: Arc<dyn Clock>,
+    in_flight: Duration,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,7 +70,15 @@ impl IdempotencyStore {
         access: Arc<dyn AccessTokenIssuer>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { cache, cipher, access, clock }
+        Self { cache, cipher, access, clock, in_flight: IN_FLIGHT }
+    }
+
+    /// Holds a key for `in_flight` while its request runs: longer than any write may run
+    /// ([`super::middleware::write_limit`]), so a retry never runs a write twice.
+    #[must_use]
+    pub fn with_in_flight(mut self, in_flight: Duration) -> Self {
+        self.in_flight = in_flight;
+        self
     }
 
     /// Who is calling: the API key, else the signed-in user, else the client address.
@@ -109,7 +119,12 @@ impl IdempotencyStore {
     async fn begin(&self, record: &str, fingerprint: &str) -> Result<Begin, ApiError> {
         let marker = format!("P:{fingerprint}");
         for _ in 0..2 {
-            if self.cache.set_if_absent(record, marker.as_bytes(), Some(IN_FLIGHT)).await.map_err(ApiError::internal)? {
+            if self
+                .cache
+                .set_if_absent(record, marker.as_bytes(), Some(self.in_flight))
+                .await
+                .map_err(ApiError::internal)?
+            {
                 return Ok(Begin::Proceed);
             }
             let Some(existing) = self.cache.get(record).await.map_err(ApiError::internal)? else {

@@ -172,12 +172,23 @@ pub async fn timeout(
     }
 }
 
+/// How long a write may go on after [`timeout`] answered it.
+const WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The most a write runs in all with a request timeout of `request_timeout`: past it, it is
+/// cut off (its transaction rolls back if it had not committed), so a stuck dependency cannot
+/// pile up writes without bound.
+pub fn write_limit(request_timeout: std::time::Duration) -> std::time::Duration {
+    request_timeout + WRITE_GRACE
+}
+
 /// Runs a state-changing request (any method but GET, HEAD and OPTIONS) in a task of its own,
 /// so it runs to completion even when the client disconnects or [`timeout`] answers first.
 /// Dropping a handler half-way is safe for the database (an open transaction rolls back), but
 /// not for what follows a commit: the cache invalidation, the revocation markers and the
 /// idempotency record. Without them other requests would act on stale permissions for up to a
-/// minute.
+/// minute. The task is bounded by [`write_limit`]. A server that stops cuts off what is still
+/// running; the open transaction then rolls back, as on any crash.
 ///
 /// # Errors
 /// Passes inner errors through; a task that died (a panic) is a 500.
@@ -189,6 +200,7 @@ pub async fn complete_writes(
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     }
+    let limit = req.app_data::<RequestTimeout>().map(|timeout| write_limit(timeout.0));
     let id = request_id::current();
     let work = next.call(req);
     // The task keeps the request's id and span, so its logs and errors still carry them.
@@ -199,7 +211,16 @@ pub async fn complete_writes(
         }
     }
     .instrument(tracing::Span::current());
-    match actix_web::rt::spawn(work).await {
+    let bounded = async move {
+        match limit {
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                tracing::error!(limit_secs = limit.as_secs(), "a write outran its limit and was cut off");
+                Err(ApiError::unavailable("The request did not complete in time.").into())
+            }),
+            None => work.await,
+        }
+    };
+    match actix_web::rt::spawn(bounded).await {
         Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
         Err(err) => Err(ApiError::internal(anyhow::anyhow!("request task failed: {err}")).into()),
     }
