@@ -425,6 +425,17 @@ mod tests {
         (OrgId::from_uuid(uuid::Uuid::now_v7()), UserId::from_uuid(uuid::Uuid::now_v7()))
     }
 
+    /// One replica with `"admin"` cached at `"k"` for a fresh org and user.
+    async fn warmed() -> (Arc<ManualClock>, Arc<Counting>, OrgCache, OrgId, UserId) {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let remote = shared(clock.clone());
+        let cache = replica(&remote, &clock);
+        let (org, user) = ids();
+        let first = cache.lookup::<String>("k", org, Some(user)).await;
+        cache.fill("k", &first, &"admin".to_owned(), ACCESS_TTL).await;
+        (clock, remote, cache, org, user)
+    }
+
     #[tokio::test]
     async fn a_fill_is_served_until_its_org_or_user_is_bumped() {
         let cache = cache();
@@ -458,12 +469,7 @@ mod tests {
 
     #[tokio::test]
     async fn warm_entries_are_served_in_process_without_a_round_trip() {
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let remote = shared(clock.clone());
-        let cache = replica(&remote, &clock);
-        let (org, user) = ids();
-        let first = cache.lookup::<String>("k", org, Some(user)).await;
-        cache.fill("k", &first, &"admin".to_owned(), ACCESS_TTL).await;
+        let (clock, remote, cache, org, user) = warmed().await;
         let trips = remote.reads.load(Ordering::SeqCst);
         for _ in 0..10 {
             assert_eq!(cache.lookup::<String>("k", org, Some(user)).await.hit.as_deref(), Some("admin"));
@@ -497,12 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn after_a_failed_bump_this_process_bypasses_the_cache_for_the_access_ttl() {
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let remote = shared(clock.clone());
-        let cache = replica(&remote, &clock);
-        let (org, user) = ids();
-        let first = cache.lookup::<String>("k", org, Some(user)).await;
-        cache.fill("k", &first, &"admin".to_owned(), ACCESS_TTL).await;
+        let (clock, remote, cache, org, user) = warmed().await;
         remote.failing_sets.store(true, Ordering::SeqCst);
         cache.bump_org(org).await;
         remote.failing_sets.store(false, Ordering::SeqCst);
