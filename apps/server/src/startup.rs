@@ -268,6 +268,7 @@ impl Services {
         TenancyService::new(
             Arc::new(SqlOrgRepository::new(self.database.clone())),
             Arc::new(SqlRoleRepository::new(self.database.clone())),
+            Arc::new(SqlInvitationRepository::new(self.database.clone())),
             self.clock.clone(),
             self.ids.clone(),
             self.org_cache.clone(),
@@ -284,6 +285,8 @@ impl Services {
             cipher: self.cipher.clone(),
             secrets: Arc::new(RandomSecrets),
             clock: self.clock.clone(),
+            cache: self.cache.clone(),
+            lockout: self.auth_settings.account_lockout,
         })
     }
 

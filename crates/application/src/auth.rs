@@ -489,14 +489,17 @@ impl AuthService {
         self.ports.mfa.verify_login_code(user.id, code).await
     }
 
-    /// Counts this attempt against the account and the client address; `Some(retry_after)`
+    /// Counts this attempt against the client address, then the account; `Some(retry_after)`
     /// when either is over its limit (the attempt is then refused without a password check).
+    /// The address goes first: an attempt its address lock refuses never reaches the
+    /// account's count, so a locked-out address cannot keep a victim's account locked
+    /// (ADR 0012).
     async fn reserve_attempt(
         &self,
         account_key: Option<&str>,
         ip_key: Option<&str>,
     ) -> Result<Option<Duration>, AuthError> {
-        for (key, policy) in [(account_key, self.settings.account_lockout), (ip_key, self.settings.ip_lockout)] {
+        for (key, policy) in [(ip_key, self.settings.ip_lockout), (account_key, self.settings.account_lockout)] {
             let Some(key) = key else { continue };
             let attempts = self.ports.cache.increment(key, 1, Some(policy.window)).await?;
             let earlier = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);

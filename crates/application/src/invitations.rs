@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
-use tenantry_domain::tenancy::{Permission, authorize_invitation};
-use tenantry_domain::{Email, OrgId};
+use tenantry_domain::tenancy::{Permission, Role, authorize_invitation};
+use tenantry_domain::{Email, OrgId, UserId};
 use tenantry_ports::{
     Clock, IdGenerator, Invitation, InvitationRepository, Mailer, OrgRepository, RoleRepository, SecretGenerator,
     StoreError, UserRepository,
@@ -159,20 +159,34 @@ impl InvitationService {
         if user.email_verified_at.is_none() {
             return Err(TenancyError::EmailNotVerified);
         }
-        let event = AuditEvent::new(
+        // An invitation carries only the authority its inviter still has: one who left, or can
+        // no longer grant the role, leaves a link that no longer works.
+        let inviter_role = self.inviter_role(&invitation).await?.ok_or(TenancyError::InvalidToken)?;
+        let accepted = AuditEvent::new(
             self.ports.ids.new_id(),
             invitation.org_id,
             "invitation.accepted",
             (ActorKind::User, user.id.as_uuid()),
             ("invitation", Some(invitation.id.to_string())),
-            origin,
+            origin.clone(),
             now,
             &json!({"user_id": user.id.to_string(), "role": invitation.role}),
+        );
+        let added = AuditEvent::new(
+            self.ports.ids.new_id(),
+            invitation.org_id,
+            "member.added",
+            (ActorKind::User, user.id.as_uuid()),
+            ("user", Some(user.id.to_string())),
+            origin,
+            now,
+            &json!({"role": invitation.role, "invitation_id": invitation.id.to_string(),
+                    "invited_by": invitation.invited_by.to_string()}),
         );
         match self
             .ports
             .invitations
-            .accept(invitation.org_id, invitation.id, &invitation.role, user.id, now, &event)
+            .accept(invitation.org_id, invitation.id, &invitation.role, user.id, &inviter_role, now, &[accepted, added])
             .await
         {
             Ok(()) => {}
@@ -183,4 +197,64 @@ impl InvitationService {
         self.ports.org_cache.bump_org(invitation.org_id).await;
         Ok((invitation.org_id, invitation.role))
     }
+
+    /// The inviter's current role name if they are still a member who may grant the
+    /// invitation's role; `None` otherwise.
+    async fn inviter_role(&self, invitation: &Invitation) -> Result<Option<String>, TenancyError> {
+        let Some(name) = self.ports.orgs.role_of(invitation.org_id, invitation.invited_by).await? else {
+            return Ok(None);
+        };
+        let inviter = resolve_role(self.ports.roles.as_ref(), invitation.org_id, &name).await?;
+        let invited = match resolve_role(self.ports.roles.as_ref(), invitation.org_id, &invitation.role).await {
+            Ok(role) => role,
+            // The custom role was deleted: nothing left to grant.
+            Err(TenancyError::Invalid { .. }) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        Ok(authorize_invitation(&inviter, &invited).is_ok().then_some(name))
+    }
+}
+
+/// Revokes the pending invitations `inviter` sent that `now_role` (their role after a change;
+/// `None` once they left) could no longer make, each with an `invitation.revoked` entry by
+/// whoever made the change. Called after a removal or a demotion; acceptance checks the
+/// inviter again in any case, so this keeps the pending list honest rather than being the
+/// only guard.
+///
+/// # Errors
+/// `Dependency`.
+pub(crate) async fn revoke_beyond(
+    invitations: &dyn InvitationRepository,
+    roles: &dyn RoleRepository,
+    (ids, clock): (&dyn IdGenerator, &dyn Clock),
+    access: &OrgAccess,
+    inviter: UserId,
+    now_role: Option<&Role>,
+) -> Result<usize, TenancyError> {
+    let now = clock.now();
+    let mut revoked = 0;
+    for invitation in invitations.pending_from(access.org_id, inviter, now).await? {
+        let still_grantable = match now_role {
+            None => false,
+            Some(role) => match resolve_role(roles, access.org_id, &invitation.role).await {
+                Ok(invited) => authorize_invitation(role, &invited).is_ok(),
+                Err(TenancyError::Invalid { .. }) => false,
+                Err(err) => return Err(err),
+            },
+        };
+        if still_grantable {
+            continue;
+        }
+        let reason = if now_role.is_none() { "inviter_removed" } else { "inviter_lost_permission" };
+        let event = access.event(
+            (ids, clock),
+            "invitation.revoked",
+            ("invitation", Some(invitation.id.to_string())),
+            &json!({"reason": reason, "invited_by": inviter.to_string(), "role": invitation.role}),
+        );
+        if invitations.revoke(access.org_id, invitation.id, now, &event).await? {
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
 }

@@ -11,7 +11,9 @@ use tenantry_domain::tenancy::{
     authorize_role_change,
 };
 use tenantry_domain::{OrgId, Slug, UserId};
-use tenantry_ports::{Clock, CustomRole, IdGenerator, Member, Org, OrgRepository, RoleRepository, StoreError};
+use tenantry_ports::{
+    Clock, CustomRole, IdGenerator, InvitationRepository, Member, Org, OrgRepository, RoleRepository, StoreError,
+};
 
 use crate::org_cache::{ACCESS_TTL, OrgCache, PAGE_TTL};
 
@@ -170,6 +172,7 @@ pub async fn resolve_role(roles: &dyn RoleRepository, org_id: OrgId, name: &str)
 pub struct TenancyService {
     orgs: Arc<dyn OrgRepository>,
     roles: Arc<dyn RoleRepository>,
+    invitations: Arc<dyn InvitationRepository>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     cache: OrgCache,
@@ -180,11 +183,30 @@ impl TenancyService {
     pub fn new(
         orgs: Arc<dyn OrgRepository>,
         roles: Arc<dyn RoleRepository>,
+        invitations: Arc<dyn InvitationRepository>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
         cache: OrgCache,
     ) -> Self {
-        Self { orgs, roles, clock, ids, cache }
+        Self { orgs, roles, invitations, clock, ids, cache }
+    }
+
+    /// After `user_id` left or changed role: their pending invitations that `now_role` could
+    /// not make are revoked. The change stands whatever happens here (acceptance checks the
+    /// inviter again), so a failure is logged, not returned.
+    async fn revoke_invitations_beyond(&self, access: &OrgAccess, user_id: UserId, now_role: Option<&Role>) {
+        let revoked = crate::invitations::revoke_beyond(
+            self.invitations.as_ref(),
+            self.roles.as_ref(),
+            self.ports(),
+            access,
+            user_id,
+            now_role,
+        )
+        .await;
+        if let Err(err) = revoked {
+            tracing::warn!(error = %err, "revoking the invitations of a demoted or removed member failed");
+        }
     }
 
     fn ports(&self) -> (&dyn IdGenerator, &dyn Clock) {
@@ -369,6 +391,7 @@ impl TenancyService {
             Err(err) => return Err(err.into()),
         }
         self.cache.bump_org(access.org_id).await;
+        self.revoke_invitations_beyond(access, user_id, Some(&new)).await;
         Ok(new)
     }
 
@@ -399,6 +422,7 @@ impl TenancyService {
             Err(err) => return Err(err.into()),
         }
         self.cache.bump_org(access.org_id).await;
+        self.revoke_invitations_beyond(access, user_id, None).await;
         Ok(())
     }
 }
@@ -672,9 +696,12 @@ mod tests {
     fn service(orgs: MockOrgRepository) -> TenancyService {
         let mut roles = tenantry_ports::MockRoleRepository::new();
         roles.expect_by_name().returning(|_, _| Ok(None));
+        let mut invitations = tenantry_ports::MockInvitationRepository::new();
+        invitations.expect_pending_from().returning(|_, _, _| Ok(Vec::new()));
         TenancyService::new(
             Arc::new(orgs),
             Arc::new(roles),
+            Arc::new(invitations),
             Arc::new(SystemClock),
             Arc::new(UuidV7Generator),
             OrgCache::new(

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use tenantry_domain::UserId;
+use tenantry_domain::identity::{LockoutDecision, LockoutPolicy};
 use tenantry_ports::{
-    Clock, SecretCipher, SecretGenerator, TotpAlgorithm, TotpProvisioning, TwoFactorRepository, UserRepository,
+    Cache, Clock, SecretCipher, SecretGenerator, TotpAlgorithm, TotpProvisioning, TwoFactorRepository, UserRepository,
 };
 
 use crate::auth::{AuthError, PasswordConfirmer, Principal, SecondFactor};
@@ -27,7 +28,16 @@ pub struct TwoFactorPorts {
     pub secrets: Arc<dyn SecretGenerator>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Counters of wrong codes per account.
+    pub cache: Arc<dyn Cache>,
+    /// How many wrong codes an account may see before code checks are refused for a while:
+    /// the sign-in lockout's policy, so a code is as hard to guess as a password.
+    pub lockout: LockoutPolicy,
 }
+
+/// Wrong second-factor codes per account, counted wherever a code is checked (sign-in and
+/// turning two-factor off); the key names the account id, never the code.
+const FAIL_CODE: &str = "auth:code-failures:account:";
 
 /// How many backup codes `enable` returns.
 pub const BACKUP_CODES: usize = 10;
@@ -124,7 +134,8 @@ impl TwoFactorService {
     /// Turns two-factor sign-in off; needs the password and a current code (or backup code).
     ///
     /// # Errors
-    /// `Invalid` (password or code wrong, or not enabled), `Unauthenticated`, `Dependency`.
+    /// `Invalid` (password or code wrong, or not enabled), `Locked` (too many wrong passwords
+    /// or codes), `Unauthenticated`, `Dependency`.
     pub async fn disable(&self, principal: Principal, password: &str, code: &str) -> Result<(), AuthError> {
         let user = self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)?;
         if !user.totp_enabled {
@@ -139,8 +150,35 @@ impl TwoFactorService {
         Ok(())
     }
 
-    /// A TOTP code of a step later than the last accepted one, or an unused backup code.
+    /// As [`Self::code_matches`], under the per-account limit on wrong codes: the attempt is
+    /// counted before the code is checked (parallel guesses cannot share one "no failures
+    /// yet" read), a right code clears the count, and past the limit every attempt is
+    /// `Locked` until the window ends — right code or not.
+    ///
+    /// # Errors
+    /// `Locked`, `Dependency`.
     async fn check_code(&self, user_id: UserId, code: &str) -> Result<bool, AuthError> {
+        let key = format!("{FAIL_CODE}{user_id}");
+        let policy = self.ports.lockout;
+        let attempts = self.ports.cache.increment(&key, 1, Some(policy.window)).await?;
+        let earlier = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+        if earlier >= policy.max_failures
+            && let LockoutDecision::Locked { retry_after } = policy.decide(earlier, self.ports.cache.ttl(&key).await?)
+        {
+            tracing::info!(target: "audit", action = "user.second_factor_locked", user_id = %user_id);
+            return Err(AuthError::Locked { retry_after });
+        }
+        let matches = self.code_matches(user_id, code).await?;
+        if matches {
+            self.ports.cache.delete(&key).await?;
+        } else {
+            tracing::info!(target: "audit", action = "user.second_factor_failed", user_id = %user_id);
+        }
+        Ok(matches)
+    }
+
+    /// A TOTP code of a step later than the last accepted one, or an unused backup code.
+    async fn code_matches(&self, user_id: UserId, code: &str) -> Result<bool, AuthError> {
         let Some(record) = self.ports.store.get(user_id).await? else { return Ok(false) };
         let Some(sealed) = record.secret else { return Ok(false) };
         if is_backup_code_shape(code.trim()) {

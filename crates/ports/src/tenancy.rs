@@ -213,22 +213,37 @@ pub trait InvitationRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn by_token(&self, token_hash: &str) -> Result<Option<Invitation>, StoreError>;
 
-    /// Accepts the invitation and adds `user_id` with its role, in one transaction; refuses
-    /// if it was accepted, revoked or expired meanwhile, or if its role is no longer `role`
-    /// (the one the caller read and recorded in `audit`: a custom role renamed meanwhile), so
-    /// the audit entry never names another role than the membership got.
+    /// The pending invitations that `inviter` sent in the organization, at `now`: the ones to
+    /// revoke when the inviter leaves or loses the power to grant their role.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] (no longer pending as read), [`StoreError::Conflict`] (already
-    /// a member); `Unavailable`, `Unexpected`.
+    /// `Unavailable`, `Unexpected`.
+    async fn pending_from(
+        &self,
+        org_id: OrgId,
+        inviter: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Invitation>, StoreError>;
+
+    /// Accepts the invitation and adds `user_id` with its role, in one transaction, appending
+    /// every entry of `audit` in order; refuses if it was accepted, revoked or expired
+    /// meanwhile, if its role is no longer `role` (the one the caller read and recorded in
+    /// `audit`: a custom role renamed meanwhile), or if the inviter no longer holds
+    /// `inviter_role` (the role the caller checked could grant it: removed or demoted meanwhile).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (no longer pending as read, or the inviter's role changed),
+    /// [`StoreError::Conflict`] (already a member); `Unavailable`, `Unexpected`.
+    #[allow(clippy::too_many_arguments)]
     async fn accept(
         &self,
         org_id: OrgId,
         id: uuid::Uuid,
         role: &str,
         user_id: UserId,
+        inviter_role: &str,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        audit: &[AuditEvent],
     ) -> Result<(), StoreError>;
 }
 

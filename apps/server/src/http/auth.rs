@@ -9,6 +9,7 @@ use futures_util::future::LocalBoxFuture;
 use tenantry_application::{AuthError, ClientInfo, Principal};
 use tenantry_ports::{CacheError, StoreError};
 
+use super::idempotency::{Gate, record_gate};
 use super::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -36,16 +37,44 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<Data<AppState>>().cloned();
         let token = bearer(req);
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
             let token = token.ok_or_else(|| unauthorized("A bearer access token is required."))?;
             match state.auth.authenticate(&token).await {
-                Ok(principal) => Ok(Self(principal)),
+                Ok(principal) => {
+                    record_gate(&req, Gate::Signed);
+                    Ok(Self(principal))
+                }
                 Err(AuthError::Unauthenticated) => {
                     Err(unauthorized("The access token is invalid, expired or revoked."))
                 }
                 Err(other) => Err(auth_error(other)),
             }
+        })
+    }
+}
+
+/// A signed-in platform administrator whose account is active: 401 without a valid token,
+/// 403 `forbidden` for anyone else. An extractor, so an idempotent replay is refused to a
+/// caller who has lost the role since.
+#[derive(Debug, Clone, Copy)]
+pub struct PlatformAdmin(pub Principal);
+
+impl FromRequest for PlatformAdmin {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<Data<AppState>>().cloned();
+        let caller = Authenticated::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
+            let caller = caller.await?;
+            state.admin.require_admin(caller.0).await.map_err(auth_error)?;
+            record_gate(&req, Gate::Admin);
+            Ok(Self(caller.0))
         })
     }
 }

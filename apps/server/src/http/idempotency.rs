@@ -6,6 +6,11 @@
 //! Records live in the cache port (Redis across replicas), bodies sealed with the secret cipher
 //! — a stored response may carry a secret (a new API key). Only 2xx answers are kept: after an
 //! error the client may simply try again with the same key.
+//!
+//! A replay is never answered before the caller passes, *now*, every check the first request
+//! passed: the authorization extractors record what they checked as [`Gate`]s, the record keeps
+//! them, and a repeat runs the same checks again first (a signed-out, removed, disabled or
+//! revoked caller gets the route's 401/404/403, never the stored body).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +21,14 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{HttpMessage, HttpResponse};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tenantry_domain::OrgId;
+use tenantry_domain::tenancy::Permission;
 use tenantry_ports::{AccessTokenIssuer, Cache, Clock, SecretCipher};
 
 use super::client_ip::TrustedProxies;
@@ -45,9 +52,77 @@ pub struct IdempotencyStore {
     in_flight: Duration,
 }
 
+/// One check an authorization extractor made, recorded so that a replay makes it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Gate {
+    /// A valid access token whose session is live ([`super::Authenticated`]).
+    Signed,
+    /// Access to an organization, with a permission if the route needs one ([`super::org::InOrg`]).
+    Org {
+        /// The organization of the path.
+        org_id: OrgId,
+        /// The permission the route needs; `None` for "any member".
+        #[serde(with = "permission_name")]
+        permission: Option<Permission>,
+    },
+    /// An active platform administrator ([`super::auth::PlatformAdmin`]).
+    Admin,
+}
+
+mod permission_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use tenantry_domain::tenancy::Permission;
+
+    pub fn serialize<S: Serializer>(value: &Option<Permission>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_some(&value.map(Permission::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Permission>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|name| Permission::parse(&name).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// The gates a request passed so far, in request extensions.
+#[derive(Debug, Clone, Default)]
+struct Gates(Vec<Gate>);
+
+/// Notes that the current request passed `gate`; called by the authorization extractors.
+pub fn record_gate(req: &HttpRequest, gate: Gate) {
+    let mut extensions = req.extensions_mut();
+    match extensions.get_mut::<Gates>() {
+        Some(gates) if !gates.0.contains(&gate) => gates.0.push(gate),
+        Some(_) => {}
+        None => {
+            extensions.insert(Gates(vec![gate]));
+        }
+    }
+}
+
+/// Runs `gates` again for `req`: `Err` is what the route would answer the caller now.
+async fn admit(req: &HttpRequest, gates: &[Gate]) -> Result<(), ApiError> {
+    for gate in gates {
+        match gate {
+            Gate::Signed => {
+                super::Authenticated::from_request(req, &mut Payload::None).await?;
+            }
+            Gate::Org { org_id, permission } => {
+                super::org::authorize(req, &mut Payload::None, Some(*org_id), *permission).await?;
+            }
+            Gate::Admin => {
+                super::auth::PlatformAdmin::from_request(req, &mut Payload::None).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Serialize, Deserialize)]
 struct Stored {
     fingerprint: String,
+    /// What the first request was checked for; a replay is checked again.
+    gates: Vec<Gate>,
     status: u16,
     content_type: Option<String>,
     location: Option<String>,
@@ -58,7 +133,8 @@ enum Begin {
     Proceed,
     Replay(Stored),
     InProgress,
-    Mismatch,
+    /// Another body used this key; the gates of the finished first request, if known.
+    Mismatch(Vec<Gate>),
 }
 
 impl IdempotencyStore {
@@ -113,7 +189,8 @@ impl IdempotencyStore {
 
     fn key(caller: &str, key: &str) -> String {
         let digest = hex::encode(Sha256::digest(format!("{caller}\n{key}").as_bytes()));
-        format!("idempotency:{digest}")
+        // v2: records carry the gates to check again; v1 records (without) are never replayed.
+        format!("idempotency:v2:{digest}")
     }
 
     async fn begin(&self, record: &str, fingerprint: &str) -> Result<Begin, ApiError> {
@@ -132,7 +209,7 @@ impl IdempotencyStore {
             };
             let existing = String::from_utf8_lossy(&existing).into_owned();
             if let Some(running) = existing.strip_prefix("P:") {
-                return Ok(if running == fingerprint { Begin::InProgress } else { Begin::Mismatch });
+                return Ok(if running == fingerprint { Begin::InProgress } else { Begin::Mismatch(Vec::new()) });
             }
             let sealed = existing.strip_prefix("D:").unwrap_or_default();
             let stored: Stored = self
@@ -141,7 +218,11 @@ impl IdempotencyStore {
                 .ok()
                 .and_then(|plain| serde_json::from_slice(&plain).ok())
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unreadable idempotency record")))?;
-            return Ok(if stored.fingerprint == fingerprint { Begin::Replay(stored) } else { Begin::Mismatch });
+            return Ok(if stored.fingerprint == fingerprint {
+                Begin::Replay(stored)
+            } else {
+                Begin::Mismatch(stored.gates)
+            });
         }
         Ok(Begin::InProgress)
     }
@@ -226,13 +307,19 @@ pub async fn idempotency(
             "A request with this idempotency-key is still being processed.",
         )
         .into()),
-        Begin::Mismatch => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_mismatch",
-            "This idempotency-key was used with a different request.",
-        )
-        .into()),
+        Begin::Mismatch(gates) => {
+            admit(req.request(), &gates).await?;
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_mismatch",
+                "This idempotency-key was used with a different request.",
+            )
+            .into())
+        }
         Begin::Replay(stored) => {
+            // The caller must pass today what the first request passed, or get the route's
+            // own refusal: a stored body (perhaps a new key's secret) is never the answer.
+            admit(req.request(), &stored.gates).await?;
             let mut response = HttpResponse::build(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK));
             if let Some(content_type) = &stored.content_type {
                 response.insert_header((header::CONTENT_TYPE, content_type.as_str()));
@@ -257,6 +344,7 @@ pub async fn idempotency(
                 return Ok(response);
             }
             let (request, response) = response.into_parts();
+            let gates = request.extensions().get::<Gates>().cloned().unwrap_or_default().0;
             let status = response.status();
             let content_type = header_text(response.headers().get(header::CONTENT_TYPE));
             let location = header_text(response.headers().get(header::LOCATION));
@@ -268,8 +356,14 @@ pub async fn idempotency(
                     return Err(ApiError::internal(anyhow::anyhow!("reading a response body failed")).into());
                 }
             };
-            let stored =
-                Stored { fingerprint, status: status.as_u16(), content_type, location, body: STANDARD.encode(&bytes) };
+            let stored = Stored {
+                fingerprint,
+                gates,
+                status: status.as_u16(),
+                content_type,
+                location,
+                body: STANDARD.encode(&bytes),
+            };
             store.finish(&record, &stored).await;
             Ok(ServiceResponse::new(request, head.set_body(BoxBody::new(bytes))))
         }
@@ -300,6 +394,7 @@ mod tests {
         let secret = r#"{"key":"tk_live_secret_material"}"#;
         let stored = Stored {
             fingerprint: "fp".into(),
+            gates: vec![Gate::Signed],
             status: 201,
             content_type: Some("application/json".into()),
             location: None,
@@ -311,9 +406,14 @@ mod tests {
         assert!(raw.starts_with("D:v1."), "{raw}");
         assert!(!raw.contains("tk_live") && !raw.contains(&STANDARD.encode(secret)), "plaintext at rest: {raw}");
         match store.begin(&record, "fp").await.expect("begin") {
-            Begin::Replay(replayed) => assert_eq!(STANDARD.decode(replayed.body).expect("b64"), secret.as_bytes()),
+            Begin::Replay(replayed) => {
+                assert_eq!(replayed.gates, vec![Gate::Signed], "the gates come back with the record");
+                assert_eq!(STANDARD.decode(replayed.body).expect("b64"), secret.as_bytes());
+            }
             _ => panic!("expected a replay"),
         }
-        assert!(matches!(store.begin(&record, "other").await.expect("begin"), Begin::Mismatch));
+        assert!(
+            matches!(store.begin(&record, "other").await.expect("begin"), Begin::Mismatch(gates) if gates == vec![Gate::Signed])
+        );
     }
 }

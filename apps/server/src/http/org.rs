@@ -15,6 +15,7 @@ use tenantry_domain::audit::Origin;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission};
 
 use super::auth::{Authenticated, auth_error};
+use super::idempotency::{Gate, record_gate};
 use super::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -76,33 +77,52 @@ impl<P: Need> FromRequest for InOrg<P> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let state = req.app_data::<Data<AppState>>().cloned();
         let org_id = req.match_info().get("org_id").and_then(|raw| raw.parse::<OrgId>().ok());
-        let api_key = api_key(req);
-        let origin = origin(req);
-        // Only a user credential goes through the JWT path; an API key never does.
-        let caller = api_key.is_none().then(|| Authenticated::from_request(req, payload));
+        let access = authorize(req, payload, org_id, P::PERMISSION);
+        let req = req.clone();
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
-            let mut access = match (api_key, caller) {
-                (Some(key), _) => {
-                    let org_id = org_id.ok_or_else(ApiError::not_found)?;
-                    state.api_keys.access(&key, org_id).await.map_err(tenancy_error)?
-                }
-                (None, Some(caller)) => {
-                    let caller = caller.await?;
-                    let org_id = org_id.ok_or_else(ApiError::not_found)?;
-                    state.tenancy.access(caller.0, org_id).await.map_err(tenancy_error)?
-                }
-                (None, None) => return Err(ApiError::internal(anyhow::anyhow!("no credential path"))),
-            };
-            if let Some(permission) = P::PERMISSION {
-                access.require(permission).map_err(tenancy_error)?;
+            let access = access.await?;
+            if let Some(org_id) = org_id {
+                record_gate(&req, Gate::Org { org_id, permission: P::PERMISSION });
             }
-            access.origin = origin;
             Ok(Self { access, _need: PhantomData })
         })
     }
+}
+
+/// The caller's access to `org_id` with `permission` checked, exactly as [`InOrg`] decides it:
+/// shared with the idempotency replay, which must refuse whoever the route would refuse now.
+pub fn authorize(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    org_id: Option<OrgId>,
+    permission: Option<Permission>,
+) -> LocalBoxFuture<'static, Result<OrgAccess, ApiError>> {
+    let state = req.app_data::<Data<AppState>>().cloned();
+    let api_key = api_key(req);
+    let origin = origin(req);
+    // Only a user credential goes through the JWT path; an API key never does.
+    let caller = api_key.is_none().then(|| Authenticated::from_request(req, payload));
+    Box::pin(async move {
+        let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
+        let mut access = match (api_key, caller) {
+            (Some(key), _) => {
+                let org_id = org_id.ok_or_else(ApiError::not_found)?;
+                state.api_keys.access(&key, org_id).await.map_err(tenancy_error)?
+            }
+            (None, Some(caller)) => {
+                let caller = caller.await?;
+                let org_id = org_id.ok_or_else(ApiError::not_found)?;
+                state.tenancy.access(caller.0, org_id).await.map_err(tenancy_error)?
+            }
+            (None, None) => return Err(ApiError::internal(anyhow::anyhow!("no credential path"))),
+        };
+        if let Some(permission) = permission {
+            access.require(permission).map_err(tenancy_error)?;
+        }
+        access.origin = origin;
+        Ok(access)
+    })
 }
 
 /// Where the request comes from, as the audit log records it.

@@ -7,8 +7,8 @@ use serde::Serialize;
 use tenantry_domain::{OrgId, UserId};
 use utoipa::ToSchema;
 
-use crate::http::auth::auth_error;
-use crate::http::{ApiError, Authenticated, FieldError};
+use crate::http::auth::{PlatformAdmin, auth_error};
+use crate::http::{ApiError, FieldError};
 use crate::routes::orgs::{OrgResponse, PageQuery};
 use crate::state::AppState;
 
@@ -73,7 +73,7 @@ fn cursor<T: std::str::FromStr>(raw: Option<&str>) -> Result<Option<T>, ApiError
 #[utoipa::path(get, path = "/api/v1/admin/orgs", tag = "admin", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = AdminOrgList), (status = 403, body = crate::http::error::Problem)))]
 pub async fn orgs(
     state: Data<AppState>,
-    caller: Authenticated,
+    caller: PlatformAdmin,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.page_limit()?;
@@ -89,7 +89,7 @@ pub async fn orgs(
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = AdminUserList), (status = 403, body = crate::http::error::Problem)))]
 pub async fn users(
     state: Data<AppState>,
-    caller: Authenticated,
+    caller: PlatformAdmin,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.page_limit()?;
@@ -117,7 +117,7 @@ pub async fn users(
 #[utoipa::path(post, path = "/api/v1/admin/users/{user_id}/disable", tag = "admin", security(("bearer" = [])), params(("user_id" = String, Path)), responses((status = 204), (status = 403, body = crate::http::error::Problem), (status = 404, body = crate::http::error::Problem)))]
 pub async fn disable(
     state: Data<AppState>,
-    caller: Authenticated,
+    caller: PlatformAdmin,
     path: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     state.admin.disable_user(caller.0, path.into_inner()).await.map_err(auth_error)?;
@@ -128,7 +128,7 @@ pub async fn disable(
 #[utoipa::path(post, path = "/api/v1/admin/users/{user_id}/enable", tag = "admin", security(("bearer" = [])), params(("user_id" = String, Path)), responses((status = 204), (status = 403, body = crate::http::error::Problem)))]
 pub async fn enable(
     state: Data<AppState>,
-    caller: Authenticated,
+    caller: PlatformAdmin,
     path: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     state.admin.enable_user(caller.0, path.into_inner()).await.map_err(auth_error)?;

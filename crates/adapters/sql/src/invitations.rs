@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{Email, OrgId, UserId};
 use tenantry_ports::{Invitation, InvitationRepository, StoreError};
@@ -114,6 +114,24 @@ impl InvitationRepository for SqlInvitationRepository {
         model.map(invitation_from).transpose()
     }
 
+    #[tracing::instrument(name = "adapter.sql.invitations.pending_from", skip_all, fields(org_id = %org_id))]
+    async fn pending_from(
+        &self,
+        org_id: OrgId,
+        inviter: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let query = invitations::Entity::find()
+            .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(invitations::Column::InvitedBy.eq(inviter.as_uuid()))
+            .filter(invitations::Column::AcceptedAt.is_null())
+            .filter(invitations::Column::RevokedAt.is_null())
+            .filter(invitations::Column::ExpiresAt.gt(now))
+            .order_by_asc(invitations::Column::Id);
+        let models = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.all(txn).await })).await?;
+        models.into_iter().map(invitation_from).collect()
+    }
+
     #[tracing::instrument(name = "adapter.sql.invitations.accept", skip_all, fields(org_id = %org_id))]
     async fn accept(
         &self,
@@ -121,11 +139,33 @@ impl InvitationRepository for SqlInvitationRepository {
         id: uuid::Uuid,
         role: &str,
         user_id: UserId,
+        inviter_role: &str,
         now: DateTime<Utc>,
-        audit: &AuditEvent,
+        audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let txn = self.db.tenant(org_id).await?;
-        crate::audit::append(&txn, audit).await?;
+        for entry in audit {
+            crate::audit::append(&txn, entry).await?;
+        }
+        let invitation = invitations::Entity::find()
+            .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(invitations::Column::Id.eq(id))
+            .one(&txn)
+            .await
+            .map_err(store_error)?
+            .ok_or(StoreError::NotFound)?;
+        // The inviter's membership, locked so a removal or demotion cannot commit in between:
+        // an invitation carries only the authority its inviter still has.
+        let inviter = memberships::Entity::find()
+            .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(memberships::Column::UserId.eq(invitation.invited_by))
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .map_err(store_error)?;
+        if inviter.is_none_or(|membership| membership.role != inviter_role) {
+            return Err(StoreError::NotFound);
+        }
         let claimed = invitations::Entity::update_many()
             .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
