@@ -445,6 +445,7 @@ impl Application {
             ))),
             two_factor,
             metrics: metrics.clone(),
+            cursors: crate::http::page::Cursors::new(services.cipher.clone()),
             openapi_json: crate::openapi::render(),
         });
         let http = HttpSettings::from(&settings);
@@ -597,16 +598,23 @@ fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpReques
     match err {
         E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE),
         E::ContentType => ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        E::Deserialize(err) if err.is_data() => {
-            ApiError::validation(vec![FieldError { field: "body".to_owned(), message: err.to_string() }])
-        }
-        other => ApiError::malformed(other.to_string()),
+        E::Deserialize(err) if err.is_data() => ApiError::validation(vec![FieldError {
+            field: "body".to_owned(),
+            message: "does not have the expected shape".to_owned(),
+        }]),
+        _ => ApiError::malformed("The request body is not valid JSON."),
     }
     .into()
 }
 
-fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
-    ApiError::validation(vec![FieldError { field: "query".to_owned(), message: err.to_string() }]).into()
+/// Routes read their query through `ApiQuery`, which names each parameter; this only keeps
+/// actix's own text out of a response should a plain `web::Query` ever be used.
+fn query_error(_: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::validation(vec![FieldError {
+        field: "query".to_owned(),
+        message: "is not a valid query string for this route".to_owned(),
+    }])
+    .into()
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub struct AppState {
     pub two_factor: Arc<TwoFactorService>,
     /// Prometheus families (also registered on their own for the metrics middleware).
     pub metrics: Data<Metrics>,
+    /// Makes and reads the opaque cursors of every list.
+    pub cursors: crate::http::page::Cursors,
     /// The OpenAPI document, rendered once.
     pub openapi_json: String,
 }

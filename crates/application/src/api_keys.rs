@@ -178,13 +178,9 @@ impl ApiKeyService {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<IssuedApiKey, TenancyError> {
         access.require(Permission::ApiKeysManage)?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(TenancyError::Invalid {
-                field: "name",
-                message: "must be 1 to 100 printable characters".to_owned(),
-            });
-        }
+        let name = tenantry_domain::ApiKeyName::parse(name)
+            .map_err(|err| TenancyError::Invalid { field: "name", message: err.to_string() })?;
+        let name = name.as_str();
         let permissions = PermissionSet::parse(permissions)
             .map_err(|err| TenancyError::Invalid { field: "permissions", message: err.to_string() })?;
         if !permissions.is_subset_of(access.permissions()) {
@@ -221,9 +217,14 @@ impl ApiKeyService {
     ///
     /// # Errors
     /// `Forbidden`, `Dependency`.
-    pub async fn list(&self, access: &OrgAccess) -> Result<Vec<ApiKey>, TenancyError> {
+    pub async fn list(
+        &self,
+        access: &OrgAccess,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, TenancyError> {
         access.require(Permission::ApiKeysManage)?;
-        Ok(self.ports.keys.list(access.org_id).await?)
+        Ok(self.ports.keys.list(access.org_id, before, limit).await?)
     }
 
     /// Revokes a key (`api_keys:manage`); it stops working at once.

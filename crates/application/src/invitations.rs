@@ -109,9 +109,14 @@ impl InvitationService {
     ///
     /// # Errors
     /// `Forbidden`, `Dependency`.
-    pub async fn pending(&self, access: &OrgAccess) -> Result<Vec<Invitation>, TenancyError> {
+    pub async fn pending(
+        &self,
+        access: &OrgAccess,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Invitation>, TenancyError> {
         access.require(Permission::MembersInvite)?;
-        Ok(self.ports.invitations.list_pending(access.org_id, self.ports.clock.now()).await?)
+        Ok(self.ports.invitations.list_pending(access.org_id, self.ports.clock.now(), before, limit).await?)
     }
 
     /// Revokes a pending invitation (`members:invite`); its link stops working.

@@ -18,14 +18,9 @@ pub struct TeamService {
 }
 
 fn valid_name(name: &str) -> Result<String, TenancyError> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control) {
-        return Err(TenancyError::Invalid {
-            field: "name",
-            message: "must be 1 to 100 printable characters".to_owned(),
-        });
-    }
-    Ok(trimmed.to_owned())
+    tenantry_domain::TeamName::parse(name)
+        .map(String::from)
+        .map_err(|err| TenancyError::Invalid { field: "name", message: err.to_string() })
 }
 
 fn valid_description(description: Option<&str>) -> Result<Option<String>, TenancyError> {
@@ -65,9 +60,9 @@ impl TeamService {
     ///
     /// # Errors
     /// `Forbidden`, `Dependency`.
-    pub async fn list(&self, access: &OrgAccess) -> Result<Vec<Team>, TenancyError> {
+    pub async fn list(&self, access: &OrgAccess, after: Option<String>, limit: u32) -> Result<Vec<Team>, TenancyError> {
         access.require(Permission::TeamsRead)?;
-        Ok(self.teams.list(access.org_id).await?)
+        Ok(self.teams.list(access.org_id, after, limit).await?)
     }
 
     /// One team (`teams:read`).

@@ -273,12 +273,17 @@ impl TenancyService {
         Ok(org)
     }
 
-    /// The caller's organizations with their role in each.
+    /// A page of the caller's organizations with their role in each, by organization id.
     ///
     /// # Errors
     /// `Dependency`.
-    pub async fn my_orgs(&self, principal: Principal) -> Result<Vec<(Org, String)>, TenancyError> {
-        Ok(self.orgs.list_for_user(principal.user_id).await?)
+    pub async fn my_orgs(
+        &self,
+        principal: Principal,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> Result<Vec<(Org, String)>, TenancyError> {
+        Ok(self.orgs.list_for_user(principal.user_id, after, limit).await?)
     }
 
     /// The organization (`org:read`).
@@ -432,9 +437,14 @@ impl TenancyService {
     ///
     /// # Errors
     /// `Forbidden`, `Dependency`.
-    pub async fn roles(&self, access: &OrgAccess) -> Result<Vec<CustomRole>, TenancyError> {
+    pub async fn roles(
+        &self,
+        access: &OrgAccess,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<CustomRole>, TenancyError> {
         access.require(Permission::RolesRead)?;
-        Ok(self.roles.list(access.org_id).await?)
+        Ok(self.roles.list(access.org_id, after, limit).await?)
     }
 
     /// Creates a custom role (`roles:manage`) made of permissions the caller holds.
@@ -649,14 +659,9 @@ fn refusal(err: MembershipChangeError) -> TenancyError {
 }
 
 fn valid_name(name: &str) -> Result<String, TenancyError> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control) {
-        return Err(TenancyError::Invalid {
-            field: "name",
-            message: "must be 1 to 100 printable characters".to_owned(),
-        });
-    }
-    Ok(trimmed.to_owned())
+    tenantry_domain::OrgName::parse(name)
+        .map(String::from)
+        .map_err(|err| TenancyError::Invalid { field: "name", message: err.to_string() })
 }
 
 /// Refuses to delete an account that is the last owner of an organization.

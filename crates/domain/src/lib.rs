@@ -8,9 +8,11 @@ pub mod audit;
 mod email;
 mod id;
 pub mod identity;
+mod name;
 mod slug;
 pub mod tenancy;
 
 pub use email::{Email, EmailError};
 pub use id::{OrgId, SessionId, UserId};
+pub use name::{ApiKeyName, NameError, OrgName, TeamName};
 pub use slug::{Slug, SlugError};

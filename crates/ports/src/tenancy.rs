@@ -61,11 +61,17 @@ pub trait OrgRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn list_all(&self, after: Option<OrgId>, limit: u32) -> Result<Vec<Org>, StoreError>;
 
-    /// The organizations `user_id` belongs to, with their role's name, oldest membership first.
+    /// A page of the organizations `user_id` belongs to, with their role's name, by
+    /// organization id (creation order): at most `limit`, after `after`.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<(Org, String)>, StoreError>;
+    async fn list_for_user(
+        &self,
+        user_id: UserId,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> Result<Vec<(Org, String)>, StoreError>;
 
     /// Renames or re-slugs the organization.
     ///
@@ -189,11 +195,18 @@ pub trait InvitationRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn create(&self, invitation: &Invitation, token_hash: &str, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// The organization's pending invitations at `now`, newest first.
+    /// A page of the organization's pending invitations at `now`, newest first: at most
+    /// `limit`, older than `before`.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn list_pending(&self, org_id: OrgId, now: DateTime<Utc>) -> Result<Vec<Invitation>, StoreError>;
+    async fn list_pending(
+        &self,
+        org_id: OrgId,
+        now: DateTime<Utc>,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Invitation>, StoreError>;
 
     /// Revokes a pending invitation of the organization; `false` when there is none.
     ///
@@ -268,11 +281,11 @@ pub struct CustomRole {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait RoleRepository: Send + Sync {
-    /// The organization's custom roles by name.
+    /// A page of the organization's custom roles by name: at most `limit`, after `after`.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn list(&self, org_id: OrgId) -> Result<Vec<CustomRole>, StoreError>;
+    async fn list(&self, org_id: OrgId, after: Option<String>, limit: u32) -> Result<Vec<CustomRole>, StoreError>;
 
     /// The custom role called `name`.
     ///
@@ -330,11 +343,12 @@ pub struct Team {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait TeamRepository: Send + Sync {
-    /// The organization's teams by name (members included).
+    /// A page of the organization's teams by name (members included): at most `limit`,
+    /// after `after`.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn list(&self, org_id: OrgId) -> Result<Vec<Team>, StoreError>;
+    async fn list(&self, org_id: OrgId, after: Option<String>, limit: u32) -> Result<Vec<Team>, StoreError>;
 
     /// One team.
     ///
@@ -436,11 +450,12 @@ pub trait ApiKeyRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn create(&self, key: &ApiKey, secret_hash: &str, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// The organization's keys that are not revoked, newest first.
+    /// A page of the organization's keys that are not revoked, newest first: at most
+    /// `limit`, older than `before`.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn list(&self, org_id: OrgId) -> Result<Vec<ApiKey>, StoreError>;
+    async fn list(&self, org_id: OrgId, before: Option<uuid::Uuid>, limit: u32) -> Result<Vec<ApiKey>, StoreError>;
 
     /// One key of the organization.
     ///

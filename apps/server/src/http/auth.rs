@@ -9,6 +9,7 @@ use futures_util::future::LocalBoxFuture;
 use tenantry_application::{AuthError, ClientInfo, Principal};
 use tenantry_ports::{CacheError, StoreError};
 
+use super::error::ConflictReason;
 use super::idempotency::{Gate, record_gate};
 use super::{ApiError, FieldError};
 use crate::state::AppState;
@@ -115,7 +116,7 @@ pub fn auth_error_on(err: AuthError, password_field: &str) -> ApiError {
             ApiError::validation(vec![FieldError { field: password_field.to_owned(), message: weak.to_string() }])
         }
         AuthError::EmailTaken => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", "An account with this e-mail address exists.")
+            ApiError::conflict(ConflictReason::EmailTaken, "An account with this e-mail address exists.")
         }
         AuthError::InvalidCredentials => unauthorized("Invalid e-mail or password."),
         AuthError::MfaRequired => ApiError::new(
@@ -143,9 +144,8 @@ pub fn auth_error_on(err: AuthError, password_field: &str) -> ApiError {
         AuthError::NotAdmin => {
             ApiError::new(StatusCode::FORBIDDEN, "forbidden", "This needs a platform administrator.")
         }
-        AuthError::LastOwner => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
+        AuthError::LastOwner => ApiError::conflict(
+            ConflictReason::LastOwner,
             "You are the last owner of an organization: transfer ownership or delete it first.",
         ),
         AuthError::Dependency(cause) if is_unavailable(&cause) => {
@@ -180,6 +180,8 @@ mod tests {
             ),
             (AuthError::Dependency(anyhow::anyhow!("bug")), 500, "internal"),
         ];
+        assert_eq!(auth_error(AuthError::EmailTaken).body()["reason"], "email_taken");
+        assert_eq!(auth_error(AuthError::LastOwner).body()["reason"], "last_owner");
         for (err, status, code) in cases {
             let api = auth_error(err);
             assert_eq!((actix_web::ResponseError::status_code(&api).as_u16(), api.code()), (status, code));

@@ -40,6 +40,45 @@ pub struct Problem {
     /// Per-field problems, for `validation_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// Which conflict a 409 `conflict` is: a stable snake_case name clients branch on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ConflictReason>)]
+    pub reason: Option<&'static str>,
+}
+
+/// The conflicts a 409 `conflict` names in `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictReason {
+    /// The organization slug is taken.
+    SlugTaken,
+    /// An account with the e-mail address exists.
+    EmailTaken,
+    /// The change would leave an organization without an owner.
+    LastOwner,
+    /// Members still hold the custom role.
+    RoleInUse,
+    /// The organization has a custom role with this name.
+    RoleNameTaken,
+    /// The organization has a team with this name.
+    TeamNameTaken,
+    /// The person is already a member of the organization.
+    AlreadyMember,
+}
+
+impl ConflictReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SlugTaken => "slug_taken",
+            Self::EmailTaken => "email_taken",
+            Self::LastOwner => "last_owner",
+            Self::RoleInUse => "role_in_use",
+            Self::RoleNameTaken => "role_name_taken",
+            Self::TeamNameTaken => "team_name_taken",
+            Self::AlreadyMember => "already_member",
+        }
+    }
 }
 
 /// A failure on its way to the client.
@@ -59,6 +98,7 @@ struct Inner {
     extra: Map<String, Value>,
     headers: Vec<(header::HeaderName, HeaderValue)>,
     cause: Option<anyhow::Error>,
+    reason: Option<ConflictReason>,
 }
 
 impl ApiError {
@@ -72,7 +112,15 @@ impl ApiError {
             extra: Map::new(),
             headers: Vec::new(),
             cause: None,
+            reason: None,
         }))
+    }
+
+    /// 409 `conflict` naming which conflict it is.
+    pub fn conflict(reason: ConflictReason, detail: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::CONFLICT, "conflict", detail);
+        error.0.reason = Some(reason);
+        error
     }
 
     /// 400 `malformed_request`: the body is not parseable.
@@ -165,6 +213,7 @@ impl ApiError {
             code: self.0.code.to_owned(),
             request_id: request_id::current().unwrap_or_default(),
             errors: (!self.0.errors.is_empty()).then(|| self.0.errors.clone()),
+            reason: self.0.reason.map(ConflictReason::as_str),
         };
         let mut body = serde_json::to_value(problem).unwrap_or_default();
         if let Value::Object(map) = &mut body {

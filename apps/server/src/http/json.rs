@@ -10,7 +10,12 @@ use actix_web::web::BytesMut;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
+use std::collections::HashMap;
+
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use serde_path_to_error::Segment;
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use super::{ApiError, FieldError};
 
@@ -24,8 +29,8 @@ const DEFAULT_LIMIT: usize = 1_048_576;
 ///
 /// Answers 415 `unsupported_media_type` for another content type, 413 `payload_too_large`
 /// above the [`JsonLimit`], 400 `malformed_request` for text that is not JSON, and 422
-/// `validation_failed` naming the field for JSON of the wrong shape (wrong type, unknown field,
-/// missing field, unknown enum value).
+/// `validation_failed` naming every field of the wrong shape (wrong type, unknown field, missing
+/// field, unknown enum value) or breaking its rules ([`Validate`]).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -52,7 +57,7 @@ fn is_json(req: &HttpRequest) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -93,51 +98,215 @@ fn too_large(limit: usize) -> ApiError {
     ApiError::from_status(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE).with_extra("limit_bytes", limit)
 }
 
-/// Parses `body` as `T`, telling a syntax error (400) from a shape error (422, field named).
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// How many repairs one body may need before the 422 names what was found so far: bounds the
+/// work an error-riddled body can cause (each repair re-reads the parsed document).
+const MAX_REPAIRS: usize = 64;
+
+/// Values tried in place of a field that is missing or wrong, so the rest of the document is
+/// still checked: the first one its type accepts lets deserialization go on.
+const STAND_INS: [fn() -> Value; 6] = [
+    || Value::Null,
+    || Value::String(String::new()),
+    || Value::from(0),
+    || Value::Bool(false),
+    || Value::Array(Vec::new()),
+    || Value::Object(serde_json::Map::new()),
+];
+
+/// Parses `body` as `T`: syntax first (text that is not JSON is 400 `malformed_request`
+/// before any field is looked at), then the shape and the rules of every field, so one 422
+/// names every field that is wrong — with its JSON path and the problem in this API's words.
+///
+/// # Errors
+/// 400 `malformed_request`, 422 `validation_failed`.
+pub fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::malformed("The request body is empty; a JSON document is required."));
     }
+    let document: Value = serde_json::from_slice(body)
+        .map_err(|err| ApiError::malformed(format!("The request body is not valid JSON: {err}")))?;
     // Every request body of this API is an object; serde would otherwise accept a struct
     // written as an array of its fields, which no client means.
-    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    if first != Some(b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+    if !document.is_object() {
         return Err(ApiError::validation(vec![FieldError {
             field: "body".to_owned(),
-            message: "expected a JSON object".to_owned(),
+            message: "must be a JSON object".to_owned(),
         }]));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
-    let value = result.map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let message = strip_position(&inner.to_string());
-                ApiError::validation(vec![FieldError { field: field_of(&path, &message), message }])
-            }
-            _ => ApiError::malformed(format!("The request body is not valid JSON: {inner}")),
-        }
-    })?;
-    deserializer.end().map_err(|err| ApiError::malformed(format!("The request body is not valid JSON: {err}")))?;
-    Ok(value)
+    decode(document).map_err(ApiError::validation)
 }
 
-/// The field a data error is about: the path where it happened, or, for unknown and missing
-/// fields (reported at the enclosing object), that object's path plus the field's name.
-fn field_of(path: &str, message: &str) -> String {
-    let named = ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix))
-        .and_then(|rest| rest.split('`').next());
-    match (path, named) {
-        (".", Some(name)) => name.to_owned(),
-        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => path.to_owned(),
-        (parent, Some(name)) => format!("{parent}.{name}"),
-        (".", None) => "body".to_owned(),
-        (path, None) => path.to_owned(),
+/// Reads `document` as `T`, collecting every field error rather than the first: an unknown
+/// field is dropped, a wrong or missing one is stood in for (see [`STAND_INS`]), and the
+/// document is read again, until it reads; then `T`'s own rules run, and their errors are
+/// added for the fields not already named.
+///
+/// # Errors
+/// Every field error found, in document order (never empty).
+pub fn decode<T: DeserializeOwned + Validate>(mut document: Value) -> Result<T, Vec<FieldError>> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let mut stand_in_tried: HashMap<String, usize> = HashMap::new();
+    for _ in 0..MAX_REPAIRS {
+        let error = match serde_path_to_error::deserialize::<_, T>(&document) {
+            Ok(value) => {
+                if let Err(invalid) = value.validate() {
+                    for error in rule_errors(&invalid) {
+                        if !errors.iter().any(|known| known.field == error.field) {
+                            errors.push(error);
+                        }
+                    }
+                }
+                return if errors.is_empty() { Ok(value) } else { Err(errors) };
+            }
+            Err(error) => error,
+        };
+        let segments: Vec<Segment> = error.path().iter().cloned().collect();
+        let message = strip_position(&error.into_inner().to_string());
+        let (parent, name, kind) = locate(&segments, &message);
+        let field = join(&parent, name.as_deref());
+        if !errors.iter().any(|known| known.field == field) {
+            errors.push(FieldError { field: field.clone(), message: in_our_words(kind, &message) });
+        }
+        let Some(name) = name else { break };
+        let Some(object) = object_at(&mut document, &parent) else { break };
+        if kind == Kind::Unknown {
+            object.remove(&name);
+            continue;
+        }
+        let tried = stand_in_tried.entry(field).or_insert(0);
+        let Some(stand_in) = STAND_INS.get(*tried) else { break };
+        *tried += 1;
+        object.insert(name, stand_in());
     }
+    if errors.is_empty() {
+        errors.push(FieldError { field: "body".to_owned(), message: "is not a valid request".to_owned() });
+    }
+    Err(errors)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Unknown,
+    Missing,
+    Invalid,
+}
+
+/// The object holding the field an error is about, the field's name, and what is wrong: serde
+/// reports unknown and missing fields at the enclosing object, other errors at the field.
+fn locate(segments: &[Segment], message: &str) -> (Vec<Segment>, Option<String>, Kind) {
+    let named = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
+    let (kind, name) = match (named("unknown field `"), named("missing field `")) {
+        (Some(name), _) => (Kind::Unknown, Some(name)),
+        (None, Some(name)) => (Kind::Missing, Some(name)),
+        (None, None) => (Kind::Invalid, None),
+    };
+    match (name, segments.split_last()) {
+        // Some serde versions put the unknown key itself on the path.
+        (Some(name), Some((Segment::Map { key }, parent))) if *key == name => (parent.to_vec(), Some(name), kind),
+        (Some(name), _) => (segments.to_vec(), Some(name), kind),
+        (None, Some((Segment::Map { key }, parent))) => (parent.to_vec(), Some(key.clone()), kind),
+        (None, _) => (segments.to_vec(), None, kind),
+    }
+}
+
+/// `parent.name` as a JSON path: `settings.locale`, `items[2].name`.
+fn join(parent: &[Segment], name: Option<&str>) -> String {
+    let mut path = String::new();
+    for segment in parent {
+        match segment {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Segment::Unknown => path.push_str(if path.is_empty() { "?" } else { ".?" }),
+        }
+    }
+    match name {
+        Some(name) if path.is_empty() => name.to_owned(),
+        Some(name) => format!("{path}.{name}"),
+        None if path.is_empty() => "body".to_owned(),
+        None => path,
+    }
+}
+
+fn object_at<'a>(document: &'a mut Value, path: &[Segment]) -> Option<&'a mut serde_json::Map<String, Value>> {
+    let mut node = document;
+    for segment in path {
+        node = match segment {
+            Segment::Map { key } => node.as_object_mut()?.get_mut(key)?,
+            Segment::Seq { index } => node.as_array_mut()?.get_mut(*index)?,
+            Segment::Enum { .. } | Segment::Unknown => return None,
+        };
+    }
+    node.as_object_mut()
+}
+
+/// serde's wording turned into the API's: no Rust type names, no parser internals.
+fn in_our_words(kind: Kind, message: &str) -> String {
+    match kind {
+        Kind::Unknown => return "is not a known field".to_owned(),
+        Kind::Missing => return "is required".to_owned(),
+        Kind::Invalid => {}
+    }
+    if let Some(variants) = message.strip_prefix("unknown variant `").and_then(|rest| rest.split_once("expected ")) {
+        return format!("must be {}", variants.1.replace('`', ""));
+    }
+    let expected = message.rsplit_once(", expected ").map(|(_, expected)| expected);
+    match expected {
+        Some(expected) => format!("must be {}", plain_type(expected)),
+        // Our own newtypes' messages (slug, e-mail, …) are already in our words.
+        None => message.to_owned(),
+    }
+}
+
+fn plain_type(expected: &str) -> String {
+    let whole = |max: &str| format!("a whole number from 0 to {max}");
+    match expected {
+        "u8" => whole("255"),
+        "u16" => whole("65535"),
+        "u32" => whole("4294967295"),
+        "u64" | "usize" => whole("18446744073709551615"),
+        "i32" | "i64" | "isize" => "a whole number".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a sequence" => "an array".to_owned(),
+        "a map" => "an object".to_owned(),
+        other if other.starts_with("struct ") => "an object".to_owned(),
+        other if other.starts_with("a string") || other.starts_with("a boolean") => other.to_owned(),
+        "RFC 3339 format" | "an RFC 3339 formatted date and time string" => "an RFC 3339 date-time".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The `validator` rules' failures as field errors, nested fields with their path.
+fn rule_errors(invalid: &ValidationErrors) -> Vec<FieldError> {
+    fn walk(prefix: &str, invalid: &ValidationErrors, out: &mut Vec<FieldError>) {
+        let mut fields: Vec<_> = invalid.errors().iter().collect();
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, kind) in fields {
+            let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+            match kind {
+                ValidationErrorsKind::Field(errors) => {
+                    if let Some(first) = errors.first() {
+                        let message =
+                            first.message.as_ref().map_or_else(|| first.code.to_string(), ToString::to_string);
+                        out.push(FieldError { field: path, message });
+                    }
+                }
+                ValidationErrorsKind::Struct(inner) => walk(&path, inner, out),
+                ValidationErrorsKind::List(items) => {
+                    for (index, inner) in items {
+                        walk(&format!("{path}[{index}]"), inner, out);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", invalid, &mut out);
+    out
 }
 
 /// serde_json appends " at line L column C" to data errors; the field path says more.
@@ -153,13 +322,15 @@ mod tests {
     use actix_web::{App, HttpResponse, test, web};
     use serde::Deserialize;
     use serde_json::Value;
+    use validator::Validate;
 
     use super::*;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, Validate)]
     #[serde(deny_unknown_fields)]
     struct Probe {
         #[allow(dead_code)]
+        #[validate(length(min = 1, message = "must not be empty"))]
         name: String,
         #[allow(dead_code)]
         count: u32,
@@ -220,6 +391,48 @@ mod tests {
             assert_eq!(problem["code"], "validation_failed", "{body}");
             assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
         }
+    }
+
+    #[actix_web::test]
+    async fn a_truncated_body_is_malformed_even_after_an_unknown_field() {
+        let (status, body) = send(Some("application/json"), r#"{"extra":1,"name":"a","cou"#).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("malformed_request")), "{body}");
+    }
+
+    fn fields(problem: &Value) -> Vec<String> {
+        problem["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| e["field"].as_str().expect("field").to_owned())
+            .collect()
+    }
+
+    #[actix_web::test]
+    async fn one_422_names_every_bad_field() {
+        // Wrong type, unknown field, broken rule, bad enum value: all four named at once.
+        let (status, problem) =
+            send(Some("application/json"), r#"{"name":"","count":"x","extra":true,"kind":"two"}"#).await;
+        assert_eq!(status, 422, "{problem}");
+        let mut named = fields(&problem);
+        named.sort();
+        assert_eq!(named, ["count", "extra", "kind", "name"], "{problem}");
+        // Two missing, one unknown.
+        let (_, problem) = send(Some("application/json"), r#"{"other":1}"#).await;
+        let mut named = fields(&problem);
+        named.sort();
+        assert_eq!(named, ["count", "name", "other"], "{problem}");
+    }
+
+    #[actix_web::test]
+    async fn messages_are_in_the_apis_words() {
+        let (_, problem) = send(Some("application/json"), r#"{"name":"a","count":99999999999999999999999}"#).await;
+        let message = problem["errors"][0]["message"].as_str().expect("message");
+        assert_eq!(message, "must be a whole number from 0 to 4294967295", "{problem}");
+        let (_, problem) = send(Some("application/json"), r#"{"name":"a","count":1,"kind":"two"}"#).await;
+        assert_eq!(problem["errors"][0]["message"], "must be one", "{problem}");
+        let (_, problem) = send(Some("application/json"), r#"{"name":"a","count":1,"x":1}"#).await;
+        assert_eq!(problem["errors"][0]["message"], "is not a known field", "{problem}");
     }
 
     #[actix_web::test]

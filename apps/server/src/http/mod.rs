@@ -9,7 +9,9 @@ pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod org;
+pub mod page;
 pub mod request_id;
+pub mod rules;
 
 pub use auth::Authenticated;
 pub use error::{ApiError, FieldError};

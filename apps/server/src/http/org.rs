@@ -15,6 +15,7 @@ use tenantry_domain::audit::Origin;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission};
 
 use super::auth::{Authenticated, auth_error};
+use super::error::ConflictReason;
 use super::idempotency::{Gate, record_gate};
 use super::{ApiError, FieldError};
 use crate::state::AppState;
@@ -170,27 +171,25 @@ pub fn tenancy_error(err: TenancyError) -> ApiError {
             tenancy_error(TenancyError::Forbidden(permission))
         }
         TenancyError::Refused(MembershipChangeError::LastOwner) | TenancyError::LastOwner => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", "An organization must keep at least one owner.")
+            ApiError::conflict(ConflictReason::LastOwner, "An organization must keep at least one owner.")
         }
-        TenancyError::SlugTaken => ApiError::new(StatusCode::CONFLICT, "conflict", "This slug is taken."),
+        TenancyError::SlugTaken => ApiError::conflict(ConflictReason::SlugTaken, "This slug is taken."),
         TenancyError::RoleNameTaken => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", "The organization has a role with this name.")
+            ApiError::conflict(ConflictReason::RoleNameTaken, "The organization has a role with this name.")
         }
         TenancyError::TeamNameTaken => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", "The organization has a team with this name.")
+            ApiError::conflict(ConflictReason::TeamNameTaken, "The organization has a team with this name.")
         }
-        TenancyError::RoleInUse => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "Members still hold this role; give them another role first.",
-        ),
+        TenancyError::RoleInUse => {
+            ApiError::conflict(ConflictReason::RoleInUse, "Members still hold this role; give them another role first.")
+        }
         TenancyError::InvalidToken => ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_token",
             "The invitation is unknown, already used, revoked or expired.",
         ),
         TenancyError::AlreadyMember => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", "This person is already a member of the organization.")
+            ApiError::conflict(ConflictReason::AlreadyMember, "This person is already a member of the organization.")
         }
         TenancyError::EmailMismatch => ApiError::new(
             StatusCode::FORBIDDEN,
@@ -203,5 +202,29 @@ pub fn tenancy_error(err: TenancyError) -> ApiError {
             "Verify your e-mail address before accepting an invitation.",
         ),
         TenancyError::Dependency(cause) => auth_error(tenantry_application::AuthError::Dependency(cause)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_conflict_names_its_reason() {
+        let cases = [
+            (TenancyError::SlugTaken, "slug_taken"),
+            (TenancyError::LastOwner, "last_owner"),
+            (TenancyError::Refused(MembershipChangeError::LastOwner), "last_owner"),
+            (TenancyError::RoleNameTaken, "role_name_taken"),
+            (TenancyError::TeamNameTaken, "team_name_taken"),
+            (TenancyError::RoleInUse, "role_in_use"),
+            (TenancyError::AlreadyMember, "already_member"),
+        ];
+        for (error, reason) in cases {
+            let body = tenancy_error(error).body();
+            assert_eq!((body["status"].as_u64(), body["code"].as_str()), (Some(409), Some("conflict")));
+            assert_eq!(body["reason"], reason, "{body}");
+        }
+        assert!(tenancy_error(TenancyError::NotFound).body().get("reason").is_none());
     }
 }

@@ -7,9 +7,10 @@ use serde::Serialize;
 use tenantry_domain::{OrgId, UserId};
 use utoipa::ToSchema;
 
+use crate::http::ApiError;
 use crate::http::auth::{PlatformAdmin, auth_error};
-use crate::http::{ApiError, FieldError};
-use crate::routes::orgs::{OrgResponse, PageQuery};
+use crate::http::page::{ApiQuery, PageQuery};
+use crate::routes::orgs::OrgResponse;
 use crate::state::AppState;
 
 /// Registers the admin routes.
@@ -60,29 +61,17 @@ pub struct AdminUserList {
     pub next_cursor: Option<String>,
 }
 
-fn cursor<T: std::str::FromStr>(raw: Option<&str>) -> Result<Option<T>, ApiError> {
-    raw.map(str::parse::<T>).transpose().map_err(|_| {
-        ApiError::validation(vec![FieldError {
-            field: "cursor".to_owned(),
-            message: "is not a cursor from this API".to_owned(),
-        }])
-    })
-}
-
 /// Every organization (platform admins).
 #[utoipa::path(get, path = "/api/v1/admin/orgs", tag = "admin", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = AdminOrgList), (status = 403, body = crate::http::error::Problem)))]
 pub async fn orgs(
     state: Data<AppState>,
     caller: PlatformAdmin,
-    query: web::Query<PageQuery>,
+    query: ApiQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.page_limit()?;
-    let after = cursor::<OrgId>(query.cursor.as_deref())?;
-    let mut items = state.admin.orgs(caller.0, after, limit + 1).await.map_err(auth_error)?;
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = if more { items.last().map(|org| org.id.to_string()) } else { None };
-    Ok(HttpResponse::Ok().json(AdminOrgList { items: items.into_iter().map(OrgResponse::from).collect(), next_cursor }))
+    let page = query.page::<OrgId>(&state.cursors, "admin_orgs")?;
+    let found = state.admin.orgs(caller.0, page.after, page.fetch()).await.map_err(auth_error)?;
+    let page = state.cursors.finish("admin_orgs", found, &page, |org| org.id);
+    Ok(HttpResponse::Ok().json(page.map(OrgResponse::from)))
 }
 
 /// Every user (platform admins).
@@ -90,27 +79,20 @@ pub async fn orgs(
 pub async fn users(
     state: Data<AppState>,
     caller: PlatformAdmin,
-    query: web::Query<PageQuery>,
+    query: ApiQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.page_limit()?;
-    let after = cursor::<UserId>(query.cursor.as_deref())?;
-    let mut items = state.admin.users(caller.0, after, limit + 1).await.map_err(auth_error)?;
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = if more { items.last().map(|user| user.id.to_string()) } else { None };
-    let items = items
-        .into_iter()
-        .map(|user| AdminUser {
-            id: user.id.to_string(),
-            email: user.email.to_string(),
-            display_name: user.display_name.map(String::from),
-            email_verified: user.email_verified_at.is_some(),
-            is_admin: user.is_admin,
-            disabled_at: user.disabled_at,
-            created_at: user.created_at,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(AdminUserList { items, next_cursor }))
+    let page = query.page::<UserId>(&state.cursors, "admin_users")?;
+    let found = state.admin.users(caller.0, page.after, page.fetch()).await.map_err(auth_error)?;
+    let page = state.cursors.finish("admin_users", found, &page, |user| user.id);
+    Ok(HttpResponse::Ok().json(page.map(|user| AdminUser {
+        id: user.id.to_string(),
+        email: user.email.to_string(),
+        display_name: user.display_name.map(String::from),
+        email_verified: user.email_verified_at.is_some(),
+        is_admin: user.is_admin,
+        disabled_at: user.disabled_at,
+        created_at: user.created_at,
+    })))
 }
 
 /// Disables an account: no more sign-ins, and every session ends now (platform admins).

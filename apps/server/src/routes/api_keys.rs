@@ -8,6 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_application::IssuedApiKey;
 use tenantry_ports::ApiKey;
+use validator::Validate;
+
+use crate::http::page::{ApiQuery, PageQuery};
+use crate::http::rules;
 use utoipa::ToSchema;
 
 use crate::http::org::{ApiKeysManage, InOrg, tenancy_error};
@@ -87,21 +91,23 @@ pub struct ApiKeyList {
 }
 
 /// `POST /api-keys`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// Label, 1–100 characters.
     #[schema(example = "CI deploys")]
+    #[validate(custom(function = "rules::api_key_name"))]
     pub name: String,
     /// Permissions, all held by the caller.
     #[schema(example = json!(["org:read", "files:write"]))]
+    #[validate(custom(function = "rules::permissions"))]
     pub permissions: Vec<String>,
     /// Optional expiry (RFC 3339, in the future).
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// `POST /api-keys/{key_id}/rotate`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct RotateApiKeyRequest {
     /// How long the old key keeps working (default 3600, at most 30 days).
@@ -125,17 +131,16 @@ pub async fn create(
 }
 
 /// The organization's keys (`api_keys:manage`), never their secrets.
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/api-keys", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), responses((status = 200, body = ApiKeyList)))]
-pub async fn list(state: Data<AppState>, scope: InOrg<ApiKeysManage>) -> Result<HttpResponse, ApiError> {
-    let items = state
-        .api_keys
-        .list(&scope.access)
-        .await
-        .map_err(tenancy_error)?
-        .into_iter()
-        .map(ApiKeyResponse::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(ApiKeyList { items, next_cursor: None }))
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/api-keys", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), PageQuery), responses((status = 200, body = ApiKeyList)))]
+pub async fn list(
+    state: Data<AppState>,
+    scope: InOrg<ApiKeysManage>,
+    query: ApiQuery<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page::<uuid::Uuid>(&state.cursors, "api_keys")?;
+    let found = state.api_keys.list(&scope.access, page.after, page.fetch()).await.map_err(tenancy_error)?;
+    let page = state.cursors.finish("api_keys", found, &page, |key| key.id);
+    Ok(HttpResponse::Ok().json(page.map(ApiKeyResponse::from)))
 }
 
 /// Revokes a key; it stops working at once (on other replicas when they hear of it, 500 ms at most) (`api_keys:manage`).

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use tenantry_domain::audit::{AuditEntry, ChainReport};
 use tenantry_ports::AuditFilter;
 use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
 
 use crate::http::org::{AuditRead, InOrg, tenancy_error};
+use crate::http::page::{ApiQuery, Cursors, PageRequest, page};
 use crate::http::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -91,66 +93,70 @@ pub struct AuditPage {
 }
 
 /// Filters and paging. Times are RFC 3339.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// An action (`member.removed`) or a family (`member.*`).
     pub action: Option<String>,
     /// Only entries by this user or API key id.
+    #[param(value_type = Option<String>, format = Uuid)]
     pub actor_id: Option<String>,
     /// At or after this time.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// Before this time.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
-    /// From the previous page's `next_cursor`.
+    /// The previous page's `next_cursor`; opaque.
     pub cursor: Option<String>,
-    /// 1–100, default 20.
-    pub limit: Option<u32>,
+    /// Page size, 1–100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
 }
 
-fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::validation(vec![FieldError { field: field.to_owned(), message: message.to_owned() }])
-}
-
-fn time(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    raw.map(|raw| {
-        DateTime::parse_from_rfc3339(raw)
-            .map(|at| at.with_timezone(&Utc))
-            .map_err(|_| invalid(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
-    })
-    .transpose()
+fn time(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
+    let raw = raw?;
+    match DateTime::parse_from_rfc3339(raw) {
+        Ok(at) => Some(at.with_timezone(&Utc)),
+        Err(_) => {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message: "must be an RFC 3339 time such as 2026-01-31T12:00:00Z".to_owned(),
+            });
+            None
+        }
+    }
 }
 
 impl AuditQuery {
-    fn filter(&self) -> Result<(AuditFilter, u32), ApiError> {
-        let limit = match self.limit {
-            None => 20,
-            Some(limit) if (1..=100).contains(&limit) => limit,
-            Some(_) => return Err(invalid("limit", "must be between 1 and 100")),
-        };
-        let actor_id = self
-            .actor_id
-            .as_deref()
-            .map(uuid::Uuid::parse_str)
-            .transpose()
-            .map_err(|_| invalid("actor_id", "must be a user or API key id"))?;
-        let before_seq = match self.cursor.as_deref() {
+    /// The filter and page, with every bad parameter named at once.
+    fn filter(&self, cursors: &Cursors) -> Result<(AuditFilter, PageRequest<i64>), ApiError> {
+        let mut errors = Vec::new();
+        let page = page::<i64>(cursors, "audit_log", self.limit.as_deref(), self.cursor.as_deref())
+            .map_err(|found| errors.extend(found))
+            .ok();
+        let actor_id = match self.actor_id.as_deref().map(uuid::Uuid::parse_str) {
             None => None,
-            Some(raw) => Some(
-                raw.parse::<i64>()
-                    .ok()
-                    .filter(|seq| *seq > 0)
-                    .ok_or_else(|| invalid("cursor", "is not a cursor from this API"))?,
-            ),
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => {
+                errors.push(FieldError {
+                    field: "actor_id".to_owned(),
+                    message: "must be a user or API key id".to_owned(),
+                });
+                None
+            }
         };
-        let filter = AuditFilter {
-            action: self.action.clone(),
-            actor_id,
-            since: time("since", self.since.as_deref())?,
-            until: time("until", self.until.as_deref())?,
-            before_seq,
-        };
-        Ok((filter, limit))
+        let since = time("since", self.since.as_deref(), &mut errors);
+        let until = time("until", self.until.as_deref(), &mut errors);
+        match page {
+            Some(page) if errors.is_empty() => {
+                let filter =
+                    AuditFilter { action: self.action.clone(), actor_id, since, until, before_seq: page.after };
+                Ok((filter, page))
+            }
+            _ => Err(ApiError::validation(errors)),
+        }
     }
 }
 
@@ -159,15 +165,12 @@ impl AuditQuery {
 pub async fn list(
     state: Data<AppState>,
     scope: InOrg<AuditRead>,
-    query: web::Query<AuditQuery>,
+    query: ApiQuery<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (filter, limit) = query.filter()?;
-    let mut entries = state.audit.list(&scope.access, &filter, limit + 1).await.map_err(tenancy_error)?;
-    let more = entries.len() > limit as usize;
-    entries.truncate(limit as usize);
-    let next_cursor = if more { entries.last().map(|entry| entry.seq.to_string()) } else { None };
-    Ok(HttpResponse::Ok()
-        .json(AuditPage { items: entries.into_iter().map(AuditEntryResponse::from).collect(), next_cursor }))
+    let (filter, page) = query.filter(&state.cursors)?;
+    let entries = state.audit.list(&scope.access, &filter, page.fetch()).await.map_err(tenancy_error)?;
+    let page = state.cursors.finish("audit_log", entries, &page, |entry| entry.seq);
+    Ok(HttpResponse::Ok().json(page.map(AuditEntryResponse::from)))
 }
 
 /// The outcome of re-computing the organization's hash chain.

@@ -6,9 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_application::{AuthError, SessionView, TokenPair};
 use tenantry_domain::SessionId;
+use validator::Validate;
+
+use crate::http::rules;
 use utoipa::ToSchema;
 
 use crate::http::auth::{auth_error, auth_error_on, client_info, unauthorized};
+use crate::http::page::{ApiQuery, PageQuery};
 use crate::http::{ApiError, ApiJson, Authenticated};
 use crate::routes::users::UserResponse;
 use crate::state::AppState;
@@ -34,22 +38,25 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// `POST /auth/register`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Sign-in address.
     #[schema(example = "ann@example.com")]
+    #[validate(custom(function = "rules::email"))]
     pub email: String,
     /// At least 12 characters and hard to guess (zxcvbn score ≥ 3).
     #[schema(example = "correct horse battery staple")]
+    #[validate(custom(function = "rules::new_password"))]
     pub password: String,
     /// Name shown to others.
     #[schema(example = "Ann Lee")]
+    #[validate(custom(function = "rules::display_name"))]
     pub display_name: Option<String>,
 }
 
 /// A body holding one token.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The token from the e-mailed link.
@@ -57,7 +64,7 @@ pub struct TokenRequest {
 }
 
 /// A body holding one e-mail address.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
     /// The address.
@@ -66,7 +73,7 @@ pub struct EmailRequest {
 }
 
 /// `POST /auth/login`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Sign-in address.
@@ -79,7 +86,7 @@ pub struct LoginRequest {
 }
 
 /// `POST /auth/refresh`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh.
@@ -87,12 +94,13 @@ pub struct RefreshRequest {
 }
 
 /// `POST /auth/reset-password`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     /// The token from the e-mailed link.
     pub token: String,
     /// The new password.
+    #[validate(custom(function = "rules::new_password"))]
     pub new_password: String,
 }
 
@@ -304,11 +312,25 @@ pub async fn reset_password(
 }
 
 /// The caller's active sessions.
-#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])), responses((status = 200, body = SessionList), (status = 401, body = crate::http::error::Problem)))]
-pub async fn sessions(state: Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    let items =
-        state.auth.sessions(caller.0).await.map_err(auth_error)?.into_iter().map(SessionResponse::from).collect();
-    Ok(HttpResponse::Ok().json(SessionList { items, next_cursor: None }))
+///
+/// A user has at most `MAX_SESSIONS` (50) live sessions, so the use case returns them all and
+/// the page is cut here, newest first.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = SessionList), (status = 401, body = crate::http::error::Problem)))]
+pub async fn sessions(
+    state: Data<AppState>,
+    caller: Authenticated,
+    query: ApiQuery<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page::<SessionId>(&state.cursors, "sessions")?;
+    let mut found = state.auth.sessions(caller.0).await.map_err(auth_error)?;
+    found.sort_by(|a, b| b.session.id.cmp(&a.session.id));
+    let found: Vec<_> = found
+        .into_iter()
+        .filter(|view| page.after.is_none_or(|before| view.session.id < before))
+        .take(usize::try_from(page.fetch()).unwrap_or(usize::MAX))
+        .collect();
+    let page = state.cursors.finish("sessions", found, &page, |view| view.session.id);
+    Ok(HttpResponse::Ok().json(page.map(SessionResponse::from)))
 }
 
 /// Revokes one of the caller's sessions; its tokens stop working at once (on other replicas when they hear of it, 500 ms at most).
@@ -338,7 +360,7 @@ pub struct TwoFactorSetupResponse {
 }
 
 /// `POST /auth/2fa/enable`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct EnableTwoFactorRequest {
     /// The code the authenticator app shows now.
@@ -354,7 +376,7 @@ pub struct BackupCodesResponse {
 }
 
 /// `POST /auth/2fa/disable`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct DisableTwoFactorRequest {
     /// The account password.

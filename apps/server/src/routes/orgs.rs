@@ -4,16 +4,20 @@ use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_domain::UserId;
 use tenantry_domain::tenancy::{BuiltinRole, Permission};
+use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{Member, Org};
-use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use crate::http::rules;
+use utoipa::ToSchema;
 
 use crate::http::org::{
     AnyMember, InOrg, MembersInvite, MembersManage, MembersRead, OrgDelete, OrgRead, OrgUpdate, RolesManage, RolesRead,
     origin, tenancy_error,
 };
-use crate::http::{ApiError, ApiJson, Authenticated, FieldError};
+use crate::http::page::{ApiQuery, PageQuery};
+use crate::http::{ApiError, ApiJson, Authenticated};
 use crate::state::AppState;
 
 /// Registers the organization routes.
@@ -105,24 +109,28 @@ pub struct MyOrgList {
 }
 
 /// `POST /orgs`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgRequest {
     /// Display name, 1–100 characters.
     #[schema(example = "Acme Corp")]
+    #[validate(custom(function = "rules::org_name"))]
     pub name: String,
     /// Unique handle: 3–63 of a-z, 0-9 and inner hyphens.
     #[schema(example = "acme")]
+    #[validate(custom(function = "rules::slug"))]
     pub slug: String,
 }
 
 /// `PATCH /orgs/{org_id}`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrgRequest {
     /// New name.
+    #[validate(custom(function = "rules::org_name"))]
     pub name: Option<String>,
     /// New slug.
+    #[validate(custom(function = "rules::slug"))]
     pub slug: Option<String>,
 }
 
@@ -163,52 +171,12 @@ pub struct MemberList {
 }
 
 /// `PATCH /orgs/{org_id}/members/{user_id}`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleRequest {
     /// The new role's name.
     #[schema(example = "admin")]
     pub role: String,
-}
-
-/// Cursor pagination.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// 1–100, default 20.
-    pub limit: Option<u32>,
-    /// From the previous page's `next_cursor`.
-    pub cursor: Option<String>,
-}
-
-impl PageQuery {
-    /// The page size: 20 by default, 422 outside 1–100.
-    ///
-    /// # Errors
-    /// 422 `validation_failed` on `limit`.
-    pub fn page_limit(&self) -> Result<u32, ApiError> {
-        self.limit()
-    }
-
-    fn limit(&self) -> Result<u32, ApiError> {
-        match self.limit {
-            None => Ok(20),
-            Some(limit) if (1..=100).contains(&limit) => Ok(limit),
-            Some(_) => Err(ApiError::validation(vec![FieldError {
-                field: "limit".to_owned(),
-                message: "must be between 1 and 100".to_owned(),
-            }])),
-        }
-    }
-
-    fn cursor(&self) -> Result<Option<UserId>, ApiError> {
-        self.cursor.as_deref().map(|raw| raw.parse::<UserId>()).transpose().map_err(|_| {
-            ApiError::validation(vec![FieldError {
-                field: "cursor".to_owned(),
-                message: "is not a cursor from this API".to_owned(),
-            }])
-        })
-    }
 }
 
 /// The caller's role and effective permissions in an organization.
@@ -277,17 +245,16 @@ pub async fn create(
 }
 
 /// The caller's organizations with their role in each.
-#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = [])), responses((status = 200, body = MyOrgList)))]
-pub async fn list_mine(state: Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    let items = state
-        .tenancy
-        .my_orgs(caller.0)
-        .await
-        .map_err(tenancy_error)?
-        .into_iter()
-        .map(|(org, role)| MyOrg { org: OrgResponse::from(org), role })
-        .collect();
-    Ok(HttpResponse::Ok().json(MyOrgList { items, next_cursor: None }))
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = MyOrgList)))]
+pub async fn list_mine(
+    state: Data<AppState>,
+    caller: Authenticated,
+    query: ApiQuery<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page::<OrgId>(&state.cursors, "my_orgs")?;
+    let found = state.tenancy.my_orgs(caller.0, page.after, page.fetch()).await.map_err(tenancy_error)?;
+    let page = state.cursors.finish("my_orgs", found, &page, |(org, _)| org.id);
+    Ok(HttpResponse::Ok().json(page.map(|(org, role)| MyOrg { org: OrgResponse::from(org), role })))
 }
 
 /// The organization (`org:read`).
@@ -331,16 +298,12 @@ pub async fn me(scope: InOrg<AnyMember>) -> HttpResponse {
 pub async fn members(
     state: Data<AppState>,
     scope: InOrg<MembersRead>,
-    query: web::Query<PageQuery>,
+    query: ApiQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit()?;
-    let cursor = query.cursor()?;
-    let mut members = state.tenancy.members(&scope.access, cursor, limit + 1).await.map_err(tenancy_error)?;
-    let more = members.len() > limit as usize;
-    members.truncate(limit as usize);
-    let next_cursor = if more { members.last().map(|m| m.user_id.to_string()) } else { None };
-    Ok(HttpResponse::Ok()
-        .json(MemberList { items: members.into_iter().map(MemberResponse::from).collect(), next_cursor }))
+    let page = query.page::<UserId>(&state.cursors, "members")?;
+    let found = state.tenancy.members(&scope.access, page.after, page.fetch()).await.map_err(tenancy_error)?;
+    let page = state.cursors.finish("members", found, &page, |member| member.user_id);
+    Ok(HttpResponse::Ok().json(page.map(MemberResponse::from)))
 }
 
 /// Changes a member's role (`members:manage`; owners only for owner changes; never above the caller's own permissions).
@@ -372,11 +335,12 @@ pub async fn remove_member(
 }
 
 /// `POST /orgs/{org_id}/invitations`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     /// Who to invite.
     #[schema(example = "bob@example.com")]
+    #[validate(custom(function = "rules::email"))]
     pub email: String,
     /// The role they get.
     #[schema(example = "member")]
@@ -423,7 +387,7 @@ pub struct InvitationList {
 }
 
 /// `POST /invitations/accept`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvitationRequest {
     /// The token from the e-mailed link.
@@ -451,17 +415,16 @@ pub async fn invite(
 }
 
 /// Pending invitations (`members:invite`).
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/invitations", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), responses((status = 200, body = InvitationList)))]
-pub async fn invitations(state: Data<AppState>, scope: InOrg<MembersInvite>) -> Result<HttpResponse, ApiError> {
-    let items = state
-        .invitations
-        .pending(&scope.access)
-        .await
-        .map_err(tenancy_error)?
-        .into_iter()
-        .map(InvitationResponse::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(InvitationList { items, next_cursor: None }))
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/invitations", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), PageQuery), responses((status = 200, body = InvitationList)))]
+pub async fn invitations(
+    state: Data<AppState>,
+    scope: InOrg<MembersInvite>,
+    query: ApiQuery<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page::<uuid::Uuid>(&state.cursors, "invitations")?;
+    let found = state.invitations.pending(&scope.access, page.after, page.fetch()).await.map_err(tenancy_error)?;
+    let page = state.cursors.finish("invitations", found, &page, |invitation| invitation.id);
+    Ok(HttpResponse::Ok().json(page.map(InvitationResponse::from)))
 }
 
 /// Revokes a pending invitation (`members:invite`).
@@ -524,33 +487,42 @@ pub struct RoleList {
 }
 
 /// `POST /orgs/{org_id}/roles`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleRequest {
     /// 2–50 of a-z, 0-9, `-`, `_`; not a built-in name.
     #[schema(example = "billing")]
+    #[validate(custom(function = "rules::role_name"))]
     pub name: String,
     /// Permission names from the catalog, all held by the caller.
     #[schema(example = json!(["org:read", "usage:read"]))]
+    #[validate(custom(function = "rules::permissions"))]
     pub permissions: Vec<String>,
 }
 
 /// `PATCH /orgs/{org_id}/roles/{role_id}`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoleRequest {
     /// New name (members holding the role follow).
+    #[validate(custom(function = "rules::role_name"))]
     pub name: Option<String>,
     /// New permissions (replace the old ones).
+    #[validate(custom(function = "rules::permissions"))]
     pub permissions: Option<Vec<String>>,
 }
 
 /// Custom roles (`roles:read`).
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/roles", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), responses((status = 200, body = RoleList)))]
-pub async fn roles(state: Data<AppState>, scope: InOrg<RolesRead>) -> Result<HttpResponse, ApiError> {
-    let items =
-        state.tenancy.roles(&scope.access).await.map_err(tenancy_error)?.into_iter().map(RoleResponse::from).collect();
-    Ok(HttpResponse::Ok().json(RoleList { items, next_cursor: None }))
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/roles", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), PageQuery), responses((status = 200, body = RoleList)))]
+pub async fn roles(
+    state: Data<AppState>,
+    scope: InOrg<RolesRead>,
+    query: ApiQuery<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page::<String>(&state.cursors, "roles")?;
+    let found = state.tenancy.roles(&scope.access, page.after.clone(), page.fetch()).await.map_err(tenancy_error)?;
+    let page = state.cursors.finish("roles", found, &page, |role| role.name.as_str().to_owned());
+    Ok(HttpResponse::Ok().json(page.map(RoleResponse::from)))
 }
 
 /// Creates a custom role (`roles:manage`; only permissions the caller holds).

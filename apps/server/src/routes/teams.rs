@@ -6,6 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use tenantry_domain::UserId;
 use tenantry_ports::Team;
+use validator::Validate;
+
+use crate::http::page::{ApiQuery, PageQuery};
+use crate::http::rules;
 use utoipa::ToSchema;
 
 use crate::http::org::{InOrg, TeamsManage, TeamsRead, tenancy_error};
@@ -71,13 +75,15 @@ pub struct TeamList {
 }
 
 /// `POST /teams`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeamRequest {
     /// 1–100 characters, unique in the organization.
     #[schema(example = "Platform")]
+    #[validate(custom(function = "rules::team_name"))]
     pub name: String,
     /// Up to 500 characters.
+    #[validate(length(max = 500, message = "must be at most 500 characters"))]
     pub description: Option<String>,
 }
 
@@ -86,10 +92,11 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
 }
 
 /// `PATCH /teams/{team_id}`: absent fields stay.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTeamRequest {
     /// New name.
+    #[validate(custom(function = "rules::team_name"))]
     pub name: Option<String>,
     /// New description; `null` clears it.
     #[serde(default, deserialize_with = "present")]
@@ -98,11 +105,16 @@ pub struct UpdateTeamRequest {
 }
 
 /// Teams (`teams:read`).
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/teams", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path)), responses((status = 200, body = TeamList)))]
-pub async fn list(state: Data<AppState>, scope: InOrg<TeamsRead>) -> Result<HttpResponse, ApiError> {
-    let items =
-        state.teams.list(&scope.access).await.map_err(tenancy_error)?.into_iter().map(TeamResponse::from).collect();
-    Ok(HttpResponse::Ok().json(TeamList { items, next_cursor: None }))
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/teams", tag = "orgs", security(("bearer" = [])), params(("org_id" = String, Path), PageQuery), responses((status = 200, body = TeamList)))]
+pub async fn list(
+    state: Data<AppState>,
+    scope: InOrg<TeamsRead>,
+    query: ApiQuery<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page::<String>(&state.cursors, "teams")?;
+    let found = state.teams.list(&scope.access, page.after.clone(), page.fetch()).await.map_err(tenancy_error)?;
+    let page = state.cursors.finish("teams", found, &page, |team| team.name.clone());
+    Ok(HttpResponse::Ok().json(page.map(TeamResponse::from)))
 }
 
 /// Creates a team (`teams:manage`).

@@ -6,6 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use tenantry_application::ProfileChange;
 use tenantry_domain::identity::{User, UserSettings};
+use validator::Validate;
+
+use crate::http::rules;
 use utoipa::ToSchema;
 
 use crate::http::auth::{auth_error, auth_error_on};
@@ -28,7 +31,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// Notification preferences.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationsDto {
     /// Product news.
@@ -44,7 +47,7 @@ fn yes() -> bool {
 }
 
 /// User preferences.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsDto {
     /// IANA time zone, e.g. `Europe/Paris`.
@@ -131,7 +134,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
 }
 
 /// `PATCH /users/me`: fields left out stay as they are.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// New display name; `null` clears it.
@@ -143,12 +146,13 @@ pub struct UpdateMeRequest {
 }
 
 /// `POST /users/me/password`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     /// The password in use.
     pub current_password: String,
     /// The new password.
+    #[validate(custom(function = "rules::new_password"))]
     pub new_password: String,
 }
 
@@ -189,7 +193,7 @@ pub async fn change_password(
 }
 
 /// `DELETE /users/me`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteMeRequest {
     /// The account password, to confirm.

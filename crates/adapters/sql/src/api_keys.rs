@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::tenancy::PermissionSet;
 use tenantry_domain::{OrgId, UserId};
@@ -78,12 +80,15 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.list", skip_all, fields(org_id = %org_id))]
-    async fn list(&self, org_id: OrgId) -> Result<Vec<ApiKey>, StoreError> {
-        let query = api_keys::Entity::find()
+    async fn list(&self, org_id: OrgId, before: Option<uuid::Uuid>, limit: u32) -> Result<Vec<ApiKey>, StoreError> {
+        let mut query = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(api_keys::Column::RevokedAt.is_null())
-            .order_by_desc(api_keys::Column::CreatedAt)
-            .order_by_desc(api_keys::Column::Id);
+            .filter(api_keys::Column::RevokedAt.is_null());
+        if let Some(before) = before {
+            query = query.filter(api_keys::Column::Id.lt(before));
+        }
+        // Ids are UUIDv7: id order is creation order, and a total one for the cursor.
+        let query = query.order_by_desc(api_keys::Column::Id).limit(u64::from(limit));
         let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.all(txn).await })).await?;
         found.into_iter().map(|model| key_from(model).map(|(key, _)| key)).collect()
     }

@@ -74,14 +74,23 @@ impl InvitationRepository for SqlInvitationRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.invitations.list_pending", skip_all, fields(org_id = %org_id))]
-    async fn list_pending(&self, org_id: OrgId, now: DateTime<Utc>) -> Result<Vec<Invitation>, StoreError> {
-        let query = invitations::Entity::find()
+    async fn list_pending(
+        &self,
+        org_id: OrgId,
+        now: DateTime<Utc>,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let mut query = invitations::Entity::find()
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
-            .filter(invitations::Column::ExpiresAt.gt(now))
-            .order_by_desc(invitations::Column::CreatedAt)
-            .order_by_desc(invitations::Column::Id);
+            .filter(invitations::Column::ExpiresAt.gt(now));
+        if let Some(before) = before {
+            query = query.filter(invitations::Column::Id.lt(before));
+        }
+        // Ids are UUIDv7: id order is creation order, and a total one for the cursor.
+        let query = query.order_by_desc(invitations::Column::Id).limit(u64::from(limit));
         let models = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.all(txn).await })).await?;
         models.into_iter().map(invitation_from).collect()
     }

@@ -1,7 +1,7 @@
 //! [`RoleRepository`] on sea-orm.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
@@ -45,9 +45,12 @@ fn encode(permissions: PermissionSet) -> String {
 #[async_trait::async_trait]
 impl RoleRepository for SqlRoleRepository {
     #[tracing::instrument(name = "adapter.sql.roles.list", skip_all, fields(org_id = %org_id))]
-    async fn list(&self, org_id: OrgId) -> Result<Vec<CustomRole>, StoreError> {
-        let query =
-            roles::Entity::find().filter(roles::Column::OrgId.eq(org_id.as_uuid())).order_by_asc(roles::Column::Name);
+    async fn list(&self, org_id: OrgId, after: Option<String>, limit: u32) -> Result<Vec<CustomRole>, StoreError> {
+        let mut query = roles::Entity::find().filter(roles::Column::OrgId.eq(org_id.as_uuid()));
+        if let Some(after) = after {
+            query = query.filter(roles::Column::Name.gt(after));
+        }
+        let query = query.order_by_asc(roles::Column::Name).limit(u64::from(limit));
         let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.all(txn).await })).await?;
         found.into_iter().map(role_from).collect()
     }

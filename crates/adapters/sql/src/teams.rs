@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TryInsertResult};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
+};
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{StoreError, Team, TeamRepository};
@@ -59,14 +61,14 @@ impl SqlTeamRepository {
 #[async_trait::async_trait]
 impl TeamRepository for SqlTeamRepository {
     #[tracing::instrument(name = "adapter.sql.teams.list", skip_all, fields(org_id = %org_id))]
-    async fn list(&self, org_id: OrgId) -> Result<Vec<Team>, StoreError> {
+    async fn list(&self, org_id: OrgId, after: Option<String>, limit: u32) -> Result<Vec<Team>, StoreError> {
         let txn = self.db.tenant(org_id).await?;
-        let models = teams::Entity::find()
-            .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
-            .order_by_asc(teams::Column::Name)
-            .all(&txn)
-            .await
-            .map_err(store_error)?;
+        let mut query = teams::Entity::find().filter(teams::Column::OrgId.eq(org_id.as_uuid()));
+        if let Some(after) = after {
+            query = query.filter(teams::Column::Name.gt(after));
+        }
+        let models =
+            query.order_by_asc(teams::Column::Name).limit(u64::from(limit)).all(&txn).await.map_err(store_error)?;
         let teams = Self::with_members(&txn, org_id, models).await?;
         txn.commit().await.map_err(store_error)?;
         Ok(teams)

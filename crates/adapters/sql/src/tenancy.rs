@@ -156,13 +156,21 @@ impl OrgRepository for SqlOrgRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.orgs.list_for_user", skip_all)]
-    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<(Org, String)>, StoreError> {
+    async fn list_for_user(
+        &self,
+        user_id: UserId,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> Result<Vec<(Org, String)>, StoreError> {
         // A user's own memberships span tenants by nature.
         let db = self.db.platform().await?;
-        let memberships = memberships::Entity::find()
-            .filter(memberships::Column::UserId.eq(user_id.as_uuid()))
-            .order_by_asc(memberships::Column::CreatedAt)
+        let mut query = memberships::Entity::find().filter(memberships::Column::UserId.eq(user_id.as_uuid()));
+        if let Some(after) = after {
+            query = query.filter(memberships::Column::OrgId.gt(after.as_uuid()));
+        }
+        let memberships = query
             .order_by_asc(memberships::Column::OrgId)
+            .limit(u64::from(limit))
             .all(&db)
             .await
             .map_err(store_error)?;
