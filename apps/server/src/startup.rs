@@ -230,6 +230,7 @@ impl Services {
                 sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
                 tokens: Arc::new(SqlOneTimeTokenRepository::new(self.database.clone())),
                 two_factor: self.two_factor_store(),
+                footprint: Arc::new(tenantry_adapter_sql::SqlPersonalDataReader::new(self.database.clone())),
                 confirmer: self.password_confirmer(),
                 revocations: self.revocations.clone(),
                 clock: self.clock.clone(),

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use tenantry_domain::audit::{AccountDeletion, Origin};
 use tenantry_domain::identity::{Session, User};
 use tenantry_ports::{
-    Clock, IdGenerator, IssuedToken, OneTimeTokenRepository, SessionRepository, TwoFactorRepository, UserRepository,
+    Clock, IdGenerator, IssuedToken, OneTimeTokenRepository, PersonalDataReader, SessionRepository, TenantFootprint,
+    TwoFactorRepository, UserRepository,
 };
 
 use crate::auth::{AuthError, PasswordConfirmer, Principal};
@@ -23,6 +24,8 @@ pub struct AccountPorts {
     pub tokens: Arc<dyn OneTimeTokenRepository>,
     /// Two-factor state.
     pub two_factor: Arc<dyn TwoFactorRepository>,
+    /// The tenant-side rows that name the person (memberships, keys, invitations, audit).
+    pub footprint: Arc<dyn PersonalDataReader>,
     /// Password confirmation (deletion asks for it), under the sign-in lockout.
     pub confirmer: PasswordConfirmer,
     /// Session revocation (a deleted account's tokens stop at once).
@@ -48,6 +51,9 @@ pub struct PersonalData {
     pub tokens: Vec<IssuedToken>,
     /// Unused two-factor backup codes.
     pub backup_codes_left: u32,
+    /// Memberships, team memberships, invitations sent and received, API keys created and
+    /// audit entries made by or about the person, across every organization.
+    pub tenancy: TenantFootprint,
 }
 
 /// Checks that deleting a user leaves no organization without an owner; the tenancy module
@@ -83,8 +89,9 @@ impl AccountService {
         let sessions = self.ports.sessions.list_all(user.id).await?;
         let tokens = self.ports.tokens.list_for_user(user.id).await?;
         let backup_codes_left = self.ports.two_factor.backup_codes_left(user.id).await?;
+        let tenancy = self.ports.footprint.footprint(user.id, &user.email).await?;
         tracing::info!(target: "audit", action = "user.data_exported", user_id = %user.id);
-        Ok(PersonalData { exported_at: self.ports.clock.now(), user, sessions, tokens, backup_codes_left })
+        Ok(PersonalData { exported_at: self.ports.clock.now(), user, sessions, tokens, backup_codes_left, tenancy })
     }
 
     /// Deletes the caller's account and everything personal with it; every session ends at once.

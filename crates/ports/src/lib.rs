@@ -15,6 +15,7 @@ mod health;
 mod identity;
 mod ids;
 mod mail;
+mod personal;
 mod tasks;
 mod tenancy;
 mod two_factor;
@@ -34,6 +35,7 @@ pub use identity::{
 };
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
+pub use personal::{MembershipRecord, PersonalDataReader, TeamMembershipRecord, TenantFootprint};
 pub use tasks::{BackgroundTasks, Task};
 pub use tenancy::{
     ApiKey, ApiKeyRepository, CustomRole, Invitation, InvitationRepository, Member, Org, OrgRepository, RoleRepository,
@@ -59,6 +61,8 @@ pub use identity::{MockOneTimeTokenRepository, MockSessionRepository, MockUserRe
 pub use ids::MockIdGenerator;
 #[cfg(feature = "mock")]
 pub use mail::MockMailer;
+#[cfg(feature = "mock")]
+pub use personal::MockPersonalDataReader;
 #[cfg(feature = "mock")]
 pub use tasks::MockBackgroundTasks;
 #[cfg(feature = "mock")]

@@ -352,6 +352,8 @@ pub struct InviteRequest {
 pub struct InvitationResponse {
     /// Id.
     pub id: String,
+    /// The organization.
+    pub org_id: String,
     /// Invited address.
     pub email: String,
     /// Role on acceptance.
@@ -362,12 +364,19 @@ pub struct InvitationResponse {
     pub created_at: DateTime<Utc>,
     /// When the link stops working.
     pub expires_at: DateTime<Utc>,
+    /// When it was accepted (null while pending).
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// When it was revoked or replaced (null while pending).
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl From<tenantry_ports::Invitation> for InvitationResponse {
     fn from(invitation: tenantry_ports::Invitation) -> Self {
         Self {
             id: invitation.id.to_string(),
+            org_id: invitation.org_id.to_string(),
+            accepted_at: invitation.accepted_at,
+            revoked_at: invitation.revoked_at,
             email: invitation.email.to_string(),
             role: invitation.role,
             invited_by: invitation.invited_by.to_string(),

@@ -248,6 +248,44 @@ pub struct PersonalDataExport {
     pub emailed_tokens: Vec<ExportedToken>,
     /// Unused two-factor backup codes.
     pub backup_codes_left: u32,
+    /// Organizations the caller belongs to.
+    pub memberships: Vec<ExportedMembership>,
+    /// Teams the caller is in.
+    pub team_memberships: Vec<ExportedTeamMembership>,
+    /// Invitations the caller sent, in any state.
+    pub invitations_sent: Vec<crate::routes::orgs::InvitationResponse>,
+    /// Invitations to the caller's address, in any state.
+    pub invitations_received: Vec<crate::routes::orgs::InvitationResponse>,
+    /// API keys the caller created, revoked ones included (never a secret).
+    pub api_keys_created: Vec<crate::routes::api_keys::ApiKeyResponse>,
+    /// Audit entries the caller made or that are about the caller, oldest first.
+    pub audit_entries: Vec<crate::routes::audit::AuditEntryResponse>,
+}
+
+/// A membership in the export.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedMembership {
+    /// The organization.
+    pub org_id: String,
+    /// Its name.
+    pub org_name: String,
+    /// The caller's role there.
+    pub role: String,
+    /// When the caller joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+/// A team membership in the export.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedTeamMembership {
+    /// The organization.
+    pub org_id: String,
+    /// The team.
+    pub team_id: String,
+    /// Its name.
+    pub team_name: String,
+    /// When the caller was added.
+    pub added_at: DateTime<Utc>,
 }
 
 /// All the caller's personal data, as JSON (GDPR art. 15/20).
@@ -282,6 +320,32 @@ pub async fn export(state: Data<AppState>, caller: Authenticated) -> Result<Http
             })
             .collect(),
         backup_codes_left: data.backup_codes_left,
+        memberships: data
+            .tenancy
+            .memberships
+            .into_iter()
+            .map(|m| ExportedMembership {
+                org_id: m.org_id.to_string(),
+                org_name: m.org_name,
+                role: m.role,
+                joined_at: m.joined_at,
+            })
+            .collect(),
+        team_memberships: data
+            .tenancy
+            .team_memberships
+            .into_iter()
+            .map(|t| ExportedTeamMembership {
+                org_id: t.org_id.to_string(),
+                team_id: t.team_id.to_string(),
+                team_name: t.team_name,
+                added_at: t.added_at,
+            })
+            .collect(),
+        invitations_sent: data.tenancy.invitations_sent.into_iter().map(Into::into).collect(),
+        invitations_received: data.tenancy.invitations_received.into_iter().map(Into::into).collect(),
+        api_keys_created: data.tenancy.api_keys_created.into_iter().map(Into::into).collect(),
+        audit_entries: data.tenancy.audit_entries.into_iter().map(Into::into).collect(),
     };
     Ok(HttpResponse::Ok()
         .insert_header(("content-disposition", "attachment; filename=\"tenantry-personal-data.json\""))

@@ -28,7 +28,7 @@ impl SqlApiKeyRepository {
     }
 }
 
-fn key_from(model: api_keys::Model) -> Result<(ApiKey, String), StoreError> {
+pub(crate) fn key_from(model: api_keys::Model) -> Result<(ApiKey, String), StoreError> {
     let names: Vec<&str> = model.permissions.split(',').filter(|n| !n.is_empty()).collect();
     let permissions = PermissionSet::parse(&names)
         .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("stored API key permissions are invalid")))?;

@@ -116,7 +116,7 @@ fn active(entry: &AuditEntry) -> audit_log::ActiveModel {
 
 /// Reads a row back as stored, whatever it says: verification must see tampered rows as they
 /// are, so an unknown actor type is kept distinguishable instead of failing the read.
-fn entry_from(model: audit_log::Model) -> AuditEntry {
+pub(crate) fn entry_from(model: audit_log::Model) -> AuditEntry {
     let actor_type = ActorKind::parse(&model.actor_type).unwrap_or(ActorKind::User);
     let mut entry = AuditEntry {
         event: AuditEvent {

@@ -25,7 +25,7 @@ impl SqlInvitationRepository {
     }
 }
 
-fn invitation_from(model: invitations::Model) -> Result<Invitation, StoreError> {
+pub(crate) fn invitation_from(model: invitations::Model) -> Result<Invitation, StoreError> {
     Ok(Invitation {
         id: model.id,
         org_id: OrgId::from_uuid(model.org_id),
