@@ -98,6 +98,15 @@ pub async fn spawn_app_on_postgres() -> Option<TestApp> {
     Some(launch(Stack::Services, &[], None, Some(server), None).await)
 }
 
+/// A server on PostgreSQL and Redis (`TENANTRY_TEST_DATABASE_URL`, `TENANTRY_TEST_REDIS_URL`)
+/// with `overrides`, whatever `TENANTRY_TEST_STACK` says: for tests of the production shape.
+/// `None` when the services are not configured outside CI.
+pub async fn spawn_app_on_services_with(overrides: &[(&str, &str)]) -> Option<TestApp> {
+    let server = tenantry_testkit::env::postgres_url()?;
+    let redis = tenantry_testkit::env::redis_url()?;
+    Some(launch(Stack::Services, overrides, None, Some(server), Some(redis)).await)
+}
+
 async fn spawn_app_with_clock(overrides: &[(&str, &str)], clock: Option<Arc<ManualClock>>) -> TestApp {
     let stack = Stack::from_env();
     let (server, redis) = if stack == Stack::Services {

@@ -599,8 +599,16 @@ impl Settings {
                 "missing: set 32 random bytes in base64 (openssl rand -base64 32) so every replica decrypts secrets at rest",
             );
         }
-        if self.smtp_url.is_none() {
-            flag("TENANTRY_SMTP_URL", "unset: mail would be written to a folder and never delivered; set smtp(s)://");
+        match self.smtp_url.as_ref().map(ExposeSecret::expose_secret) {
+            None => flag(
+                "TENANTRY_SMTP_URL",
+                "unset: mail would be written to a folder and never delivered; set smtp(s)://",
+            ),
+            Some(url) if smtp_in_clear(url) => flag(
+                "TENANTRY_SMTP_URL",
+                "smtp:// without ?tls=required sends mail (and the relay password) unencrypted to a remote host; use smtps:// or ?tls=required",
+            ),
+            Some(_) => {}
         }
         if self.storage_url.starts_with("file://") || self.storage_url.starts_with("memory://") {
             flag(
@@ -645,6 +653,15 @@ impl Settings {
 
 fn is_http_url(text: &str) -> bool {
     url::Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+}
+
+/// Whether `url` is plain SMTP (no TLS) to a host other than this machine: a local relay or
+/// a test sink may speak plain SMTP, a remote relay may not.
+fn smtp_in_clear(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return false };
+    let tls =
+        parsed.query_pairs().any(|(key, value)| key == "tls" && (value == "required" || value == "opportunistic"));
+    parsed.scheme() == "smtp" && !tls && !is_loopback_url(url)
 }
 
 fn is_loopback_url(endpoint: &str) -> bool {
@@ -803,6 +820,33 @@ mod tests {
         .expect("secure settings are accepted");
         assert_eq!(settings.bind.to_string(), "0.0.0.0:8080", "production binds every interface by default");
         assert_eq!(settings.public_url, "https://api.example.com");
+    }
+
+    #[test]
+    fn production_refuses_plain_smtp_to_a_remote_relay_only() {
+        let production = |smtp: &str| {
+            load(&[
+                ("TENANTRY_ENV", "production"),
+                ("TENANTRY_DATABASE_URL", "postgres://tenantry:pw@db:5432/tenantry"),
+                ("TENANTRY_REDIS_URL", "redis://cache:6379"),
+                ("TENANTRY_JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----"),
+                ("TENANTRY_ENCRYPTION_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+                ("TENANTRY_SMTP_URL", smtp),
+                ("TENANTRY_STORAGE_URL", "s3://tenantry-files"),
+                ("TENANTRY_PUBLIC_URL", "https://api.example.com/"),
+            ])
+        };
+        let refused = production("smtp://user:pw@mail.example.com:25").expect_err("plain SMTP to a remote relay");
+        assert_eq!(variables(&refused.insecure), vec!["TENANTRY_SMTP_URL"]);
+        assert!(!refused.to_string().contains("pw@"), "the URL's password is never printed: {refused}");
+        for accepted in [
+            "smtps://user:pw@mail.example.com:465",
+            "smtp://user:pw@mail.example.com:587?tls=required",
+            "smtp://127.0.0.1:1025",
+            "smtp://localhost:25",
+        ] {
+            assert!(production(accepted).is_ok(), "{accepted}");
+        }
     }
 
     #[test]

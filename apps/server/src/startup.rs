@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use tenantry_adapter_crypto::{
     Argon2Hasher, Argon2Settings, Ed25519AccessTokens, RandomSecrets, Rfc6238Totp, XChaChaCipher,
 };
-use tenantry_adapter_mail::FileMailer;
+use tenantry_adapter_mail::{FileMailProbe, FileMailer, SmtpMailer, SmtpProbe};
 use tenantry_adapter_memory::{
     CachedUserRepository, InMemoryCache, SystemClock, UserCacheAwareTwoFactor, UuidV7Generator,
 };
@@ -39,6 +39,9 @@ use crate::http::metrics::Metrics;
 use crate::http::{ApiError, FieldError, middleware};
 use crate::state::AppState;
 use crate::worker::{RunningWorker, Worker};
+
+/// How long one SMTP exchange may take before the relay counts as unavailable.
+const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the server could not start; each names the dependency at fault.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +106,8 @@ pub struct Services {
     pub access_tokens: Arc<dyn AccessTokenIssuer>,
     /// Outgoing mail.
     pub mailer: Arc<dyn Mailer>,
+    /// Readiness of the mail transport (the SMTP relay, or the mail folder).
+    pub mail_probe: Arc<dyn HealthProbe>,
     /// Encryption of secrets at rest.
     pub cipher: Arc<dyn SecretCipher>,
     /// Identity policy from configuration.
@@ -158,18 +163,22 @@ impl Services {
             .map_err(|err| StartupError::Other(format!("password hasher: {err}")))?,
         );
         let access_tokens: Arc<dyn AccessTokenIssuer> = Arc::new(access_tokens(settings)?);
-        let mailer: Arc<dyn Mailer> = match &settings.smtp_url {
-            Some(_) => {
-                return Err(StartupError::Setting {
-                    variable: "TENANTRY_SMTP_URL",
-                    message: "SMTP delivery is not built into this version yet; unset it to write mail as .eml files to TENANTRY_MAIL_DIR".to_owned(),
-                });
+        let (mailer, mail_probe): (Arc<dyn Mailer>, Arc<dyn HealthProbe>) = match &settings.smtp_url {
+            Some(url) => {
+                let smtp = Arc::new(SmtpMailer::new(url.expose_secret(), &settings.mail_from, SMTP_TIMEOUT).map_err(
+                    |err| {
+                        // lettre's message names the scheme or part at fault, never the password.
+                        StartupError::Setting { variable: "TENANTRY_SMTP_URL", message: format!("{err:#}") }
+                    },
+                )?);
+                (smtp.clone(), Arc::new(SmtpProbe(smtp)))
             }
-            None => {
+            None => (
                 Arc::new(FileMailer::new(&settings.mail_dir, &settings.mail_from).map_err(|err| {
                     StartupError::Setting { variable: "TENANTRY_MAIL_DIR", message: format!("{err:#}") }
-                })?)
-            }
+                })?),
+                Arc::new(FileMailProbe(settings.mail_dir.clone())),
+            ),
         };
         let auth_settings = AuthSettings::new(
             settings.public_url.clone(),
@@ -200,6 +209,7 @@ impl Services {
             hasher,
             access_tokens,
             mailer,
+            mail_probe,
             cipher,
             auth_settings,
             tasks,
@@ -313,8 +323,11 @@ impl Services {
 
     /// Readiness over every dependency this process uses.
     pub fn health(&self) -> HealthService {
-        let probes: Vec<Arc<dyn HealthProbe>> =
-            vec![Arc::new(SqlHealthProbe::new(self.database.clone())), Arc::new(CacheProbe::new(self.cache.clone()))];
+        let probes: Vec<Arc<dyn HealthProbe>> = vec![
+            Arc::new(SqlHealthProbe::new(self.database.clone())),
+            Arc::new(CacheProbe::new(self.cache.clone())),
+            self.mail_probe.clone(),
+        ];
         HealthService::new(probes)
     }
 

@@ -8,4 +8,6 @@ pub mod broadcast;
 pub mod cache;
 pub mod env;
 pub mod identity;
+pub mod mail;
 pub mod postgres;
+pub mod smtp;
