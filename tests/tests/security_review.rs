@@ -377,6 +377,12 @@ async fn the_sixth_wrong_code_on_two_factor_disable_is_429_and_even_the_right_co
         .await;
     assert_problem(login, 429, "rate_limited").await;
 
+    // The window's end is the cache's own expiry: the manual clock moves the in-process cache,
+    // not Redis, so only the embedded stack can skip 15 minutes here.
+    if app.stack == tenantry_tests::Stack::Services {
+        app.stop().await;
+        return;
+    }
     clock.advance(chrono::Duration::minutes(16));
     let fresh = totp(&secret, clock.now().timestamp());
     let login = app
