@@ -107,12 +107,215 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document as pretty JSON, with the crate version.
+/// The document as pretty JSON, with the crate version and every error response documented.
 pub fn render() -> String {
     let mut doc = ApiDoc::openapi();
     env!("CARGO_PKG_VERSION").clone_into(&mut doc.info.version);
-    doc.to_pretty_json().unwrap_or_else(|err| {
+    let rendered = serde_json::to_value(&doc).map(|mut value| {
+        document_errors(&mut value);
+        value
+    });
+    let rendered = rendered.map(|mut value| {
+        unique_operation_ids(&mut value);
+        value
+    });
+    rendered.and_then(|value| serde_json::to_string_pretty(&value)).unwrap_or_else(|err| {
         tracing::error!(error = %err, "rendering the OpenAPI document failed");
         "{}".to_owned()
     })
+}
+
+/// Operation ids must be unique (client generators name methods after them), but handlers of
+/// different resources share names (`create`, `delete`, `list`): a shared one becomes
+/// `<name>_<static path segments>`, e.g. `delete_orgs_teams`.
+fn unique_operation_ids(doc: &mut serde_json::Value) {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for operations in doc["paths"].as_object().into_iter().flat_map(|paths| paths.values()) {
+        for operation in operations.as_object().into_iter().flat_map(|ops| ops.values()) {
+            if let Some(id) = operation["operationId"].as_str() {
+                *seen.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for (path, operations) in paths.iter_mut() {
+        let nouns: Vec<String> = path
+            .trim_start_matches("/api/v1")
+            .split('/')
+            .filter(|segment| !segment.is_empty() && !segment.starts_with('{'))
+            .map(|segment| segment.replace(['-', '.'], "_"))
+            .collect();
+        for operation in operations.as_object_mut().into_iter().flat_map(|ops| ops.values_mut()) {
+            let Some(id) = operation["operationId"].as_str().map(str::to_owned) else { continue };
+            if seen.get(&id).copied().unwrap_or(0) > 1 {
+                operation["operationId"] = serde_json::Value::String(format!("{id}_{}", nouns.join("_")));
+            }
+        }
+    }
+}
+
+/// The error answers every route shares, defined once in `components/responses` and referenced
+/// by each operation that can give them: `(status, component name, description)`.
+const SHARED_ERRORS: [(u16, &str, &str); 11] = [
+    (400, "MalformedRequest", "`malformed_request`: the body is not JSON (syntax, truncated, empty)."),
+    (401, "Unauthorized", "`unauthorized`: no valid access token or API key."),
+    (403, "Forbidden", "`forbidden`: the caller lacks the permission (named in `required_permission`)."),
+    (404, "NotFound", "`not_found`: no such resource, or one the caller may not see."),
+    (
+        409,
+        "Conflict",
+        "`conflict` (with `reason`), or `idempotency_in_progress` while a request with the same `idempotency-key` runs.",
+    ),
+    (413, "PayloadTooLarge", "`payload_too_large`: the body is over the limit (`limit_bytes`)."),
+    (415, "UnsupportedMediaType", "`unsupported_media_type`: the body is not `application/json`."),
+    (
+        422,
+        "ValidationFailed",
+        "`validation_failed`: `errors` names every bad field or query parameter; `idempotency_mismatch` for a reused `idempotency-key`.",
+    ),
+    (429, "RateLimited", "`rate_limited`: too many attempts; retry after `retry-after` seconds."),
+    (500, "Internal", "`internal`: an unexpected failure; quote `request_id`."),
+    (503, "Unavailable", "`service_unavailable`: a dependency is down or the request timed out; retry shortly."),
+];
+
+/// Routes whose checks count failures and lock out (sign-in, password and code confirmation).
+const LOCKOUT_ROUTES: [(&str, &str); 5] = [
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/2fa/disable"),
+    ("post", "/api/v1/users/me/password"),
+    ("delete", "/api/v1/users/me"),
+    ("post", "/api/v1/auth/2fa/enable"),
+];
+
+fn problem_content() -> serde_json::Value {
+    serde_json::json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}})
+}
+
+/// The statuses `method path` can answer with a problem, from what the operation declares:
+/// credentials, path ids, an org or admin scope, a body, a query, a POST's idempotency key.
+fn error_statuses(method: &str, path: &str, operation: &serde_json::Value) -> Vec<u16> {
+    let mut statuses = vec![500, 503];
+    let secured = operation["security"].as_array().is_some_and(|schemes| !schemes.is_empty());
+    if secured {
+        statuses.push(401);
+    }
+    if path.contains('{') {
+        statuses.push(404);
+    }
+    if path.starts_with("/api/v1/orgs/{org_id}") || path.starts_with("/api/v1/admin/") {
+        statuses.extend([403, 404]);
+    }
+    let has_body = operation.get("requestBody").is_some();
+    if has_body {
+        statuses.extend([400, 413, 415, 422]);
+    }
+    let has_query = operation["parameters"].as_array().is_some_and(|params| params.iter().any(|p| p["in"] == "query"));
+    if has_query {
+        statuses.push(422);
+    }
+    if method == "post" {
+        // The idempotency middleware reads any POST's body (413), and refuses a bad, reused
+        // or busy key (422, 409).
+        statuses.extend([409, 413, 422]);
+    }
+    if ["post", "put", "patch", "delete"].contains(&method) && path != "/api/v1/auth/logout" {
+        // A change can meet the current state: a taken name or slug, the last owner, a role
+        // still held.
+        statuses.push(409);
+    }
+    if LOCKOUT_ROUTES.contains(&(method, path)) {
+        statuses.push(429);
+    }
+    statuses.sort_unstable();
+    statuses.dedup();
+    statuses
+}
+
+/// Documents every error answer of every `/api/v1` operation as `application/problem+json`
+/// from the shared responses, keeping a route's own description where it gave one.
+fn document_errors(doc: &mut serde_json::Value) {
+    let mut shared = serde_json::Map::new();
+    for (status, name, description) in SHARED_ERRORS {
+        let mut response = serde_json::json!({"description": description, "content": problem_content()});
+        if status == 429 {
+            response["headers"] = serde_json::json!({"retry-after": {
+                "description": "Seconds until the next attempt may succeed.",
+                "schema": {"type": "integer", "minimum": 1}
+            }});
+        }
+        shared.insert(name.to_owned(), response);
+    }
+    doc["components"]["responses"] = serde_json::Value::Object(shared);
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for (path, operations) in paths.iter_mut() {
+        if !path.starts_with("/api/v1/") || path == "/api/v1/openapi.json" {
+            continue;
+        }
+        let Some(operations) = operations.as_object_mut() else { continue };
+        for (method, operation) in operations.iter_mut() {
+            let statuses = error_statuses(method, path, operation);
+            let responses = operation["responses"].as_object_mut();
+            let Some(responses) = responses else { continue };
+            // A route's own error answers keep their description and get the problem media type.
+            for (status, response) in responses.iter_mut() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    response["content"] = problem_content();
+                }
+            }
+            for status in statuses {
+                let key = status.to_string();
+                if responses.contains_key(&key) {
+                    continue;
+                }
+                if let Some((_, name, _)) = SHARED_ERRORS.iter().find(|(shared, _, _)| *shared == status) {
+                    responses.insert(key, serde_json::json!({"$ref": format!("#/components/responses/{name}")}));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_error_response_is_problem_json_and_shared_ones_are_referenced() {
+        let doc: serde_json::Value = serde_json::from_str(&render()).expect("json");
+        let login = &doc["paths"]["/api/v1/auth/login"]["post"]["responses"];
+        for status in ["400", "413", "415", "422", "429", "500", "503"] {
+            assert!(login.get(status).is_some(), "login documents {status}: {login}");
+        }
+        let members = &doc["paths"]["/api/v1/orgs/{org_id}/members"]["get"]["responses"];
+        for status in ["401", "403", "404", "422"] {
+            assert!(members.get(status).is_some(), "members documents {status}");
+        }
+        for (path, operations) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in operations.as_object().expect("operations") {
+                for (status, response) in operation["responses"].as_object().expect("responses") {
+                    if !path.starts_with("/api/v1/") || !(status.starts_with('4') || status.starts_with('5')) {
+                        continue;
+                    }
+                    let media =
+                        response.get("content").map(|content| content.get("application/problem+json").is_some());
+                    let shared = response.get("$ref").is_some();
+                    assert!(shared || media == Some(true), "{method} {path} {status}: {response}");
+                }
+            }
+        }
+        assert!(doc["components"]["responses"]["RateLimited"]["headers"].get("retry-after").is_some());
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc: serde_json::Value = serde_json::from_str(&render()).expect("json");
+        let mut ids = std::collections::HashSet::new();
+        for operations in doc["paths"].as_object().expect("paths").values() {
+            for operation in operations.as_object().expect("operations").values() {
+                let id = operation["operationId"].as_str().expect("an operation id");
+                assert!(ids.insert(id.to_owned()), "{id} is used twice");
+            }
+        }
+        assert!(ids.contains("delete_orgs_teams") && ids.contains("delete_orgs"), "{ids:?}");
+    }
 }

@@ -1,26 +1,23 @@
 //! The background-job runner: `tenantry worker` runs it alone, `tenantry serve` runs it beside
 //! the HTTP server unless `--no-worker`.
 //!
-//! Jobs are registered by the modules that need them (webhook delivery, mail outbox, expiry
-//! sweeps); each runs in its own task, and shutdown waits for every job to finish its current
-//! step, so SIGTERM never cuts a delivery in half.
+//! Jobs are [`Job`]s (application crate): one bounded `step` at a time. This loop is the only
+//! place that waits: it steps a job again at once while it works, waits until the job's next
+//! item is due (capped by [`Pacing::max_idle`]) when it is idle, and backs off after failures.
+//! Shutdown lets every job finish its current step, so SIGTERM never cuts a delivery in half.
+//! Tests do not run this loop to see a job's effect: they call `run_until_idle`.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 
+use tenantry_application::{Job, Pacing};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// A signal every job watches; `true` means "finish the current step and return".
-pub type Shutdown = watch::Receiver<bool>;
-
-/// A long-running job: loops until `shutdown` turns true.
-pub type Job = Box<dyn FnOnce(Shutdown) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
-
-/// Named jobs, started together, stopped together.
+/// Jobs to run, started together, stopped together.
 #[derive(Default)]
 pub struct Worker {
-    jobs: Vec<(&'static str, Job)>,
+    jobs: Vec<Arc<dyn Job>>,
+    pacing: Pacing,
 }
 
 /// A running worker.
@@ -31,33 +28,65 @@ pub struct RunningWorker {
 
 impl Worker {
     /// Adds a job.
-    pub fn register(&mut self, name: &'static str, job: Job) {
-        self.jobs.push((name, job));
+    pub fn register(&mut self, job: Arc<dyn Job>) {
+        self.jobs.push(job);
+    }
+
+    /// Paces every job with `pacing`.
+    #[must_use]
+    pub fn with_pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = pacing;
+        self
     }
 
     /// The registered jobs' names.
     pub fn job_names(&self) -> Vec<&'static str> {
-        self.jobs.iter().map(|(name, _)| *name).collect()
+        self.jobs.iter().map(|job| job.name()).collect()
     }
 
-    /// Starts every job on the current runtime.
+    /// Starts every job's loop on the current runtime.
     pub fn start(self) -> RunningWorker {
         let (stop, signal) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        for (name, job) in self.jobs {
-            let signal = signal.clone();
-            tasks.spawn(async move {
-                job(signal).await;
-                name
-            });
+        for job in self.jobs {
+            tasks.spawn(run(job, self.pacing, signal.clone()));
         }
         tracing::info!(jobs = tasks.len(), "background worker started");
         RunningWorker { stop, tasks }
     }
 }
 
+/// Steps `job` until `shutdown` turns true; a step in progress always completes.
+async fn run(job: Arc<dyn Job>, pacing: Pacing, mut shutdown: watch::Receiver<bool>) -> &'static str {
+    let name = job.name();
+    let mut failures = 0_u32;
+    while !*shutdown.borrow() {
+        let outcome = job.step().await;
+        let wait = match &outcome {
+            Ok(done) => {
+                failures = 0;
+                pacing.wait_after(Ok(*done), 0)
+            }
+            Err(err) => {
+                tracing::error!(job = name, error = %err, "a job step failed; backing off");
+                failures = failures.saturating_add(1);
+                pacing.wait_after(Err(()), failures - 1)
+            }
+        };
+        if wait.is_zero() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    name
+}
+
 impl RunningWorker {
-    /// Asks every job to stop and waits until all have.
+    /// Asks every job to stop and waits until all have finished their current step.
     pub async fn shutdown(mut self) {
         // Receivers may all be gone already (every job returned): nothing to tell.
         let _ = self.stop.send(true);
@@ -73,32 +102,80 @@ impl RunningWorker {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tenantry_application::{JobError, StepOutcome};
+    use tokio::sync::Notify;
 
     use super::*;
 
-    #[tokio::test]
-    async fn shutdown_waits_for_every_job_to_finish_its_step() {
-        let finished = Arc::new(AtomicUsize::new(0));
-        let mut worker = Worker::default();
-        for name in ["a", "b"] {
-            let finished = finished.clone();
-            worker.register(
-                name,
-                Box::new(move |mut shutdown: Shutdown| {
-                    Box::pin(async move {
-                        // A job that runs until told to stop, then records a clean finish.
-                        let _ = shutdown.wait_for(|stop| *stop).await;
-                        finished.fetch_add(1, Ordering::SeqCst);
-                    })
-                }),
-            );
+    /// Works `work` times, then idles; tells the test when it has done so, and counts steps
+    /// that finished.
+    struct Counting {
+        work: usize,
+        steps: AtomicUsize,
+        finished: AtomicUsize,
+        done: Notify,
+        fail_first: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl Job for Counting {
+        fn name(&self) -> &'static str {
+            "test.counting"
         }
-        assert_eq!(worker.job_names(), vec!["a", "b"]);
+
+        async fn step(&self) -> Result<StepOutcome, JobError> {
+            let step = self.steps.fetch_add(1, Ordering::SeqCst);
+            if self.fail_first && step == 0 {
+                return Err(JobError(anyhow::anyhow!("first step fails")));
+            }
+            tokio::task::yield_now().await;
+            self.finished.fetch_add(1, Ordering::SeqCst);
+            if self.finished.load(Ordering::SeqCst) >= self.work {
+                self.done.notify_one();
+                return Ok(StepOutcome::Idle { next_in: Duration::from_secs(3600) });
+            }
+            Ok(StepOutcome::Worked)
+        }
+    }
+
+    fn counting(work: usize, fail_first: bool) -> Arc<Counting> {
+        Arc::new(Counting {
+            work,
+            steps: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            done: Notify::new(),
+            fail_first,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_loop_steps_a_working_job_at_once_and_shutdown_ends_an_idle_wait() {
+        let job = counting(3, false);
+        let mut worker = Worker::default();
+        worker.register(job.clone());
+        assert_eq!(worker.job_names(), vec!["test.counting"]);
         let running = worker.start();
-        assert_eq!(finished.load(Ordering::SeqCst), 0);
+        tokio::time::timeout(Duration::from_secs(10), job.done.notified()).await.expect("three steps ran");
+        // The job now idles for an hour; shutdown must not wait for that.
+        tokio::time::timeout(Duration::from_secs(10), running.shutdown()).await.expect("shutdown is prompt");
+        assert_eq!(job.finished.load(Ordering::SeqCst), job.steps.load(Ordering::SeqCst), "no step was cut off");
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_is_retried_after_a_backoff() {
+        let job = counting(1, true);
+        let mut worker = Worker::default().with_pacing(Pacing {
+            max_idle: Duration::from_secs(3600),
+            first_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        });
+        worker.register(job.clone());
+        let running = worker.start();
+        tokio::time::timeout(Duration::from_secs(10), job.done.notified()).await.expect("retried");
         running.shutdown().await;
-        assert_eq!(finished.load(Ordering::SeqCst), 2);
+        assert_eq!(job.steps.load(Ordering::SeqCst), 2);
     }
 }

@@ -13,6 +13,7 @@ mod emails;
 mod health;
 pub mod invalidations;
 pub mod invitations;
+pub mod jobs;
 pub mod org_cache;
 pub mod revocations;
 pub mod teams;
@@ -30,6 +31,7 @@ pub use auth::{
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
 pub use invalidations::{InvalidationListener, Invalidations};
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
+pub use jobs::{Job, JobError, Pacing, StepOutcome, run_until_idle};
 pub use revocations::SessionRevocations;
 pub use teams::TeamService;
 pub use tenancy::{Actor, LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};
