@@ -323,7 +323,7 @@ pub async fn sessions(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<SessionId>(&state.cursors, "sessions")?;
     let mut found = state.auth.sessions(caller.0).await.map_err(auth_error)?;
-    found.sort_by(|a, b| b.session.id.cmp(&a.session.id));
+    found.sort_by_key(|view| std::cmp::Reverse(view.session.id));
     let found: Vec<_> = found
         .into_iter()
         .filter(|view| page.after.is_none_or(|before| view.session.id < before))

@@ -6,8 +6,11 @@ pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod health;
+pub mod invitations;
+pub mod members;
 pub mod metrics;
 pub mod orgs;
+pub mod roles;
 pub mod teams;
 pub mod users;
 
@@ -25,6 +28,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(teams::configure)
         .configure(audit::configure)
         .configure(api_keys::configure)
+        .configure(members::configure)
+        .configure(invitations::configure)
+        .configure(roles::configure)
         .configure(orgs::configure)
         .configure(metrics::configure)
         .configure(docs::configure)

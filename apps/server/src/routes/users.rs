@@ -253,9 +253,9 @@ pub struct PersonalDataExport {
     /// Teams the caller is in.
     pub team_memberships: Vec<ExportedTeamMembership>,
     /// Invitations the caller sent, in any state.
-    pub invitations_sent: Vec<crate::routes::orgs::InvitationResponse>,
+    pub invitations_sent: Vec<crate::routes::invitations::InvitationResponse>,
     /// Invitations to the caller's address, in any state.
-    pub invitations_received: Vec<crate::routes::orgs::InvitationResponse>,
+    pub invitations_received: Vec<crate::routes::invitations::InvitationResponse>,
     /// API keys the caller created, revoked ones included (never a secret).
     pub api_keys_created: Vec<crate::routes::api_keys::ApiKeyResponse>,
     /// Audit entries the caller made or that are about the caller, oldest first.
