@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
-use tenantry_domain::tenancy::{Permission, Role, authorize_invitation};
-use tenantry_domain::{Email, OrgId, UserId};
+use tenantry_domain::tenancy::{Permission, authorize_invitation};
+use tenantry_domain::{Email, OrgId};
 use tenantry_ports::{
     Clock, IdGenerator, Invitation, InvitationRepository, Mailer, OrgRepository, RoleRepository, SecretGenerator,
     StoreError, UserRepository,
@@ -218,48 +218,4 @@ impl InvitationService {
         };
         Ok(authorize_invitation(&inviter, &invited).is_ok().then_some(name))
     }
-}
-
-/// Revokes the pending invitations `inviter` sent that `now_role` (their role after a change;
-/// `None` once they left) could no longer make, each with an `invitation.revoked` entry by
-/// whoever made the change. Called after a removal or a demotion; acceptance checks the
-/// inviter again in any case, so this keeps the pending list honest rather than being the
-/// only guard.
-///
-/// # Errors
-/// `Dependency`.
-pub(crate) async fn revoke_beyond(
-    invitations: &dyn InvitationRepository,
-    roles: &dyn RoleRepository,
-    (ids, clock): (&dyn IdGenerator, &dyn Clock),
-    access: &OrgAccess,
-    inviter: UserId,
-    now_role: Option<&Role>,
-) -> Result<usize, TenancyError> {
-    let now = clock.now();
-    let mut revoked = 0;
-    for invitation in invitations.pending_from(access.org_id, inviter, now).await? {
-        let still_grantable = match now_role {
-            None => false,
-            Some(role) => match resolve_role(roles, access.org_id, &invitation.role).await {
-                Ok(invited) => authorize_invitation(role, &invited).is_ok(),
-                Err(TenancyError::Invalid { .. }) => false,
-                Err(err) => return Err(err),
-            },
-        };
-        if still_grantable {
-            continue;
-        }
-        let reason = if now_role.is_none() { "inviter_removed" } else { "inviter_lost_permission" };
-        let event = access.event(
-            (ids, clock),
-            "invitation.revoked",
-            ("invitation", Some(invitation.id.to_string())),
-            &json!({"reason": reason, "invited_by": inviter.to_string(), "role": invitation.role}),
-        );
-        if invitations.revoke(access.org_id, invitation.id, now, &event).await? {
-            revoked += 1;
-        }
-    }
-    Ok(revoked)
 }

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 mod emails;
 mod health;
+pub mod invalidation_listener;
 pub mod invalidations;
 pub mod invitations;
 pub mod jobs;
@@ -29,7 +30,8 @@ pub use auth::{
     SecondFactor, SessionView, TokenPair,
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
-pub use invalidations::{InvalidationListener, Invalidations};
+pub use invalidation_listener::InvalidationListener;
+pub use invalidations::Invalidations;
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
 pub use jobs::{Job, JobError, Pacing, StepOutcome, run_until_idle};
 pub use revocations::SessionRevocations;

@@ -7,8 +7,8 @@ use serde_json::json;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::identity::User;
 use tenantry_domain::tenancy::{
-    BuiltinRole, MembershipChangeError, Permission, PermissionSet, Role, RoleName, authorize_removal,
-    authorize_role_change,
+    BuiltinRole, MembershipChangeError, Permission, PermissionSet, Role, RoleName, authorize_invitation,
+    authorize_removal, authorize_role_change,
 };
 use tenantry_domain::{OrgId, Slug, UserId};
 use tenantry_ports::{
@@ -195,15 +195,9 @@ impl TenancyService {
     /// not make are revoked. The change stands whatever happens here (acceptance checks the
     /// inviter again), so a failure is logged, not returned.
     async fn revoke_invitations_beyond(&self, access: &OrgAccess, user_id: UserId, now_role: Option<&Role>) {
-        let revoked = crate::invitations::revoke_beyond(
-            self.invitations.as_ref(),
-            self.roles.as_ref(),
-            self.ports(),
-            access,
-            user_id,
-            now_role,
-        )
-        .await;
+        let revoked =
+            revoke_beyond(self.invitations.as_ref(), self.roles.as_ref(), self.ports(), access, user_id, now_role)
+                .await;
         if let Err(err) = revoked {
             tracing::warn!(error = %err, "revoking the invitations of a demoted or removed member failed");
         }
@@ -662,6 +656,50 @@ fn valid_name(name: &str) -> Result<String, TenancyError> {
     tenantry_domain::OrgName::parse(name)
         .map(String::from)
         .map_err(|err| TenancyError::Invalid { field: "name", message: err.to_string() })
+}
+
+/// Revokes the pending invitations `inviter` sent that `now_role` (their role after a change;
+/// `None` once they left) could no longer make, each with an `invitation.revoked` entry by
+/// whoever made the change. Called after a removal or a demotion; acceptance checks the
+/// inviter again in any case, so this keeps the pending list honest rather than being the
+/// only guard.
+///
+/// # Errors
+/// `Dependency`.
+pub(crate) async fn revoke_beyond(
+    invitations: &dyn InvitationRepository,
+    roles: &dyn RoleRepository,
+    (ids, clock): (&dyn IdGenerator, &dyn Clock),
+    access: &OrgAccess,
+    inviter: UserId,
+    now_role: Option<&Role>,
+) -> Result<usize, TenancyError> {
+    let now = clock.now();
+    let mut revoked = 0;
+    for invitation in invitations.pending_from(access.org_id, inviter, now).await? {
+        let still_grantable = match now_role {
+            None => false,
+            Some(role) => match resolve_role(roles, access.org_id, &invitation.role).await {
+                Ok(invited) => authorize_invitation(role, &invited).is_ok(),
+                Err(TenancyError::Invalid { .. }) => false,
+                Err(err) => return Err(err),
+            },
+        };
+        if still_grantable {
+            continue;
+        }
+        let reason = if now_role.is_none() { "inviter_removed" } else { "inviter_lost_permission" };
+        let event = access.event(
+            (ids, clock),
+            "invitation.revoked",
+            ("invitation", Some(invitation.id.to_string())),
+            &json!({"reason": reason, "invited_by": inviter.to_string(), "role": invitation.role}),
+        );
+        if invitations.revoke(access.org_id, invitation.id, now, &event).await? {
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
 }
 
 /// Refuses to delete an account that is the last owner of an organization.

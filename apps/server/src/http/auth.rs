@@ -10,7 +10,7 @@ use tenantry_application::{AuthError, ClientInfo, Principal};
 use tenantry_ports::{CacheError, StoreError};
 
 use super::error::ConflictReason;
-use super::idempotency::{Gate, record_gate};
+use super::gates::{Gate, record_gate};
 use super::{ApiError, FieldError};
 use crate::state::AppState;
 

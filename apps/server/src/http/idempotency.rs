@@ -27,11 +27,10 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tenantry_domain::OrgId;
-use tenantry_domain::tenancy::Permission;
 use tenantry_ports::{AccessTokenIssuer, Cache, Clock, SecretCipher};
 
 use super::client_ip::TrustedProxies;
+use super::gates::{Gate, Gates};
 use super::json::JsonLimit;
 use super::{ApiError, FieldError};
 
@@ -50,54 +49,6 @@ pub struct IdempotencyStore {
     access: Arc<dyn AccessTokenIssuer>,
     clock: Arc<dyn Clock>,
     in_flight: Duration,
-}
-
-/// One check an authorization extractor made, recorded so that a replay makes it again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Gate {
-    /// A valid access token whose session is live ([`super::Authenticated`]).
-    Signed,
-    /// Access to an organization, with a permission if the route needs one ([`super::org::InOrg`]).
-    Org {
-        /// The organization of the path.
-        org_id: OrgId,
-        /// The permission the route needs; `None` for "any member".
-        #[serde(with = "permission_name")]
-        permission: Option<Permission>,
-    },
-    /// An active platform administrator ([`super::auth::PlatformAdmin`]).
-    Admin,
-}
-
-mod permission_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use tenantry_domain::tenancy::Permission;
-
-    pub fn serialize<S: Serializer>(value: &Option<Permission>, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_some(&value.map(Permission::as_str))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Permission>, D::Error> {
-        Option::<String>::deserialize(deserializer)?
-            .map(|name| Permission::parse(&name).map_err(serde::de::Error::custom))
-            .transpose()
-    }
-}
-
-/// The gates a request passed so far, in request extensions.
-#[derive(Debug, Clone, Default)]
-struct Gates(Vec<Gate>);
-
-/// Notes that the current request passed `gate`; called by the authorization extractors.
-pub fn record_gate(req: &HttpRequest, gate: Gate) {
-    let mut extensions = req.extensions_mut();
-    match extensions.get_mut::<Gates>() {
-        Some(gates) if !gates.0.contains(&gate) => gates.0.push(gate),
-        Some(_) => {}
-        None => {
-            extensions.insert(Gates(vec![gate]));
-        }
-    }
 }
 
 /// Runs `gates` again for `req`: `Err` is what the route would answer the caller now.

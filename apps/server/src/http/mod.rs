@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client_ip;
 pub mod error;
+pub mod gates;
 pub mod idempotency;
 pub mod json;
 pub mod metrics;

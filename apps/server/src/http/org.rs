@@ -16,7 +16,7 @@ use tenantry_domain::tenancy::{MembershipChangeError, Permission};
 
 use super::auth::{Authenticated, auth_error};
 use super::error::ConflictReason;
-use super::idempotency::{Gate, record_gate};
+use super::gates::{Gate, record_gate};
 use super::{ApiError, FieldError};
 use crate::state::AppState;
 

@@ -13,7 +13,7 @@ use tenantry_ports::{ApiKey, ApiKeyRepository, StoreError};
 use crate::SqlDatabase;
 use crate::database::Scope;
 use crate::entities::api_keys;
-use crate::identity::store_error;
+use crate::errors::store_error;
 
 /// [`ApiKeyRepository`] on SQL.
 #[derive(Clone)]

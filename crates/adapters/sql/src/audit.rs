@@ -11,7 +11,7 @@ use tenantry_ports::{AuditFilter, AuditHead, AuditLog, StoreError};
 use crate::SqlDatabase;
 use crate::database::Scope;
 use crate::entities::{audit_heads, audit_log};
-use crate::identity::store_error;
+use crate::errors::store_error;
 
 /// Takes `org`'s log head for this transaction (creating it for a first entry) and returns its
 /// `(seq, hash)`: on PostgreSQL a row lock held to commit, on SQLite the write lock already

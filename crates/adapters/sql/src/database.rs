@@ -9,7 +9,7 @@ use sea_orm::{
 use tenantry_domain::OrgId;
 use tenantry_ports::StoreError;
 
-use crate::identity::store_error;
+use crate::errors::store_error;
 use secrecy::{ExposeSecret, SecretString};
 use tenantry_migration::{Migrator, MigratorTrait};
 

@@ -10,7 +10,7 @@ use tenantry_ports::{Invitation, InvitationRepository, StoreError};
 use crate::SqlDatabase;
 use crate::database::Scope;
 use crate::entities::{invitations, memberships};
-use crate::identity::store_error;
+use crate::errors::store_error;
 
 /// [`InvitationRepository`] on SQL.
 #[derive(Clone)]

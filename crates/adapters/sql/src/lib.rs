@@ -1,29 +1,35 @@
 //! SQL adapters on sea-orm: the same repository code on PostgreSQL (production) and SQLite (the
 //! embedded default). Driver errors (`DbErr`) are mapped to port errors at this seam.
 
+mod account_deletion;
 mod api_keys;
 mod audit;
 #[cfg(test)]
 mod contract_tests;
 mod database;
 mod entities;
-mod identity;
+mod errors;
 mod invitations;
 mod personal;
 mod probe;
 mod roles;
+mod sessions;
 mod teams;
 mod tenancy;
+mod tokens;
 mod two_factor;
+mod users;
 
 pub use api_keys::SqlApiKeyRepository;
 pub use audit::SqlAuditLog;
 pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
-pub use identity::{SqlOneTimeTokenRepository, SqlSessionRepository, SqlUserRepository};
 pub use invitations::SqlInvitationRepository;
 pub use personal::SqlPersonalDataReader;
 pub use probe::SqlHealthProbe;
 pub use roles::SqlRoleRepository;
+pub use sessions::SqlSessionRepository;
 pub use teams::SqlTeamRepository;
 pub use tenancy::SqlOrgRepository;
+pub use tokens::SqlOneTimeTokenRepository;
 pub use two_factor::SqlTwoFactorRepository;
+pub use users::SqlUserRepository;

@@ -8,7 +8,7 @@ use tenantry_ports::{MembershipRecord, PersonalDataReader, StoreError, TeamMembe
 
 use crate::SqlDatabase;
 use crate::entities::{api_keys, audit_log, invitations, memberships, orgs, team_members, teams};
-use crate::identity::store_error;
+use crate::errors::store_error;
 
 /// [`PersonalDataReader`] on SQL.
 #[derive(Clone)]

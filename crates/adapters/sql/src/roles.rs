@@ -10,7 +10,7 @@ use tenantry_ports::{CustomRole, RoleRepository, StoreError};
 use crate::SqlDatabase;
 use crate::database::Scope;
 use crate::entities::{invitations, memberships, roles};
-use crate::identity::store_error;
+use crate::errors::store_error;
 
 /// [`RoleRepository`] on SQL. Permissions are stored as their comma-separated wire names.
 #[derive(Clone)]

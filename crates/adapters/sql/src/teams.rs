@@ -11,7 +11,7 @@ use tenantry_ports::{StoreError, Team, TeamRepository};
 
 use crate::SqlDatabase;
 use crate::entities::{team_members, teams};
-use crate::identity::store_error;
+use crate::errors::store_error;
 
 /// [`TeamRepository`] on SQL.
 #[derive(Clone)]

@@ -13,7 +13,7 @@ use tenantry_ports::{Member, Org, OrgRepository, StoreError};
 use crate::SqlDatabase;
 use crate::database::Scope;
 use crate::entities::{memberships, orgs};
-use crate::identity::store_error;
+use crate::errors::store_error;
 
 const OWNER: &str = "owner";
 

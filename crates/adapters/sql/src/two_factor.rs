@@ -8,7 +8,7 @@ use tenantry_ports::{StoreError, TwoFactorRecord, TwoFactorRepository};
 
 use crate::SqlDatabase;
 use crate::entities::{backup_codes, users};
-use crate::identity::store_error;
+use crate::errors::store_error;
 
 /// [`TwoFactorRepository`] on SQL.
 #[derive(Clone)]
