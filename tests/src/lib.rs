@@ -331,7 +331,6 @@ impl TestApp {
     /// On a malformed id or a failed insert.
     pub async fn add_member(&self, org_id: &str, user_id: &str, role: &str) {
         use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
-        use tenantry_ports::OrgRepository;
         let (org, user): (tenantry_domain::OrgId, tenantry_domain::UserId) =
             (org_id.parse().expect("org id"), user_id.parse().expect("user id"));
         let event = AuditEvent::new(
@@ -344,12 +343,8 @@ impl TestApp {
             chrono::Utc::now(),
             &serde_json::json!({"role": role, "via": "test seed"}),
         );
-        tenantry_adapter_sql::SqlOrgRepository::new(self.database.clone())
-            .add_member(org, user, role, chrono::Utc::now(), &event)
-            .await
-            .expect("member added");
-        // As the application does after every membership change.
-        self.services.org_cache.bump_org(org).await;
+        // Through the server's own (cache-invalidating) repository.
+        self.services.orgs().add_member(org, user, role, chrono::Utc::now(), &event).await.expect("member added");
     }
 
     /// Sends `method path` with one credential header (`authorization` or `x-api-key`) and an

@@ -24,13 +24,16 @@ use tenantry_adapter_sql::{
     SqlRoleRepository, SqlSessionRepository, SqlTwoFactorRepository, SqlUserRepository,
 };
 use tenantry_application::{
-    AccountPorts, AccountService, AuthPorts, AuthService, AuthSettings, CacheProbe, HealthService,
-    InvalidationListener, Invalidations, InvitationPorts, InvitationService, LastOwnerGuard, PasswordConfirmer,
-    SessionRevocations, TenancyService, TwoFactorPorts, TwoFactorService,
+    AccountPorts, AccountService, AdminPorts, AdminService, ApiKeyPorts, ApiKeyService, AuditService, AuthPorts,
+    AuthService, AuthSettings, CacheProbe, HealthService, InvalidatingApiKeyRepository,
+    InvalidatingInvitationRepository, InvalidatingOrgRepository, InvalidatingRoleRepository,
+    InvalidatingUserRepository, InvalidationListener, Invalidations, InvitationPorts, InvitationService,
+    LastOwnerGuard, PasswordConfirmer, SessionRevocations, TeamService, TenancyService, TwoFactorPorts,
+    TwoFactorService,
 };
 use tenantry_ports::{
-    AccessTokenIssuer, Broadcast, Cache, Clock, HealthProbe, IdGenerator, Mailer, PasswordHasher, SecretCipher,
-    TwoFactorRepository, UserRepository,
+    AccessTokenIssuer, ApiKeyRepository, Broadcast, Cache, Clock, HealthProbe, IdGenerator, InvitationRepository,
+    Mailer, OrgRepository, PasswordHasher, RoleRepository, SecretCipher, TwoFactorRepository, UserRepository,
 };
 
 use crate::config::{CorsOrigins, Settings};
@@ -219,9 +222,44 @@ impl Services {
         })
     }
 
-    /// Accounts: SQL behind the read-through user cache.
+    /// Accounts: SQL behind the read-through user cache, dropping the tenancy cache's copies
+    /// of an account that is disabled or deleted.
     pub fn users(&self) -> Arc<dyn UserRepository> {
-        Arc::new(CachedUserRepository::new(Arc::new(SqlUserRepository::new(self.database.clone())), self.cache.clone()))
+        let sql = Arc::new(SqlUserRepository::new(self.database.clone()));
+        let cached = Arc::new(CachedUserRepository::new(sql, self.cache.clone()));
+        Arc::new(InvalidatingUserRepository::new(cached, self.org_cache.clone()))
+    }
+
+    /// Organizations and memberships; membership changes invalidate the tenancy cache.
+    pub fn orgs(&self) -> Arc<dyn OrgRepository> {
+        Arc::new(InvalidatingOrgRepository::new(
+            Arc::new(SqlOrgRepository::new(self.database.clone())),
+            self.org_cache.clone(),
+        ))
+    }
+
+    /// Custom roles; changes invalidate the tenancy cache.
+    pub fn roles(&self) -> Arc<dyn RoleRepository> {
+        Arc::new(InvalidatingRoleRepository::new(
+            Arc::new(SqlRoleRepository::new(self.database.clone())),
+            self.org_cache.clone(),
+        ))
+    }
+
+    /// API keys; revocations and rotations invalidate the tenancy cache.
+    pub fn api_key_store(&self) -> Arc<dyn ApiKeyRepository> {
+        Arc::new(InvalidatingApiKeyRepository::new(
+            Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(self.database.clone())),
+            self.org_cache.clone(),
+        ))
+    }
+
+    /// Invitations; an acceptance invalidates the tenancy cache.
+    pub fn invitation_store(&self) -> Arc<dyn InvitationRepository> {
+        Arc::new(InvalidatingInvitationRepository::new(
+            Arc::new(SqlInvitationRepository::new(self.database.clone())),
+            self.org_cache.clone(),
+        ))
     }
 
     /// Two-factor state, forgetting cached user rows when it changes.
@@ -245,9 +283,8 @@ impl Services {
                 revocations: self.revocations.clone(),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
-                org_cache: self.org_cache.clone(),
             },
-            vec![Arc::new(LastOwnerGuard::new(Arc::new(SqlOrgRepository::new(self.database.clone()))))],
+            vec![Arc::new(LastOwnerGuard::new(self.orgs()))],
         )
     }
 
@@ -260,15 +297,14 @@ impl Services {
     pub fn invitations(&self) -> InvitationService {
         InvitationService::new(
             InvitationPorts {
-                invitations: Arc::new(SqlInvitationRepository::new(self.database.clone())),
-                orgs: Arc::new(SqlOrgRepository::new(self.database.clone())),
-                roles: Arc::new(SqlRoleRepository::new(self.database.clone())),
+                invitations: self.invitation_store(),
+                orgs: self.orgs(),
+                roles: self.roles(),
                 users: self.users(),
                 mailer: self.mailer.clone(),
                 secrets: Arc::new(RandomSecrets),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
-                org_cache: self.org_cache.clone(),
             },
             self.auth_settings.public_url.clone(),
         )
@@ -277,13 +313,55 @@ impl Services {
     /// Organizations and membership.
     pub fn tenancy(&self) -> TenancyService {
         TenancyService::new(
-            Arc::new(SqlOrgRepository::new(self.database.clone())),
-            Arc::new(SqlRoleRepository::new(self.database.clone())),
-            Arc::new(SqlInvitationRepository::new(self.database.clone())),
+            self.orgs(),
+            self.roles(),
+            self.invitation_store(),
             self.clock.clone(),
             self.ids.clone(),
             self.org_cache.clone(),
         )
+    }
+
+    /// API keys.
+    pub fn api_keys(&self) -> ApiKeyService {
+        ApiKeyService::new(ApiKeyPorts {
+            keys: self.api_key_store(),
+            secrets: Arc::new(RandomSecrets),
+            cache: self.cache.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            orgs: self.orgs(),
+            roles: self.roles(),
+            org_cache: self.org_cache.clone(),
+        })
+    }
+
+    /// Platform administration.
+    pub fn admin(&self) -> AdminService {
+        AdminService::new(AdminPorts {
+            users: self.users(),
+            orgs: self.orgs(),
+            sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
+            api_keys: self.api_key_store(),
+            revocations: self.revocations.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+        })
+    }
+
+    /// Teams.
+    pub fn teams(&self) -> TeamService {
+        TeamService::new(
+            Arc::new(tenantry_adapter_sql::SqlTeamRepository::new(self.database.clone())),
+            self.orgs(),
+            self.clock.clone(),
+            self.ids.clone(),
+        )
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> AuditService {
+        AuditService::new(Arc::new(tenantry_adapter_sql::SqlAuditLog::new(self.database.clone())))
     }
 
     /// The two-factor service.
@@ -428,35 +506,10 @@ impl Application {
             account: services.account(),
             tenancy: services.tenancy(),
             invitations: services.invitations(),
-            api_keys: tenantry_application::ApiKeyService::new(tenantry_application::ApiKeyPorts {
-                keys: Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(services.database.clone())),
-                secrets: Arc::new(RandomSecrets),
-                cache: services.cache.clone(),
-                clock: services.clock.clone(),
-                ids: services.ids.clone(),
-                orgs: Arc::new(tenantry_adapter_sql::SqlOrgRepository::new(services.database.clone())),
-                roles: Arc::new(tenantry_adapter_sql::SqlRoleRepository::new(services.database.clone())),
-                org_cache: services.org_cache.clone(),
-            }),
-            admin: tenantry_application::AdminService::new(tenantry_application::AdminPorts {
-                users: services.users(),
-                orgs: Arc::new(SqlOrgRepository::new(services.database.clone())),
-                sessions: Arc::new(SqlSessionRepository::new(services.database.clone())),
-                api_keys: Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(services.database.clone())),
-                revocations: services.revocations.clone(),
-                clock: services.clock.clone(),
-                org_cache: services.org_cache.clone(),
-                ids: services.ids.clone(),
-            }),
-            teams: tenantry_application::TeamService::new(
-                Arc::new(tenantry_adapter_sql::SqlTeamRepository::new(services.database.clone())),
-                Arc::new(SqlOrgRepository::new(services.database.clone())),
-                services.clock.clone(),
-                services.ids.clone(),
-            ),
-            audit: tenantry_application::AuditService::new(Arc::new(tenantry_adapter_sql::SqlAuditLog::new(
-                services.database.clone(),
-            ))),
+            api_keys: services.api_keys(),
+            admin: services.admin(),
+            teams: services.teams(),
+            audit: services.audit(),
             two_factor,
             metrics: metrics.clone(),
             cursors: crate::http::page::Cursors::new(services.cipher.clone()),

@@ -34,8 +34,6 @@ pub struct AccountPorts {
     pub clock: Arc<dyn Clock>,
     /// Ids (the deletion's audit entries).
     pub ids: Arc<dyn IdGenerator>,
-    /// The tenancy read cache (a deleted user's cached memberships end with the account).
-    pub org_cache: crate::org_cache::OrgCache,
 }
 
 /// Every row Tenantry holds about one user, secrets left out (hashes, sealed keys).
@@ -112,15 +110,9 @@ impl AccountService {
             Err(tenantry_ports::StoreError::Conflict) => return Err(AuthError::LastOwner),
             Err(err) => return Err(err.into()),
         };
-        // Cached memberships (and so the API keys the user created) stop at once and the
-        // access tokens right after, whatever happens next; then member pages stop listing
-        // the user.
-        self.ports.org_cache.bump_user(user.id).await;
-        let revoked = self.ports.revocations.revoke(&deleted.sessions).await;
-        for org in deleted.orgs {
-            self.ports.org_cache.bump_org(org).await;
-        }
-        revoked?;
+        // The repository has dropped what the cache held about the account and its orgs
+        // (`InvalidatingUserRepository`); the access tokens stop now.
+        self.ports.revocations.revoke(&deleted.sessions).await?;
         tracing::info!(target: "audit", action = "user.deleted", user_id = %user.id);
         Ok(())
     }

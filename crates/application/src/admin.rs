@@ -10,7 +10,6 @@ use tenantry_ports::{
 };
 
 use crate::auth::{AuthError, Principal};
-use crate::org_cache::OrgCache;
 use crate::revocations::SessionRevocations;
 
 /// Everything [`AdminService`] needs.
@@ -28,8 +27,6 @@ pub struct AdminPorts {
     pub revocations: SessionRevocations,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// The tenancy read cache (a disabled user's keys stop at once).
-    pub org_cache: OrgCache,
     /// Ids (audit entries).
     pub ids: Arc<dyn IdGenerator>,
 }
@@ -113,10 +110,6 @@ impl AdminService {
         orgs.extend(self.ports.api_keys.revoke_created_by(user_id, now).await?);
         orgs.sort();
         orgs.dedup();
-        for org in &orgs {
-            self.ports.org_cache.bump_org(*org).await;
-        }
-        self.ports.org_cache.bump_user(user_id).await;
         let revoked = self.ports.sessions.revoke_all(user_id, None, now).await?;
         self.ports.revocations.revoke(&revoked).await?;
         tracing::info!(target: "audit", action = "user.disabled", user_id = %user_id, by = %admin.id, sessions_revoked = revoked.len(), orgs_with_keys_revoked = orgs.len());

@@ -242,7 +242,6 @@ impl ApiKeyService {
         if !self.ports.keys.revoke(access.org_id, id, self.ports.clock.now(), &event).await? {
             return Err(TenancyError::NotFound);
         }
-        self.cache.bump_org(access.org_id).await;
         Ok(())
     }
 
@@ -300,7 +299,6 @@ impl ApiKeyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        self.cache.bump_org(access.org_id).await;
         Ok(IssuedApiKey { key, token })
     }
 

@@ -36,8 +36,6 @@ pub struct InvitationPorts {
     pub clock: Arc<dyn Clock>,
     /// Ids.
     pub ids: Arc<dyn IdGenerator>,
-    /// The tenancy read cache, invalidated when someone joins.
-    pub org_cache: crate::org_cache::OrgCache,
 }
 
 /// How long an invitation link works.
@@ -199,7 +197,6 @@ impl InvitationService {
             Err(StoreError::Conflict) => return Err(TenancyError::AlreadyMember),
             Err(err) => return Err(err.into()),
         }
-        self.ports.org_cache.bump_org(invitation.org_id).await;
         Ok((invitation.org_id, invitation.role))
     }
 

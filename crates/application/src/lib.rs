@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 mod emails;
 mod health;
+pub mod invalidating;
 pub mod invalidation_listener;
 pub mod invalidations;
 pub mod invitations;
@@ -30,6 +31,10 @@ pub use auth::{
     SecondFactor, SessionView, TokenPair,
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
+pub use invalidating::{
+    InvalidatingApiKeyRepository, InvalidatingInvitationRepository, InvalidatingOrgRepository,
+    InvalidatingRoleRepository, InvalidatingUserRepository,
+};
 pub use invalidation_listener::InvalidationListener;
 pub use invalidations::Invalidations;
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};

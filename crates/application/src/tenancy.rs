@@ -334,7 +334,6 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        self.cache.bump_org(access.org_id).await;
         Ok(())
     }
 
@@ -389,7 +388,6 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        self.cache.bump_org(access.org_id).await;
         self.revoke_invitations_beyond(access, user_id, Some(&new)).await;
         Ok(new)
     }
@@ -420,7 +418,6 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        self.cache.bump_org(access.org_id).await;
         self.revoke_invitations_beyond(access, user_id, None).await;
         Ok(())
     }
@@ -510,7 +507,6 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        self.cache.bump_org(access.org_id).await;
         Ok(role)
     }
 
@@ -527,7 +523,6 @@ impl TenancyService {
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        self.cache.bump_org(access.org_id).await;
         Ok(())
     }
 }
