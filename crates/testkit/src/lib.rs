@@ -11,3 +11,4 @@ pub mod identity;
 pub mod mail;
 pub mod postgres;
 pub mod smtp;
+pub mod tenancy;

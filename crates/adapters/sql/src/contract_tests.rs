@@ -1,4 +1,4 @@
-//! The identity contract suite against this adapter, on SQLite and on PostgreSQL.
+//! The identity and tenancy contract suites against this adapter, on SQLite and on PostgreSQL.
 
 use std::sync::Arc;
 
@@ -6,8 +6,12 @@ use secrecy::SecretString;
 use tenantry_testkit::identity::{IdentityStores, run_contract};
 use tenantry_testkit::postgres::ScratchPostgres;
 
+use tenantry_testkit::tenancy::TenancyStores;
+
 use crate::{
-    SqlConfig, SqlDatabase, SqlOneTimeTokenRepository, SqlSessionRepository, SqlTwoFactorRepository, SqlUserRepository,
+    SqlApiKeyRepository, SqlAuditLog, SqlConfig, SqlDatabase, SqlInvitationRepository, SqlOneTimeTokenRepository,
+    SqlOrgRepository, SqlRoleRepository, SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository,
+    SqlUserRepository,
 };
 
 async fn migrated(url: String) -> SqlDatabase {
@@ -47,6 +51,47 @@ async fn identity_contract_on_postgres() {
     let db = migrated(scratch.url.clone()).await;
     run_contract(|| {
         let stores = stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+    scratch.drop_database().await;
+}
+
+fn tenancy_stores(db: &SqlDatabase) -> TenancyStores {
+    TenancyStores {
+        users: Arc::new(SqlUserRepository::new(db.clone())),
+        orgs: Arc::new(SqlOrgRepository::new(db.clone())),
+        invitations: Arc::new(SqlInvitationRepository::new(db.clone())),
+        roles: Arc::new(SqlRoleRepository::new(db.clone())),
+        teams: Arc::new(SqlTeamRepository::new(db.clone())),
+        api_keys: Arc::new(SqlApiKeyRepository::new(db.clone())),
+        audit: Arc::new(SqlAuditLog::new(db.clone())),
+    }
+}
+
+#[tokio::test]
+async fn tenancy_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("tenancy.db").display());
+    let db = migrated(url).await;
+    tenantry_testkit::tenancy::run_contract(|| {
+        let stores = tenancy_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn tenancy_contract_on_postgres() {
+    let Some(server) = tenantry_testkit::env::postgres_url() else {
+        return;
+    };
+    let scratch = ScratchPostgres::create(&server).await;
+    let db = migrated(scratch.url.clone()).await;
+    tenantry_testkit::tenancy::run_contract(|| {
+        let stores = tenancy_stores(&db);
         async move { stores }
     })
     .await;
