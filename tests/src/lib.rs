@@ -496,6 +496,29 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Registers `email`, verifies it through its mail, signs in: the access token. Accepting
+    /// an invitation needs a verified address.
+    ///
+    /// # Panics
+    /// When a step does not answer as it should.
+    pub async fn verified_user(&self, email: &str) -> String {
+        let response = self
+            .post_json("/api/v1/auth/register", &serde_json::json!({"email": email, "password": PASSWORD}), None)
+            .await;
+        assert_eq!(response.status(), 201);
+        let token = self.token_from_mail(email, "verify-email").await;
+        let verified = self.post_json("/api/v1/auth/verify-email", &serde_json::json!({"token": token}), None).await;
+        assert_eq!(verified.status(), 204);
+        self.login(email, PASSWORD).await["access_token"].as_str().expect("token").to_owned()
+    }
+}
+
+/// A fresh address, `label-<unique>@example.com`.
+pub fn address(label: &str) -> String {
+    format!("{label}-{}@example.com", uuid::Uuid::now_v7().simple())
+}
+
 /// Asserts the response is a problem+json with `status` and `code`, and returns its body.
 ///
 /// # Panics

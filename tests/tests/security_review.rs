@@ -4,7 +4,9 @@
 //! limited per account.
 
 use serde_json::{Value, json};
-use tenantry_tests::{PASSWORD, TestApp, assert_problem, spawn_app, spawn_app_with, spawn_app_with_manual_clock};
+use tenantry_tests::{
+    PASSWORD, TestApp, address, assert_problem, spawn_app, spawn_app_with, spawn_app_with_manual_clock,
+};
 
 /// `POST path` with an idempotency key and one credential header.
 async fn post_keyed(app: &TestApp, path: &str, credential: (&str, &str), key: &str, body: &Value) -> reqwest::Response {
@@ -62,13 +64,19 @@ async fn a_replay_is_refused_to_a_caller_who_has_signed_out() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_replay_is_refused_to_a_member_removed_since() {
-    let app = spawn_app().await;
+/// An owner and an admin (`(owner token, admin id, admin token, org)`) of a fresh org.
+async fn org_with_admin(app: &TestApp) -> (String, String, String, String) {
     let (_, owner) = app.user().await;
     let (admin_id, admin) = app.user().await;
     let org = app.create_org(&owner).await;
     app.add_member(&org, &admin_id, "admin").await;
+    (owner, admin_id, admin, org)
+}
+
+#[tokio::test]
+async fn a_replay_is_refused_to_a_member_removed_since() {
+    let app = spawn_app().await;
+    let (owner, admin_id, admin, org) = org_with_admin(&app).await;
     let body = json!({"name": "ci", "permissions": ["org:read"]});
     let bearer = format!("Bearer {admin}");
     let first = first_key(&app, &org, ("authorization", &bearer), "replay-removed", &body).await;
@@ -88,10 +96,7 @@ async fn a_replay_is_refused_to_a_member_removed_since() {
 #[tokio::test]
 async fn a_replay_is_refused_to_a_member_who_lost_the_permission() {
     let app = spawn_app().await;
-    let (_, owner) = app.user().await;
-    let (admin_id, admin) = app.user().await;
-    let org = app.create_org(&owner).await;
-    app.add_member(&org, &admin_id, "admin").await;
+    let (owner, admin_id, admin, org) = org_with_admin(&app).await;
     let body = json!({"name": "ci", "permissions": ["org:read"]});
     let bearer = format!("Bearer {admin}");
     let first = first_key(&app, &org, ("authorization", &bearer), "replay-demoted", &body).await;
@@ -178,19 +183,6 @@ async fn a_mismatched_repeat_by_a_signed_out_caller_gets_the_routes_401() {
     app.stop().await;
 }
 
-/// Registers `email`, verifies it through its mail, signs in: the access token.
-async fn verified_user(app: &TestApp, email: &str) -> String {
-    let response = app.post_json("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD}), None).await;
-    assert_eq!(response.status(), 201);
-    let token = app.token_from_mail(email, "verify-email").await;
-    assert_eq!(app.post_json("/api/v1/auth/verify-email", &json!({"token": token}), None).await.status(), 204);
-    app.login(email, PASSWORD).await["access_token"].as_str().expect("token").to_owned()
-}
-
-fn address(label: &str) -> String {
-    format!("{label}-{}@example.com", uuid::Uuid::now_v7().simple())
-}
-
 async fn audit_actions(app: &TestApp, org: &str, owner: &str, action: &str) -> Vec<Value> {
     let log: Value = app
         .get_auth(&format!("/api/v1/orgs/{org}/audit-log?action={action}&limit=100"), owner)
@@ -204,10 +196,7 @@ async fn audit_actions(app: &TestApp, org: &str, owner: &str, action: &str) -> V
 #[tokio::test]
 async fn an_invitation_from_an_admin_removed_since_cannot_be_accepted_and_is_revoked() {
     let app = spawn_app().await;
-    let (_, owner) = app.user().await;
-    let (admin_id, admin) = app.user().await;
-    let org = app.create_org(&owner).await;
-    app.add_member(&org, &admin_id, "admin").await;
+    let (owner, admin_id, admin, org) = org_with_admin(&app).await;
     let carol = address("carol");
     let invited = app
         .post_json(&format!("/api/v1/orgs/{org}/invitations"), &json!({"email": carol, "role": "admin"}), Some(&admin))
@@ -233,7 +222,7 @@ async fn an_invitation_from_an_admin_removed_since_cannot_be_accepted_and_is_rev
     assert_eq!(revoked[0]["target_id"], invitation["id"]);
     assert_eq!(revoked[0]["data"]["reason"], "inviter_removed");
 
-    let carol_access = verified_user(&app, &carol).await;
+    let carol_access = app.verified_user(&carol).await;
     let accepted = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&carol_access)).await;
     assert_problem(accepted, 400, "invalid_token").await;
     assert_eq!(app.get_auth(&format!("/api/v1/orgs/{org}"), &carol_access).await.status(), 404, "not a member");
@@ -243,10 +232,7 @@ async fn an_invitation_from_an_admin_removed_since_cannot_be_accepted_and_is_rev
 #[tokio::test]
 async fn an_invitation_is_checked_against_its_inviter_at_acceptance_even_if_not_revoked() {
     let app = spawn_app().await;
-    let (_, owner) = app.user().await;
-    let (admin_id, admin) = app.user().await;
-    let org = app.create_org(&owner).await;
-    app.add_member(&org, &admin_id, "admin").await;
+    let (_, admin_id, admin, org) = org_with_admin(&app).await;
     let dave = address("dave");
     let invited = app
         .post_json(&format!("/api/v1/orgs/{org}/invitations"), &json!({"email": dave, "role": "admin"}), Some(&admin))
@@ -274,7 +260,7 @@ async fn an_invitation_is_checked_against_its_inviter_at_acceptance_even_if_not_
             .await
             .expect("demoted");
     }
-    let dave_access = verified_user(&app, &dave).await;
+    let dave_access = app.verified_user(&dave).await;
     let accepted = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&dave_access)).await;
     assert_problem(accepted, 400, "invalid_token").await;
     app.stop().await;
@@ -283,10 +269,7 @@ async fn an_invitation_is_checked_against_its_inviter_at_acceptance_even_if_not_
 #[tokio::test]
 async fn demoting_an_inviter_revokes_only_the_invitations_they_can_no_longer_make() {
     let app = spawn_app().await;
-    let (_, owner) = app.user().await;
-    let (admin_id, admin) = app.user().await;
-    let org = app.create_org(&owner).await;
-    app.add_member(&org, &admin_id, "admin").await;
+    let (owner, admin_id, admin, org) = org_with_admin(&app).await;
     let custom = app
         .post_json(
             &format!("/api/v1/orgs/{org}/roles"),

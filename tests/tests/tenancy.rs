@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use tenantry_adapter_sql::SqlOrgRepository;
 use tenantry_ports::OrgRepository;
-use tenantry_tests::{PASSWORD, TestApp, assert_problem, spawn_app};
+use tenantry_tests::{PASSWORD, TestApp, address, assert_problem, spawn_app};
 
 /// A signed-in user: (user id, access token).
 async fn send(app: &TestApp, method: &str, path: &str, access: &str, body: Option<Value>) -> reqwest::Response {
@@ -260,19 +260,6 @@ async fn the_last_owner_of_an_org_cannot_delete_their_account() {
     app.stop().await;
 }
 
-/// Registers `email`, verifies it through its mail, signs in: the access token.
-async fn verified_user(app: &TestApp, email: &str) -> String {
-    let response = app.post_json("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD}), None).await;
-    assert_eq!(response.status(), 201);
-    let token = app.token_from_mail(email, "verify-email").await;
-    assert_eq!(app.post_json("/api/v1/auth/verify-email", &json!({"token": token}), None).await.status(), 204);
-    app.login(email, PASSWORD).await["access_token"].as_str().expect("token").to_owned()
-}
-
-fn address(label: &str) -> String {
-    format!("{label}-{}@example.com", uuid::Uuid::now_v7().simple())
-}
-
 #[tokio::test]
 async fn an_invitation_makes_its_verified_addressee_a_member_once() {
     let app = spawn_app().await;
@@ -291,7 +278,7 @@ async fn an_invitation_makes_its_verified_addressee_a_member_once() {
     assert_eq!(pending["items"][0]["email"], bob.as_str());
 
     let token = app.token_from_mail(&bob, "accept-invitation").await;
-    let bob_access = verified_user(&app, &bob).await;
+    let bob_access = app.verified_user(&bob).await;
     let accepted = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&bob_access)).await;
     assert_eq!(accepted.status(), 200);
     let membership: Value = accepted.json().await.expect("json");
@@ -317,7 +304,7 @@ async fn only_the_invited_verified_address_can_accept() {
         .await;
     let token = app.token_from_mail(&carol, "accept-invitation").await;
 
-    let mallory = verified_user(&app, &address("mallory")).await;
+    let mallory = app.verified_user(&address("mallory")).await;
     let stolen = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&mallory)).await;
     assert_problem(stolen, 403, "forbidden").await;
 
@@ -396,7 +383,7 @@ async fn revoked_replaced_and_expired_invitations_are_dead() {
     let org = app.create_org(&owner).await;
     let path = format!("/api/v1/orgs/{org}/invitations");
     let dave = address("dave");
-    let dave_access = verified_user(&app, &dave).await;
+    let dave_access = app.verified_user(&dave).await;
 
     let first: Value =
         app.post_json(&path, &json!({"email": dave, "role": "viewer"}), Some(&owner)).await.json().await.expect("json");
@@ -617,7 +604,7 @@ async fn open_invitations_follow_a_role_rename_and_keep_the_role_from_deletion()
     assert_eq!(pending["items"][0]["role"], "compliance");
 
     let token = app.token_from_mail(&bob, "accept-invitation").await;
-    let bob_access = verified_user(&app, &bob).await;
+    let bob_access = app.verified_user(&bob).await;
     let accepted = app.post_json("/api/v1/invitations/accept", &json!({"token": token}), Some(&bob_access)).await;
     assert_eq!(accepted.status(), 200);
     assert_eq!(accepted.json::<Value>().await.expect("json")["role"], "compliance");
@@ -681,7 +668,7 @@ async fn an_account_deleted_while_it_accepts_an_invitation_leaves_no_member_and_
     for _ in 0..5 {
         let (org_a, org_b) = (app.create_org(&owner_a).await, app.create_org(&owner_b).await);
         let email = address("racer");
-        let racer = verified_user(&app, &email).await;
+        let racer = app.verified_user(&email).await;
         let me: Value = app.get_auth("/api/v1/users/me", &racer).await.json().await.expect("json");
         let racer_id = me["id"].as_str().expect("id").to_owned();
         app.add_member(&org_a, &racer_id, "member").await;
