@@ -411,3 +411,60 @@ async fn attempts_refused_by_the_address_lock_do_not_count_toward_the_account() 
     assert_eq!(other_address.status(), 200, "{}", other_address.text().await.unwrap_or_default());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refresh_is_never_replayed_so_reuse_detection_still_fires() {
+    let app = spawn_app().await;
+    let (_, access, refresh) = app.signed_in_user().await;
+    let body = json!({"refresh_token": refresh});
+    let send = || {
+        app.client.post(app.url("/api/v1/auth/refresh")).header("idempotency-key", "refresh-once").json(&body).send()
+    };
+    let first = send().await.expect("sent");
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.expect("json");
+    let again = send().await.expect("sent");
+    assert!(again.headers().get("idempotent-replayed").is_none(), "a token exchange is never replayed");
+    assert_problem(again, 401, "unauthorized").await;
+    // The reuse revoked the session: the pair the first refresh issued is dead too.
+    let new_access = first["access_token"].as_str().expect("access");
+    assert_eq!(app.get_auth("/api/v1/users/me", new_access).await.status(), 401);
+    assert_eq!(app.get_auth("/api/v1/users/me", &access).await.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_record_filed_under_a_shared_api_key_is_not_replayed_to_another_user() {
+    let app = spawn_app().await;
+    let (owner, admin_id, admin, org) = org_with_admin(&app).await;
+    let _ = admin_id;
+    let key: Value = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/api-keys"),
+            &json!({"name": "shared", "permissions": ["org:read"]}),
+            Some(&owner),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let key = key["key"].as_str().expect("key").to_owned();
+    let body = json!({"name": "Mine", "slug": format!("mine-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])});
+    let send = |bearer: String| {
+        app.client
+            .post(app.url("/api/v1/orgs"))
+            .header("x-api-key", &key)
+            .bearer_auth(bearer)
+            .header("idempotency-key", "shared-key-create")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(send(owner.clone()).await.expect("sent").status(), 201);
+    let other = send(admin.clone()).await.expect("sent");
+    assert!(other.headers().get("idempotent-replayed").is_none(), "another user's stored answer");
+    assert_problem(other, 422, "idempotency_mismatch").await;
+    // The first user still gets their replay.
+    let again = send(owner).await.expect("sent");
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+    app.stop().await;
+}

@@ -44,7 +44,7 @@ impl FromRequest for Authenticated {
             let token = token.ok_or_else(|| unauthorized("A bearer access token is required."))?;
             match state.auth.authenticate(&token).await {
                 Ok(principal) => {
-                    record_gate(&req, Gate::Signed);
+                    record_gate(&req, Gate::Signed { user_id: principal.user_id });
                     Ok(Self(principal))
                 }
                 Err(AuthError::Unauthenticated) => {

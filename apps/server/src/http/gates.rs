@@ -11,7 +11,11 @@ use tenantry_domain::tenancy::Permission;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Gate {
     /// A valid access token whose session is live ([`super::Authenticated`]).
-    Signed,
+    Signed {
+        /// Whose session: a repeat must come from the same account, not merely from someone
+        /// signed in who shares the other credential (an API key) the record is filed under.
+        user_id: tenantry_domain::UserId,
+    },
     /// Access to an organization, with a permission if the route needs one ([`super::org::InOrg`]).
     Org {
         /// The organization of the path.

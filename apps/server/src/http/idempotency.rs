@@ -36,6 +36,10 @@ use super::{ApiError, FieldError};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
+/// Routes that trade a credential for a new one. They create nothing to deduplicate, and a
+/// stored answer would hand the new tokens to whoever repeats the request, so they ignore the
+/// header: a repeated refresh must meet reuse detection, never a replay.
+const CREDENTIAL_EXCHANGES: [&str; 2] = ["/api/v1/auth/login", "/api/v1/auth/refresh"];
 /// How long a completed response is replayed.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// How long a request may hold its key while running, unless the server sets it from its
@@ -55,8 +59,15 @@ pub struct IdempotencyStore {
 async fn admit(req: &HttpRequest, gates: &[Gate]) -> Result<(), ApiError> {
     for gate in gates {
         match gate {
-            Gate::Signed => {
-                super::Authenticated::from_request(req, &mut Payload::None).await?;
+            Gate::Signed { user_id } => {
+                let now = super::Authenticated::from_request(req, &mut Payload::None).await?;
+                if now.0.user_id != *user_id {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency_mismatch",
+                        "This idempotency-key was used by another caller.",
+                    ));
+                }
             }
             Gate::Org { org_id, permission } => {
                 super::org::authorize(req, &mut Payload::None, Some(*org_id), *permission).await?;
@@ -163,12 +174,15 @@ impl IdempotencyStore {
                 return Ok(if running == fingerprint { Begin::InProgress } else { Begin::Mismatch(Vec::new()) });
             }
             let sealed = existing.strip_prefix("D:").unwrap_or_default();
-            let stored: Stored = self
-                .cipher
-                .open(sealed)
-                .ok()
-                .and_then(|plain| serde_json::from_slice(&plain).ok())
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unreadable idempotency record")))?;
+            let stored: Option<Stored> =
+                self.cipher.open(sealed).ok().and_then(|plain| serde_json::from_slice(&plain).ok());
+            let Some(stored) = stored else {
+                // Sealed under another key, or damaged: it can never be replayed, so it must not
+                // block the key for a day. Drop it and claim the key afresh.
+                tracing::warn!("dropping an unreadable idempotency record");
+                self.abandon(record).await;
+                continue;
+            };
             return Ok(if stored.fingerprint == fingerprint {
                 Begin::Replay(stored)
             } else {
@@ -219,7 +233,8 @@ pub async fn idempotency(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let key = req.headers().get(HEADER).map(|value| value.to_str().map(str::to_owned));
     let store = req.app_data::<actix_web::web::Data<IdempotencyStore>>().cloned();
-    let (Some(key), Some(store), true) = (key, store, req.method() == Method::POST) else {
+    let exchange = CREDENTIAL_EXCHANGES.contains(&req.path());
+    let (Some(key), Some(store), true, false) = (key, store, req.method() == Method::POST, exchange) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let key = key
@@ -332,6 +347,10 @@ mod tests {
 
     use super::*;
 
+    fn user() -> tenantry_domain::UserId {
+        tenantry_domain::UserId::from_uuid(uuid::Uuid::from_u128(7))
+    }
+
     #[tokio::test]
     async fn stored_responses_are_sealed_at_rest() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -345,7 +364,7 @@ mod tests {
         let secret = r#"{"key":"tk_live_secret_material"}"#;
         let stored = Stored {
             fingerprint: "fp".into(),
-            gates: vec![Gate::Signed],
+            gates: vec![Gate::Signed { user_id: user() }],
             status: 201,
             content_type: Some("application/json".into()),
             location: None,
@@ -358,13 +377,17 @@ mod tests {
         assert!(!raw.contains("tk_live") && !raw.contains(&STANDARD.encode(secret)), "plaintext at rest: {raw}");
         match store.begin(&record, "fp").await.expect("begin") {
             Begin::Replay(replayed) => {
-                assert_eq!(replayed.gates, vec![Gate::Signed], "the gates come back with the record");
+                assert_eq!(
+                    replayed.gates,
+                    vec![Gate::Signed { user_id: user() }],
+                    "the gates come back with the record"
+                );
                 assert_eq!(STANDARD.decode(replayed.body).expect("b64"), secret.as_bytes());
             }
             _ => panic!("expected a replay"),
         }
         assert!(
-            matches!(store.begin(&record, "other").await.expect("begin"), Begin::Mismatch(gates) if gates == vec![Gate::Signed])
+            matches!(store.begin(&record, "other").await.expect("begin"), Begin::Mismatch(gates) if gates == vec![Gate::Signed { user_id: user() }])
         );
     }
 }

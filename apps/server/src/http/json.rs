@@ -170,7 +170,9 @@ pub fn decode<T: DeserializeOwned + Validate>(mut document: Value) -> Result<T, 
         let Some(name) = name else { break };
         let Some(object) = object_at(&mut document, &parent) else { break };
         if kind == Kind::Unknown {
-            object.remove(&name);
+            if object.remove(&name).is_none() {
+                break; // not where serde said: stop rather than loop
+            }
             continue;
         }
         let tried = stand_in_tried.entry(field).or_insert(0);
@@ -194,7 +196,13 @@ enum Kind {
 /// The object holding the field an error is about, the field's name, and what is wrong: serde
 /// reports unknown and missing fields at the enclosing object, other errors at the field.
 fn locate(segments: &[Segment], message: &str) -> (Vec<Segment>, Option<String>, Kind) {
-    let named = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
+    // `unknown field `NAME`, expected …` / `missing field `NAME``: a name may itself hold a
+    // backtick, so it ends at the last "`, expected" or the final backtick.
+    let named = |prefix: &str| {
+        message.strip_prefix(prefix).and_then(|rest| {
+            rest.rsplit_once("`, expected").map(|(name, _)| name).or_else(|| rest.strip_suffix('`')).map(str::to_owned)
+        })
+    };
     let (kind, name) = match (named("unknown field `"), named("missing field `")) {
         (Some(name), _) => (Kind::Unknown, Some(name)),
         (None, Some(name)) => (Kind::Missing, Some(name)),
@@ -422,6 +430,13 @@ mod tests {
         let mut named = fields(&problem);
         named.sort();
         assert_eq!(named, ["count", "name", "other"], "{problem}");
+    }
+
+    #[actix_web::test]
+    async fn an_unknown_field_with_a_backtick_in_its_name_is_named_whole() {
+        let (status, problem) = send(Some("application/json"), r#"{"name":"a","count":1,"a`b":1}"#).await;
+        assert_eq!(status, 422);
+        assert_eq!(fields(&problem), ["a`b"], "{problem}");
     }
 
     #[actix_web::test]

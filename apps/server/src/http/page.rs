@@ -221,18 +221,27 @@ impl Cursors {
 
     /// Cuts `items` (fetched with [`PageRequest::fetch`]) to the page and makes the cursor of
     /// the next one from the last item's key, if more follow.
+    ///
+    /// # Errors
+    /// 500 when more follow but no cursor could be made: a page must never pass for the last.
     pub fn finish<T, K: Serialize>(
         &self,
         list: &str,
         mut items: Vec<T>,
         page: &PageRequest<impl Sized>,
         key: impl Fn(&T) -> K,
-    ) -> Paged<T> {
+    ) -> Result<Paged<T>, ApiError> {
         let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
         let more = items.len() > limit;
         items.truncate(limit);
-        let next_cursor = if more { items.last().and_then(|last| self.make(list, &key(last))) } else { None };
-        Paged { items, next_cursor }
+        let next_cursor = match items.last() {
+            Some(last) if more => Some(
+                self.make(list, &key(last))
+                    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("sealing a cursor failed")))?,
+            ),
+            _ => None,
+        };
+        Ok(Paged { items, next_cursor })
     }
 }
 
@@ -301,7 +310,7 @@ mod tests {
             let request = PageRequest { after, limit: 20 };
             let fetched: Vec<u32> =
                 all.iter().copied().filter(|n| after.is_none_or(|a| *n > a)).take(request.fetch() as usize).collect();
-            let page = cursors.finish("n", fetched, &request, |n| *n);
+            let page = cursors.finish("n", fetched, &request, |n| *n).expect("a page");
             seen.extend(page.items.iter().copied());
             match page.next_cursor {
                 Some(cursor) => after = cursors.read("n", &cursor),

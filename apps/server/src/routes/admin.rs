@@ -70,7 +70,7 @@ pub async fn orgs(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<OrgId>(&state.cursors, "admin_orgs")?;
     let found = state.admin.orgs(caller.0, page.after, page.fetch()).await.map_err(auth_error)?;
-    let page = state.cursors.finish("admin_orgs", found, &page, |org| org.id);
+    let page = state.cursors.finish("admin_orgs", found, &page, |org| org.id)?;
     Ok(HttpResponse::Ok().json(page.map(OrgResponse::from)))
 }
 
@@ -83,7 +83,7 @@ pub async fn users(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<UserId>(&state.cursors, "admin_users")?;
     let found = state.admin.users(caller.0, page.after, page.fetch()).await.map_err(auth_error)?;
-    let page = state.cursors.finish("admin_users", found, &page, |user| user.id);
+    let page = state.cursors.finish("admin_users", found, &page, |user| user.id)?;
     Ok(HttpResponse::Ok().json(page.map(|user| AdminUser {
         id: user.id.to_string(),
         email: user.email.to_string(),

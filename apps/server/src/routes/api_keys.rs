@@ -139,7 +139,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<uuid::Uuid>(&state.cursors, "api_keys")?;
     let found = state.api_keys.list(&scope.access, page.after, page.fetch()).await.map_err(tenancy_error)?;
-    let page = state.cursors.finish("api_keys", found, &page, |key| key.id);
+    let page = state.cursors.finish("api_keys", found, &page, |key| key.id)?;
     Ok(HttpResponse::Ok().json(page.map(ApiKeyResponse::from)))
 }
 

@@ -169,7 +169,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let (filter, page) = query.filter(&state.cursors)?;
     let entries = state.audit.list(&scope.access, &filter, page.fetch()).await.map_err(tenancy_error)?;
-    let page = state.cursors.finish("audit_log", entries, &page, |entry| entry.seq);
+    let page = state.cursors.finish("audit_log", entries, &page, |entry| entry.seq)?;
     Ok(HttpResponse::Ok().json(page.map(AuditEntryResponse::from)))
 }
 

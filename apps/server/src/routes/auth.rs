@@ -329,7 +329,7 @@ pub async fn sessions(
         .filter(|view| page.after.is_none_or(|before| view.session.id < before))
         .take(usize::try_from(page.fetch()).unwrap_or(usize::MAX))
         .collect();
-    let page = state.cursors.finish("sessions", found, &page, |view| view.session.id);
+    let page = state.cursors.finish("sessions", found, &page, |view| view.session.id)?;
     Ok(HttpResponse::Ok().json(page.map(SessionResponse::from)))
 }
 

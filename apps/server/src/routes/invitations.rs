@@ -126,7 +126,7 @@ pub async fn invitations(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<uuid::Uuid>(&state.cursors, "invitations")?;
     let found = state.invitations.pending(&scope.access, page.after, page.fetch()).await.map_err(tenancy_error)?;
-    let page = state.cursors.finish("invitations", found, &page, |invitation| invitation.id);
+    let page = state.cursors.finish("invitations", found, &page, |invitation| invitation.id)?;
     Ok(HttpResponse::Ok().json(page.map(InvitationResponse::from)))
 }
 

@@ -80,7 +80,7 @@ pub async fn members(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<UserId>(&state.cursors, "members")?;
     let found = state.tenancy.members(&scope.access, page.after, page.fetch()).await.map_err(tenancy_error)?;
-    let page = state.cursors.finish("members", found, &page, |member| member.user_id);
+    let page = state.cursors.finish("members", found, &page, |member| member.user_id)?;
     Ok(HttpResponse::Ok().json(page.map(MemberResponse::from)))
 }
 

@@ -179,7 +179,7 @@ pub async fn list_mine(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<OrgId>(&state.cursors, "my_orgs")?;
     let found = state.tenancy.my_orgs(caller.0, page.after, page.fetch()).await.map_err(tenancy_error)?;
-    let page = state.cursors.finish("my_orgs", found, &page, |(org, _)| org.id);
+    let page = state.cursors.finish("my_orgs", found, &page, |(org, _)| org.id)?;
     Ok(HttpResponse::Ok().json(page.map(|(org, role)| MyOrg { org: OrgResponse::from(org), role })))
 }
 

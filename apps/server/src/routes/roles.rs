@@ -97,7 +97,7 @@ pub async fn roles(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<String>(&state.cursors, "roles")?;
     let found = state.tenancy.roles(&scope.access, page.after.clone(), page.fetch()).await.map_err(tenancy_error)?;
-    let page = state.cursors.finish("roles", found, &page, |role| role.name.as_str().to_owned());
+    let page = state.cursors.finish("roles", found, &page, |role| role.name.as_str().to_owned())?;
     Ok(HttpResponse::Ok().json(page.map(RoleResponse::from)))
 }
 

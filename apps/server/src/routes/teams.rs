@@ -113,7 +113,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<String>(&state.cursors, "teams")?;
     let found = state.teams.list(&scope.access, page.after.clone(), page.fetch()).await.map_err(tenancy_error)?;
-    let page = state.cursors.finish("teams", found, &page, |team| team.name.clone());
+    let page = state.cursors.finish("teams", found, &page, |team| team.name.clone())?;
     Ok(HttpResponse::Ok().json(page.map(TeamResponse::from)))
 }
 
