@@ -73,44 +73,35 @@ async fn org_with_admin(app: &TestApp) -> (String, String, String, String) {
     (owner, admin_id, admin, org)
 }
 
-#[tokio::test]
-async fn a_replay_is_refused_to_a_member_removed_since() {
+/// An admin creates a key with an idempotency key; the owner then changes the admin's
+/// membership (`method` on it, with `change`); the admin's repeat must get `refusal`.
+async fn replay_after_the_owner_changes_the_admin(
+    label: &str,
+    method: &str,
+    change: Option<Value>,
+    refusal: (u16, &str),
+) {
     let app = spawn_app().await;
     let (owner, admin_id, admin, org) = org_with_admin(&app).await;
     let body = json!({"name": "ci", "permissions": ["org:read"]});
     let bearer = format!("Bearer {admin}");
-    let first = first_key(&app, &org, ("authorization", &bearer), "replay-removed", &body).await;
-    let removed = app
-        .send(
-            "DELETE",
-            &format!("/api/v1/orgs/{org}/members/{admin_id}"),
-            ("authorization", &format!("Bearer {owner}")),
-            None,
-        )
-        .await;
-    assert_eq!(removed.status(), 204);
-    refused_replay(&app, &org, ("authorization", &bearer), "replay-removed", &body, &first, (404, "not_found")).await;
+    let first = first_key(&app, &org, ("authorization", &bearer), label, &body).await;
+    let member = format!("/api/v1/orgs/{org}/members/{admin_id}");
+    let changed = app.send(method, &member, ("authorization", &format!("Bearer {owner}")), change).await;
+    assert!(changed.status().is_success(), "{method} {member}: {}", changed.status());
+    refused_replay(&app, &org, ("authorization", &bearer), label, &body, &first, refusal).await;
     app.stop().await;
 }
 
 #[tokio::test]
+async fn a_replay_is_refused_to_a_member_removed_since() {
+    replay_after_the_owner_changes_the_admin("replay-removed", "DELETE", None, (404, "not_found")).await;
+}
+
+#[tokio::test]
 async fn a_replay_is_refused_to_a_member_who_lost_the_permission() {
-    let app = spawn_app().await;
-    let (owner, admin_id, admin, org) = org_with_admin(&app).await;
-    let body = json!({"name": "ci", "permissions": ["org:read"]});
-    let bearer = format!("Bearer {admin}");
-    let first = first_key(&app, &org, ("authorization", &bearer), "replay-demoted", &body).await;
-    let demoted = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/orgs/{org}/members/{admin_id}"),
-            ("authorization", &format!("Bearer {owner}")),
-            Some(json!({"role": "viewer"})),
-        )
-        .await;
-    assert_eq!(demoted.status(), 200);
-    refused_replay(&app, &org, ("authorization", &bearer), "replay-demoted", &body, &first, (403, "forbidden")).await;
-    app.stop().await;
+    let demote = Some(json!({"role": "viewer"}));
+    replay_after_the_owner_changes_the_admin("replay-demoted", "PATCH", demote, (403, "forbidden")).await;
 }
 
 #[tokio::test]
