@@ -9,6 +9,8 @@ mod email;
 mod id;
 pub mod identity;
 mod name;
+pub mod quota;
+pub mod rate;
 mod slug;
 pub mod tenancy;
 
