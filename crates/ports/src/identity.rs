@@ -15,6 +15,13 @@ pub enum StoreError {
     /// The row to change does not exist.
     #[error("not found")]
     NotFound,
+    /// The change would pass a limit checked inside its transaction (the members quota);
+    /// `used` is the count it met.
+    #[error("limit reached")]
+    LimitReached {
+        /// What was already used when the change was refused.
+        used: u64,
+    },
     /// The database could not be reached.
     #[error("store unavailable")]
     Unavailable(#[source] anyhow::Error),

@@ -16,6 +16,7 @@ mod identity;
 mod ids;
 mod mail;
 mod personal;
+mod quota;
 mod tasks;
 mod tenancy;
 mod two_factor;
@@ -36,6 +37,7 @@ pub use identity::{
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use personal::{MembershipRecord, PersonalDataReader, TeamMembershipRecord, TenantFootprint};
+pub use quota::{Consumed, CounterError, PlanRepository, RateLimitStore, Take, UsageKey, UsageStore};
 pub use tasks::{BackgroundTasks, Task};
 pub use tenancy::{
     ApiKey, ApiKeyRepository, CustomRole, Invitation, InvitationRepository, Member, Org, OrgRepository, RoleRepository,
@@ -63,6 +65,8 @@ pub use ids::MockIdGenerator;
 pub use mail::MockMailer;
 #[cfg(feature = "mock")]
 pub use personal::MockPersonalDataReader;
+#[cfg(feature = "mock")]
+pub use quota::{MockPlanRepository, MockRateLimitStore, MockUsageStore};
 #[cfg(feature = "mock")]
 pub use tasks::MockBackgroundTasks;
 #[cfg(feature = "mock")]

@@ -189,11 +189,19 @@ impl Invitation {
 #[async_trait::async_trait]
 pub trait InvitationRepository: Send + Sync {
     /// Stores `invitation` with its token hash, revoking any pending invitation of the same
-    /// address to the same organization (a re-invite replaces the old link).
+    /// address to the same organization (a re-invite replaces the old link). With a
+    /// `seat_limit`, refuses when members plus pending invitations (the new one included)
+    /// would pass it, counted inside the transaction so concurrent invitations cannot both pass.
     ///
     /// # Errors
-    /// `Unavailable`, `Unexpected`.
-    async fn create(&self, invitation: &Invitation, token_hash: &str, audit: &AuditEvent) -> Result<(), StoreError>;
+    /// [`StoreError::LimitReached`] with the seats already taken; `Unavailable`, `Unexpected`.
+    async fn create(
+        &self,
+        invitation: &Invitation,
+        token_hash: &str,
+        seat_limit: Option<u64>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// A page of the organization's pending invitations at `now`, newest first: at most
     /// `limit`, older than `before`.
@@ -243,10 +251,12 @@ pub trait InvitationRepository: Send + Sync {
     /// meanwhile, if its role is no longer `role` (the one the caller read and recorded in
     /// `audit`: a custom role renamed meanwhile), or if the inviter no longer holds
     /// `inviter_role` (the role the caller checked could grant it: removed or demoted meanwhile).
+    /// With a `seat_limit`, refuses when the organization already has that many members.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] (no longer pending as read, or the inviter's role changed),
-    /// [`StoreError::Conflict`] (already a member); `Unavailable`, `Unexpected`.
+    /// [`StoreError::Conflict`] (already a member), [`StoreError::LimitReached`] (no seat
+    /// left); `Unavailable`, `Unexpected`.
     #[allow(clippy::too_many_arguments)]
     async fn accept(
         &self,
@@ -255,6 +265,7 @@ pub trait InvitationRepository: Send + Sync {
         role: &str,
         user_id: UserId,
         inviter_role: &str,
+        seat_limit: Option<u64>,
         now: DateTime<Utc>,
         audit: &[AuditEvent],
     ) -> Result<(), StoreError>;
