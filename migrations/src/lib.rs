@@ -2,7 +2,6 @@
 //! and SQLite. PostgreSQL-only parts (Row-Level Security, partial indexes) run behind a backend
 //! check inside the migration that needs them, so both databases always share one history.
 
-pub use m20261122_000010_row_level_security::TENANT_TABLES;
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
@@ -16,6 +15,32 @@ mod m20261122_000007_teams;
 mod m20261122_000008_api_keys;
 mod m20261122_000009_audit_log;
 mod m20261122_000010_row_level_security;
+mod m20261206_000011_quotas;
+
+/// Every tenant-owned table and the column naming its organization: each is under the same
+/// Row-Level Security policy on PostgreSQL, and the isolation tests walk this list, so a new
+/// tenant table is fenced and checked by being added to its migration's list.
+pub const TENANT_TABLES: [(&str, &str); 11] =
+    concat(m20261122_000010_row_level_security::TABLES, m20261206_000011_quotas::TABLES);
+
+/// `a` then `b`, at compile time (a wrong length `N` fails the build).
+const fn concat<const A: usize, const B: usize, const N: usize>(
+    a: [(&'static str, &'static str); A],
+    b: [(&'static str, &'static str); B],
+) -> [(&'static str, &'static str); N] {
+    assert!(A + B == N, "TENANT_TABLES must have room for exactly every table");
+    let mut out = [("", ""); N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
 
 /// Lists every migration in order; `tenantry migrate` and `tenantry serve` apply the pending ones.
 pub struct Migrator;
@@ -34,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_api_keys::Migration),
             Box::new(m20261122_000009_audit_log::Migration),
             Box::new(m20261122_000010_row_level_security::Migration),
+            Box::new(m20261206_000011_quotas::Migration),
         ]
     }
 }

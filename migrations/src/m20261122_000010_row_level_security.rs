@@ -13,8 +13,10 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// Every tenant-owned table and the column naming its organization.
-pub const TENANT_TABLES: [(&str, &str); 9] = [
+/// The tenant-owned tables that existed when this migration was written, and the column naming
+/// their organization. Later migrations fence their own tables; `crate::TENANT_TABLES` lists
+/// them all.
+pub(crate) const TABLES: [(&str, &str); 9] = [
     ("orgs", "id"),
     ("memberships", "org_id"),
     ("invitations", "org_id"),
@@ -26,7 +28,9 @@ pub const TENANT_TABLES: [(&str, &str); 9] = [
     ("audit_heads", "org_id"),
 ];
 
-fn visible(column: &str) -> String {
+/// The policy expression: a row is visible when `column` names the transaction's tenant, or in
+/// a declared cross-tenant transaction. Shared by every migration that fences a tenant table.
+pub(crate) fn visible(column: &str) -> String {
     format!(
         "{column} = NULLIF(current_setting('tenantry.org_id', true), '')::uuid \
          OR current_setting('tenantry.scope', true) = 'platform'"
@@ -40,7 +44,7 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let db = manager.get_connection();
-        for (table, column) in TENANT_TABLES {
+        for (table, column) in TABLES {
             let rule = visible(column);
             db.execute_unprepared(&format!(
                 "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY; \
@@ -57,7 +61,7 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let db = manager.get_connection();
-        for (table, _) in TENANT_TABLES {
+        for (table, _) in TABLES {
             db.execute_unprepared(&format!(
                 "DROP POLICY IF EXISTS tenant_isolation ON {table}; \
                  ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY; \

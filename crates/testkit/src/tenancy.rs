@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
 use tenantry_domain::{Email, OrgId, Slug, UserId};
@@ -48,6 +49,9 @@ where
     a_users_orgs_page_by_org_id(make().await).await;
     invitations_are_single_use_and_bound_to_their_inviters_role(make().await).await;
     pending_invitations_page_newest_first(make().await).await;
+    an_invitation_past_the_seat_limit_is_refused_and_a_reinvite_is_not(make().await).await;
+    accepting_needs_a_free_seat(make().await).await;
+    concurrent_invitations_take_exactly_the_seats_left(make().await).await;
     custom_roles_page_by_name_and_a_held_role_cannot_go(make().await).await;
     teams_page_by_name_and_names_are_unique(make().await).await;
     api_keys_page_newest_first_and_revoked_keys_leave_the_list(make().await).await;
@@ -201,19 +205,23 @@ async fn invitations_are_single_use_and_bound_to_their_inviters_role(stores: Ten
     let org = org_owned_by(&stores, owner).await;
     let sent = invitation(org.id, owner, "viewer");
     let digest = unique("digest");
-    stores.invitations.create(&sent, &digest, &event(org.id, "invitation.created")).await.expect("create");
+    stores.invitations.create(&sent, &digest, None, &event(org.id, "invitation.created")).await.expect("create");
     assert_eq!(stores.invitations.by_token(&digest).await.expect("by token"), Some(sent.clone()));
     assert_eq!(stores.invitations.pending_from(org.id, owner, now()).await.expect("pending").len(), 1);
     let joiner = user(&stores).await;
     let accepted = [event(org.id, "invitation.accepted"), event(org.id, "member.added")];
     let wrong_inviter_role =
-        stores.invitations.accept(org.id, sent.id, "viewer", joiner, "admin", now(), &accepted).await;
+        stores.invitations.accept(org.id, sent.id, "viewer", joiner, "admin", None, now(), &accepted).await;
     assert!(matches!(wrong_inviter_role, Err(StoreError::NotFound)), "{wrong_inviter_role:?}");
     assert_eq!(stores.orgs.role_of(org.id, joiner).await.expect("role"), None, "nothing partial is kept");
-    stores.invitations.accept(org.id, sent.id, "viewer", joiner, "owner", now(), &accepted).await.expect("accept");
+    stores
+        .invitations
+        .accept(org.id, sent.id, "viewer", joiner, "owner", None, now(), &accepted)
+        .await
+        .expect("accept");
     assert_eq!(stores.orgs.role_of(org.id, joiner).await.expect("role"), Some("viewer".to_owned()));
     let retry = [event(org.id, "invitation.accepted"), event(org.id, "member.added")];
-    let again = stores.invitations.accept(org.id, sent.id, "viewer", joiner, "owner", now(), &retry).await;
+    let again = stores.invitations.accept(org.id, sent.id, "viewer", joiner, "owner", None, now(), &retry).await;
     assert!(matches!(again, Err(StoreError::NotFound)), "single use: {again:?}");
     let entries = stores.audit.chain(org.id, 0, 100).await.expect("chain");
     let actions: Vec<&str> = entries.iter().map(|e| e.event.action.as_str()).collect();
@@ -228,7 +236,7 @@ async fn pending_invitations_page_newest_first(stores: TenancyStores) {
         let sent = invitation(org.id, owner, "viewer");
         stores
             .invitations
-            .create(&sent, &unique("digest"), &event(org.id, "invitation.created"))
+            .create(&sent, &unique("digest"), None, &event(org.id, "invitation.created"))
             .await
             .expect("create");
         ids.push(sent.id);
@@ -242,6 +250,100 @@ async fn pending_invitations_page_newest_first(stores: TenancyStores) {
     let listed: Vec<Uuid> = first.iter().chain(rest.iter()).map(|i| i.id).collect();
     let expected: Vec<Uuid> = ids.iter().rev().copied().filter(|id| *id != revoked).collect();
     assert_eq!(listed, expected, "newest first, the revoked one left out, no gap or repeat");
+}
+
+async fn an_invitation_past_the_seat_limit_is_refused_and_a_reinvite_is_not(stores: TenancyStores) {
+    let owner = user(&stores).await;
+    let org = org_owned_by(&stores, owner).await;
+    let limit = Some(3);
+    let first = invitation(org.id, owner, "viewer");
+    let second = invitation(org.id, owner, "viewer");
+    for sent in [&first, &second] {
+        stores
+            .invitations
+            .create(sent, &unique("digest"), limit, &event(org.id, "invitation.created"))
+            .await
+            .expect("the owner and two invitations fit three seats");
+    }
+    let third = invitation(org.id, owner, "viewer");
+    let third_digest = unique("digest");
+    let refused = stores.invitations.create(&third, &third_digest, limit, &event(org.id, "invitation.refused")).await;
+    assert!(matches!(refused, Err(StoreError::LimitReached { used: 3 })), "one member and two pending: {refused:?}");
+    assert_eq!(stores.invitations.by_token(&third_digest).await.expect("by token"), None, "nothing is kept");
+    let actions: Vec<String> =
+        stores.audit.chain(org.id, 0, 100).await.expect("chain").into_iter().map(|e| e.event.action).collect();
+    assert_eq!(actions, ["org.created", "invitation.created", "invitation.created"], "no entry for the refusal");
+    let again = Invitation { id: Uuid::now_v7(), ..first.clone() };
+    let again_digest = unique("digest");
+    stores
+        .invitations
+        .create(&again, &again_digest, limit, &event(org.id, "invitation.created"))
+        .await
+        .expect("a re-invite replaces the old invitation, so it takes no new seat");
+    let pending: Vec<Uuid> =
+        stores.invitations.list_pending(org.id, now(), None, 10).await.expect("pending").iter().map(|i| i.id).collect();
+    assert_eq!(pending, vec![again.id, second.id], "the re-invite replaced the first one");
+    stores
+        .invitations
+        .create(&third, &third_digest, Some(4), &event(org.id, "invitation.created"))
+        .await
+        .expect("a raised limit lets it in");
+}
+
+async fn accepting_needs_a_free_seat(stores: TenancyStores) {
+    let owner = user(&stores).await;
+    let org = org_owned_by(&stores, owner).await;
+    let sent = invitation(org.id, owner, "viewer");
+    stores
+        .invitations
+        .create(&sent, &unique("digest"), None, &event(org.id, "invitation.created"))
+        .await
+        .expect("create");
+    let joiner = user(&stores).await;
+    let accepted = [event(org.id, "invitation.accepted"), event(org.id, "member.added")];
+    let full = stores.invitations.accept(org.id, sent.id, "viewer", joiner, "owner", Some(1), now(), &accepted).await;
+    assert!(matches!(full, Err(StoreError::LimitReached { used: 1 })), "the owner takes the only seat: {full:?}");
+    assert_eq!(stores.orgs.role_of(org.id, joiner).await.expect("role"), None, "nothing partial is kept");
+    assert_eq!(
+        stores.invitations.list_pending(org.id, now(), None, 10).await.expect("pending").len(),
+        1,
+        "still pending"
+    );
+    let retry = [event(org.id, "invitation.accepted"), event(org.id, "member.added")];
+    stores
+        .invitations
+        .accept(org.id, sent.id, "viewer", joiner, "owner", Some(2), now(), &retry)
+        .await
+        .expect("the invitation's own seat is free");
+    assert_eq!(stores.orgs.role_of(org.id, joiner).await.expect("role"), Some("viewer".to_owned()));
+    let actions: Vec<String> =
+        stores.audit.chain(org.id, 0, 100).await.expect("chain").into_iter().map(|e| e.event.action).collect();
+    assert_eq!(actions, ["org.created", "invitation.created", "invitation.accepted", "member.added"]);
+}
+
+async fn concurrent_invitations_take_exactly_the_seats_left(stores: TenancyStores) {
+    let owner = user(&stores).await;
+    let org = org_owned_by(&stores, owner).await;
+    let calls: Vec<_> =
+        (0..20)
+            .map(|_| {
+                let invitations = stores.invitations.clone();
+                let sent = invitation(org.id, owner, "viewer");
+                async move {
+                    invitations.create(&sent, &unique("digest"), Some(4), &event(org.id, "invitation.created")).await
+                }
+            })
+            .collect();
+    let results = join_all(calls).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 3, "the owner plus three invitations fill four seats: {results:?}");
+    assert!(
+        results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::LimitReached { used: 4 }))),
+        "every other one is refused at the limit: {results:?}"
+    );
+    assert_eq!(stores.invitations.list_pending(org.id, now(), None, 100).await.expect("pending").len(), 3);
+    let entries = stores.audit.chain(org.id, 0, 100).await.expect("chain");
+    assert_eq!(entries.len(), 4, "one entry per invitation kept, none for the refusals");
 }
 
 async fn custom_roles_page_by_name_and_a_held_role_cannot_go(stores: TenancyStores) {

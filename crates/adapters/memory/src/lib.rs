@@ -9,6 +9,7 @@ mod cache;
 mod clock;
 mod ids;
 mod mailer;
+mod quota;
 mod user_cache;
 
 pub use broadcast::InMemoryBroadcast;
@@ -16,4 +17,5 @@ pub use cache::InMemoryCache;
 pub use clock::{ManualClock, SystemClock};
 pub use ids::UuidV7Generator;
 pub use mailer::RecordingMailer;
+pub use quota::{InMemoryRateLimitStore, InMemoryUsageStore};
 pub use user_cache::{CachedUserRepository, UserCacheAwareTwoFactor};

@@ -7,7 +7,9 @@
 mod broadcast;
 mod cache;
 mod pool;
+mod quota;
 
 pub use broadcast::RedisBroadcast;
 pub use cache::RedisCache;
 pub use pool::{RedisConfig, RedisPool, RedisPoolError};
+pub use quota::{RedisRateLimitStore, RedisUsageStore};

@@ -6,12 +6,14 @@ use secrecy::SecretString;
 use tenantry_testkit::identity::{IdentityStores, run_contract};
 use tenantry_testkit::postgres::ScratchPostgres;
 
+use tenantry_testkit::plans::PlanStores;
 use tenantry_testkit::tenancy::TenancyStores;
+use tenantry_testkit::usage::{OrgSource, UsageStores};
 
 use crate::{
     SqlApiKeyRepository, SqlAuditLog, SqlConfig, SqlDatabase, SqlInvitationRepository, SqlOneTimeTokenRepository,
-    SqlOrgRepository, SqlRoleRepository, SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository,
-    SqlUserRepository,
+    SqlOrgRepository, SqlPlanRepository, SqlRoleRepository, SqlSessionRepository, SqlTeamRepository,
+    SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository,
 };
 
 async fn migrated(url: String) -> SqlDatabase {
@@ -92,6 +94,84 @@ async fn tenancy_contract_on_postgres() {
     let db = migrated(scratch.url.clone()).await;
     tenantry_testkit::tenancy::run_contract(|| {
         let stores = tenancy_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+    scratch.drop_database().await;
+}
+
+fn usage_stores(db: &SqlDatabase) -> UsageStores {
+    UsageStores {
+        usage: Arc::new(SqlUsageStore::new(db.clone())),
+        orgs: OrgSource::Stored {
+            users: Arc::new(SqlUserRepository::new(db.clone())),
+            orgs: Arc::new(SqlOrgRepository::new(db.clone())),
+        },
+    }
+}
+
+#[tokio::test]
+async fn usage_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("usage.db").display());
+    let db = migrated(url).await;
+    tenantry_testkit::usage::run_contract(|| {
+        let stores = usage_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn usage_contract_on_postgres() {
+    let Some(server) = tenantry_testkit::env::postgres_url() else {
+        return;
+    };
+    let scratch = ScratchPostgres::create(&server).await;
+    let db = migrated(scratch.url.clone()).await;
+    tenantry_testkit::usage::run_contract(|| {
+        let stores = usage_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+    scratch.drop_database().await;
+}
+
+fn plan_stores(db: &SqlDatabase) -> PlanStores {
+    PlanStores {
+        plans: Arc::new(SqlPlanRepository::new(db.clone())),
+        users: Arc::new(SqlUserRepository::new(db.clone())),
+        orgs: Arc::new(SqlOrgRepository::new(db.clone())),
+        invitations: Arc::new(SqlInvitationRepository::new(db.clone())),
+        audit: Arc::new(SqlAuditLog::new(db.clone())),
+    }
+}
+
+#[tokio::test]
+async fn plans_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("plans.db").display());
+    let db = migrated(url).await;
+    tenantry_testkit::plans::run_contract(|| {
+        let stores = plan_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn plans_contract_on_postgres() {
+    let Some(server) = tenantry_testkit::env::postgres_url() else {
+        return;
+    };
+    let scratch = ScratchPostgres::create(&server).await;
+    let db = migrated(scratch.url.clone()).await;
+    tenantry_testkit::plans::run_contract(|| {
+        let stores = plan_stores(&db);
         async move { stores }
     })
     .await;

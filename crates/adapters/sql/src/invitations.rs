@@ -43,8 +43,16 @@ pub(crate) fn invitation_from(model: invitations::Model) -> Result<Invitation, S
 #[async_trait::async_trait]
 impl InvitationRepository for SqlInvitationRepository {
     #[tracing::instrument(name = "adapter.sql.invitations.create", skip_all, fields(org_id = %invitation.org_id))]
-    async fn create(&self, invitation: &Invitation, token_hash: &str, audit: &AuditEvent) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        invitation: &Invitation,
+        token_hash: &str,
+        seat_limit: Option<u64>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let txn = self.db.tenant(invitation.org_id).await?;
+        // The audit head is the org's write lock: seats counted after it cannot change
+        // before this transaction commits.
         crate::audit::append(&txn, audit).await?;
         invitations::Entity::update_many()
             .col_expr(invitations::Column::RevokedAt, Expr::value(invitation.created_at))
@@ -70,6 +78,13 @@ impl InvitationRepository for SqlInvitationRepository {
         .exec_without_returning(&txn)
         .await
         .map_err(store_error)?;
+        if let Some(limit) = seat_limit {
+            let (members, pending) = seats(&txn, invitation.org_id, invitation.created_at).await?;
+            // The new invitation is among the pending ones now.
+            if members + pending > limit {
+                return Err(StoreError::LimitReached { used: members + pending - 1 });
+            }
+        }
         txn.commit().await.map_err(store_error)
     }
 
@@ -149,12 +164,19 @@ impl InvitationRepository for SqlInvitationRepository {
         role: &str,
         user_id: UserId,
         inviter_role: &str,
+        seat_limit: Option<u64>,
         now: DateTime<Utc>,
         audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let txn = self.db.tenant(org_id).await?;
         for entry in audit {
             crate::audit::append(&txn, entry).await?;
+        }
+        if let Some(limit) = seat_limit {
+            let (members, _) = seats(&txn, org_id, now).await?;
+            if members >= limit {
+                return Err(StoreError::LimitReached { used: members });
+            }
         }
         let invitation = invitations::Entity::find()
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
@@ -201,4 +223,27 @@ impl InvitationRepository for SqlInvitationRepository {
         .map_err(store_error)?;
         txn.commit().await.map_err(store_error)
     }
+}
+
+/// Members of `org_id` and its pending invitations at `now`, inside `txn`.
+pub(crate) async fn seats<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    org_id: OrgId,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64), StoreError> {
+    use sea_orm::PaginatorTrait;
+    let members = memberships::Entity::find()
+        .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
+        .count(txn)
+        .await
+        .map_err(store_error)?;
+    let pending = invitations::Entity::find()
+        .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(invitations::Column::AcceptedAt.is_null())
+        .filter(invitations::Column::RevokedAt.is_null())
+        .filter(invitations::Column::ExpiresAt.gt(now))
+        .count(txn)
+        .await
+        .map_err(store_error)?;
+    Ok((members, pending))
 }
