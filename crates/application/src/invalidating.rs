@@ -261,8 +261,14 @@ impl InvalidatingInvitationRepository {
 
 #[async_trait::async_trait]
 impl InvitationRepository for InvalidatingInvitationRepository {
-    async fn create(&self, invitation: &Invitation, token_hash: &str, audit: &AuditEvent) -> Result<(), StoreError> {
-        self.inner.create(invitation, token_hash, audit).await
+    async fn create(
+        &self,
+        invitation: &Invitation,
+        token_hash: &str,
+        seat_limit: Option<u64>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.create(invitation, token_hash, seat_limit, audit).await
     }
 
     async fn list_pending(
@@ -305,10 +311,11 @@ impl InvitationRepository for InvalidatingInvitationRepository {
         role: &str,
         user_id: UserId,
         inviter_role: &str,
+        seat_limit: Option<u64>,
         now: DateTime<Utc>,
         audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        self.inner.accept(org_id, id, role, user_id, inviter_role, now, audit).await?;
+        self.inner.accept(org_id, id, role, user_id, inviter_role, seat_limit, now, audit).await?;
         self.cache.bump_org(org_id).await;
         Ok(())
     }

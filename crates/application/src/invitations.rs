@@ -15,6 +15,7 @@ use tenantry_ports::{
 
 use crate::auth::Principal;
 use crate::emails;
+use crate::quotas::{Caller, QuotaService};
 use crate::tenancy::{OrgAccess, TenancyError, resolve_role};
 
 /// Everything [`InvitationService`] needs.
@@ -36,6 +37,8 @@ pub struct InvitationPorts {
     pub clock: Arc<dyn Clock>,
     /// Ids.
     pub ids: Arc<dyn IdGenerator>,
+    /// The members quota; `None` leaves membership unlimited.
+    pub quotas: Option<Arc<QuotaService>>,
 }
 
 /// How long an invitation link works.
@@ -93,7 +96,15 @@ impl InvitationService {
             ("invitation", Some(invitation.id.to_string())),
             &json!({"email": invitation.email.as_str(), "role": invitation.role}),
         );
-        self.ports.invitations.create(&invitation, &self.ports.secrets.digest(&token), &event).await?;
+        let seat_limit = self.seat_limit(access.org_id).await?;
+        match self.ports.invitations.create(&invitation, &self.ports.secrets.digest(&token), seat_limit, &event).await {
+            Ok(()) => {}
+            Err(StoreError::LimitReached { used }) => {
+                return Err(self.seats_refused(&Caller::of(access), used, seat_limit).await);
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.seat_taken(&Caller::of(access), seat_limit, true).await;
         let mail =
             emails::invitation_mail(&email, &org.name, role.name(), &self.public_url, &token, INVITATION_LIFETIME);
         if let Err(err) = self.ports.mailer.send(&mail).await {
@@ -181,27 +192,68 @@ impl InvitationService {
             "member.added",
             (ActorKind::User, user.id.as_uuid()),
             ("user", Some(user.id.to_string())),
-            origin,
+            origin.clone(),
             now,
             &json!({"role": invitation.role, "invitation_id": invitation.id.to_string(),
                     "invited_by": invitation.invited_by.to_string()}),
         );
+        let seat_limit = self.seat_limit(invitation.org_id).await?;
+        let caller = Caller { org_id: invitation.org_id, actor: (ActorKind::User, user.id.as_uuid()), origin };
         match self
             .ports
             .invitations
-            .accept(invitation.org_id, invitation.id, &invitation.role, user.id, &inviter_role, now, &[accepted, added])
+            .accept(
+                invitation.org_id,
+                invitation.id,
+                &invitation.role,
+                user.id,
+                &inviter_role,
+                seat_limit,
+                now,
+                &[accepted, added],
+            )
             .await
         {
             Ok(()) => {}
+            Err(StoreError::LimitReached { used }) => {
+                return Err(self.seats_refused(&caller, used, seat_limit).await);
+            }
             Err(StoreError::NotFound) => return Err(TenancyError::InvalidToken),
             Err(StoreError::Conflict) => return Err(TenancyError::AlreadyMember),
             Err(err) => return Err(err.into()),
         }
+        self.seat_taken(&caller, seat_limit, false).await;
         Ok((invitation.org_id, invitation.role))
     }
 
     /// The inviter's current role name if they are still a member who may grant the
     /// invitation's role; `None` otherwise.
+    /// The members limit, when quotas are on.
+    async fn seat_limit(&self, org_id: OrgId) -> Result<Option<u64>, TenancyError> {
+        match &self.ports.quotas {
+            Some(quotas) => quotas.seat_limit(org_id).await.map_err(TenancyError::from),
+            None => Ok(None),
+        }
+    }
+
+    /// Announces the members thresholds a seat just taken crossed; a failure to count is
+    /// logged, never returned (the seat is taken).
+    async fn seat_taken(&self, caller: &Caller, limit: Option<u64>, with_pending: bool) {
+        let (Some(quotas), Some(_)) = (&self.ports.quotas, limit) else { return };
+        match quotas.seats(caller.org_id, with_pending).await {
+            Ok(used) => quotas.seat_taken(caller, used, limit).await,
+            Err(err) => tracing::warn!(error = %err, "counting seats for threshold announcements failed"),
+        }
+    }
+
+    /// The refusal of a full members quota, announced once per period.
+    async fn seats_refused(&self, caller: &Caller, used: u64, limit: Option<u64>) -> TenancyError {
+        match (&self.ports.quotas, limit) {
+            (Some(quotas), Some(limit)) => quotas.seats_refused(caller, used, limit).await.into(),
+            _ => TenancyError::Dependency(anyhow::anyhow!("a seat limit was met without one being set")),
+        }
+    }
+
     async fn inviter_role(&self, invitation: &Invitation) -> Result<Option<String>, TenancyError> {
         let Some(name) = self.ports.orgs.role_of(invitation.org_id, invitation.invited_by).await? else {
             return Ok(None);

@@ -16,7 +16,10 @@ pub mod invalidation_listener;
 pub mod invalidations;
 pub mod invitations;
 pub mod jobs;
+mod leases;
 pub mod org_cache;
+pub mod quotas;
+pub mod rate_limits;
 pub mod revocations;
 pub mod teams;
 pub mod tenancy;
@@ -39,6 +42,12 @@ pub use invalidation_listener::InvalidationListener;
 pub use invalidations::Invalidations;
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
 pub use jobs::{Job, JobError, Pacing, StepOutcome, run_until_idle};
+pub use leases::LeasePolicy;
+pub use quotas::{
+    Caller, PlanChange, QuotaError, QuotaExceeded, QuotaObserver, QuotaPorts, QuotaService, QuotaSettings, QuotaUsage,
+    Reservation, UsageReport,
+};
+pub use rate_limits::{RateDecision, RateLimiter};
 pub use revocations::SessionRevocations;
 pub use teams::TeamService;
 pub use tenancy::{Actor, LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};

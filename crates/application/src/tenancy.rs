@@ -70,6 +70,9 @@ pub enum TenancyError {
     /// The signed-in user's address is not verified yet.
     #[error("email not verified")]
     EmailNotVerified,
+    /// A quota of the organization is used up (the members quota for invitations).
+    #[error("quota exceeded")]
+    QuotaExceeded(tenantry_domain::quota::QuotaExceeded),
     /// A dependency failed.
     #[error("dependency failure")]
     Dependency(#[source] anyhow::Error),
@@ -176,6 +179,7 @@ pub struct TenancyService {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     cache: OrgCache,
+    default_plan: String,
 }
 
 impl TenancyService {
@@ -188,7 +192,14 @@ impl TenancyService {
         ids: Arc<dyn IdGenerator>,
         cache: OrgCache,
     ) -> Self {
-        Self { orgs, roles, invitations, clock, ids, cache }
+        Self { orgs, roles, invitations, clock, ids, cache, default_plan: "free".to_owned() }
+    }
+
+    /// New organizations start on `plan` (the configured default) instead of `free`.
+    #[must_use]
+    pub fn with_default_plan(mut self, plan: &str) -> Self {
+        plan.clone_into(&mut self.default_plan);
+        self
     }
 
     /// After `user_id` left or changed role: their pending invitations that `now_role` could
@@ -245,7 +256,7 @@ impl TenancyService {
             id: OrgId::from_uuid(self.ids.new_id()),
             name,
             slug,
-            plan: "free".to_owned(),
+            plan: self.default_plan.clone(),
             created_at: now,
             updated_at: now,
         };
