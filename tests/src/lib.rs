@@ -134,6 +134,9 @@ async fn launch(
         ("TENANTRY_DATA_DIR".into(), data.path().display().to_string()),
         ("TENANTRY_WORKERS".into(), "2".into()),
         ("TENANTRY_LOG".into(), "warn".into()),
+        // Suites register many accounts from one address; the limit itself is tested with
+        // its own settings.
+        ("TENANTRY_RATE_LIMIT_ANONYMOUS".into(), "1000000/min".into()),
     ];
     let mut postgres = None;
     if let Some(server) = postgres_server {
@@ -554,4 +557,58 @@ pub async fn assert_any_problem(response: Response) -> Value {
         assert!(body[member].is_string(), "problem lacks `{member}`: {body}");
     }
     body
+}
+
+/// A TCP relay on loopback to a real service (Redis) that a test can cut and restore, to see
+/// what the server does while the service is unreachable, and that it recovers without a
+/// restart.
+pub struct Relay {
+    /// `host:port` to connect to instead of the service.
+    pub address: String,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    /// A relay to `target` (`host:port`).
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn start(target: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let address = listener.local_addr().expect("relay address").to_string();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (target, gate, live) = (target.to_owned(), open.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !gate.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                live.lock().expect("relay connections").push(task.abort_handle());
+            }
+        });
+        Self { address, open, connections }
+    }
+
+    /// Drops every open connection and refuses new ones until [`Self::restore`].
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().expect("relay connections").drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -25,6 +25,18 @@ async fn populated_org(app: &TestApp) -> String {
         )
         .await;
     assert_eq!(added.status(), 204);
+    // Three seats: the invitation below takes the last one, crossing 80 % and 100 % of the
+    // members quota (rows in `quota_marks`); org-scoped calls fill `usage_counters`.
+    let admin = app.admin().await;
+    let plan = app
+        .send(
+            "PUT",
+            &format!("/api/v1/admin/orgs/{org}/plan"),
+            ("authorization", &format!("Bearer {admin}")),
+            Some(json!({"plan": "free", "overrides": {"members": 3}})),
+        )
+        .await;
+    assert_eq!(plan.status(), 200);
     for (path, body) in [
         ("roles", json!({"name": "auditors", "permissions": ["audit:read"]})),
         ("invitations", json!({"email": "someone@example.com", "role": "viewer"})),

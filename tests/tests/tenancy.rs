@@ -764,17 +764,19 @@ async fn the_invitation_store_accepts_only_the_role_its_caller_read_and_recorded
     let before: Value =
         app.get_auth(&format!("/api/v1/orgs/{org}/audit-log/verify"), &owner).await.json().await.expect("json");
     // Read as "auditor-old" (renamed since): refused, and nothing recorded or joined.
-    let stale =
-        store.accept(org_id, id, "auditor-old", joiner, "owner", chrono::Utc::now(), &[event("auditor-old")]).await;
+    let stale = store
+        .accept(org_id, id, "auditor-old", joiner, "owner", None, chrono::Utc::now(), &[event("auditor-old")])
+        .await;
     assert!(matches!(stale, Err(tenantry_ports::StoreError::NotFound)), "{stale:?}");
     // Checked as "admin", but the inviter is an owner now: the authority read has changed.
-    let moved = store.accept(org_id, id, "auditor", joiner, "admin", chrono::Utc::now(), &[event("auditor")]).await;
+    let moved =
+        store.accept(org_id, id, "auditor", joiner, "admin", None, chrono::Utc::now(), &[event("auditor")]).await;
     assert!(matches!(moved, Err(tenantry_ports::StoreError::NotFound)), "{moved:?}");
     let after: Value =
         app.get_auth(&format!("/api/v1/orgs/{org}/audit-log/verify"), &owner).await.json().await.expect("json");
     assert_eq!(after, before, "a refused acceptance writes no entry");
     store
-        .accept(org_id, id, "auditor", joiner, "owner", chrono::Utc::now(), &[event("auditor")])
+        .accept(org_id, id, "auditor", joiner, "owner", None, chrono::Utc::now(), &[event("auditor")])
         .await
         .expect("accepted as read");
     let members: Value = app.get_auth(&format!("/api/v1/orgs/{org}/members"), &owner).await.json().await.expect("json");

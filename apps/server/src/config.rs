@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use tenantry_domain::rate::RatePolicy;
 
 /// Where the process runs; production turns insecure defaults into start-up errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,9 @@ pub struct Settings {
     pub trusted_proxies: Vec<crate::http::client_ip::Network>,
     /// `TENANTRY_PASSWORD_HASH_CONCURRENCY`: argon2 hashes computed at once.
     pub password_hash_concurrency: usize,
+    /// Plans, quotas and rate limits (`TENANTRY_PLANS`, `TENANTRY_DEFAULT_PLAN`,
+    /// `TENANTRY_METER_API_CALLS`, `TENANTRY_RATE_LIMIT_*`).
+    pub limits: LimitSettings,
 }
 
 /// One problem with one variable.
@@ -189,6 +193,12 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANTRY_PASSWORD_HASH_CONCURRENCY",
     "TENANTRY_ENCRYPTION_KEY",
     "TENANTRY_TRUSTED_PROXIES",
+    "TENANTRY_PLANS",
+    "TENANTRY_DEFAULT_PLAN",
+    "TENANTRY_METER_API_CALLS",
+    "TENANTRY_RATE_LIMIT_ANONYMOUS",
+    "TENANTRY_RATE_LIMIT_PRINCIPAL",
+    "TENANTRY_RATE_LIMIT_ORG",
 ];
 
 /// The raw `name → value` pairs settings are parsed from: the config file's keys (upper-cased,
@@ -295,6 +305,90 @@ impl Sources {
     fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str).filter(|value| !value.trim().is_empty())
     }
+}
+
+/// The plans on offer and the rate limit of each route group; `None` turns a group's limit off.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// `TENANTRY_PLANS` (a JSON array of `{name, limits}`), or the built-in catalog, with
+    /// `TENANTRY_DEFAULT_PLAN` for new organizations.
+    pub catalog: tenantry_domain::quota::PlanCatalog,
+    /// `TENANTRY_METER_API_CALLS`: count authenticated org requests against `api_calls`.
+    pub meter_api_calls: bool,
+    /// `TENANTRY_RATE_LIMIT_ANONYMOUS`: per client address on routes without credentials.
+    pub anonymous: Option<RatePolicy>,
+    /// `TENANTRY_RATE_LIMIT_PRINCIPAL`: per user or API key.
+    pub principal: Option<RatePolicy>,
+    /// `TENANTRY_RATE_LIMIT_ORG`: per organization, over all its callers.
+    pub org: Option<RatePolicy>,
+}
+
+/// One plan of `TENANTRY_PLANS`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanSetting {
+    name: String,
+    #[serde(default)]
+    limits: BTreeMap<String, Option<u64>>,
+}
+
+impl LimitSettings {
+    fn parse(p: &mut Parser<'_>) -> Self {
+        let policy = |p: &mut Parser<'_>, name: &str, default: &str| {
+            let raw = p.string(name, default);
+            RatePolicy::parse(&raw).unwrap_or_else(|err| {
+                p.fail(name, format!("`{raw}`: {err}"));
+                RatePolicy::parse(default).ok().flatten()
+            })
+        };
+        let anonymous = policy(p, "TENANTRY_RATE_LIMIT_ANONYMOUS", "120/min");
+        let principal = policy(p, "TENANTRY_RATE_LIMIT_PRINCIPAL", "1200/min");
+        let org = policy(p, "TENANTRY_RATE_LIMIT_ORG", "6000/min");
+        let meter_api_calls = p.bool("TENANTRY_METER_API_CALLS", true);
+        let builtin = tenantry_domain::quota::PlanCatalog::builtin();
+        let default_plan = p.string("TENANTRY_DEFAULT_PLAN", builtin.default_plan());
+        let plans = match p.sources.get("TENANTRY_PLANS") {
+            None => builtin.plans().to_vec(),
+            Some(raw) => match parse_plans(raw) {
+                Ok(plans) => plans,
+                Err(message) => {
+                    p.fail("TENANTRY_PLANS", message);
+                    builtin.plans().to_vec()
+                }
+            },
+        };
+        let catalog = tenantry_domain::quota::PlanCatalog::new(plans, &default_plan).unwrap_or_else(|err| {
+            let variable = match err {
+                tenantry_domain::quota::PlanError::UnknownDefault(_) => "TENANTRY_DEFAULT_PLAN",
+                _ => "TENANTRY_PLANS",
+            };
+            p.fail(variable, err.to_string());
+            builtin
+        });
+        Self { catalog, meter_api_calls, anonymous, principal, org }
+    }
+}
+
+fn parse_plans(raw: &str) -> Result<Vec<tenantry_domain::quota::Plan>, String> {
+    use tenantry_domain::quota::{Limits, Plan, Quota};
+    let settings: Vec<PlanSetting> = serde_json::from_str(raw)
+        .map_err(|err| format!("not a JSON array of {{\"name\", \"limits\": {{\"members\": 5, …}}}}: {err}"))?;
+    let mut plans = Vec::new();
+    for setting in settings {
+        let mut limits = Limits::default();
+        for (quota, limit) in setting.limits {
+            let quota = Quota::parse(&quota).ok_or_else(|| {
+                let known: Vec<&str> = Quota::ALL.iter().map(|q| q.as_str()).collect();
+                format!("plan `{}`: unknown quota `{quota}` (known: {})", setting.name, known.join(", "))
+            })?;
+            limits.set(quota, limit);
+        }
+        if plans.iter().any(|plan: &Plan| plan.name == setting.name) {
+            return Err(format!("plan `{}` is defined twice", setting.name));
+        }
+        plans.push(Plan { name: setting.name, limits });
+    }
+    Ok(plans)
 }
 
 /// Collects problems while parsing, so one pass reports all of them.
@@ -529,7 +623,10 @@ impl Settings {
             p.fail("OTEL_EXPORTER_OTLP_ENDPOINT", format!("`{endpoint}` is not an http(s):// URL"));
         }
 
+        let limits = LimitSettings::parse(&mut p);
+
         let settings = Self {
+            limits,
             environment,
             bind,
             data_dir,

@@ -75,6 +75,9 @@ use crate::routes;
         routes::teams::remove_member,
         routes::audit::list,
         routes::audit::verify,
+        routes::plans::plans,
+        routes::plans::usage,
+        routes::plans::set_plan,
     ),
     components(schemas(Problem, FieldError, routes::health::LiveResponse, routes::health::ReadyResponse)),
     modifiers(&SecuritySchemes),
@@ -159,7 +162,11 @@ fn unique_operation_ids(doc: &mut serde_json::Value) {
 const SHARED_ERRORS: [(u16, &str, &str); 11] = [
     (400, "MalformedRequest", "`malformed_request`: the body is not JSON (syntax, truncated, empty)."),
     (401, "Unauthorized", "`unauthorized`: no valid access token or API key."),
-    (403, "Forbidden", "`forbidden`: the caller lacks the permission (named in `required_permission`)."),
+    (
+        403,
+        "Forbidden",
+        "`forbidden`: the caller lacks the permission (named in `required_permission`); `quota_exceeded`: the organization's quota is used up (`quota`, `limit`, `used`, `period_end`).",
+    ),
     (404, "NotFound", "`not_found`: no such resource, or one the caller may not see."),
     (
         409,
@@ -173,18 +180,13 @@ const SHARED_ERRORS: [(u16, &str, &str); 11] = [
         "ValidationFailed",
         "`validation_failed`: `errors` names every bad field or query parameter; `idempotency_mismatch` for a reused `idempotency-key`.",
     ),
-    (429, "RateLimited", "`rate_limited`: too many attempts; retry after `retry-after` seconds."),
+    (
+        429,
+        "RateLimited",
+        "`rate_limited`: over a rate limit or the sign-in lockout; retry after `retry-after` seconds.",
+    ),
     (500, "Internal", "`internal`: an unexpected failure; quote `request_id`."),
     (503, "Unavailable", "`service_unavailable`: a dependency is down or the request timed out; retry shortly."),
-];
-
-/// Routes whose checks count failures and lock out (sign-in, password and code confirmation).
-const LOCKOUT_ROUTES: [(&str, &str); 5] = [
-    ("post", "/api/v1/auth/login"),
-    ("post", "/api/v1/auth/2fa/disable"),
-    ("post", "/api/v1/users/me/password"),
-    ("delete", "/api/v1/users/me"),
-    ("post", "/api/v1/auth/2fa/enable"),
 ];
 
 fn problem_content() -> serde_json::Value {
@@ -223,12 +225,27 @@ fn error_statuses(method: &str, path: &str, operation: &serde_json::Value) -> Ve
         // still held.
         statuses.push(409);
     }
-    if LOCKOUT_ROUTES.contains(&(method, path)) {
-        statuses.push(429);
+    // Every route under /api/v1 is rate limited (the lockout routes also lock out).
+    statuses.push(429);
+    if path.starts_with("/api/v1/orgs/{org_id}") || path == "/api/v1/invitations/accept" {
+        // `quota_exceeded`: the org's API calls, or its seats when inviting and accepting.
+        statuses.push(403);
     }
     statuses.sort_unstable();
     statuses.dedup();
     statuses
+}
+
+/// Every response of a rate-limited route carries the three `ratelimit-*` headers.
+fn rate_limit_headers(response: &mut serde_json::Value) {
+    let header = |description: &str| serde_json::json!({"description": description, "schema": {"type": "integer", "minimum": 0}});
+    let headers = &mut response["headers"];
+    if !headers.is_object() {
+        *headers = serde_json::json!({});
+    }
+    headers["ratelimit-limit"] = header("Requests the tightest applicable bucket allows per period (its burst).");
+    headers["ratelimit-remaining"] = header("Requests left in that bucket now.");
+    headers["ratelimit-reset"] = header("Seconds until that bucket is full again.");
 }
 
 /// Documents every error answer of every `/api/v1` operation as `application/problem+json`
@@ -245,21 +262,28 @@ fn document_errors(doc: &mut serde_json::Value) {
         }
         shared.insert(name.to_owned(), response);
     }
+    for response in shared.values_mut() {
+        rate_limit_headers(response);
+    }
     doc["components"]["responses"] = serde_json::Value::Object(shared);
     let Some(paths) = doc["paths"].as_object_mut() else { return };
     for (path, operations) in paths.iter_mut() {
-        if !path.starts_with("/api/v1/") || path == "/api/v1/openapi.json" {
+        if !path.starts_with("/api/v1/") {
             continue;
         }
         let Some(operations) = operations.as_object_mut() else { continue };
         for (method, operation) in operations.iter_mut() {
-            let statuses = error_statuses(method, path, operation);
+            let statuses =
+                if path == "/api/v1/openapi.json" { vec![429] } else { error_statuses(method, path, operation) };
             let responses = operation["responses"].as_object_mut();
             let Some(responses) = responses else { continue };
             // A route's own error answers keep their description and get the problem media type.
             for (status, response) in responses.iter_mut() {
                 if status.starts_with('4') || status.starts_with('5') {
                     response["content"] = problem_content();
+                }
+                if response.get("$ref").is_none() {
+                    rate_limit_headers(response);
                 }
             }
             for status in statuses {

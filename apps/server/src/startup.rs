@@ -16,24 +16,28 @@ use tenantry_adapter_crypto::{
 };
 use tenantry_adapter_mail::{FileMailProbe, FileMailer, SmtpMailer, SmtpProbe};
 use tenantry_adapter_memory::{
-    CachedUserRepository, InMemoryCache, SystemClock, UserCacheAwareTwoFactor, UuidV7Generator,
+    CachedUserRepository, InMemoryCache, InMemoryRateLimitStore, SystemClock, UserCacheAwareTwoFactor, UuidV7Generator,
 };
-use tenantry_adapter_redis::{RedisBroadcast, RedisCache, RedisConfig, RedisPool};
+use tenantry_adapter_redis::{
+    RedisBroadcast, RedisCache, RedisConfig, RedisPool, RedisRateLimitStore, RedisUsageStore,
+};
 use tenantry_adapter_sql::{
     SqlConfig, SqlDatabase, SqlHealthProbe, SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository,
-    SqlRoleRepository, SqlSessionRepository, SqlTwoFactorRepository, SqlUserRepository,
+    SqlPlanRepository, SqlRoleRepository, SqlSessionRepository, SqlTwoFactorRepository, SqlUsageStore,
+    SqlUserRepository,
 };
 use tenantry_application::{
     AccountPorts, AccountService, AdminPorts, AdminService, ApiKeyPorts, ApiKeyService, AuditService, AuthPorts,
     AuthService, AuthSettings, CacheProbe, HealthService, InvalidatingApiKeyRepository,
     InvalidatingInvitationRepository, InvalidatingOrgRepository, InvalidatingRoleRepository,
     InvalidatingUserRepository, InvalidationListener, Invalidations, InvitationPorts, InvitationService,
-    LastOwnerGuard, PasswordConfirmer, SessionRevocations, TeamService, TenancyService, TwoFactorPorts,
-    TwoFactorService,
+    LastOwnerGuard, LeasePolicy, PasswordConfirmer, QuotaPorts, QuotaService, QuotaSettings, RateLimiter,
+    SessionRevocations, TeamService, TenancyService, TwoFactorPorts, TwoFactorService,
 };
 use tenantry_ports::{
     AccessTokenIssuer, ApiKeyRepository, Broadcast, Cache, Clock, HealthProbe, IdGenerator, InvitationRepository,
-    Mailer, OrgRepository, PasswordHasher, RoleRepository, SecretCipher, TwoFactorRepository, UserRepository,
+    Mailer, OrgRepository, PasswordHasher, RateLimitStore, RoleRepository, SecretCipher, TwoFactorRepository,
+    UsageStore, UserRepository,
 };
 
 use crate::config::{CorsOrigins, Settings};
@@ -42,6 +46,10 @@ use crate::http::metrics::Metrics;
 use crate::http::{ApiError, FieldError, middleware};
 use crate::state::AppState;
 use crate::worker::{RunningWorker, Worker};
+
+/// What the Redis choice decides: the cache, the invalidation bus, where API calls are
+/// counted, the rate-limit store and how its tokens are leased.
+type RedisParts = (Arc<dyn Cache>, Option<Invalidations>, Arc<dyn UsageStore>, Arc<dyn RateLimitStore>, LeasePolicy);
 
 /// How long one SMTP exchange may take before the relay counts as unavailable.
 const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -123,6 +131,14 @@ pub struct Services {
     pub revocations: SessionRevocations,
     /// Applies other replicas' invalidations to this process's copies (with Redis only).
     pub invalidation_listener: Option<InvalidationListener>,
+    /// Prometheus families of this process.
+    pub metrics: Arc<Metrics>,
+    /// Plans, quotas and usage, one per process (it holds this process's API-call leases).
+    pub quotas: Arc<QuotaService>,
+    /// Rate-limit decisions, one per process (it holds this process's token leases).
+    pub rate_limiter: Arc<RateLimiter>,
+    /// Plans and route-group limits from configuration.
+    pub limits: crate::config::LimitSettings,
 }
 
 impl Services {
@@ -148,16 +164,50 @@ impl Services {
         refuse_bypassing_role(settings.environment, database.role_bypassing_row_security().await?)?;
         // With Redis, replicas also tell each other about changes (pub/sub), so their
         // in-process copies do not wait out their half-second bound.
-        let (cache, invalidations): (Arc<dyn Cache>, Option<Invalidations>) = match &settings.redis_url {
+        let sql_usage: Arc<dyn UsageStore> = Arc::new(SqlUsageStore::new(database.clone()));
+        let (cache, invalidations, metered, rate_store, rate_lease): RedisParts = match &settings.redis_url {
             Some(url) => {
                 let mut config = RedisConfig::new(url.clone());
                 config.key_prefix.clone_from(&settings.redis_key_prefix);
                 let pool = RedisPool::connect(&config)?;
                 let bus: Arc<dyn Broadcast> = Arc::new(RedisBroadcast::new(pool.clone()));
-                (Arc::new(RedisCache::new(pool)), Some(Invalidations::new(bus, ids.as_ref())))
+                (
+                    Arc::new(RedisCache::new(pool.clone())),
+                    Some(Invalidations::new(bus, ids.as_ref())),
+                    Arc::new(RedisUsageStore::new(pool.clone())),
+                    Arc::new(RedisRateLimitStore::new(pool)),
+                    LeasePolicy::REMOTE,
+                )
             }
-            None => (Arc::new(InMemoryCache::new(clock.clone())), None),
+            // One process: the limiter is in memory and needs no leases; API calls are
+            // counted in the database, so they survive a restart.
+            None => (
+                Arc::new(InMemoryCache::new(clock.clone())),
+                None,
+                sql_usage.clone(),
+                Arc::new(InMemoryRateLimitStore::new()),
+                LeasePolicy::NONE,
+            ),
         };
+        let metrics = Arc::new(Metrics::new().map_err(|err| StartupError::Other(format!("metrics: {err}")))?);
+        let quotas = Arc::new(
+            QuotaService::new(
+                QuotaPorts {
+                    plans: Arc::new(SqlPlanRepository::new(database.clone())),
+                    durable: sql_usage,
+                    metered,
+                    clock: clock.clone(),
+                    ids: ids.clone(),
+                },
+                QuotaSettings {
+                    catalog: settings.limits.catalog.clone(),
+                    meter_api_calls: settings.limits.meter_api_calls,
+                    ..QuotaSettings::default()
+                },
+            )
+            .with_observer(metrics.clone()),
+        );
+        let rate_limiter = Arc::new(RateLimiter::new(rate_store, clock.clone(), rate_lease));
         let hasher: Arc<dyn PasswordHasher> = Arc::new(
             Argon2Hasher::new(Argon2Settings {
                 max_concurrent: settings.password_hash_concurrency,
@@ -219,6 +269,10 @@ impl Services {
             org_cache,
             revocations,
             invalidation_listener,
+            metrics,
+            quotas,
+            rate_limiter,
+            limits: settings.limits.clone(),
         })
     }
 
@@ -305,6 +359,7 @@ impl Services {
                 secrets: Arc::new(RandomSecrets),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
+                quotas: Some(self.quotas.clone()),
             },
             self.auth_settings.public_url.clone(),
         )
@@ -320,6 +375,7 @@ impl Services {
             self.ids.clone(),
             self.org_cache.clone(),
         )
+        .with_default_plan(self.limits.catalog.default_plan())
     }
 
     /// API keys.
@@ -465,6 +521,8 @@ pub struct Application {
     services: Services,
     worker: Option<RunningWorker>,
     listening: Option<tokio::task::JoinHandle<()>>,
+    flushing: tokio::task::JoinHandle<()>,
+    limits: Arc<crate::http::limits::RateLimits>,
 }
 
 impl Application {
@@ -496,8 +554,17 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address: settings.bind.to_string(), source })?
             .port();
-        let metrics = Metrics::new().map_err(|err| StartupError::Other(format!("metrics: {err}")))?;
-        let metrics = Data::new(metrics);
+        let metrics = Data::from(services.metrics.clone());
+        let openapi_json = crate::openapi::render();
+        let public = serde_json::from_str(&openapi_json)
+            .map(|document| crate::http::limits::public_operations(&document))
+            .map_err(|err| StartupError::Other(format!("openapi document: {err}")))?;
+        let limits = Arc::new(crate::http::limits::RateLimits::new(
+            services.rate_limiter.clone(),
+            &services.limits,
+            public,
+            services.metrics.clone(),
+        ));
         let request_timeout = middleware::RequestTimeout(settings.request_timeout);
         let two_factor = Arc::new(services.two_factor());
         let state = Data::new(AppState {
@@ -513,7 +580,9 @@ impl Application {
             two_factor,
             metrics: metrics.clone(),
             cursors: crate::http::page::Cursors::new(services.cipher.clone()),
-            openapi_json: crate::openapi::render(),
+            openapi_json,
+            quotas: services.quotas.clone(),
+            limits: limits.clone(),
         });
         let http = HttpSettings::from(&settings);
         let idempotency = Data::new(
@@ -525,10 +594,12 @@ impl Application {
             )
             .with_in_flight(middleware::write_limit(settings.request_timeout) + std::time::Duration::from_secs(60)),
         );
+        let app_limits = limits.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(metrics.clone())
+                .app_data(Data::from(app_limits.clone()))
                 .app_data(idempotency.clone())
                 .app_data(request_timeout)
                 .app_data(JsonLimit(http.json_limit))
@@ -540,6 +611,7 @@ impl Application {
                 .configure(crate::routes::configure)
                 .wrap(from_fn(crate::http::idempotency::idempotency))
                 .wrap(from_fn(middleware::complete_writes))
+                .wrap(from_fn(crate::http::limits::rate_limit))
                 .wrap(from_fn(middleware::timeout))
                 .wrap(Condition::new(http.cors.is_some(), cors(http.cors.clone())))
                 .wrap(middleware::security_headers(http.hsts))
@@ -555,6 +627,7 @@ impl Application {
         }
         let worker = options.worker.then(|| services.worker().start());
         let listening = services.invalidation_listener.clone().map(|listener| tokio::spawn(listen(listener)));
+        let flushing = tokio::spawn(flush_leases(services.quotas.clone(), limits.clone()));
         let public = settings.public_url.clone();
         tracing::info!(
             address = %format!("http://{}:{port}", settings.bind.ip()),
@@ -563,7 +636,7 @@ impl Application {
             cache = if settings.redis_url.is_some() { "redis" } else { "in-process" },
             "tenantry is listening"
         );
-        Ok(Self { port, server: server.run(), services, worker, listening })
+        Ok(Self { port, server: server.run(), services, worker, listening, flushing, limits })
     }
 
     /// The bound port (useful when `TENANTRY_BIND` asked for port 0).
@@ -592,6 +665,12 @@ impl Application {
         if let Some(listening) = self.listening {
             listening.abort();
         }
+        // Leased units go back, so other replicas may use them.
+        self.flushing.abort();
+        self.limits.flush(true).await;
+        if let Err(err) = self.services.quotas.flush(true).await {
+            tracing::warn!(error = %err, "giving back leased API calls failed");
+        }
         if let Some(worker) = self.worker {
             worker.shutdown().await;
         }
@@ -616,6 +695,20 @@ async fn listen(listener: InvalidationListener) {
             Err(err) => tracing::warn!(error = %err, "subscribing to invalidations failed; retrying"),
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// Gives back the unused units of expired leases every 250 ms, so a replica that went quiet
+/// does not sit on units another one needs.
+async fn flush_leases(quotas: Arc<QuotaService>, limits: Arc<crate::http::limits::RateLimits>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        limits.flush(false).await;
+        if let Err(err) = quotas.flush(false).await {
+            tracing::warn!(error = %err, "giving back leased API calls failed");
+        }
     }
 }
 

@@ -6,11 +6,11 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use tenantry_application::{AuthError, ClientInfo, Principal};
-use tenantry_ports::{CacheError, StoreError};
+use tenantry_application::{AuthError, Principal};
 
 use super::error::ConflictReason;
 use super::gates::{Gate, record_gate};
+use super::limits::Group;
 use super::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -45,6 +45,7 @@ impl FromRequest for Authenticated {
             match state.auth.authenticate(&token).await {
                 Ok(principal) => {
                     record_gate(&req, Gate::Signed { user_id: principal.user_id });
+                    state.limits.charge(&req, Group::Principal, &format!("user:{}", principal.user_id)).await?;
                     Ok(Self(principal))
                 }
                 Err(AuthError::Unauthenticated) => {
@@ -80,26 +81,7 @@ impl FromRequest for PlatformAdmin {
     }
 }
 
-/// Where the request comes from, for the session record and the per-address lockout: the peer,
-/// or the forwarded client when the peer is a trusted proxy (`TENANTRY_TRUSTED_PROXIES`).
-pub fn client_info(req: &HttpRequest) -> ClientInfo {
-    let proxies = req.app_data::<super::client_ip::TrustedProxies>().cloned().unwrap_or_default();
-    ClientInfo {
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(512).collect()),
-        ip: proxies.client_ip(req).map(|ip| ip.to_string()),
-    }
-}
-
-fn is_unavailable(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        matches!(cause.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(_)))
-            || matches!(cause.downcast_ref::<CacheError>(), Some(CacheError::Unavailable(_)))
-    })
-}
+pub use super::client_ip::client_info;
 
 /// The HTTP answer for each identity failure; a weak password is reported on `password`.
 pub fn auth_error(err: AuthError) -> ApiError {
@@ -148,7 +130,7 @@ pub fn auth_error_on(err: AuthError, password_field: &str) -> ApiError {
             ConflictReason::LastOwner,
             "You are the last owner of an organization: transfer ownership or delete it first.",
         ),
-        AuthError::Dependency(cause) if is_unavailable(&cause) => {
+        AuthError::Dependency(cause) if super::error::is_unavailable(&cause) => {
             tracing::error!(error = format!("{cause:#}"), "a dependency is unavailable");
             ApiError::unavailable("A dependency is temporarily unavailable; retry shortly.")
         }
@@ -159,6 +141,8 @@ pub fn auth_error_on(err: AuthError, password_field: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use tenantry_ports::StoreError;
 
     use super::*;
 

@@ -79,6 +79,20 @@ impl TrustedProxies {
     }
 }
 
+/// Where the request comes from, for the session record and the per-address lockout: the peer,
+/// or the forwarded client when the peer is a trusted proxy (`TENANTRY_TRUSTED_PROXIES`).
+pub fn client_info(req: &HttpRequest) -> tenantry_application::ClientInfo {
+    let proxies = req.app_data::<TrustedProxies>().cloned().unwrap_or_default();
+    tenantry_application::ClientInfo {
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect()),
+        ip: proxies.client_ip(req).map(|ip| ip.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::test::TestRequest;

@@ -250,6 +250,21 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Whether `err` comes from a dependency that is down (503) rather than a bug (500).
+pub(crate) fn is_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(cause.downcast_ref::<tenantry_ports::StoreError>(), Some(tenantry_ports::StoreError::Unavailable(_)))
+            || matches!(
+                cause.downcast_ref::<tenantry_ports::CacheError>(),
+                Some(tenantry_ports::CacheError::Unavailable(_))
+            )
+            || matches!(
+                cause.downcast_ref::<tenantry_ports::CounterError>(),
+                Some(tenantry_ports::CounterError::Unavailable(_))
+            )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::body::to_bytes;

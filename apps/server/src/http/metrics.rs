@@ -11,6 +11,10 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     in_flight: IntGauge,
+    rate_limited: IntCounterVec,
+    limit_store_failures: IntCounterVec,
+    quota_refusals: IntCounterVec,
+    quota_thresholds: IntCounterVec,
 }
 
 /// The route label of requests that matched no route.
@@ -36,10 +40,42 @@ impl Metrics {
             &["method", "route"],
         )?;
         let in_flight = IntGauge::new("http_requests_in_flight", "Requests being served now.")?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused by a rate limit, by route group."),
+            &["group"],
+        )?;
+        let limit_store_failures = IntCounterVec::new(
+            Opts::new(
+                "rate_limit_store_failures_total",
+                "Rate-limit decisions the shared store could not make, by route group (the group failed open or closed).",
+            ),
+            &["group"],
+        )?;
+        let quota_refusals = IntCounterVec::new(
+            Opts::new("quota_refusals_total", "Requests refused by a quota, by quota."),
+            &["quota"],
+        )?;
+        let quota_thresholds = IntCounterVec::new(
+            Opts::new("quota_thresholds_crossed_total", "First crossings of 80 % and 100 % of a quota in a period."),
+            &["quota", "percent"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
-        Ok(Self { registry, requests, latency, in_flight })
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(limit_store_failures.clone()))?;
+        registry.register(Box::new(quota_refusals.clone()))?;
+        registry.register(Box::new(quota_thresholds.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            in_flight,
+            rate_limited,
+            limit_store_failures,
+            quota_refusals,
+            quota_thresholds,
+        })
     }
 
     /// Counts one served request.
@@ -50,6 +86,16 @@ impl Metrics {
         };
         self.requests.with_label_values(&[method, route, &status.to_string()]).inc();
         self.latency.with_label_values(&[method, route]).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a rate-limit refusal of `group` (a fixed label set).
+    pub fn rate_limited(&self, group: &'static str) {
+        self.rate_limited.with_label_values(&[group]).inc();
+    }
+
+    /// Counts a decision the shared rate-limit store could not make.
+    pub fn limit_store_failure(&self, group: &'static str) {
+        self.limit_store_failures.with_label_values(&[group]).inc();
     }
 
     /// The in-flight gauge, raised for the duration of each request.
@@ -70,6 +116,16 @@ impl Metrics {
             tracing::error!(error = %err, "encoding metrics failed");
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl tenantry_application::QuotaObserver for Metrics {
+    fn refused(&self, quota: tenantry_domain::quota::Quota) {
+        self.quota_refusals.with_label_values(&[quota.as_str()]).inc();
+    }
+
+    fn crossed(&self, quota: tenantry_domain::quota::Quota, percent: u8) {
+        self.quota_thresholds.with_label_values(&[quota.as_str(), &percent.to_string()]).inc();
     }
 }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod gates;
 pub mod idempotency;
 pub mod json;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod org;

@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use tenantry_application::{OrgAccess, TenancyError, looks_like_api_key};
+use tenantry_application::{Actor, OrgAccess, QuotaError, TenancyError, looks_like_api_key};
 use tenantry_domain::OrgId;
 use tenantry_domain::audit::Origin;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission};
@@ -17,6 +17,7 @@ use tenantry_domain::tenancy::{MembershipChangeError, Permission};
 use super::auth::{Authenticated, auth_error};
 use super::error::ConflictReason;
 use super::gates::{Gate, record_gate};
+use super::limits::{Group, quota_exceeded};
 use super::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -104,12 +105,17 @@ pub fn authorize(
     let origin = origin(req);
     // Only a user credential goes through the JWT path; an API key never does.
     let caller = api_key.is_none().then(|| Authenticated::from_request(req, payload));
+    let req = req.clone();
     Box::pin(async move {
         let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
         let mut access = match (api_key, caller) {
             (Some(key), _) => {
                 let org_id = org_id.ok_or_else(ApiError::not_found)?;
-                state.api_keys.access(&key, org_id).await.map_err(tenancy_error)?
+                let access = state.api_keys.access(&key, org_id).await.map_err(tenancy_error)?;
+                if let Actor::ApiKey { key_id, .. } = access.actor {
+                    state.limits.charge(&req, Group::Principal, &format!("key:{key_id}")).await?;
+                }
+                access
             }
             (None, Some(caller)) => {
                 let caller = caller.await?;
@@ -118,10 +124,21 @@ pub fn authorize(
             }
             (None, None) => return Err(ApiError::internal(anyhow::anyhow!("no credential path"))),
         };
+        // Charged only once membership is known: an outsider's requests cannot drain an
+        // organization's bucket or its API calls.
+        state.limits.charge(&req, Group::Org, &format!("org:{}", access.org_id)).await?;
         if let Some(permission) = permission {
             access.require(permission).map_err(tenancy_error)?;
         }
         access.origin = origin;
+        match state.quotas.meter_api_call(&access).await {
+            Ok(()) => {}
+            Err(QuotaError::Exceeded(refusal)) => return Err(quota_exceeded(&refusal)),
+            Err(err) => {
+                // Fail open: a lost count costs less than refusing every request.
+                tracing::warn!(error = %err, org_id = %access.org_id, "counting an API call failed; allowing it");
+            }
+        }
         Ok(access)
     })
 }
@@ -201,6 +218,7 @@ pub fn tenancy_error(err: TenancyError) -> ApiError {
             "email_not_verified",
             "Verify your e-mail address before accepting an invitation.",
         ),
+        TenancyError::QuotaExceeded(refusal) => quota_exceeded(&refusal),
         TenancyError::Dependency(cause) => auth_error(tenantry_application::AuthError::Dependency(cause)),
     }
 }

@@ -9,6 +9,17 @@ use tenantry_domain::tenancy::{PermissionSet, RoleName};
 use tenantry_domain::{ApiKeyName, Email, OrgName, Slug, TeamName};
 use validator::ValidationError;
 
+/// For PATCH-style fields: absent stays `None`, `null` becomes `Some(None)`, a value
+/// `Some(Some(v))` (serde alone cannot tell absent from `null`).
+///
+/// # Errors
+/// The inner type's own deserialization errors.
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 fn refused(code: &'static str, message: impl ToString) -> ValidationError {
     ValidationError::new(code).with_message(Cow::Owned(message.to_string()))
 }

@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/admin")
             .service(web::resource("/orgs").route(web::get().to(orgs)))
+            .service(web::resource("/orgs/{org_id}/plan").route(web::put().to(super::plans::set_plan)))
             .service(web::resource("/users").route(web::get().to(users)))
             .service(web::resource("/users/{user_id}/disable").route(web::post().to(disable)))
             .service(web::resource("/users/{user_id}/enable").route(web::post().to(enable))),

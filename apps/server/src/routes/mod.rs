@@ -10,6 +10,7 @@ pub mod invitations;
 pub mod members;
 pub mod metrics;
 pub mod orgs;
+pub mod plans;
 pub mod roles;
 pub mod teams;
 pub mod users;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(members::configure)
         .configure(invitations::configure)
         .configure(roles::configure)
+        .configure(plans::configure)
         .configure(orgs::configure)
         .configure(metrics::configure)
         .configure(docs::configure)

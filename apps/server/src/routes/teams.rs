@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use actix_web::web::{self, Data, ServiceConfig};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tenantry_domain::UserId;
 use tenantry_ports::Team;
 use validator::Validate;
@@ -87,10 +87,6 @@ pub struct CreateTeamRequest {
     pub description: Option<String>,
 }
 
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// `PATCH /teams/{team_id}`: absent fields stay.
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -99,7 +95,7 @@ pub struct UpdateTeamRequest {
     #[validate(custom(function = "rules::team_name"))]
     pub name: Option<String>,
     /// New description; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::rules::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
 }

@@ -3,7 +3,7 @@
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tenantry_application::ProfileChange;
 use tenantry_domain::identity::{User, UserSettings};
 use validator::Validate;
@@ -128,17 +128,12 @@ impl From<User> for UserResponse {
     }
 }
 
-/// Absent stays `None`; `null` becomes `Some(None)`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// `PATCH /users/me`: fields left out stay as they are.
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// New display name; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::rules::present")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
     /// New preferences (replace the old ones).
