@@ -27,7 +27,7 @@ parse() {
   echo "$(awk '/Requests\/sec/ { print $2 }' <<<"$out") $(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")") $(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
 }
 
-# serve NAME EXTRA_ENV... : starts a server, prints its base URL.
+# serve NAME EXTRA_ENV... : starts a server (its pid joins `pids`), sets `base` to its URL.
 serve() {
   local name=$1; shift
   local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -36,7 +36,7 @@ serve() {
     TENANTRY_REDIS_KEY_PREFIX="bench-$$-$name:" "$@" "$bin" serve >"$work/$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
-  echo "http://127.0.0.1:$port"
+  base="http://127.0.0.1:$port"
 }
 
 # measure BASE: members-list req/s p50 p99 with a fresh user and org on BASE.
@@ -56,10 +56,12 @@ measure() {
 }
 
 high="1000000000/min"
-on=$(serve on TENANTRY_RATE_LIMIT_ANONYMOUS="$high" TENANTRY_RATE_LIMIT_PRINCIPAL="$high" TENANTRY_RATE_LIMIT_ORG="$high" \
-  TENANTRY_METER_API_CALLS=true TENANTRY_DEFAULT_PLAN=enterprise)
-off=$(serve off TENANTRY_RATE_LIMIT_ANONYMOUS=off TENANTRY_RATE_LIMIT_PRINCIPAL=off TENANTRY_RATE_LIMIT_ORG=off \
-  TENANTRY_METER_API_CALLS=false TENANTRY_DEFAULT_PLAN=enterprise)
+serve on TENANTRY_RATE_LIMIT_ANONYMOUS="$high" TENANTRY_RATE_LIMIT_PRINCIPAL="$high" TENANTRY_RATE_LIMIT_ORG="$high" \
+  TENANTRY_METER_API_CALLS=true TENANTRY_DEFAULT_PLAN=enterprise
+on=$base
+serve off TENANTRY_RATE_LIMIT_ANONYMOUS=off TENANTRY_RATE_LIMIT_PRINCIPAL=off TENANTRY_RATE_LIMIT_ORG=off \
+  TENANTRY_METER_API_CALLS=false TENANTRY_DEFAULT_PLAN=enterprise
+off=$base
 echo "warm-up and measure (each ${DURATION}s, alternating off/on twice)…"
 read -r off1 off_p50 off_p99 < <(measure "$off")
 read -r on1 on_p50 on_p99 < <(measure "$on")
@@ -71,7 +73,7 @@ pids=()
 
 decisions=$("$CARGO_TARGET_DIR/release/examples/limiter_rate" "$TENANTRY_BENCH_REDIS_URL" 2>/dev/null | awk '/decisions\/s/ { print $1 }')
 redis_port=$(python3 -c "import urllib.parse,sys; u=urllib.parse.urlparse(sys.argv[1]); print(u.port or 6379)" "$TENANTRY_BENCH_REDIS_URL")
-ping=$(redis-benchmark -p "$redis_port" -t ping -n 200000 -c 32 -q 2>/dev/null | awk '/PING_MBULK/ { print $2 }')
+ping=$(redis-benchmark -p "$redis_port" -t ping -n 200000 -c 32 --csv 2>/dev/null | awk -F'"' '$2 == "PING_MBULK" { print $4 }')
 
 printf '\n%-52s %10s %9s %9s\n' "measurement" "req/s" "p50 ms" "p99 ms"
 printf '%-52s %10.0f %9s %9s\n' "members, limits and metering off (baseline)" "$off1" "$off_p50" "$off_p99"

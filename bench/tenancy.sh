@@ -20,6 +20,8 @@ env_extra=()
 [ -n "${TENANTRY_BENCH_DATABASE_URL:-}" ] && env_extra+=("TENANTRY_DATABASE_URL=$TENANTRY_BENCH_DATABASE_URL")
 [ -n "${TENANTRY_BENCH_REDIS_URL:-}" ] && env_extra+=("TENANTRY_REDIS_URL=$TENANTRY_BENCH_REDIS_URL" "TENANTRY_REDIS_KEY_PREFIX=bench-$$:")
 env TENANTRY_BIND="127.0.0.1:$port" TENANTRY_DATA_DIR="$work/data" TENANTRY_LOG=warn TENANTRY_LOG_FORMAT=json \
+  TENANTRY_RATE_LIMIT_ANONYMOUS=off TENANTRY_RATE_LIMIT_PRINCIPAL=off TENANTRY_RATE_LIMIT_ORG=off \
+  TENANTRY_DEFAULT_PLAN=enterprise \
   "${env_extra[@]}" "$bin" serve >"$work/server.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT

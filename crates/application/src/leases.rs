@@ -26,9 +26,10 @@ impl LeasePolicy {
     /// No leasing: the right choice when the shared counter is in-process anyway.
     pub const NONE: Self = Self { max_batch: 1, ttl: Duration::ZERO };
 
-    /// The default for a remote counter (Redis, PostgreSQL): batches of up to 32, given back
-    /// after 250 ms. ADR 0014 derives the bound this puts on under-admission.
-    pub const REMOTE: Self = Self { max_batch: 32, ttl: Duration::from_millis(250) };
+    /// The default for a remote counter (Redis, PostgreSQL): batches of up to 1024 (a
+    /// sixteenth of what is left, so only a bucket far from its limit gets a large one), given
+    /// back after 250 ms. ADR 0014 derives the bound this puts on under-admission.
+    pub const REMOTE: Self = Self { max_batch: 1024, ttl: Duration::from_millis(250) };
 
     /// The batch to ask for when `remaining` units were left at the last grant (unknown: 1).
     pub fn batch(&self, remaining: Option<u64>) -> u32 {
@@ -109,7 +110,8 @@ mod tests {
     fn batches_shrink_to_one_near_the_limit() {
         let policy = LeasePolicy::REMOTE;
         assert_eq!(policy.batch(None), 1, "the first ask is a single unit");
-        assert_eq!(policy.batch(Some(10_000)), 32);
+        assert_eq!(policy.batch(Some(10_000)), 625);
+        assert_eq!(policy.batch(Some(1_000_000)), 1024);
         assert_eq!(policy.batch(Some(160)), 10);
         assert_eq!(policy.batch(Some(20)), 1);
         assert_eq!(policy.batch(Some(0)), 1);

@@ -181,7 +181,7 @@ struct CallLease {
 pub struct QuotaService {
     ports: QuotaPorts,
     settings: QuotaSettings,
-    plans: Mutex<HashMap<OrgId, (PlanAssignment, DateTime<Utc>)>>,
+    plans: Mutex<HashMap<OrgId, (Arc<PlanAssignment>, DateTime<Utc>)>>,
     calls: Leases<OrgId, CallLease>,
     observer: Option<Arc<dyn QuotaObserver>>,
 }
@@ -206,7 +206,7 @@ impl QuotaService {
 
     /// The plan `org_id` is on, read through a short per-process cache (a change made on
     /// another replica is seen within `plan_ttl`).
-    async fn assignment(&self, org_id: OrgId) -> Result<PlanAssignment, QuotaError> {
+    async fn assignment(&self, org_id: OrgId) -> Result<Arc<PlanAssignment>, QuotaError> {
         let now = self.ports.clock.now();
         let ttl = chrono::Duration::from_std(self.settings.plan_ttl).unwrap_or_default();
         {
@@ -217,7 +217,7 @@ impl QuotaService {
                 return Ok(assignment.clone());
             }
         }
-        let assignment = self.fresh_assignment(org_id).await?;
+        let assignment = Arc::new(self.fresh_assignment(org_id).await?);
         let mut plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
         if plans.len() > 50_000 {
             plans.clear();
@@ -680,6 +680,9 @@ mod tests {
         let exceeded: Vec<_> = marks.iter().filter(|(_, mark, _)| mark == "exceeded").collect();
         assert_eq!(exceeded.len(), 1, "{marks:?}");
         assert_eq!(exceeded[0].2, "quota.exceeded");
+        for (_, _, action) in &marks {
+            assert!(tenantry_domain::events::event_type(action).is_some(), "{action} is in the event catalog");
+        }
         let reached: Vec<&str> = marks
             .iter()
             .filter(|(_, _, action)| action == "quota.threshold_reached")
