@@ -6,6 +6,7 @@
 
 pub mod audit;
 mod email;
+pub mod events;
 mod id;
 pub mod identity;
 mod name;
@@ -13,6 +14,7 @@ pub mod quota;
 pub mod rate;
 mod slug;
 pub mod tenancy;
+pub mod webhooks;
 
 pub use email::{Email, EmailError};
 pub use id::{OrgId, SessionId, UserId};
