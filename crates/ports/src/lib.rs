@@ -20,6 +20,7 @@ mod quota;
 mod tasks;
 mod tenancy;
 mod two_factor;
+mod webhooks;
 
 pub use audit::{AuditFilter, AuditHead, AuditLog};
 pub use broadcast::{Broadcast, Subscription};
@@ -44,6 +45,10 @@ pub use tenancy::{
     Team, TeamRepository,
 };
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
+pub use webhooks::{
+    Attempt, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryQueue, OutgoingWebhook, SendError, WebhookAnswer,
+    WebhookEndpoint, WebhookRepository, WebhookSender,
+};
 
 #[cfg(feature = "mock")]
 pub use audit::MockAuditLog;
@@ -75,3 +80,5 @@ pub use tenancy::{
 };
 #[cfg(feature = "mock")]
 pub use two_factor::{MockSecretCipher, MockTotpAlgorithm, MockTwoFactorRepository};
+#[cfg(feature = "mock")]
+pub use webhooks::{MockDeliveryQueue, MockWebhookRepository, MockWebhookSender};
