@@ -24,6 +24,7 @@ pub mod revocations;
 pub mod teams;
 pub mod tenancy;
 pub mod two_factor;
+pub mod webhooks;
 
 pub use account::{AccountPorts, AccountService, DeletionGuard, PersonalData};
 pub use admin::{AdminPorts, AdminService};
@@ -52,3 +53,6 @@ pub use revocations::SessionRevocations;
 pub use teams::TeamService;
 pub use tenancy::{Actor, LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};
 pub use two_factor::{TwoFactorPorts, TwoFactorService};
+pub use webhooks::{
+    Dispatcher, EndpointChange, EndpointWithSecret, PayloadSweeper, WebhookPorts, WebhookService, WebhookSettings,
+};

@@ -281,6 +281,20 @@ impl QuotaService {
         Ok(())
     }
 
+    /// Frees `units` of a gauge quota (`members` aside: it counts rows) when what they paid
+    /// for is gone: a deleted webhook endpoint, a deleted file's bytes.
+    ///
+    /// # Errors
+    /// [`QuotaError::CountersUnavailable`].
+    pub async fn free(&self, org_id: OrgId, quota: Quota, units: u64) -> Result<(), QuotaError> {
+        if quota.is_periodic() || units == 0 {
+            return Ok(());
+        }
+        let key = Self::key(org_id, quota, &Period::forever());
+        self.store_of(quota).release(&key, units).await?;
+        Ok(())
+    }
+
     /// Announces crossings of a grant, or the refusal.
     async fn after_consume(
         &self,

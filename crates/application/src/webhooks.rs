@@ -1,0 +1,718 @@
+//! Outgoing webhooks: an organization's endpoints, and the dispatcher step that delivers the
+//! events its changes wrote to the outbox — signed, at least once, retried on a schedule.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
+use tenantry_domain::quota::Quota;
+use tenantry_domain::tenancy::Permission;
+use tenantry_domain::webhooks::{
+    AttemptVerdict, DeliveryStatus, check_endpoint_url, format_secret, judge, next_attempt, secret_key,
+    signature_header,
+};
+use tenantry_ports::{
+    Attempt, AttemptOutcome, ClaimedDelivery, Clock, Delivery, DeliveryQueue, IdGenerator, OutgoingWebhook,
+    SecretCipher, SecretGenerator, SendError, WebhookEndpoint, WebhookRepository, WebhookSender,
+};
+
+use crate::jobs::{Job, JobError, StepOutcome};
+use crate::quotas::QuotaService;
+use crate::tenancy::{OrgAccess, TenancyError};
+
+/// Everything [`WebhookService`] and [`Dispatcher`] need.
+#[derive(Clone)]
+pub struct WebhookPorts {
+    /// Endpoints and their sealed secrets.
+    pub endpoints: Arc<dyn WebhookRepository>,
+    /// The delivery queue.
+    pub queue: Arc<dyn DeliveryQueue>,
+    /// The HTTP sender (its SSRF guard also vets URLs at creation).
+    pub sender: Arc<dyn WebhookSender>,
+    /// Seals secrets at rest.
+    pub cipher: Arc<dyn SecretCipher>,
+    /// Random secrets.
+    pub secrets: Arc<dyn SecretGenerator>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Ids.
+    pub ids: Arc<dyn IdGenerator>,
+    /// The `webhook_endpoints` quota; `None` leaves endpoints unlimited.
+    pub quotas: Option<Arc<QuotaService>>,
+}
+
+/// Webhook policy from configuration.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Only `https://` endpoints (production).
+    pub https_only: bool,
+    /// Delays between attempts (`TENANTRY_WEBHOOK_RETRY_SCHEDULE`).
+    pub schedule: Vec<Duration>,
+    /// How long a rotated secret keeps signing.
+    pub rotation_grace: Duration,
+    /// Deliveries claimed per dispatcher step.
+    pub batch: u32,
+    /// Deliveries in flight per endpoint at most (fairness).
+    pub per_endpoint: u32,
+    /// How long a claim lasts before another worker may take the delivery over (longer than
+    /// the sender's timeout).
+    pub claim_lease: Duration,
+    /// How long payloads and response bodies are kept after a delivery ends.
+    pub retention: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            https_only: false,
+            schedule: [5, 300, 1800, 7200, 18_000, 36_000, 36_000].into_iter().map(Duration::from_secs).collect(),
+            rotation_grace: Duration::from_secs(24 * 3600),
+            batch: 64,
+            per_endpoint: 4,
+            claim_lease: Duration::from_secs(60),
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// What the owner sees once: the endpoint and its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointWithSecret {
+    /// The endpoint.
+    pub endpoint: WebhookEndpoint,
+    /// `whsec_…`: shown only at creation and rotation.
+    pub secret: String,
+}
+
+/// A change to an endpoint: `None` keeps the field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointChange {
+    /// New URL.
+    pub url: Option<String>,
+    /// New filter (empty: all types).
+    pub events: Option<Vec<String>>,
+    /// New description (`Some(None)` clears it).
+    pub description: Option<Option<String>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
+/// The endpoint use cases (`webhooks:manage`).
+pub struct WebhookService {
+    ports: WebhookPorts,
+    settings: WebhookSettings,
+}
+
+fn invalid(field: &'static str, message: impl ToString) -> TenancyError {
+    TenancyError::Invalid { field, message: message.to_string() }
+}
+
+impl WebhookService {
+    /// Wires the service.
+    pub fn new(ports: WebhookPorts, settings: WebhookSettings) -> Self {
+        Self { ports, settings }
+    }
+
+    fn check_url(&self, url: &str) -> Result<(), TenancyError> {
+        check_endpoint_url(url, self.settings.https_only).map_err(|err| invalid("url", err))?;
+        if let Some(reason) = self.ports.sender.refuses_literal(url) {
+            return Err(invalid("url", format!("targets a refused address ({reason})")));
+        }
+        Ok(())
+    }
+
+    fn check_events(events: &[String]) -> Result<(), TenancyError> {
+        for event in events {
+            if tenantry_domain::events::event_type(event).is_none() {
+                return Err(invalid(
+                    "events",
+                    format!("`{event}` is not an event type (see GET /api/v1/webhook-event-types)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn new_secret(&self) -> Result<(String, String), TenancyError> {
+        // 32 random bytes, URL-safe base64: its 43 characters are the key (in 24..=64 bytes).
+        let secret = format_secret(self.ports.secrets.token(32).as_bytes());
+        let sealed = self.ports.cipher.seal(secret.as_bytes()).map_err(|err| TenancyError::Dependency(err.into()))?;
+        Ok((secret, sealed))
+    }
+
+    /// Creates an endpoint (counted against `webhook_endpoints`); its secret is returned once.
+    ///
+    /// # Errors
+    /// `Forbidden`, `Invalid` (url, events), `QuotaExceeded`, `Dependency`.
+    pub async fn create(
+        &self,
+        access: &OrgAccess,
+        url: &str,
+        events: Vec<String>,
+        description: Option<String>,
+    ) -> Result<EndpointWithSecret, TenancyError> {
+        access.require(Permission::WebhooksManage)?;
+        self.check_url(url)?;
+        Self::check_events(&events)?;
+        let now = self.ports.clock.now();
+        let endpoint = WebhookEndpoint {
+            id: self.ports.ids.new_id(),
+            org_id: access.org_id,
+            url: url.to_owned(),
+            events,
+            description,
+            enabled: true,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let (secret, sealed) = self.new_secret()?;
+        let reservation = match &self.ports.quotas {
+            Some(quotas) => Some(quotas.try_consume(access, Quota::WebhookEndpoints, 1).await?),
+            None => None,
+        };
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "webhook.created",
+            ("webhook", Some(endpoint.id.to_string())),
+            &json!({"url": endpoint.url, "events": endpoint.events}),
+        );
+        if let Err(err) = self.ports.endpoints.create(&endpoint, &sealed, &event).await {
+            if let (Some(quotas), Some(reservation)) = (&self.ports.quotas, reservation) {
+                let _ = quotas.release(reservation).await;
+            }
+            return Err(err.into());
+        }
+        Ok(EndpointWithSecret { endpoint, secret })
+    }
+
+    /// A page of the organization's endpoints.
+    ///
+    /// # Errors
+    /// `Forbidden`, `Dependency`.
+    pub async fn list(
+        &self,
+        access: &OrgAccess,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<WebhookEndpoint>, TenancyError> {
+        access.require(Permission::WebhooksManage)?;
+        Ok(self.ports.endpoints.list(access.org_id, after, limit).await?)
+    }
+
+    /// One endpoint.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn get(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<WebhookEndpoint, TenancyError> {
+        access.require(Permission::WebhooksManage)?;
+        self.ports.endpoints.get(access.org_id, id).await?.ok_or(TenancyError::NotFound)
+    }
+
+    /// Changes an endpoint; enabling it again clears the reason it was disabled.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Invalid`, `Dependency`.
+    pub async fn update(
+        &self,
+        access: &OrgAccess,
+        id: uuid::Uuid,
+        change: EndpointChange,
+    ) -> Result<WebhookEndpoint, TenancyError> {
+        let mut endpoint = self.get(access, id).await?;
+        if let Some(url) = change.url {
+            self.check_url(&url)?;
+            endpoint.url = url;
+        }
+        if let Some(events) = change.events {
+            Self::check_events(&events)?;
+            endpoint.events = events;
+        }
+        if let Some(description) = change.description {
+            endpoint.description = description;
+        }
+        if let Some(enabled) = change.enabled {
+            endpoint.enabled = enabled;
+            if enabled {
+                endpoint.disabled_reason = None;
+            }
+        }
+        endpoint.updated_at = self.ports.clock.now();
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "webhook.updated",
+            ("webhook", Some(id.to_string())),
+            &json!({"url": endpoint.url, "events": endpoint.events, "enabled": endpoint.enabled}),
+        );
+        if !self.ports.endpoints.update(&endpoint, &event).await? {
+            return Err(TenancyError::NotFound);
+        }
+        Ok(endpoint)
+    }
+
+    /// Deletes an endpoint with its deliveries and payloads, and frees its quota unit.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn delete(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+        access.require(Permission::WebhooksManage)?;
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "webhook.deleted",
+            ("webhook", Some(id.to_string())),
+            &json!({}),
+        );
+        if !self.ports.endpoints.delete(access.org_id, id, &event).await? {
+            return Err(TenancyError::NotFound);
+        }
+        if let Some(quotas) = &self.ports.quotas
+            && let Err(err) = quotas.free(access.org_id, Quota::WebhookEndpoints, 1).await
+        {
+            tracing::warn!(error = %err, "freeing a webhook endpoint's quota unit failed");
+        }
+        Ok(())
+    }
+
+    /// A new secret; the previous one keeps signing (a second signature) for the grace period.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn rotate_secret(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<EndpointWithSecret, TenancyError> {
+        let endpoint = self.get(access, id).await?;
+        let (secret, sealed) = self.new_secret()?;
+        let until = self.ports.clock.now()
+            + chrono::Duration::from_std(self.settings.rotation_grace).unwrap_or(chrono::Duration::MAX);
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "webhook.secret_rotated",
+            ("webhook", Some(id.to_string())),
+            &json!({"previous_valid_until": until}),
+        );
+        if !self.ports.endpoints.rotate_secret(access.org_id, id, &sealed, until, &event).await? {
+            return Err(TenancyError::NotFound);
+        }
+        Ok(EndpointWithSecret { endpoint, secret })
+    }
+
+    /// Queues a `webhook.test` event for this endpoint only.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn send_test(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<uuid::Uuid, TenancyError> {
+        let endpoint = self.get(access, id).await?;
+        let event = access.event(
+            (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
+            "webhook.test",
+            ("webhook", Some(endpoint.id.to_string())),
+            &json!({"endpoint_id": endpoint.id, "message": "This is a test event from Tenantry."}),
+        );
+        Ok(self.ports.queue.enqueue_test(endpoint.id, &event).await?)
+    }
+
+    /// A page of an endpoint's deliveries, newest first.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn deliveries(
+        &self,
+        access: &OrgAccess,
+        id: uuid::Uuid,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, TenancyError> {
+        self.get(access, id).await?;
+        Ok(self.ports.queue.list(access.org_id, id, before, limit).await?)
+    }
+
+    /// One delivery with every attempt.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `Dependency`.
+    pub async fn delivery(
+        &self,
+        access: &OrgAccess,
+        id: uuid::Uuid,
+        delivery_id: uuid::Uuid,
+    ) -> Result<(Delivery, Vec<Attempt>), TenancyError> {
+        access.require(Permission::WebhooksManage)?;
+        self.ports.queue.get(access.org_id, id, delivery_id).await?.ok_or(TenancyError::NotFound)
+    }
+
+    /// A new attempt now for a `failed` or `dead` delivery.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound` (no such delivery, or not failed or dead), `Dependency`.
+    pub async fn retry(&self, access: &OrgAccess, id: uuid::Uuid, delivery_id: uuid::Uuid) -> Result<(), TenancyError> {
+        access.require(Permission::WebhooksManage)?;
+        if self.ports.queue.retry(access.org_id, id, delivery_id, self.ports.clock.now()).await? {
+            Ok(())
+        } else {
+            Err(TenancyError::NotFound)
+        }
+    }
+}
+
+/// The dispatcher: a worker step that fans new events out to endpoints and makes one attempt
+/// of each claimed delivery, concurrently. Any number of workers can run it.
+pub struct Dispatcher {
+    ports: WebhookPorts,
+    settings: WebhookSettings,
+}
+
+/// The largest response body kept per attempt.
+const KEPT_BODY: usize = 4096;
+
+/// A spread in `[0, 1)` for `id`'s retries, from its random bits (UUIDv7 ends with 62 random
+/// bits), so deliveries that fail together retry apart, and a test can predict it.
+fn jitter(id: uuid::Uuid, attempt: u32) -> f64 {
+    let bits = (id.as_u128() as u64).rotate_left(attempt.wrapping_mul(7));
+    (bits % 10_000) as f64 / 10_000.0
+}
+
+impl Dispatcher {
+    /// Wires the dispatcher.
+    pub fn new(ports: WebhookPorts, settings: WebhookSettings) -> Self {
+        Self { ports, settings }
+    }
+
+    /// Fans out and delivers what is due now; `Worked` when it did anything.
+    ///
+    /// # Errors
+    /// Store failures (the worker backs off and tries again).
+    pub async fn run_once(&self) -> Result<StepOutcome, JobError> {
+        let now = self.ports.clock.now();
+        let fanned = self.ports.queue.fan_out(now, 500).await.map_err(|err| JobError(err.into()))?;
+        let lease = now + chrono::Duration::from_std(self.settings.claim_lease).unwrap_or(chrono::Duration::MAX);
+        let claimed = self
+            .ports
+            .queue
+            .claim(now, self.settings.batch, self.settings.per_endpoint, lease)
+            .await
+            .map_err(|err| JobError(err.into()))?;
+        if fanned == 0 && claimed.is_empty() {
+            return Ok(StepOutcome::Idle { next_in: Duration::from_millis(200) });
+        }
+        let attempts = claimed.into_iter().map(|claimed| self.attempt(claimed));
+        let results = futures_util::future::join_all(attempts).await;
+        for result in results {
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "recording a webhook attempt failed; the claim will lapse and it is retried");
+            }
+        }
+        Ok(StepOutcome::Worked)
+    }
+
+    /// Erases payloads of deliveries that ended more than the retention period ago.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn purge(&self) -> Result<u64, JobError> {
+        let before = self.ports.clock.now()
+            - chrono::Duration::from_std(self.settings.retention).unwrap_or(chrono::Duration::MAX);
+        self.ports.queue.purge(before, 1000).await.map_err(|err| JobError(err.into()))
+    }
+
+    async fn keys(&self, delivery: &Delivery, now: DateTime<Utc>) -> Result<Option<Vec<Vec<u8>>>, anyhow::Error> {
+        let Some(sealed) = self.ports.endpoints.secrets(delivery.org_id, delivery.endpoint_id, now).await? else {
+            return Ok(None);
+        };
+        let mut keys = Vec::new();
+        for sealed in sealed {
+            let secret = self.ports.cipher.open(&sealed)?;
+            let secret = String::from_utf8(secret)?;
+            keys.push(secret_key(&secret).ok_or_else(|| anyhow::anyhow!("a stored webhook secret is malformed"))?);
+        }
+        Ok(Some(keys))
+    }
+
+    /// One attempt of one claimed delivery, recorded.
+    async fn attempt(&self, claimed: ClaimedDelivery) -> Result<(), anyhow::Error> {
+        let ClaimedDelivery { delivery, url } = claimed;
+        let started_at = self.ports.clock.now();
+        let attempt_number = delivery.attempts + 1;
+        let Some(keys) = self.keys(&delivery, started_at).await? else {
+            // The endpoint is gone: nothing to send to.
+            let attempt = Attempt {
+                attempt: attempt_number,
+                started_at,
+                response_status: None,
+                latency_ms: 0,
+                response_body: None,
+                error: Some("the endpoint no longer exists".to_owned()),
+            };
+            let outcome = AttemptOutcome { status: DeliveryStatus::Dead, next_attempt_at: None };
+            return Ok(self.ports.queue.record(&delivery, &attempt, &outcome).await?);
+        };
+        let data: serde_json::Value = delivery
+            .payload
+            .as_deref()
+            .and_then(|payload| serde_json::from_str(payload).ok())
+            .unwrap_or_else(|| json!({}));
+        let body = json!({
+            "type": delivery.event_type,
+            "timestamp": started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": data,
+        })
+        .to_string()
+        .into_bytes();
+        let id = delivery.id.to_string();
+        let timestamp = started_at.timestamp();
+        let request = OutgoingWebhook {
+            url,
+            headers: vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("webhook-id".to_owned(), id.clone()),
+                ("webhook-timestamp".to_owned(), timestamp.to_string()),
+                ("webhook-signature".to_owned(), signature_header(&keys, &id, timestamp, &body)),
+            ],
+            body,
+        };
+        let clock = Instant::now();
+        let answer = self.ports.sender.send(&request).await;
+        let latency_ms = u32::try_from(clock.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let now = self.ports.clock.now();
+        let (status, retry_after, response_body, error) = match &answer {
+            Ok(answer) => (Some(answer.status), answer.retry_after.clone(), Some(cut(&answer.body)), None),
+            Err(SendError::Refused(reason)) => (None, None, None, Some(format!("refused: {reason}"))),
+            Err(err) => (None, None, None, Some(err.to_string())),
+        };
+        let attempt =
+            Attempt { attempt: attempt_number, started_at, response_status: status, latency_ms, response_body, error };
+        let outcome = match judge(status, retry_after.as_deref(), now) {
+            AttemptVerdict::Delivered => AttemptOutcome { status: DeliveryStatus::Succeeded, next_attempt_at: None },
+            AttemptVerdict::Gone => {
+                let event = AuditEvent::new(
+                    self.ports.ids.new_id(),
+                    delivery.org_id,
+                    "webhook.disabled",
+                    (ActorKind::User, uuid::Uuid::nil()),
+                    ("webhook", Some(delivery.endpoint_id.to_string())),
+                    Origin::default(),
+                    now,
+                    &json!({"reason": "gone", "delivery_id": delivery.id}),
+                );
+                self.ports.queue.endpoint_gone(delivery.org_id, delivery.endpoint_id, &event).await?;
+                AttemptOutcome { status: DeliveryStatus::Dead, next_attempt_at: None }
+            }
+            AttemptVerdict::Retry { not_before } => {
+                match next_attempt(
+                    &self.settings.schedule,
+                    attempt_number,
+                    now,
+                    jitter(delivery.id, attempt_number),
+                    not_before,
+                ) {
+                    Some(at) => AttemptOutcome { status: DeliveryStatus::Failed, next_attempt_at: Some(at) },
+                    None => AttemptOutcome { status: DeliveryStatus::Dead, next_attempt_at: None },
+                }
+            }
+        };
+        self.ports.queue.record(&delivery, &attempt, &outcome).await?;
+        Ok(())
+    }
+}
+
+fn cut(body: &str) -> String {
+    if body.len() <= KEPT_BODY {
+        return body.to_owned();
+    }
+    let mut end = KEPT_BODY;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    body[..end].to_owned()
+}
+
+#[async_trait::async_trait]
+impl Job for Dispatcher {
+    fn name(&self) -> &'static str {
+        "webhooks.dispatch"
+    }
+
+    async fn step(&self) -> Result<StepOutcome, JobError> {
+        self.run_once().await
+    }
+}
+
+/// The retention sweeper: erases old payloads, a batch per step.
+pub struct PayloadSweeper(pub Arc<Dispatcher>);
+
+#[async_trait::async_trait]
+impl Job for PayloadSweeper {
+    fn name(&self) -> &'static str {
+        "webhooks.purge"
+    }
+
+    async fn step(&self) -> Result<StepOutcome, JobError> {
+        let erased = self.0.purge().await?;
+        Ok(if erased > 0 { StepOutcome::Worked } else { StepOutcome::Idle { next_in: Duration::from_secs(3600) } })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::TimeZone;
+    use tenantry_adapter_memory::{ManualClock, UuidV7Generator};
+    use tenantry_domain::OrgId;
+    use tenantry_ports::{
+        MockDeliveryQueue, MockSecretCipher, MockSecretGenerator, MockWebhookRepository, MockWebhookSender,
+        WebhookAnswer,
+    };
+
+    use super::*;
+
+    fn start() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).single().expect("date")
+    }
+
+    fn delivery(attempts: u32) -> Delivery {
+        Delivery {
+            id: uuid::Uuid::now_v7(),
+            org_id: OrgId::from_uuid(uuid::Uuid::now_v7()),
+            endpoint_id: uuid::Uuid::now_v7(),
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "member.added".into(),
+            status: DeliveryStatus::Pending,
+            attempts,
+            last_response_status: None,
+            last_latency_ms: None,
+            next_attempt_at: Some(start()),
+            created_at: start(),
+            event_created_at: start(),
+            payload: Some(r#"{"role":"member"}"#.into()),
+        }
+    }
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    /// A dispatcher whose queue hands out `claimed` once and records outcomes into `recorded`;
+    /// the sender answers with `answer`.
+    fn dispatcher(
+        claimed: Delivery,
+        answer: Result<WebhookAnswer, SendError>,
+        recorded: Arc<Mutex<Vec<(Attempt, AttemptOutcome)>>>,
+        sent: Arc<Mutex<Vec<OutgoingWebhook>>>,
+        gone: Arc<Mutex<u32>>,
+    ) -> Dispatcher {
+        let mut queue = MockDeliveryQueue::new();
+        queue.expect_fan_out().returning(|_, _| Ok(0));
+        let once = Mutex::new(Some(claimed));
+        queue.expect_claim().returning(move |_, _, _, _| {
+            Ok(once
+                .lock()
+                .expect("once")
+                .take()
+                .map(|delivery| ClaimedDelivery { delivery, url: "https://h.example/in".into() })
+                .into_iter()
+                .collect())
+        });
+        queue.expect_record().returning(move |_, attempt, outcome| {
+            recorded.lock().expect("recorded").push((attempt.clone(), outcome.clone()));
+            Ok(())
+        });
+        queue.expect_endpoint_gone().returning(move |_, _, event| {
+            assert_eq!(event.action, "webhook.disabled");
+            *gone.lock().expect("gone") += 1;
+            Ok(())
+        });
+        let mut endpoints = MockWebhookRepository::new();
+        endpoints.expect_secrets().returning(|_, _, _| Ok(Some(vec![SECRET.to_owned()])));
+        let mut cipher = MockSecretCipher::new();
+        cipher.expect_open().returning(|sealed| Ok(sealed.as_bytes().to_vec()));
+        let mut sender = MockWebhookSender::new();
+        sender.expect_send().returning(move |request| {
+            sent.lock().expect("sent").push(request.clone());
+            answer.clone()
+        });
+        let ports = WebhookPorts {
+            endpoints: Arc::new(endpoints),
+            queue: Arc::new(queue),
+            sender: Arc::new(sender),
+            cipher: Arc::new(cipher),
+            secrets: Arc::new(MockSecretGenerator::new()),
+            clock: Arc::new(ManualClock::new(start())),
+            ids: Arc::new(UuidV7Generator),
+            quotas: None,
+        };
+        Dispatcher::new(ports, WebhookSettings::default())
+    }
+
+    fn answer(status: u16, retry_after: Option<&str>) -> Result<WebhookAnswer, SendError> {
+        Ok(WebhookAnswer { status, retry_after: retry_after.map(str::to_owned), body: "ok".into() })
+    }
+
+    async fn run(
+        claimed: Delivery,
+        reply: Result<WebhookAnswer, SendError>,
+    ) -> (Vec<(Attempt, AttemptOutcome)>, Vec<OutgoingWebhook>, u32) {
+        let (recorded, sent, gone) = (Arc::default(), Arc::default(), Arc::new(Mutex::new(0)));
+        let dispatcher = dispatcher(claimed, reply, Arc::clone(&recorded), Arc::clone(&sent), Arc::clone(&gone));
+        assert_eq!(dispatcher.run_once().await.expect("step"), StepOutcome::Worked);
+        assert!(matches!(dispatcher.run_once().await.expect("step"), StepOutcome::Idle { .. }), "nothing left");
+        let recorded = recorded.lock().expect("recorded").clone();
+        let sent = sent.lock().expect("sent").clone();
+        let gone = *gone.lock().expect("gone");
+        (recorded, sent, gone)
+    }
+
+    #[tokio::test]
+    async fn a_2xx_delivers_a_signed_standard_webhook() {
+        let claimed = delivery(0);
+        let (recorded, sent, _) = run(claimed.clone(), answer(204, None)).await;
+        assert_eq!(recorded[0].1, AttemptOutcome { status: DeliveryStatus::Succeeded, next_attempt_at: None });
+        assert_eq!((recorded[0].0.attempt, recorded[0].0.response_status), (1, Some(204)));
+        let request = &sent[0];
+        let header = |name: &str| request.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).expect(name);
+        assert_eq!(header("webhook-id"), claimed.id.to_string());
+        let timestamp: i64 = header("webhook-timestamp").parse().expect("unix seconds");
+        let key = secret_key(SECRET).expect("key");
+        assert_eq!(
+            header("webhook-signature"),
+            tenantry_domain::webhooks::sign(&key, &claimed.id.to_string(), timestamp, &request.body)
+        );
+        let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json body");
+        assert_eq!(body["type"], "member.added");
+        assert_eq!(body["data"], json!({"role": "member"}));
+        assert!(body["timestamp"].is_string());
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_retried_on_schedule_and_retry_after_pushes_it_later() {
+        let (recorded, _, _) = run(delivery(0), answer(500, Some("9999"))).await;
+        let next = recorded[0].1.next_attempt_at.expect("scheduled");
+        assert_eq!(recorded[0].1.status, DeliveryStatus::Failed);
+        assert!(
+            next >= start() + chrono::Duration::seconds(5) && next < start() + chrono::Duration::seconds(6),
+            "5 s + jitter, Retry-After ignored on a 500: {next}"
+        );
+        let (recorded, _, _) = run(delivery(0), answer(503, Some("120"))).await;
+        assert_eq!(recorded[0].1.next_attempt_at, Some(start() + chrono::Duration::seconds(120)));
+        let (recorded, _, _) = run(delivery(0), Err(SendError::Timeout)).await;
+        assert_eq!(recorded[0].0.error.as_deref(), Some("timed out"));
+        assert_eq!(recorded[0].1.status, DeliveryStatus::Failed);
+    }
+
+    #[tokio::test]
+    async fn the_last_attempt_ends_dead_and_410_disables_the_endpoint() {
+        // The first attempt and one per delay of the schedule: the eighth is the last.
+        let (recorded, _, gone) = run(delivery(7), answer(500, None)).await;
+        assert_eq!(recorded[0].1, AttemptOutcome { status: DeliveryStatus::Dead, next_attempt_at: None });
+        assert_eq!(gone, 0);
+        let (recorded, _, gone) = run(delivery(0), answer(410, None)).await;
+        assert_eq!(recorded[0].1.status, DeliveryStatus::Dead);
+        assert_eq!(gone, 1);
+    }
+
+    #[test]
+    fn bodies_are_cut_at_4_kib_on_a_character_boundary() {
+        assert_eq!(cut("short"), "short");
+        let long = "é".repeat(3000);
+        let kept = cut(&long);
+        assert!(kept.len() <= 4096 && long.starts_with(&kept));
+        assert_eq!(kept.len(), 4096);
+    }
+}
