@@ -16,11 +16,15 @@ mod m20261122_000008_api_keys;
 mod m20261122_000009_audit_log;
 mod m20261122_000010_row_level_security;
 mod m20261206_000011_quotas;
+mod m20261206_000012_webhooks;
 
 /// Every tenant-owned table and the column naming its organization: each is under the same
 /// Row-Level Security policy on PostgreSQL, and the isolation tests walk this list, so a new
 /// tenant table is fenced and checked by being added to its migration's list.
-pub const TENANT_TABLES: [(&str, &str); 11] =
+pub const TENANT_TABLES: [(&str, &str); 15] = concat(BEFORE_WEBHOOKS, m20261206_000012_webhooks::TABLES);
+
+/// The tenant tables of the migrations before webhooks (a step of [`TENANT_TABLES`]).
+const BEFORE_WEBHOOKS: [(&str, &str); 11] =
     concat(m20261122_000010_row_level_security::TABLES, m20261206_000011_quotas::TABLES);
 
 /// `a` then `b`, at compile time (a wrong length `N` fails the build).
@@ -60,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_audit_log::Migration),
             Box::new(m20261122_000010_row_level_security::Migration),
             Box::new(m20261206_000011_quotas::Migration),
+            Box::new(m20261206_000012_webhooks::Migration),
         ]
     }
 }

@@ -16,3 +16,4 @@ pub mod smtp;
 mod support;
 pub mod tenancy;
 pub mod usage;
+pub mod webhooks;

@@ -66,8 +66,38 @@ pub(crate) async fn append<C: ConnectionTrait>(txn: &C, event: &AuditEvent) -> R
         .exec(txn)
         .await
         .map_err(store_error)?;
+    outbox(txn, event).await
+}
+
+/// The transactional outbox: an entry whose action is in the event catalog is also queued for
+/// webhook fan-out, by one insert in the transaction of the change it records, so an event
+/// exists exactly when its change committed and a rollback leaves none. `webhook.test` is left
+/// out: it is queued for one endpoint only, by `DeliveryQueue::enqueue_test`. An organization
+/// that does not exist (yet, or any more) has no endpoint to deliver to, so its events are
+/// not kept rather than failing the change on the foreign key.
+async fn outbox<C: ConnectionTrait>(txn: &C, event: &AuditEvent) -> Result<(), StoreError> {
+    if event.action == TEST_EVENT || tenantry_domain::events::event_type(&event.action).is_none() {
+        return Ok(());
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        "INSERT INTO webhook_events (id, org_id, event_type, data, created_at, fanned_out) \
+         SELECT $1, $2, $3, $4, $5, FALSE WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $2)",
+        [
+            event.id.into(),
+            event.org_id.as_uuid().into(),
+            event.action.as_str().into(),
+            event.data.as_str().into(),
+            event.created_at.into(),
+        ],
+    ))
+    .await
+    .map_err(store_error)?;
     Ok(())
 }
+
+/// The action of a test delivery, queued for its endpoint only, never fanned out.
+pub(crate) const TEST_EVENT: &str = "webhook.test";
 
 /// Runs `change`, a statement meant to touch exactly one of `org_id`'s rows, together with
 /// its audit entry in one tenant transaction. `false`, with nothing written (not even the

@@ -1,4 +1,4 @@
-//! The identity and tenancy contract suites against this adapter, on SQLite and on PostgreSQL.
+//! The contract suites against this adapter, on SQLite and on PostgreSQL.
 
 use std::sync::Arc;
 
@@ -9,11 +9,12 @@ use tenantry_testkit::postgres::ScratchPostgres;
 use tenantry_testkit::plans::PlanStores;
 use tenantry_testkit::tenancy::TenancyStores;
 use tenantry_testkit::usage::{OrgSource, UsageStores};
+use tenantry_testkit::webhooks::WebhookStores;
 
 use crate::{
-    SqlApiKeyRepository, SqlAuditLog, SqlConfig, SqlDatabase, SqlInvitationRepository, SqlOneTimeTokenRepository,
-    SqlOrgRepository, SqlPlanRepository, SqlRoleRepository, SqlSessionRepository, SqlTeamRepository,
-    SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository,
+    SqlApiKeyRepository, SqlAuditLog, SqlConfig, SqlDatabase, SqlDeliveryQueue, SqlInvitationRepository,
+    SqlOneTimeTokenRepository, SqlOrgRepository, SqlPlanRepository, SqlRoleRepository, SqlSessionRepository,
+    SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository, SqlWebhookRepository,
 };
 
 async fn migrated(url: String) -> SqlDatabase {
@@ -172,6 +173,46 @@ async fn plans_contract_on_postgres() {
     let db = migrated(scratch.url.clone()).await;
     tenantry_testkit::plans::run_contract(|| {
         let stores = plan_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+    scratch.drop_database().await;
+}
+
+fn webhook_stores(db: &SqlDatabase) -> WebhookStores {
+    WebhookStores {
+        webhooks: Arc::new(SqlWebhookRepository::new(db.clone())),
+        deliveries: Arc::new(SqlDeliveryQueue::new(db.clone())),
+        users: Arc::new(SqlUserRepository::new(db.clone())),
+        orgs: Arc::new(SqlOrgRepository::new(db.clone())),
+        invitations: Arc::new(SqlInvitationRepository::new(db.clone())),
+        audit: Arc::new(SqlAuditLog::new(db.clone())),
+    }
+}
+
+#[tokio::test]
+async fn webhooks_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("webhooks.db").display());
+    let db = migrated(url).await;
+    tenantry_testkit::webhooks::run_contract(|| {
+        let stores = webhook_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn webhooks_contract_on_postgres() {
+    let Some(server) = tenantry_testkit::env::postgres_url() else {
+        return;
+    };
+    let scratch = ScratchPostgres::create(&server).await;
+    let db = migrated(scratch.url.clone()).await;
+    tenantry_testkit::webhooks::run_contract(|| {
+        let stores = webhook_stores(&db);
         async move { stores }
     })
     .await;

@@ -21,6 +21,7 @@ mod tokens;
 mod two_factor;
 mod usage;
 mod users;
+mod webhooks;
 
 pub use api_keys::SqlApiKeyRepository;
 pub use audit::SqlAuditLog;
@@ -37,3 +38,4 @@ pub use tokens::SqlOneTimeTokenRepository;
 pub use two_factor::SqlTwoFactorRepository;
 pub use usage::SqlUsageStore;
 pub use users::SqlUserRepository;
+pub use webhooks::{SqlDeliveryQueue, SqlWebhookRepository};

@@ -15,3 +15,7 @@ pub mod sessions;
 pub mod team_members;
 pub mod teams;
 pub mod users;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
+pub mod webhook_events;
