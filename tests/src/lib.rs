@@ -182,6 +182,9 @@ async fn start(
     let tasks = app.services().tasks.clone();
     let services = app.services().clone();
     tokio::spawn(app.run_until_stopped());
+    // reqwest's TLS (enabled for the webhook sender) needs a process-wide crypto provider;
+    // an error only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent("tenantry-tests/1.0")

@@ -33,6 +33,17 @@ async fn world(app: &TestApp) -> World {
         created(app, &format!("{base}/invitations"), &owner, json!({"email": "i@example.com", "role": "viewer"})).await;
     let key =
         created(app, &format!("{base}/api-keys"), &owner, json!({"name": "a", "permissions": ["org:read"]})).await;
+    let hook =
+        created(app, &format!("{base}/webhooks"), &owner, json!({"url": "https://hooks.invalid/in", "events": []}))
+            .await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    let queued = app
+        .post_json(&format!("{base}/webhooks/{hook_id}/test"), &json!({}), Some(&owner))
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    let delivery_id = queued["delivery_id"].as_str().expect("id").to_owned();
     let sessions: Value = app.get_auth("/api/v1/auth/sessions", &owner).await.json().await.expect("json");
     let ids = vec![
         ("{org_id}", org),
@@ -40,6 +51,8 @@ async fn world(app: &TestApp) -> World {
         ("{role_id}", role["id"].as_str().expect("id").to_owned()),
         ("{invitation_id}", invitation["id"].as_str().expect("id").to_owned()),
         ("{key_id}", key["id"].as_str().expect("id").to_owned()),
+        ("{webhook_id}", hook_id),
+        ("{delivery_id}", delivery_id),
         ("{user_id}", member_id),
         ("{session_id}", sessions["items"][0]["id"].as_str().expect("id").to_owned()),
     ];

@@ -24,6 +24,7 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("PATCH", "/api/v1/orgs/{org_id}/roles/{role_id}") => json!({"name": "r3-x"}),
         ("POST", "/api/v1/orgs/{org_id}/teams") => json!({"name": "t2"}),
         ("PATCH", "/api/v1/orgs/{org_id}/teams/{team_id}") => json!({"name": "t3"}),
+        ("POST", "/api/v1/orgs/{org_id}/webhooks") => json!({"url": "https://x.example.com/in", "events": []}),
         ("GET" | "DELETE" | "PUT", _) => return None,
         _ => json!({}),
     };
@@ -46,12 +47,25 @@ async fn another_tenants_member_and_key_get_404_from_every_org_route() {
             .await;
     let key =
         created(&app, &format!("{base}/api-keys"), &owner, json!({"name": "a", "permissions": ["org:read"]})).await;
+    let hook =
+        created(&app, &format!("{base}/webhooks"), &owner, json!({"url": "https://hooks.invalid/in", "events": []}))
+            .await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    let queued = app
+        .post_json(&format!("{base}/webhooks/{hook_id}/test"), &json!({}), Some(&owner))
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    let delivery_id = queued["delivery_id"].as_str().expect("id").to_owned();
     let ids = [
         ("{org_id}", org.clone()),
         ("{team_id}", team["id"].as_str().expect("id").to_owned()),
         ("{role_id}", role["id"].as_str().expect("id").to_owned()),
         ("{invitation_id}", invitation["id"].as_str().expect("id").to_owned()),
         ("{key_id}", key["id"].as_str().expect("id").to_owned()),
+        ("{webhook_id}", hook_id),
+        ("{delivery_id}", delivery_id),
         ("{user_id}", member_id.clone()),
     ];
     let before: Value = app.get_auth(&format!("{base}/audit-log/verify"), &owner).await.json().await.expect("json");

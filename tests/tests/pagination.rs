@@ -86,6 +86,24 @@ async fn every_list_route_pages_the_same_way() {
     let admin = app.admin().await;
     let org = app.create_org(&owner).await;
     let base = format!("/api/v1/orgs/{org}");
+    // Webhook endpoints, and deliveries (test events) of the first one.
+    let hook =
+        created(&app, &format!("{base}/webhooks"), &owner, json!({"url": "https://h0.example.com/", "events": []}))
+            .await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    for n in 0..SEEDED {
+        let sent = app.post_json(&format!("{base}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+        assert_eq!(sent.status(), 202);
+        if n > 0 {
+            created(
+                &app,
+                &format!("{base}/webhooks"),
+                &owner,
+                json!({"url": format!("https://h{n}.example.com/"), "events": []}),
+            )
+            .await;
+        }
+    }
     for n in 1..SEEDED {
         app.create_org(&owner).await;
         created(&app, &format!("{base}/teams"), &owner, json!({"name": format!("team {n:02}")})).await;
@@ -125,7 +143,7 @@ async fn every_list_route_pages_the_same_way() {
     let routes = list_routes(&doc);
     assert!(routes.len() >= 10, "{routes:?}");
     for template in &routes {
-        let path = template.replace("{org_id}", &org);
+        let path = template.replace("{org_id}", &org).replace("{webhook_id}", &hook_id);
         assert!(!path.contains('{'), "no id for {template}: add it here");
         let caller = if path.starts_with("/api/v1/admin/") { &admin } else { &owner };
 

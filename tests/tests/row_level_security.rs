@@ -45,7 +45,30 @@ async fn populated_org(app: &TestApp) -> String {
         let response = app.post_json(&format!("{base}/{path}"), &body, Some(&owner)).await;
         assert_eq!(response.status(), 201, "{path}");
     }
-    org
+    // A webhook endpoint with a delivery that the dispatcher attempted (the host does not
+    // resolve here: the attempt records its error).
+    let hook: Value = app
+        .post_json(&format!("{base}/webhooks"), &json!({"url": "https://hooks.invalid/in", "events": []}), Some(&owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let hook_id = hook["id"].as_str().expect("id");
+    let queued: Value = app
+        .post_json(&format!("{base}/webhooks/{hook_id}/test"), &json!({}), Some(&owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let delivery = format!("{base}/webhooks/{hook_id}/deliveries/{}", queued["delivery_id"].as_str().expect("id"));
+    for _ in 0..100 {
+        let detail: Value = app.get_auth(&delivery, &owner).await.json().await.expect("json");
+        if detail["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+            return org;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the dispatcher never attempted {delivery}");
 }
 
 async fn count<C: ConnectionTrait>(db: &C, sql: &str) -> i64 {

@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 use tenantry_adapter_crypto::{
     Argon2Hasher, Argon2Settings, Ed25519AccessTokens, RandomSecrets, Rfc6238Totp, XChaChaCipher,
 };
+use tenantry_adapter_http::{ReqwestWebhookSender, SenderSettings};
 use tenantry_adapter_mail::{FileMailProbe, FileMailer, SmtpMailer, SmtpProbe};
 use tenantry_adapter_memory::{
     CachedUserRepository, InMemoryCache, InMemoryRateLimitStore, SystemClock, UserCacheAwareTwoFactor, UuidV7Generator,
@@ -22,22 +23,23 @@ use tenantry_adapter_redis::{
     RedisBroadcast, RedisCache, RedisConfig, RedisPool, RedisRateLimitStore, RedisUsageStore,
 };
 use tenantry_adapter_sql::{
-    SqlConfig, SqlDatabase, SqlHealthProbe, SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository,
-    SqlPlanRepository, SqlRoleRepository, SqlSessionRepository, SqlTwoFactorRepository, SqlUsageStore,
-    SqlUserRepository,
+    SqlConfig, SqlDatabase, SqlDeliveryQueue, SqlHealthProbe, SqlInvitationRepository, SqlOneTimeTokenRepository,
+    SqlOrgRepository, SqlPlanRepository, SqlRoleRepository, SqlSessionRepository, SqlTwoFactorRepository,
+    SqlUsageStore, SqlUserRepository, SqlWebhookRepository,
 };
 use tenantry_application::{
     AccountPorts, AccountService, AdminPorts, AdminService, ApiKeyPorts, ApiKeyService, AuditService, AuthPorts,
-    AuthService, AuthSettings, CacheProbe, HealthService, InvalidatingApiKeyRepository,
+    AuthService, AuthSettings, CacheProbe, Dispatcher, HealthService, InvalidatingApiKeyRepository,
     InvalidatingInvitationRepository, InvalidatingOrgRepository, InvalidatingRoleRepository,
     InvalidatingUserRepository, InvalidationListener, Invalidations, InvitationPorts, InvitationService,
-    LastOwnerGuard, LeasePolicy, PasswordConfirmer, QuotaPorts, QuotaService, QuotaSettings, RateLimiter,
-    SessionRevocations, TeamService, TenancyService, TwoFactorPorts, TwoFactorService,
+    LastOwnerGuard, LeasePolicy, PasswordConfirmer, PayloadSweeper, QuotaPorts, QuotaService, QuotaSettings,
+    RateLimiter, SessionRevocations, TeamService, TenancyService, TwoFactorPorts, TwoFactorService, WebhookPorts,
+    WebhookService, WebhookSettings,
 };
 use tenantry_ports::{
     AccessTokenIssuer, ApiKeyRepository, Broadcast, Cache, Clock, HealthProbe, IdGenerator, InvitationRepository,
     Mailer, OrgRepository, PasswordHasher, RateLimitStore, RoleRepository, SecretCipher, TwoFactorRepository,
-    UsageStore, UserRepository,
+    UsageStore, UserRepository, WebhookSender,
 };
 
 use crate::config::{CorsOrigins, Settings};
@@ -139,6 +141,10 @@ pub struct Services {
     pub rate_limiter: Arc<RateLimiter>,
     /// Plans and route-group limits from configuration.
     pub limits: crate::config::LimitSettings,
+    /// Sends webhook requests through the SSRF guard.
+    pub webhook_sender: Arc<dyn WebhookSender>,
+    /// Webhook policy from configuration.
+    pub webhook_settings: WebhookSettings,
 }
 
 impl Services {
@@ -208,6 +214,15 @@ impl Services {
             .with_observer(metrics.clone()),
         );
         let rate_limiter = Arc::new(RateLimiter::new(rate_store, clock.clone(), rate_lease));
+        let webhook_sender: Arc<dyn WebhookSender> = Arc::new(
+            ReqwestWebhookSender::new(SenderSettings::new(settings.webhook_allow_private))
+                .map_err(|err| StartupError::Other(format!("webhook sender: {err}")))?,
+        );
+        let webhook_settings = WebhookSettings {
+            https_only: settings.environment == crate::config::Environment::Production,
+            schedule: settings.webhook_retry_schedule.clone(),
+            ..WebhookSettings::default()
+        };
         let hasher: Arc<dyn PasswordHasher> = Arc::new(
             Argon2Hasher::new(Argon2Settings {
                 max_concurrent: settings.password_hash_concurrency,
@@ -273,6 +288,8 @@ impl Services {
             quotas,
             rate_limiter,
             limits: settings.limits.clone(),
+            webhook_sender,
+            webhook_settings,
         })
     }
 
@@ -465,9 +482,37 @@ impl Services {
         HealthService::new(probes)
     }
 
-    /// The background jobs of this build.
+    /// Webhook endpoints, the delivery queue and the sender.
+    pub fn webhook_ports(&self) -> WebhookPorts {
+        WebhookPorts {
+            endpoints: Arc::new(SqlWebhookRepository::new(self.database.clone())),
+            queue: Arc::new(SqlDeliveryQueue::new(self.database.clone())),
+            sender: self.webhook_sender.clone(),
+            cipher: self.cipher.clone(),
+            secrets: Arc::new(RandomSecrets),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            quotas: Some(self.quotas.clone()),
+        }
+    }
+
+    /// Webhook endpoints and deliveries.
+    pub fn webhooks(&self) -> WebhookService {
+        WebhookService::new(self.webhook_ports(), self.webhook_settings.clone())
+    }
+
+    /// The webhook dispatcher step.
+    pub fn dispatcher(&self) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher::new(self.webhook_ports(), self.webhook_settings.clone()))
+    }
+
+    /// The background jobs of this build: webhook delivery and the payload sweeper.
     pub fn worker(&self) -> Worker {
-        Worker::default()
+        let mut worker = Worker::default();
+        let dispatcher = self.dispatcher();
+        worker.register(dispatcher.clone());
+        worker.register(Arc::new(PayloadSweeper(dispatcher)));
+        worker
     }
 }
 
@@ -583,6 +628,7 @@ impl Application {
             openapi_json,
             quotas: services.quotas.clone(),
             limits: limits.clone(),
+            webhooks: services.webhooks(),
         });
         let http = HttpSettings::from(&settings);
         let idempotency = Data::new(

@@ -39,6 +39,8 @@ pub struct AppState {
     pub cursors: crate::http::page::Cursors,
     /// The OpenAPI document, rendered once.
     pub openapi_json: String,
+    /// Webhook endpoints and deliveries.
+    pub webhooks: tenantry_application::WebhookService,
     /// Plans, quotas and usage.
     pub quotas: Arc<tenantry_application::QuotaService>,
     /// Rate limits per route group.

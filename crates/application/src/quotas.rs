@@ -177,11 +177,14 @@ struct CallLease {
     key: Option<UsageKey>,
 }
 
+/// A plan read from the store, and when.
+type CachedPlan = (Arc<PlanAssignment>, DateTime<Utc>);
+
 /// Plans, quotas and usage of organizations.
 pub struct QuotaService {
     ports: QuotaPorts,
     settings: QuotaSettings,
-    plans: Mutex<HashMap<OrgId, (Arc<PlanAssignment>, DateTime<Utc>)>>,
+    plans: Mutex<HashMap<OrgId, CachedPlan>>,
     calls: Leases<OrgId, CallLease>,
     observer: Option<Arc<dyn QuotaObserver>>,
 }

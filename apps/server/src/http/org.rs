@@ -62,6 +62,7 @@ needs! {
     ApiKeysManage => ApiKeysManage,
     MembersManage => MembersManage,
     AuditRead => AuditRead,
+    WebhooksManage => WebhooksManage,
 }
 
 /// The caller's access to the `{org_id}` of the path, with permission `P` checked: 401 without

@@ -69,3 +69,20 @@ pub fn permissions(names: &[String]) -> Result<(), ValidationError> {
 pub fn new_password(raw: &str) -> Result<(), ValidationError> {
     PasswordPolicy::default().check(raw, &[]).map_err(|err| refused("weak_password", err))
 }
+
+/// A webhook endpoint URL's shape (production's https-only rule and the SSRF guard are the
+/// use case's).
+pub fn webhook_url(raw: &str) -> Result<(), ValidationError> {
+    tenantry_domain::webhooks::check_endpoint_url(raw, false).map_err(|err| refused("url", err))
+}
+
+/// Event types from the catalog (`GET /api/v1/webhook-event-types`).
+pub fn event_types(names: &[String]) -> Result<(), ValidationError> {
+    match names.iter().find(|name| tenantry_domain::events::event_type(name).is_none()) {
+        Some(unknown) => Err(refused(
+            "event_type",
+            format!("`{unknown}` is not an event type (see GET /api/v1/webhook-event-types)"),
+        )),
+        None => Ok(()),
+    }
+}

@@ -14,6 +14,7 @@ pub mod plans;
 pub mod roles;
 pub mod teams;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::web::{self, ServiceConfig};
 
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(invitations::configure)
         .configure(roles::configure)
         .configure(plans::configure)
+        .configure(webhooks::configure)
         .configure(orgs::configure)
         .configure(metrics::configure)
         .configure(docs::configure)

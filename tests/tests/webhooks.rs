@@ -1,0 +1,458 @@
+//! Webhooks from outside, against a real local receiver: endpoints, the event catalog, signed
+//! deliveries (checked by an independent HMAC implementation here), retries, `Retry-After`,
+//! the dead state and a manual retry, `410 Gone`, secret rotation, the SSRF guard and the
+//! endpoint quota.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use tenantry_tests::{TestApp, address, assert_problem, spawn_app_with};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A status and an optional extra header.
+type Reply = (u16, Option<(String, String)>);
+
+/// A loopback HTTP receiver answering each request with the next of `replies` (the last one
+/// repeats): `(status, extra header)`.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    replies: Arc<Mutex<Vec<Reply>>>,
+}
+
+impl Receiver {
+    async fn start(replies: Vec<(u16, Option<(&str, &str)>)>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let replies: Arc<Mutex<Vec<Reply>>> = Arc::new(Mutex::new(
+            replies.into_iter().map(|(s, h)| (s, h.map(|(n, v)| (n.to_owned(), v.to_owned())))).collect(),
+        ));
+        let (log, script) = (received.clone(), replies.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (log, script) = (log.clone(), script.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0_u8; 8192];
+                    let (head_end, length) = loop {
+                        let Ok(read) = stream.read(&mut chunk).await else { return };
+                        if read == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..read]);
+                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                            let length = head
+                                .lines()
+                                .find_map(|l| {
+                                    let (n, v) = l.split_once(':')?;
+                                    n.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                                })
+                                .unwrap_or(0);
+                            break (end + 4, length);
+                        }
+                    };
+                    while buffer.len() < head_end + length {
+                        let Ok(read) = stream.read(&mut chunk).await else { return };
+                        if read == 0 {
+                            break;
+                        }
+                        buffer.extend_from_slice(&chunk[..read]);
+                    }
+                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+                    let headers = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())))
+                        .collect();
+                    let body = String::from_utf8_lossy(&buffer[head_end..]).to_string();
+                    log.lock().expect("log").push(Received { headers, body });
+                    let (status, extra) = {
+                        let mut script = script.lock().expect("script");
+                        if script.len() > 1 { script.remove(0) } else { script[0].clone() }
+                    };
+                    let extra = extra.map(|(n, v)| format!("{n}: {v}\r\n")).unwrap_or_default();
+                    let reply =
+                        format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}\r\nok");
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        Self { url, received, replies }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("log").clone()
+    }
+
+    fn answer_from_now_on(&self, status: u16) {
+        *self.replies.lock().expect("script") = vec![(status, None)];
+    }
+
+    async fn wait_for(&self, count: usize) -> Vec<Received> {
+        for _ in 0..150 {
+            let got = self.received();
+            if got.len() >= count {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the receiver got {} requests, expected {count}", self.received().len());
+    }
+}
+
+/// An independent Standard Webhooks verifier: `true` when one of the header's signatures is
+/// the HMAC-SHA256 of `id.timestamp.body` under `secret`.
+fn verifies(secret: &str, received: &Received) -> bool {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Some(key) = secret.strip_prefix("whsec_").and_then(|k| engine.decode(k).ok()) else { return false };
+    let (Some(id), Some(timestamp), Some(signatures)) =
+        (received.header("webhook-id"), received.header("webhook-timestamp"), received.header("webhook-signature"))
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(format!("{id}.{timestamp}.{}", received.body).as_bytes());
+    let expected = format!("v1,{}", engine.encode(mac.finalize().into_bytes()));
+    signatures.split(' ').any(|signature| signature == expected)
+}
+
+async fn app_with_schedule(schedule: &str) -> TestApp {
+    spawn_app_with(&[("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"), ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", schedule)]).await
+}
+
+async fn endpoint(app: &TestApp, org: &str, owner: &str, url: &str, events: Value) -> Value {
+    let response = app
+        .post_json(&format!("/api/v1/orgs/{org}/webhooks"), &json!({"url": url, "events": events}), Some(owner))
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    response.json().await.expect("json")
+}
+
+async fn deliveries(app: &TestApp, org: &str, owner: &str, hook: &str) -> Vec<Value> {
+    let page: Value = app
+        .get_auth(&format!("/api/v1/orgs/{org}/webhooks/{hook}/deliveries"), owner)
+        .await
+        .json()
+        .await
+        .expect("json");
+    page["items"].as_array().expect("items").clone()
+}
+
+async fn wait_status(app: &TestApp, org: &str, owner: &str, hook: &str, status: &str) -> Value {
+    for _ in 0..150 {
+        if let Some(found) = deliveries(app, org, owner, hook).await.into_iter().find(|d| d["status"] == status) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {status} delivery: {:?}", deliveries(app, org, owner, hook).await);
+}
+
+#[tokio::test]
+async fn the_event_catalog_lists_every_type_with_an_example() {
+    let app = spawn_app_with(&[]).await;
+    let catalog: Value = app.get("/api/v1/webhook-event-types").await.json().await.expect("json");
+    let names: HashSet<&str> =
+        catalog["event_types"].as_array().expect("types").iter().filter_map(|t| t["name"].as_str()).collect();
+    for wanted in [
+        "org.updated",
+        "member.added",
+        "member.removed",
+        "member.role_changed",
+        "invitation.created",
+        "invitation.accepted",
+        "api_key.created",
+        "api_key.revoked",
+        "file.uploaded",
+        "file.deleted",
+        "quota.threshold_reached",
+        "quota.exceeded",
+        "webhook.test",
+    ] {
+        assert!(names.contains(wanted), "{wanted} missing");
+    }
+    assert!(catalog["event_types"].as_array().expect("types").iter().all(|t| t["example"].is_object()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn endpoints_are_managed_with_their_secret_shown_only_once() {
+    let app = app_with_schedule("1s").await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let created = endpoint(&app, &org, &owner, "https://hooks.example.com/in", json!(["member.added"])).await;
+    let secret = created["secret"].as_str().expect("secret");
+    let key = secret.strip_prefix("whsec_").expect("whsec_ prefix");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(key).expect("base64");
+    assert!((24..=64).contains(&bytes.len()));
+    assert_eq!((created["enabled"].as_bool(), created["events"].clone()), (Some(true), json!(["member.added"])));
+    let id = created["id"].as_str().expect("id");
+    let path = format!("/api/v1/orgs/{org}/webhooks/{id}");
+    let fetched: Value = app.get_auth(&path, &owner).await.json().await.expect("json");
+    assert!(fetched.get("secret").is_none(), "no secret after creation");
+    let listed: Value = app.get_auth(&format!("/api/v1/orgs/{org}/webhooks"), &owner).await.json().await.expect("json");
+    assert!(listed["items"][0].get("secret").is_none());
+    let patched = app
+        .send(
+            "PATCH",
+            &path,
+            ("authorization", &format!("Bearer {owner}")),
+            Some(json!({"enabled": false, "description": "x"})),
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    let patched: Value = patched.json().await.expect("json");
+    assert_eq!((patched["enabled"].as_bool(), patched["description"].as_str()), (Some(false), Some("x")));
+    let bad = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/webhooks"),
+            &json!({"url": "ftp://x", "events": ["no.such"]}),
+            Some(&owner),
+        )
+        .await;
+    let body = assert_problem(bad, 422, "validation_failed").await;
+    let fields: HashSet<&str> =
+        body["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(fields, HashSet::from(["url", "events"]));
+    let (member_id, member) = app.user().await;
+    app.add_member(&org, &member_id, "member").await;
+    assert_problem(app.get_auth(&path, &member).await, 403, "forbidden").await;
+    let deleted = app.send("DELETE", &path, ("authorization", &format!("Bearer {owner}")), None).await;
+    assert_eq!(deleted.status(), 204);
+    assert_problem(app.get_auth(&path, &owner).await, 404, "not_found").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_are_delivered_signed_and_a_test_reaches_only_its_endpoint() {
+    let app = app_with_schedule("1s").await;
+    let receiver = Receiver::start(vec![(204, None)]).await;
+    let other = Receiver::start(vec![(204, None)]).await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url, json!(["invitation.created"])).await;
+    let secret = hook["secret"].as_str().expect("secret").to_owned();
+    let other_hook = endpoint(&app, &org, &owner, &other.url, json!(["member.removed"])).await;
+    // A real change: its event was committed with it, and is delivered.
+    let email = address("invitee");
+    let invited = app
+        .post_json(&format!("/api/v1/orgs/{org}/invitations"), &json!({"email": email, "role": "viewer"}), Some(&owner))
+        .await;
+    assert_eq!(invited.status(), 201);
+    let got = receiver.wait_for(1).await;
+    assert!(verifies(&secret, &got[0]), "signature: {got:?}");
+    let body: Value = serde_json::from_str(&got[0].body).expect("json body");
+    assert_eq!(body["type"], "invitation.created");
+    assert_eq!(body["data"]["email"], email.as_str());
+    assert!(body["timestamp"].is_string());
+    let stamp: i64 = got[0].header("webhook-timestamp").expect("timestamp").parse().expect("unix seconds");
+    assert!((chrono::Utc::now().timestamp() - stamp).abs() < 60);
+    // A test event goes to its endpoint only.
+    let hook_id = hook["id"].as_str().expect("id");
+    let test = app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    assert_eq!(test.status(), 202);
+    let got = receiver.wait_for(2).await;
+    let body: Value = serde_json::from_str(&got[1].body).expect("json");
+    assert_eq!(body["type"], "webhook.test");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(other.received().is_empty(), "the other endpoint subscribed to nothing that happened");
+    let delivered = wait_status(&app, &org, &owner, hook_id, "succeeded").await;
+    assert_eq!(delivered["attempts"], 1);
+    let _ = other_hook;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn failures_are_retried_and_retry_after_is_honoured() {
+    let app = app_with_schedule("1s,1s,1s").await;
+    let receiver = Receiver::start(vec![(500, None), (503, Some(("retry-after", "3"))), (200, None)]).await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    let test = app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    let delivery_id = test.json::<Value>().await.expect("json")["delivery_id"].as_str().expect("id").to_owned();
+    let got = receiver.wait_for(3).await;
+    let ids: HashSet<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 1, "every attempt carries the same webhook-id");
+    wait_status(&app, &org, &owner, &hook_id, "succeeded").await;
+    let detail: Value = app
+        .get_auth(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/deliveries/{delivery_id}"), &owner)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let attempts = detail["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 3);
+    let statuses: Vec<u64> = attempts.iter().filter_map(|a| a["response_status"].as_u64()).collect();
+    assert_eq!(statuses, [500, 503, 200]);
+    let started =
+        |i: usize| chrono::DateTime::parse_from_rfc3339(attempts[i]["started_at"].as_str().expect("t")).expect("date");
+    assert!((started(2) - started(1)).num_milliseconds() >= 2900, "Retry-After: 3 was honoured");
+    assert!(attempts[0].get("latency_ms").is_some() && attempts[0].get("error").is_some());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_dies_after_the_schedule_and_can_be_retried_by_hand() {
+    let app = app_with_schedule("1s").await;
+    let receiver = Receiver::start(vec![(500, None)]).await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    let dead = wait_status(&app, &org, &owner, &hook_id, "dead").await;
+    assert_eq!(dead["attempts"], 2, "the first attempt and one retry");
+    receiver.answer_from_now_on(200);
+    let id = dead["id"].as_str().expect("id");
+    let retry = app
+        .post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/deliveries/{id}/retry"), &json!({}), Some(&owner))
+        .await;
+    assert_eq!(retry.status(), 202);
+    let done = wait_status(&app, &org, &owner, &hook_id, "succeeded").await;
+    assert_eq!(done["attempts"], 3);
+    let again = app
+        .post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/deliveries/{id}/retry"), &json!({}), Some(&owner))
+        .await;
+    assert_problem(again, 404, "not_found").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_at_once() {
+    let app = app_with_schedule("1s,1s,1s").await;
+    let receiver = Receiver::start(vec![(410, None)]).await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    let dead = wait_status(&app, &org, &owner, &hook_id, "dead").await;
+    assert_eq!(dead["attempts"], 1);
+    let fetched: Value =
+        app.get_auth(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}"), &owner).await.json().await.expect("json");
+    assert_eq!((fetched["enabled"].as_bool(), fetched["disabled_reason"].as_str()), (Some(false), Some("gone")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_alongside_the_new_one() {
+    let app = app_with_schedule("1s").await;
+    let receiver = Receiver::start(vec![(200, None)]).await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let (hook_id, old) = (hook["id"].as_str().expect("id").to_owned(), hook["secret"].as_str().expect("s").to_owned());
+    let rotated =
+        app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/rotate-secret"), &json!({}), Some(&owner)).await;
+    assert_eq!(rotated.status(), 200);
+    let new = rotated.json::<Value>().await.expect("json")["secret"].as_str().expect("secret").to_owned();
+    assert_ne!(new, old);
+    app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].header("webhook-signature").expect("signature").split(' ').count(), 2);
+    assert!(verifies(&new, &got[0]) && verifies(&old, &got[0]), "both secrets verify during the grace period");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_unless_allowed() {
+    let app = spawn_app_with(&[("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "1s")]).await;
+    let receiver = Receiver::start(vec![(200, None)]).await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    for url in [
+        "http://10.0.0.1/",
+        "http://127.0.0.1:9/",
+        "http://[::1]/",
+        "http://169.254.169.254/latest",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",
+        "http://100.64.0.1/",
+    ] {
+        let refused = app
+            .post_json(&format!("/api/v1/orgs/{org}/webhooks"), &json!({"url": url, "events": []}), Some(&owner))
+            .await;
+        let body = assert_problem(refused, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "url", "{url}");
+    }
+    // A name that resolves to loopback passes creation and is refused when sending.
+    let port = receiver.url.rsplit(':').next().expect("port").trim_end_matches("/hook").to_owned();
+    let hook = endpoint(&app, &org, &owner, &format!("http://localhost:{port}/hook"), json!([])).await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    let failed = wait_status(&app, &org, &owner, &hook_id, "dead").await;
+    let detail: Value = app
+        .get_auth(
+            &format!("/api/v1/orgs/{org}/webhooks/{hook_id}/deliveries/{}", failed["id"].as_str().expect("id")),
+            &owner,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(detail["attempts"][0]["error"].as_str().is_some_and(|e| e.contains("refused")), "{detail}");
+    assert!(receiver.received().is_empty(), "nothing reached the loopback receiver");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn endpoints_count_against_their_quota() {
+    let app = app_with_schedule("1s").await;
+    let admin = app.admin().await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let plan = app
+        .send(
+            "PUT",
+            &format!("/api/v1/admin/orgs/{org}/plan"),
+            ("authorization", &format!("Bearer {admin}")),
+            Some(json!({"plan": "free", "overrides": {"webhook_endpoints": 1}})),
+        )
+        .await;
+    assert_eq!(plan.status(), 200);
+    let first = endpoint(&app, &org, &owner, "https://a.example.com/", json!([])).await;
+    let refused = app
+        .post_json(
+            &format!("/api/v1/orgs/{org}/webhooks"),
+            &json!({"url": "https://b.example.com/", "events": []}),
+            Some(&owner),
+        )
+        .await;
+    let body = assert_problem(refused, 403, "quota_exceeded").await;
+    assert_eq!((body["quota"].as_str(), body["limit"].as_u64()), (Some("webhook_endpoints"), Some(1)));
+    let usage: Value = app.get_auth(&format!("/api/v1/orgs/{org}/usage"), &owner).await.json().await.expect("json");
+    assert_eq!(usage["quotas"]["webhook_endpoints"], json!({"used": 1, "limit": 1}));
+    let id = first["id"].as_str().expect("id");
+    let deleted = app
+        .send(
+            "DELETE",
+            &format!("/api/v1/orgs/{org}/webhooks/{id}"),
+            ("authorization", &format!("Bearer {owner}")),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status(), 204);
+    endpoint(&app, &org, &owner, "https://b.example.com/", json!([])).await;
+    app.stop().await;
+}
