@@ -456,3 +456,41 @@ async fn endpoints_count_against_their_quota() {
     endpoint(&app, &org, &owner, "https://b.example.com/", json!([])).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_endpoint_that_hangs_does_not_delay_another_orgs_deliveries() {
+    let app = spawn_app_with(&[
+        ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "1s"),
+        ("TENANTRY_WEBHOOK_TIMEOUT_SECS", "5"),
+    ])
+    .await;
+    // Accepts connections and never answers.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hang_url = format!("http://{}/slow", hang.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hang.accept().await {
+            held.push(stream);
+        }
+    });
+    let fast = Receiver::start(vec![(204, None)]).await;
+    let (_, slow_owner) = app.user().await;
+    let slow_org = app.create_org(&slow_owner).await;
+    let slow = endpoint(&app, &slow_org, &slow_owner, &hang_url, json!([])).await;
+    let slow_id = slow["id"].as_str().expect("id").to_owned();
+    for _ in 0..30 {
+        app.post_json(&format!("/api/v1/orgs/{slow_org}/webhooks/{slow_id}/test"), &json!({}), Some(&slow_owner)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // the slow deliveries are in flight
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let hook = endpoint(&app, &org, &owner, &fast.url, json!([])).await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    let sent = std::time::Instant::now();
+    app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    fast.wait_for(1).await;
+    let waited = sent.elapsed();
+    assert!(waited < Duration::from_secs(2), "another org waited {waited:?} behind an endpoint that hangs for 5 s");
+    app.stop().await;
+}

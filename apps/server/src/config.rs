@@ -79,6 +79,8 @@ pub struct Settings {
     pub webhook_allow_private: bool,
     /// `TENANTRY_WEBHOOK_RETRY_SCHEDULE`.
     pub webhook_retry_schedule: Vec<Duration>,
+    /// `TENANTRY_WEBHOOK_TIMEOUT_SECS`: how long one delivery attempt may take.
+    pub webhook_timeout: Duration,
     /// `TENANTRY_MAX_UPLOAD_BYTES`.
     pub max_upload_bytes: u64,
     /// `TENANTRY_REQUIRE_VERIFIED_EMAIL`.
@@ -178,6 +180,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANTRY_JWT_PRIVATE_KEY_FILE",
     "TENANTRY_WEBHOOK_ALLOW_PRIVATE",
     "TENANTRY_WEBHOOK_RETRY_SCHEDULE",
+    "TENANTRY_WEBHOOK_TIMEOUT_SECS",
     "TENANTRY_MAX_UPLOAD_BYTES",
     "TENANTRY_REQUIRE_VERIFIED_EMAIL",
     "TENANTRY_LOGIN_MAX_FAILURES",
@@ -553,6 +556,8 @@ impl Settings {
                 Vec::new()
             }
         };
+        let webhook_timeout =
+            Duration::from_secs(p.ranged("TENANTRY_WEBHOOK_TIMEOUT_SECS", 15_u64, 1, 60, "a number of seconds"));
         let max_upload_bytes = p.ranged("TENANTRY_MAX_UPLOAD_BYTES", 104_857_600_u64, 1, 1 << 40, "a number of bytes");
         let require_verified_email = p.bool("TENANTRY_REQUIRE_VERIFIED_EMAIL", false);
         let login_max_failures = p.ranged("TENANTRY_LOGIN_MAX_FAILURES", 5_u32, 1, 1000, "a number");
@@ -642,6 +647,7 @@ impl Settings {
             jwt_private_key,
             webhook_allow_private,
             webhook_retry_schedule,
+            webhook_timeout,
             max_upload_bytes,
             require_verified_email,
             login_max_failures,

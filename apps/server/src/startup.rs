@@ -53,6 +53,9 @@ use crate::worker::{RunningWorker, Worker};
 /// counted, the rate-limit store and how its tokens are leased.
 type RedisParts = (Arc<dyn Cache>, Option<Invalidations>, Arc<dyn UsageStore>, Arc<dyn RateLimitStore>, LeasePolicy);
 
+/// Concurrent dispatcher loops per worker process.
+pub const DISPATCH_LOOPS: usize = 4;
+
 /// How long one SMTP exchange may take before the relay counts as unavailable.
 const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -215,12 +218,18 @@ impl Services {
         );
         let rate_limiter = Arc::new(RateLimiter::new(rate_store, clock.clone(), rate_lease));
         let webhook_sender: Arc<dyn WebhookSender> = Arc::new(
-            ReqwestWebhookSender::new(SenderSettings::new(settings.webhook_allow_private))
-                .map_err(|err| StartupError::Other(format!("webhook sender: {err}")))?,
+            ReqwestWebhookSender::new(SenderSettings {
+                timeout: settings.webhook_timeout,
+                ..SenderSettings::new(settings.webhook_allow_private)
+            })
+            .map_err(|err| StartupError::Other(format!("webhook sender: {err}")))?,
         );
         let webhook_settings = WebhookSettings {
             https_only: settings.environment == crate::config::Environment::Production,
             schedule: settings.webhook_retry_schedule.clone(),
+            // Past it another worker may take a delivery over: twice the attempt's limit, so a
+            // live worker's attempt has always ended first.
+            claim_lease: settings.webhook_timeout * 2 + std::time::Duration::from_secs(1),
             ..WebhookSettings::default()
         };
         let hasher: Arc<dyn PasswordHasher> = Arc::new(
@@ -503,14 +512,22 @@ impl Services {
 
     /// The webhook dispatcher step.
     pub fn dispatcher(&self) -> Arc<Dispatcher> {
-        Arc::new(Dispatcher::new(self.webhook_ports(), self.webhook_settings.clone()))
+        Arc::new(
+            Dispatcher::new(self.webhook_ports(), self.webhook_settings.clone()).with_observer(self.metrics.clone()),
+        )
     }
 
     /// The background jobs of this build: webhook delivery and the payload sweeper.
+    ///
+    /// The dispatcher runs as [`DISPATCH_LOOPS`] loops: a step waits for its batch, so one
+    /// loop stuck on endpoints that hang until the timeout leaves the others delivering, and
+    /// the per-endpoint cap keeps one endpoint from filling every loop.
     pub fn worker(&self) -> Worker {
         let mut worker = Worker::default();
         let dispatcher = self.dispatcher();
-        worker.register(dispatcher.clone());
+        for _ in 0..DISPATCH_LOOPS {
+            worker.register(dispatcher.clone());
+        }
         worker.register(Arc::new(PayloadSweeper(dispatcher)));
         worker
     }
@@ -753,7 +770,7 @@ async fn flush_leases(quotas: Arc<QuotaService>, limits: Arc<crate::http::limits
         tick.tick().await;
         limits.flush(false).await;
         if let Err(err) = quotas.flush(false).await {
-            tracing::warn!(error = %err, "giving back leased API calls failed");
+            tracing::debug!(error = %err, "giving back leased API calls failed");
         }
     }
 }

@@ -54,5 +54,6 @@ pub use teams::TeamService;
 pub use tenancy::{Actor, LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};
 pub use two_factor::{TwoFactorPorts, TwoFactorService};
 pub use webhooks::{
-    Dispatcher, EndpointChange, EndpointWithSecret, PayloadSweeper, WebhookPorts, WebhookService, WebhookSettings,
+    DeliveryObserver, Dispatcher, EndpointChange, EndpointWithSecret, PayloadSweeper, WebhookPorts, WebhookService,
+    WebhookSettings,
 };

@@ -424,9 +424,11 @@ impl QuotaService {
     /// shutdown). Returns how many units went back.
     ///
     /// # Errors
-    /// [`QuotaError::CountersUnavailable`]; what was not given back is kept for the next call.
+    /// [`QuotaError::CountersUnavailable`] after every lease was tried; what could not go back
+    /// stays counted.
     pub async fn flush(&self, everything: bool) -> Result<u64, QuotaError> {
         let mut returned = 0;
+        let mut failure = None;
         for (_, slot) in self.calls.all() {
             let mut lease = slot.lock().await;
             let now = self.ports.clock.now().timestamp_micros();
@@ -435,14 +437,13 @@ impl QuotaService {
             if units == 0 {
                 continue;
             }
-            if let Err(err) = self.ports.metered.release(&key, u64::from(units)).await {
-                lease.units += units;
-                lease.expires_us = now;
-                return Err(err.into());
+            // Best effort, as for rate-limit tokens: calls that cannot go back stay counted.
+            match self.ports.metered.release(&key, u64::from(units)).await {
+                Ok(()) => returned += u64::from(units),
+                Err(err) => failure = Some(QuotaError::from(err)),
             }
-            returned += u64::from(units);
         }
-        Ok(returned)
+        failure.map_or(Ok(returned), Err)
     }
 
     /// API calls this process holds in leases for `org_id` and has not used.

@@ -117,9 +117,11 @@ impl RateLimiter {
     /// shutdown), so other replicas can use them. Returns how many were given back.
     ///
     /// # Errors
-    /// The first store failure; leases not yet flushed are kept for the next call.
+    /// The last store failure, after every lease was tried; the tokens that could not go back
+    /// are dropped.
     pub async fn flush(&self, everything: bool) -> Result<u64, CounterError> {
         let mut returned = 0;
+        let mut failure = None;
         for (key, slot) in self.leases.all() {
             let mut lease = slot.lock().await;
             let now = micros(self.clock.as_ref());
@@ -128,14 +130,15 @@ impl RateLimiter {
                 continue;
             }
             let Some(policy) = lease.state.policy else { continue };
-            if let Err(err) = self.store.acquire(&key, policy, 0, units, now).await {
-                lease.units += units;
-                lease.expires_us = now;
-                return Err(err);
+            // Best effort: tokens that cannot go back (the store is down) are simply spent,
+            // which under-admits by at most one lease; retrying them would only repeat the
+            // failure every tick.
+            match self.store.acquire(&key, policy, 0, units, now).await {
+                Ok(_) => returned += u64::from(units),
+                Err(err) => failure = Some(err),
             }
-            returned += u64::from(units);
         }
-        Ok(returned)
+        failure.map_or(Ok(returned), Err)
     }
 }
 

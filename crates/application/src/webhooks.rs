@@ -69,8 +69,8 @@ impl Default for WebhookSettings {
             https_only: false,
             schedule: [5, 300, 1800, 7200, 18_000, 36_000, 36_000].into_iter().map(Duration::from_secs).collect(),
             rotation_grace: Duration::from_secs(24 * 3600),
-            batch: 64,
-            per_endpoint: 4,
+            batch: 256,
+            per_endpoint: 16,
             claim_lease: Duration::from_secs(60),
             retention: Duration::from_secs(30 * 24 * 3600),
         }
@@ -354,12 +354,27 @@ impl WebhookService {
     }
 }
 
+/// Told about attempts and the queue, for metrics.
+pub trait DeliveryObserver: Send + Sync {
+    /// An attempt ended with the delivery in `status`, after `latency`.
+    fn attempted(&self, status: DeliveryStatus, latency: Duration);
+    /// A delivery succeeded `since_commit` after its event was committed.
+    fn delivered(&self, since_commit: Duration);
+    /// Deliveries waiting now (pending or failed).
+    fn queue_depth(&self, depth: u64);
+}
+
 /// The dispatcher: a worker step that fans new events out to endpoints and makes one attempt
 /// of each claimed delivery, concurrently. Any number of workers can run it.
 pub struct Dispatcher {
     ports: WebhookPorts,
     settings: WebhookSettings,
+    observer: Option<Arc<dyn DeliveryObserver>>,
+    depth_read_at: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
+
+/// How often the queue depth is counted (a query over the queue).
+const DEPTH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// The largest response body kept per attempt.
 const KEPT_BODY: usize = 4096;
@@ -374,7 +389,30 @@ fn jitter(id: uuid::Uuid, attempt: u32) -> f64 {
 impl Dispatcher {
     /// Wires the dispatcher.
     pub fn new(ports: WebhookPorts, settings: WebhookSettings) -> Self {
-        Self { ports, settings }
+        Self { ports, settings, observer: None, depth_read_at: std::sync::Mutex::new(None) }
+    }
+
+    /// Reports attempts and the queue depth to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn DeliveryObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Counts the queue for the observer, at most every five seconds.
+    async fn observe_depth(&self, now: DateTime<Utc>) {
+        let Some(observer) = &self.observer else { return };
+        {
+            let mut read_at = self.depth_read_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if read_at.is_some_and(|at| now - at < DEPTH_EVERY) {
+                return;
+            }
+            *read_at = Some(now);
+        }
+        match self.ports.queue.depth().await {
+            Ok(depth) => observer.queue_depth(depth),
+            Err(err) => tracing::debug!(error = %err, "counting the webhook queue failed"),
+        }
     }
 
     /// Fans out and delivers what is due now; `Worked` when it did anything.
@@ -383,6 +421,7 @@ impl Dispatcher {
     /// Store failures (the worker backs off and tries again).
     pub async fn run_once(&self) -> Result<StepOutcome, JobError> {
         let now = self.ports.clock.now();
+        self.observe_depth(now).await;
         let fanned = self.ports.queue.fan_out(now, 500).await.map_err(|err| JobError(err.into()))?;
         let lease = now + chrono::Duration::from_std(self.settings.claim_lease).unwrap_or(chrono::Duration::MAX);
         let claimed = self
@@ -510,6 +549,12 @@ impl Dispatcher {
             }
         };
         self.ports.queue.record(&delivery, &attempt, &outcome).await?;
+        if let Some(observer) = &self.observer {
+            observer.attempted(outcome.status, Duration::from_millis(u64::from(latency_ms)));
+            if outcome.status == DeliveryStatus::Succeeded {
+                observer.delivered((now - delivery.event_created_at).to_std().unwrap_or(Duration::ZERO));
+            }
+        }
         Ok(())
     }
 }

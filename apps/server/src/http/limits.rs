@@ -150,8 +150,11 @@ impl RateLimits {
 
     /// Gives back leased tokens (the expired ones, or all at shutdown).
     pub async fn flush(&self, everything: bool) {
-        if let Err(err) = self.limiter.flush(everything).await {
-            tracing::warn!(error = %err, "giving back leased rate-limit tokens failed");
+        match self.limiter.flush(everything).await {
+            Err(err) if everything => tracing::warn!(error = %err, "giving back leased rate-limit tokens failed"),
+            // Every 250 ms while the store is down: the refusals already say so.
+            Err(err) => tracing::debug!(error = %err, "giving back leased rate-limit tokens failed"),
+            Ok(_) => {}
         }
     }
 }

@@ -15,6 +15,10 @@ pub struct Metrics {
     limit_store_failures: IntCounterVec,
     quota_refusals: IntCounterVec,
     quota_thresholds: IntCounterVec,
+    webhook_attempts: IntCounterVec,
+    webhook_attempt_seconds: HistogramVec,
+    webhook_commit_to_delivery: HistogramVec,
+    webhook_queue_depth: IntGauge,
 }
 
 /// The route label of requests that matched no route.
@@ -59,6 +63,29 @@ impl Metrics {
             Opts::new("quota_thresholds_crossed_total", "First crossings of 80 % and 100 % of a quota in a period."),
             &["quota", "percent"],
         )?;
+        let webhook_attempts = IntCounterVec::new(
+            Opts::new("webhook_attempts_total", "Webhook delivery attempts, by the delivery's status after them."),
+            &["outcome"],
+        )?;
+        let webhook_attempt_seconds = HistogramVec::new(
+            HistogramOpts::new("webhook_attempt_duration_seconds", "Time from sending a webhook to its answer.")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0]),
+            &[],
+        )?;
+        let webhook_commit_to_delivery = HistogramVec::new(
+            HistogramOpts::new(
+                "webhook_commit_to_delivery_seconds",
+                "Time from an event's commit to its successful delivery.",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0]),
+            &[],
+        )?;
+        let webhook_queue_depth =
+            IntGauge::new("webhook_queue_depth", "Webhook deliveries waiting (pending or failed).")?;
+        registry.register(Box::new(webhook_attempts.clone()))?;
+        registry.register(Box::new(webhook_attempt_seconds.clone()))?;
+        registry.register(Box::new(webhook_commit_to_delivery.clone()))?;
+        registry.register(Box::new(webhook_queue_depth.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -75,6 +102,10 @@ impl Metrics {
             limit_store_failures,
             quota_refusals,
             quota_thresholds,
+            webhook_attempts,
+            webhook_attempt_seconds,
+            webhook_commit_to_delivery,
+            webhook_queue_depth,
         })
     }
 
@@ -126,6 +157,21 @@ impl tenantry_application::QuotaObserver for Metrics {
 
     fn crossed(&self, quota: tenantry_domain::quota::Quota, percent: u8) {
         self.quota_thresholds.with_label_values(&[quota.as_str(), &percent.to_string()]).inc();
+    }
+}
+
+impl tenantry_application::DeliveryObserver for Metrics {
+    fn attempted(&self, status: tenantry_domain::webhooks::DeliveryStatus, latency: Duration) {
+        self.webhook_attempts.with_label_values(&[status.as_str()]).inc();
+        self.webhook_attempt_seconds.with_label_values(&[] as &[&str]).observe(latency.as_secs_f64());
+    }
+
+    fn delivered(&self, since_commit: Duration) {
+        self.webhook_commit_to_delivery.with_label_values(&[] as &[&str]).observe(since_commit.as_secs_f64());
+    }
+
+    fn queue_depth(&self, depth: u64) {
+        self.webhook_queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 }
 
