@@ -37,23 +37,29 @@ pub(crate) fn visible(column: &str) -> String {
     )
 }
 
+/// Fences `tables` (`(table, org column)`) with the tenant policy, forced on their owner too:
+/// what every migration that adds a tenant table calls (a no-op on SQLite).
+pub(crate) async fn fence(manager: &SchemaManager<'_>, tables: &[(&str, &str)]) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let db = manager.get_connection();
+    for (table, column) in tables {
+        let rule = visible(column);
+        db.execute_unprepared(&format!(
+            "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY; \
+             ALTER TABLE {table} FORCE ROW LEVEL SECURITY; \
+             CREATE POLICY tenant_isolation ON {table} USING ({rule}) WITH CHECK ({rule});"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        let db = manager.get_connection();
-        for (table, column) in TABLES {
-            let rule = visible(column);
-            db.execute_unprepared(&format!(
-                "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY; \
-                 ALTER TABLE {table} FORCE ROW LEVEL SECURITY; \
-                 CREATE POLICY tenant_isolation ON {table} USING ({rule}) WITH CHECK ({rule});"
-            ))
-            .await?;
-        }
-        Ok(())
+        fence(manager, &TABLES).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -8,9 +8,8 @@
 //! others (PostgreSQL only, as in `m20261122_000010_row_level_security`).
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
-use crate::m20261122_000010_row_level_security::visible;
+use crate::m20261122_000010_row_level_security::fence;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -112,20 +111,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        let db = manager.get_connection();
-        for (table, column) in TABLES {
-            let rule = visible(column);
-            db.execute_unprepared(&format!(
-                "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY; \
-                 ALTER TABLE {table} FORCE ROW LEVEL SECURITY; \
-                 CREATE POLICY tenant_isolation ON {table} USING ({rule}) WITH CHECK ({rule});"
-            ))
-            .await?;
-        }
-        Ok(())
+        fence(manager, &TABLES).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

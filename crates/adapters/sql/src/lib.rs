@@ -9,6 +9,8 @@ mod contract_tests;
 mod database;
 mod entities;
 mod errors;
+#[cfg(test)]
+mod fenced_orgs;
 mod invitations;
 mod personal;
 mod plans;

@@ -218,17 +218,14 @@ impl UsageStore for SqlUsageStore {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{Database, TransactionTrait};
-    use secrecy::SecretString;
+    use sea_orm::TransactionTrait;
     use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
     use tenantry_domain::quota::Quota;
+    use tenantry_ports::OrgRepository;
     use tenantry_ports::PlanRepository;
-    use tenantry_testkit::postgres::ScratchPostgres;
 
     use super::*;
-    use tenantry_ports::OrgRepository;
-
-    use crate::{SqlConfig, SqlOrgRepository, SqlPlanRepository};
+    use crate::{SqlOrgRepository, SqlPlanRepository};
 
     async fn count<C: ConnectionTrait>(db: &C, sql: &str) -> i64 {
         let row = db
@@ -254,25 +251,11 @@ mod tests {
 
     #[tokio::test]
     async fn counters_and_marks_are_fenced_by_row_level_security_and_go_with_their_org() {
-        let Some(server) = tenantry_testkit::env::postgres_url() else {
+        let Some(crate::fenced_orgs::FencedOrgs { scratch, db, superuser, orgs }) =
+            crate::fenced_orgs::fenced_orgs(2).await
+        else {
             return;
         };
-        let scratch = ScratchPostgres::create(&server).await;
-        let db =
-            SqlDatabase::connect(&SqlConfig::new(SecretString::from(scratch.url.clone()))).await.expect("connects");
-        db.migrate().await.expect("migrates");
-        let superuser = Database::connect(scratch.admin_url.as_str()).await.expect("connects");
-        let orgs: Vec<OrgId> = (0..2).map(|_| OrgId::from_uuid(uuid::Uuid::now_v7())).collect();
-        for org in &orgs {
-            superuser
-                .execute_unprepared(&format!(
-                    "INSERT INTO orgs (id, name, slug, plan, created_at, updated_at) \
-                     VALUES ('{org}', 'o', 'o-{}', 'free', now(), now())",
-                    org.as_uuid().simple()
-                ))
-                .await
-                .expect("insert org");
-        }
         let usage = SqlUsageStore::new(db.clone());
         let plans = SqlPlanRepository::new(db.clone());
         for org in &orgs {

@@ -749,11 +749,10 @@ impl DeliveryQueue for SqlDeliveryQueue {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{Database, TransactionTrait};
+    use sea_orm::TransactionTrait;
     use secrecy::SecretString;
     use tenantry_domain::audit::{ActorKind, Origin};
     use tenantry_ports::OrgRepository;
-    use tenantry_testkit::postgres::ScratchPostgres;
 
     use super::*;
     use crate::{SqlConfig, SqlOrgRepository};
@@ -823,24 +822,12 @@ mod tests {
 
     #[tokio::test]
     async fn webhook_rows_are_fenced_by_row_level_security_and_go_with_their_org() {
-        let Some(server) = tenantry_testkit::env::postgres_url() else {
+        let Some(crate::fenced_orgs::FencedOrgs { scratch, db, superuser, orgs }) =
+            crate::fenced_orgs::fenced_orgs(2).await
+        else {
             return;
         };
-        let scratch = ScratchPostgres::create(&server).await;
-        let db =
-            SqlDatabase::connect(&SqlConfig::new(SecretString::from(scratch.url.clone()))).await.expect("connects");
-        db.migrate().await.expect("migrates");
-        let superuser = Database::connect(scratch.admin_url.as_str()).await.expect("connects");
-        let orgs: Vec<OrgId> = (0..2).map(|_| OrgId::from_uuid(uuid::Uuid::now_v7())).collect();
         for org in &orgs {
-            superuser
-                .execute_unprepared(&format!(
-                    "INSERT INTO orgs (id, name, slug, plan, created_at, updated_at) \
-                     VALUES ('{org}', 'o', 'o-{}', 'free', now(), now())",
-                    org.as_uuid().simple()
-                ))
-                .await
-                .expect("insert org");
             populate(&db, *org).await;
         }
         let server = db.connection();
