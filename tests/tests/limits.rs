@@ -551,3 +551,26 @@ async fn with_redis_gone_anonymous_routes_fail_closed_and_everything_recovers_wi
     assert!(recovered, "the server should recover once Redis is back");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_encoded_path_meets_the_same_limits_and_bad_credentials_are_throttled() {
+    let app = spawn_app_with(&[("TENANTRY_RATE_LIMIT_ANONYMOUS", "3/hour")]).await;
+    // `/%61pi/v1/plans` is routed to `/api/v1/plans`: it must be charged like it.
+    let mut statuses = Vec::new();
+    for path in ["/api/v1/plans", "/%61pi/v1/plans", "/api/v1/%70lans", "/%61pi/v1/plans"] {
+        let response = app.get(path).await;
+        assert!(headers_of(&response).is_some(), "{path} carries the headers");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "one bucket for every spelling");
+    app.stop().await;
+
+    // Guessing tokens: the address pays for each 401, and is refused once its bucket is empty.
+    let app = spawn_app_with(&[("TENANTRY_RATE_LIMIT_ANONYMOUS", "3/hour")]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(app.get_auth("/api/v1/users/me", "not-a-token").await.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    app.stop().await;
+}

@@ -142,6 +142,8 @@ pub struct Services {
     pub quotas: Arc<QuotaService>,
     /// Rate-limit decisions, one per process (it holds this process's token leases).
     pub rate_limiter: Arc<RateLimiter>,
+    /// The same store without leases, for buckets keyed by client addresses.
+    pub anonymous_rate_limiter: Arc<RateLimiter>,
     /// Plans and route-group limits from configuration.
     pub limits: crate::config::LimitSettings,
     /// Sends webhook requests through the SSRF guard.
@@ -216,6 +218,7 @@ impl Services {
             )
             .with_observer(metrics.clone()),
         );
+        let anonymous_rate_limiter = Arc::new(RateLimiter::new(rate_store.clone(), clock.clone(), LeasePolicy::NONE));
         let rate_limiter = Arc::new(RateLimiter::new(rate_store, clock.clone(), rate_lease));
         let webhook_sender: Arc<dyn WebhookSender> = Arc::new(
             ReqwestWebhookSender::new(SenderSettings {
@@ -296,6 +299,7 @@ impl Services {
             metrics,
             quotas,
             rate_limiter,
+            anonymous_rate_limiter,
             limits: settings.limits.clone(),
             webhook_sender,
             webhook_settings,
@@ -622,7 +626,7 @@ impl Application {
             .map(|document| crate::http::limits::public_operations(&document))
             .map_err(|err| StartupError::Other(format!("openapi document: {err}")))?;
         let limits = Arc::new(crate::http::limits::RateLimits::new(
-            services.rate_limiter.clone(),
+            (services.rate_limiter.clone(), services.anonymous_rate_limiter.clone()),
             &services.limits,
             public,
             services.metrics.clone(),

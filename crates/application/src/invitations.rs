@@ -220,6 +220,12 @@ impl InvitationService {
             }
             Err(StoreError::NotFound) => return Err(TenancyError::InvalidToken),
             Err(StoreError::Conflict) => return Err(TenancyError::AlreadyMember),
+            // The account was deleted while it accepted (its membership row could not refer to
+            // it): the caller is gone, not the server broken.
+            Err(err) if self.ports.users.by_id(user.id).await?.is_none() => {
+                tracing::info!(error = %err, "an account was deleted while accepting an invitation");
+                return Err(TenancyError::NotFound);
+            }
             Err(err) => return Err(err.into()),
         }
         self.seat_taken(&caller, seat_limit, false).await;

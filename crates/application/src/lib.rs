@@ -32,7 +32,7 @@ pub use api_keys::{ApiKeyPorts, ApiKeyService, IssuedApiKey, looks_like_api_key}
 pub use audit::AuditService;
 pub use auth::{
     AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, PasswordConfirmer, Principal, ProfileChange,
-    SecondFactor, SessionView, TokenPair,
+    SecondFactor, SessionView, TokenPair, address_bucket,
 };
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
 pub use invalidating::{

@@ -187,12 +187,22 @@ pub struct QuotaService {
     plans: Mutex<HashMap<OrgId, CachedPlan>>,
     calls: Leases<OrgId, CallLease>,
     observer: Option<Arc<dyn QuotaObserver>>,
+    /// Marks known to be recorded: an org past its limit is refused on every request, and each
+    /// refusal must not open a write transaction to learn the mark exists.
+    announced: Mutex<std::collections::HashSet<(OrgId, Quota, String, String)>>,
 }
 
 impl QuotaService {
     /// A service over `ports`.
     pub fn new(ports: QuotaPorts, settings: QuotaSettings) -> Self {
-        Self { ports, settings, plans: Mutex::new(HashMap::new()), calls: Leases::new(), observer: None }
+        Self {
+            ports,
+            settings,
+            plans: Mutex::new(HashMap::new()),
+            calls: Leases::new(),
+            observer: None,
+            announced: Mutex::new(std::collections::HashSet::new()),
+        }
     }
 
     /// Reports refusals and crossings to `observer`.
@@ -365,8 +375,19 @@ impl QuotaService {
             &data,
         );
         let period_key = if quota.is_periodic() { period.key() } else { "total".to_owned() };
+        let memo = (by.org_id, quota, period_key.clone(), mark.to_owned());
+        if self.announced.lock().unwrap_or_else(PoisonError::into_inner).contains(&memo) {
+            return false;
+        }
         match self.ports.plans.mark_once(by.org_id, quota, &period_key, mark, &event).await {
-            Ok(first) => first,
+            Ok(first) => {
+                let mut announced = self.announced.lock().unwrap_or_else(PoisonError::into_inner);
+                if announced.len() > 100_000 {
+                    announced.clear();
+                }
+                announced.insert(memo);
+                first
+            }
             Err(err) => {
                 tracing::warn!(error = %err, quota = quota.as_str(), mark, "recording a quota announcement failed");
                 false

@@ -466,23 +466,44 @@ impl Dispatcher {
         Ok(Some(keys))
     }
 
+    /// Records an attempt that could not be made, ending the delivery.
+    async fn end_dead(
+        &self,
+        delivery: &Delivery,
+        attempt: u32,
+        started_at: DateTime<Utc>,
+        why: &str,
+    ) -> Result<(), anyhow::Error> {
+        let attempt = Attempt {
+            attempt,
+            started_at,
+            response_status: None,
+            latency_ms: 0,
+            response_body: None,
+            error: Some(why.to_owned()),
+        };
+        let outcome = AttemptOutcome { status: DeliveryStatus::Dead, next_attempt_at: None };
+        Ok(self.ports.queue.record(delivery, &attempt, &outcome).await?)
+    }
+
     /// One attempt of one claimed delivery, recorded.
     async fn attempt(&self, claimed: ClaimedDelivery) -> Result<(), anyhow::Error> {
         let ClaimedDelivery { delivery, url } = claimed;
         let started_at = self.ports.clock.now();
         let attempt_number = delivery.attempts + 1;
-        let Some(keys) = self.keys(&delivery, started_at).await? else {
-            // The endpoint is gone: nothing to send to.
-            let attempt = Attempt {
-                attempt: attempt_number,
-                started_at,
-                response_status: None,
-                latency_ms: 0,
-                response_body: None,
-                error: Some("the endpoint no longer exists".to_owned()),
-            };
-            let outcome = AttemptOutcome { status: DeliveryStatus::Dead, next_attempt_at: None };
-            return Ok(self.ports.queue.record(&delivery, &attempt, &outcome).await?);
+        let keys = match self.keys(&delivery, started_at).await {
+            Ok(Some(keys)) => keys,
+            // Nothing to send to, or nothing to sign with: retrying cannot help, so the
+            // delivery ends dead instead of being claimed again forever.
+            Ok(None) => {
+                return self.end_dead(&delivery, attempt_number, started_at, "the endpoint no longer exists").await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, endpoint_id = %delivery.endpoint_id, "a webhook secret cannot be read");
+                return self
+                    .end_dead(&delivery, attempt_number, started_at, "the endpoint's secret cannot be read")
+                    .await;
+            }
         };
         let data: serde_json::Value = delivery
             .payload
@@ -559,15 +580,15 @@ impl Dispatcher {
     }
 }
 
+/// The kept part of an answer: at most 4 KiB, without control characters other than line
+/// breaks and tabs (PostgreSQL refuses NUL in text, and a receiver must not be able to make its
+/// attempts unrecordable).
 fn cut(body: &str) -> String {
-    if body.len() <= KEPT_BODY {
-        return body.to_owned();
-    }
-    let mut end = KEPT_BODY;
+    let mut end = body.len().min(KEPT_BODY);
     while !body.is_char_boundary(end) {
         end -= 1;
     }
-    body[..end].to_owned()
+    body[..end].chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')).collect()
 }
 
 #[async_trait::async_trait]
@@ -759,5 +780,6 @@ mod tests {
         let kept = cut(&long);
         assert!(kept.len() <= 4096 && long.starts_with(&kept));
         assert_eq!(kept.len(), 4096);
+        assert_eq!(cut("a\0b\u{1b}c\nd"), "abc\nd", "no NUL or escapes survive");
     }
 }

@@ -233,7 +233,9 @@ pub async fn idempotency(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let key = req.headers().get(HEADER).map(|value| value.to_str().map(str::to_owned));
     let store = req.app_data::<actix_web::web::Data<IdempotencyStore>>().cloned();
-    let exchange = CREDENTIAL_EXCHANGES.contains(&req.path());
+    // The routed (percent-decoded) path, as the router sees it: an encoded spelling of a
+    // credential exchange is still one.
+    let exchange = CREDENTIAL_EXCHANGES.contains(&req.match_info().as_str());
     let (Some(key), Some(store), true, false) = (key, store, req.method() == Method::POST, exchange) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };

@@ -64,6 +64,9 @@ type Ledger = Rc<RefCell<Charges>>;
 /// The rate limits of this process, registered in `AppState`.
 pub struct RateLimits {
     limiter: Arc<RateLimiter>,
+    /// The anonymous group's, without leases: its keys are client addresses, which a client
+    /// chooses, so nothing may be held per key beyond one request.
+    anonymous_limiter: Arc<RateLimiter>,
     anonymous: Option<RatePolicy>,
     principal: Option<RatePolicy>,
     org: Option<RatePolicy>,
@@ -75,13 +78,14 @@ impl RateLimits {
     /// Limits from `settings`, through `limiter`; `public` lists the `(METHOD, path)` of the
     /// operations that need no credentials.
     pub fn new(
-        limiter: Arc<RateLimiter>,
+        (limiter, anonymous_limiter): (Arc<RateLimiter>, Arc<RateLimiter>),
         settings: &LimitSettings,
         public: HashSet<(String, String)>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             limiter,
+            anonymous_limiter,
             anonymous: settings.anonymous,
             principal: settings.principal,
             org: settings.org,
@@ -119,7 +123,8 @@ impl RateLimits {
             return Ok(());
         }
         ledger.borrow_mut().keys.push(key.clone());
-        match self.limiter.check(&key, policy).await {
+        let limiter = if group == Group::Anonymous { &self.anonymous_limiter } else { &self.limiter };
+        match limiter.check(&key, policy).await {
             Ok(decision) => {
                 {
                     let mut charges = ledger.borrow_mut();
@@ -221,13 +226,18 @@ pub async fn rate_limit(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let limits = req.app_data::<Data<RateLimits>>().cloned();
-    let Some(limits) = limits.filter(|_| req.path().starts_with("/api/v1/")) else {
+    // The path the router matches (percent-decoded), never the raw one: `/%61pi/v1/…` reaches
+    // the same handler and must meet the same limits.
+    let path = req.match_info().as_str().to_owned();
+    let Some(limits) = limits.filter(|_| path.starts_with("/api/v1/")) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let ledger: Ledger = Rc::default();
     req.extensions_mut().insert(ledger.clone());
-    let public = limits.is_public(req.method().as_str(), req.path());
-    let address = super::client_ip::client_info(req.request()).ip.unwrap_or_else(|| "unknown".to_owned());
+    let public = limits.is_public(req.method().as_str(), &path);
+    let address = super::client_ip::client_info(req.request())
+        .ip
+        .map_or_else(|| "unknown".to_owned(), |ip| tenantry_application::address_bucket(&ip));
     if public && let Err(refused) = limits.charge_to(&ledger, Group::Anonymous, &address).await {
         let mut response = req.into_response(refused.error_response());
         if let Some(decision) = ledger.borrow().decision {
@@ -236,12 +246,29 @@ pub async fn rate_limit(
         return Ok(response);
     }
     let result = next.call(req).await;
-    if ledger.borrow().decision.is_none() && !public {
-        // Credentials that did not check out: the address pays. The answer stays what it
-        // was (a 401); only its headers say how much is left.
-        let _ = limits.charge_to(&ledger, Group::Anonymous, &address).await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(err) => err.as_response_error().status_code(),
+    };
+    let mut refused = None;
+    if ledger.borrow().decision.is_none() && !public && status == StatusCode::UNAUTHORIZED {
+        // Credentials that did not check out (no handler ran): the address pays, and once its
+        // bucket is empty the answer is a 429, so guessing tokens or keys is throttled too.
+        if let Err(limited) = limits.charge_to(&ledger, Group::Anonymous, &address).await {
+            refused = Some(limited);
+        }
     }
     let decision = ledger.borrow().decision;
+    if let Some(limited) = refused {
+        let mut response = limited.error_response();
+        if let Some(decision) = decision {
+            put_headers(response.headers_mut(), &decision);
+        }
+        return match result {
+            Ok(answered) => Ok(ServiceResponse::new(answered.request().clone(), response)),
+            Err(err) => Err(InternalError::from_response(err.to_string(), response).into()),
+        };
+    }
     match result {
         Ok(response) => {
             let mut response = response.map_into_boxed_body();

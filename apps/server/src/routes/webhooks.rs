@@ -211,6 +211,14 @@ pub async fn update(
     body: ApiJson<UpdateWebhookRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    if let Some(Some(description)) = &body.description
+        && description.chars().count() > 500
+    {
+        return Err(ApiError::validation(vec![crate::http::FieldError {
+            field: "description".to_owned(),
+            message: "must be at most 500 characters".to_owned(),
+        }]));
+    }
     let change =
         EndpointChange { url: body.url, events: body.events, description: body.description, enabled: body.enabled };
     let endpoint = state.webhooks.update(&scope.access, path.into_inner().1, change).await.map_err(tenancy_error)?;

@@ -63,6 +63,11 @@ fn refusal_v6(ip: Ipv6Addr) -> Option<&'static str> {
     // IPv4-compatible (::a.b.c.d, deprecated) and NAT64 (64:ff9b::a.b.c.d).
     let compatible = [s0, s1, s2, s3, s4, s5] == [0; 6];
     let nat64 = [s0, s1, s2, s3, s4, s5] == [0x64, 0xff9b, 0, 0, 0, 0];
+    // Local-use NAT64 (64:ff9b:1::/48), 6to4 (2002::/16) and Teredo (2001::/32) carry or reach
+    // IPv4 addresses the guard cannot judge from here: refused outright.
+    if [s0, s1, s2] == [0x64, 0xff9b, 1] || s0 == 0x2002 || [s0, s1] == [0x2001, 0] {
+        return Some("IPv4-translating");
+    }
     if compatible || nat64 {
         let octets = ip.octets();
         return refusal_v4(Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]));
@@ -142,6 +147,9 @@ mod tests {
             ("::ffff:169.254.169.254", "link-local"),
             ("::127.0.0.1", "loopback"),
             ("64:ff9b::a00:1", "private"),
+            ("64:ff9b:1::a00:1", "IPv4-translating"),
+            ("2002:7f00:1::1", "IPv4-translating"),
+            ("2001:0:4136:e378::1", "IPv4-translating"),
         ] {
             assert_eq!(judge(ip), Some(why), "{ip}");
         }

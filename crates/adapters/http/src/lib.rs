@@ -314,8 +314,13 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if allowed.is_empty() {
+                // The tenant sees this text: never the addresses, or endpoints would map the
+                // internal network's names. The details go to the log.
                 let reason = match first_refusal {
-                    Some((ip, why)) => format!("{host} resolves to {ip}, a {why} address"),
+                    Some((ip, why)) => {
+                        tracing::info!(%ip, why, "a webhook host resolves only to refused addresses");
+                        format!("{host} resolves only to non-public addresses")
+                    }
                     None => format!("{host} could not be resolved"),
                 };
                 return Err(Refused(reason).into());

@@ -227,9 +227,9 @@ fn parse_email(raw: &str) -> Result<Email, AuthError> {
     Email::parse(raw).map_err(|err| AuthError::Invalid { field: "email", message: err.to_string() })
 }
 
-/// The unit the per-address limit counts: an IPv4 address, or an IPv6 /64 (one subscriber's
+/// The unit a per-address limit counts: an IPv4 address, or an IPv6 /64 (one subscriber's
 /// allocation, so rotating addresses inside it does not reset the count).
-fn address_bucket(ip: &str) -> String {
+pub fn address_bucket(ip: &str) -> String {
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => {
             let s = v6.segments();
