@@ -53,8 +53,8 @@ use crate::worker::{RunningWorker, Worker};
 /// counted, the rate-limit store and how its tokens are leased.
 type RedisParts = (Arc<dyn Cache>, Option<Invalidations>, Arc<dyn UsageStore>, Arc<dyn RateLimitStore>, LeasePolicy);
 
-/// Concurrent dispatcher loops per worker process.
-pub const DISPATCH_LOOPS: usize = 4;
+/// Dispatcher loops (claiming and fanning out) per worker process.
+pub const DISPATCH_LOOPS: usize = 2;
 
 /// How long one SMTP exchange may take before the relay counts as unavailable.
 const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -517,15 +517,17 @@ impl Services {
     /// The webhook dispatcher step.
     pub fn dispatcher(&self) -> Arc<Dispatcher> {
         Arc::new(
-            Dispatcher::new(self.webhook_ports(), self.webhook_settings.clone()).with_observer(self.metrics.clone()),
+            Dispatcher::new(self.webhook_ports(), self.webhook_settings.clone())
+                .with_observer(self.metrics.clone())
+                .with_spawner(self.tasks.clone()),
         )
     }
 
     /// The background jobs of this build: webhook delivery and the payload sweeper.
     ///
-    /// The dispatcher runs as [`DISPATCH_LOOPS`] loops: a step waits for its batch, so one
-    /// loop stuck on endpoints that hang until the timeout leaves the others delivering, and
-    /// the per-endpoint cap keeps one endpoint from filling every loop.
+    /// The dispatcher runs each attempt as a tracked task (so shutdown waits for them), and a
+    /// step never waits for an endpoint that hangs: the per-endpoint cap keeps one endpoint
+    /// from taking every slot. [`DISPATCH_LOOPS`] loops claim and fan out.
     pub fn worker(&self) -> Worker {
         let mut worker = Worker::default();
         let dispatcher = self.dispatcher();

@@ -2,6 +2,7 @@
 //! events its changes wrote to the outbox — signed, at least once, retried on a schedule.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -14,8 +15,8 @@ use tenantry_domain::webhooks::{
     signature_header,
 };
 use tenantry_ports::{
-    Attempt, AttemptOutcome, ClaimedDelivery, Clock, Delivery, DeliveryQueue, IdGenerator, OutgoingWebhook,
-    SecretCipher, SecretGenerator, SendError, WebhookEndpoint, WebhookRepository, WebhookSender,
+    Attempt, AttemptOutcome, BackgroundTasks, ClaimedDelivery, Clock, Delivery, DeliveryQueue, IdGenerator,
+    OutgoingWebhook, SecretCipher, SecretGenerator, SendError, WebhookEndpoint, WebhookRepository, WebhookSender,
 };
 
 use crate::jobs::{Job, JobError, StepOutcome};
@@ -367,11 +368,24 @@ pub trait DeliveryObserver: Send + Sync {
 /// The dispatcher: a worker step that fans new events out to endpoints and makes one attempt
 /// of each claimed delivery, concurrently. Any number of workers can run it.
 pub struct Dispatcher {
+    core: Arc<DispatcherCore>,
+    /// Where attempts run when they must not hold up the next step (the server's task
+    /// tracker); without one, a step waits for its attempts (tests, embedders' own loops).
+    spawner: Option<Arc<dyn BackgroundTasks>>,
+    /// Attempts running in the background now.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// What an attempt needs, shared with the background tasks that run attempts.
+struct DispatcherCore {
     ports: WebhookPorts,
     settings: WebhookSettings,
     observer: Option<Arc<dyn DeliveryObserver>>,
     depth_read_at: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
+
+/// The most attempts one dispatcher runs at once; past it, steps claim nothing new.
+const MAX_IN_FLIGHT: usize = 512;
 
 /// How often the queue depth is counted (a query over the queue).
 const DEPTH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
@@ -389,16 +403,92 @@ fn jitter(id: uuid::Uuid, attempt: u32) -> f64 {
 impl Dispatcher {
     /// Wires the dispatcher.
     pub fn new(ports: WebhookPorts, settings: WebhookSettings) -> Self {
-        Self { ports, settings, observer: None, depth_read_at: std::sync::Mutex::new(None) }
+        let core = DispatcherCore { ports, settings, observer: None, depth_read_at: std::sync::Mutex::new(None) };
+        Self { core: Arc::new(core), spawner: None, in_flight: Arc::default() }
     }
 
     /// Reports attempts and the queue depth to `observer`.
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn DeliveryObserver>) -> Self {
-        self.observer = Some(observer);
+        if let Some(core) = Arc::get_mut(&mut self.core) {
+            core.observer = Some(observer);
+        }
         self
     }
 
+    /// Runs each attempt as a task of `spawner`, so a step never waits for an endpoint that
+    /// hangs until the timeout: the next step claims other endpoints' deliveries at once.
+    #[must_use]
+    pub fn with_spawner(mut self, spawner: Arc<dyn BackgroundTasks>) -> Self {
+        self.spawner = Some(spawner);
+        self
+    }
+
+    /// Fans out and starts an attempt of each delivery due now; `Worked` when it did anything.
+    ///
+    /// # Errors
+    /// Store failures (the worker backs off and tries again).
+    pub async fn run_once(&self) -> Result<StepOutcome, JobError> {
+        let core = &self.core;
+        let now = core.ports.clock.now();
+        core.observe_depth(now).await;
+        let fanned = core.ports.queue.fan_out(now, 500).await.map_err(|err| JobError(err.into()))?;
+        let lease = now + chrono::Duration::from_std(core.settings.claim_lease).unwrap_or(chrono::Duration::MAX);
+        let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.load(Ordering::SeqCst));
+        let limit = u32::try_from(room).unwrap_or(u32::MAX).min(core.settings.batch);
+        let claimed = if limit == 0 {
+            Vec::new()
+        } else {
+            core.ports
+                .queue
+                .claim(now, limit, core.settings.per_endpoint, lease)
+                .await
+                .map_err(|err| JobError(err.into()))?
+        };
+        if fanned == 0 && claimed.is_empty() {
+            return Ok(StepOutcome::Idle { next_in: Duration::from_millis(200) });
+        }
+        match &self.spawner {
+            Some(spawner) => {
+                for claimed in claimed {
+                    let (core, in_flight) = (Arc::clone(&self.core), Arc::clone(&self.in_flight));
+                    in_flight.fetch_add(1, Ordering::SeqCst);
+                    spawner.spawn(
+                        "webhooks.attempt",
+                        Box::pin(async move {
+                            if let Err(err) = core.attempt(claimed).await {
+                                tracing::warn!(error = %err, "recording a webhook attempt failed; the claim will lapse and it is retried");
+                            }
+                            in_flight.fetch_sub(1, Ordering::SeqCst);
+                        }),
+                    );
+                }
+            }
+            None => {
+                let attempts = claimed.into_iter().map(|claimed| core.attempt(claimed));
+                for result in futures_util::future::join_all(attempts).await {
+                    if let Err(err) = result {
+                        tracing::warn!(error = %err, "recording a webhook attempt failed; the claim will lapse and it is retried");
+                    }
+                }
+            }
+        }
+        Ok(StepOutcome::Worked)
+    }
+
+    /// Erases payloads of deliveries that ended more than the retention period ago.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn purge(&self) -> Result<u64, JobError> {
+        let core = &self.core;
+        let before = core.ports.clock.now()
+            - chrono::Duration::from_std(core.settings.retention).unwrap_or(chrono::Duration::MAX);
+        core.ports.queue.purge(before, 1000).await.map_err(|err| JobError(err.into()))
+    }
+}
+
+impl DispatcherCore {
     /// Counts the queue for the observer, at most every five seconds.
     async fn observe_depth(&self, now: DateTime<Utc>) {
         let Some(observer) = &self.observer else { return };
@@ -413,44 +503,6 @@ impl Dispatcher {
             Ok(depth) => observer.queue_depth(depth),
             Err(err) => tracing::debug!(error = %err, "counting the webhook queue failed"),
         }
-    }
-
-    /// Fans out and delivers what is due now; `Worked` when it did anything.
-    ///
-    /// # Errors
-    /// Store failures (the worker backs off and tries again).
-    pub async fn run_once(&self) -> Result<StepOutcome, JobError> {
-        let now = self.ports.clock.now();
-        self.observe_depth(now).await;
-        let fanned = self.ports.queue.fan_out(now, 500).await.map_err(|err| JobError(err.into()))?;
-        let lease = now + chrono::Duration::from_std(self.settings.claim_lease).unwrap_or(chrono::Duration::MAX);
-        let claimed = self
-            .ports
-            .queue
-            .claim(now, self.settings.batch, self.settings.per_endpoint, lease)
-            .await
-            .map_err(|err| JobError(err.into()))?;
-        if fanned == 0 && claimed.is_empty() {
-            return Ok(StepOutcome::Idle { next_in: Duration::from_millis(200) });
-        }
-        let attempts = claimed.into_iter().map(|claimed| self.attempt(claimed));
-        let results = futures_util::future::join_all(attempts).await;
-        for result in results {
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "recording a webhook attempt failed; the claim will lapse and it is retried");
-            }
-        }
-        Ok(StepOutcome::Worked)
-    }
-
-    /// Erases payloads of deliveries that ended more than the retention period ago.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn purge(&self) -> Result<u64, JobError> {
-        let before = self.ports.clock.now()
-            - chrono::Duration::from_std(self.settings.retention).unwrap_or(chrono::Duration::MAX);
-        self.ports.queue.purge(before, 1000).await.map_err(|err| JobError(err.into()))
     }
 
     async fn keys(&self, delivery: &Delivery, now: DateTime<Utc>) -> Result<Option<Vec<Vec<u8>>>, anyhow::Error> {

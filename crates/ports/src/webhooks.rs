@@ -242,7 +242,7 @@ pub trait DeliveryQueue: Send + Sync {
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError>;
 
     /// Makes a `failed` or `dead` delivery due at `now` (a manual retry); `false` when there
-    /// is no such delivery or it is not in one of those states.
+    /// is no such delivery, it is not in one of those states, or its payload was erased.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.

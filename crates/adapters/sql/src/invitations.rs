@@ -173,6 +173,16 @@ impl InvitationRepository for SqlInvitationRepository {
             crate::audit::append(&txn, entry).await?;
         }
         if let Some(limit) = seat_limit {
+            // A member already has their seat: that answer (a conflict) comes before a full org.
+            let already = memberships::Entity::find()
+                .filter(memberships::Column::OrgId.eq(org_id.as_uuid()))
+                .filter(memberships::Column::UserId.eq(user_id.as_uuid()))
+                .one(&txn)
+                .await
+                .map_err(store_error)?;
+            if already.is_some() {
+                return Err(StoreError::Conflict);
+            }
             let (members, _) = seats(&txn, org_id, now).await?;
             if members >= limit {
                 return Err(StoreError::LimitReached { used: members });

@@ -641,6 +641,8 @@ impl DeliveryQueue for SqlDeliveryQueue {
             .filter(webhook_deliveries::Column::OrgId.eq(org_id.as_uuid()))
             .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id))
             .filter(webhook_deliveries::Column::Id.eq(id))
+            // A delivery whose payload was erased by the retention sweep has nothing to send.
+            .filter(webhook_deliveries::Column::Payload.is_not_null())
             .filter(
                 webhook_deliveries::Column::Status
                     .is_in([DeliveryStatus::Failed.as_str(), DeliveryStatus::Dead.as_str()]),
