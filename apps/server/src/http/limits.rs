@@ -251,10 +251,15 @@ pub async fn rate_limit(
         Err(err) => err.as_response_error().status_code(),
     };
     let mut refused = None;
-    if ledger.borrow().decision.is_none() && !public && status == StatusCode::UNAUTHORIZED {
-        // Credentials that did not check out (no handler ran): the address pays, and once its
-        // bucket is empty the answer is a 429, so guessing tokens or keys is throttled too.
-        if let Err(limited) = limits.charge_to(&ledger, Group::Anonymous, &address).await {
+    if ledger.borrow().decision.is_none() && !public {
+        // No bucket was charged: the credentials did not check out, or the request failed
+        // before they were read (a malformed body). The address pays, so the answer carries
+        // the headers; for credentials that failed (no handler ran), an empty bucket turns
+        // the answer into a 429, so guessing tokens or keys is throttled too.
+        let charged = limits.charge_to(&ledger, Group::Anonymous, &address).await;
+        if let Err(limited) = charged
+            && status == StatusCode::UNAUTHORIZED
+        {
             refused = Some(limited);
         }
     }
