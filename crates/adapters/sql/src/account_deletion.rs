@@ -58,6 +58,18 @@ impl SqlUserRepository {
             ))
             .await
             .map_err(store_error)?;
+            // Then the account row itself. A change that added a row referring to the account
+            // (an accepted invitation's membership) holds it until it commits; waiting here
+            // means the statements below see that row, and the deletion retries with its org's
+            // head instead of letting the cascade remove it unaudited. Every such change took
+            // its org's head first, so this cannot deadlock with one.
+            txn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "SELECT id FROM users WHERE id = $1 FOR UPDATE",
+                [user.into()],
+            ))
+            .await
+            .map_err(store_error)?;
             locked = Some(orgs);
         }
         // On SQLite a write comes first: a deferred transaction that reads before writing fails
