@@ -181,8 +181,10 @@ impl WebhookService {
             &json!({"url": endpoint.url, "events": endpoint.events}),
         );
         if let Err(err) = self.ports.endpoints.create(&endpoint, &sealed, &event).await {
-            if let (Some(quotas), Some(reservation)) = (&self.ports.quotas, reservation) {
-                let _ = quotas.release(reservation).await;
+            if let (Some(quotas), Some(reservation)) = (&self.ports.quotas, reservation)
+                && let Err(release) = quotas.release(reservation).await
+            {
+                tracing::warn!(error = %release, "giving back a webhook endpoint's quota unit failed");
             }
             return Err(err.into());
         }

@@ -1,7 +1,7 @@
 //! Test support: a scratch PostgreSQL database, migrated, with organizations inserted behind
 //! the API's back, for the tests that check a table is fenced by Row-Level Security.
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use secrecy::SecretString;
 use tenantry_domain::OrgId;
 use tenantry_testkit::postgres::ScratchPostgres;
@@ -36,4 +36,14 @@ pub(crate) async fn fenced_orgs(count: usize) -> Option<FencedOrgs> {
             .expect("insert org");
     }
     Some(FencedOrgs { scratch, db, superuser, orgs })
+}
+
+/// `SELECT COUNT(*) …` on PostgreSQL, as a number.
+pub(crate) async fn count<C: ConnectionTrait>(db: &C, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+        .await
+        .expect("query runs")
+        .expect("one row");
+    row.try_get_by_index::<i64>(0).expect("a count")
 }

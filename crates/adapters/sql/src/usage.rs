@@ -227,14 +227,7 @@ mod tests {
     use super::*;
     use crate::{SqlOrgRepository, SqlPlanRepository};
 
-    async fn count<C: ConnectionTrait>(db: &C, sql: &str) -> i64 {
-        let row = db
-            .query_one_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-            .await
-            .expect("query runs")
-            .expect("one row");
-        row.try_get_by_index::<i64>(0).expect("a count")
-    }
+    use crate::fenced_orgs::count;
 
     fn event(org: OrgId, action: &str) -> AuditEvent {
         AuditEvent::new(
