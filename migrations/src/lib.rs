@@ -17,6 +17,7 @@ mod m20261122_000009_audit_log;
 mod m20261122_000010_row_level_security;
 mod m20261206_000011_quotas;
 mod m20261206_000012_webhooks;
+mod m20261206_000013_webhook_health;
 
 /// Every tenant-owned table and the column naming its organization: each is under the same
 /// Row-Level Security policy on PostgreSQL, and the isolation tests walk this list, so a new
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000010_row_level_security::Migration),
             Box::new(m20261206_000011_quotas::Migration),
             Box::new(m20261206_000012_webhooks::Migration),
+            Box::new(m20261206_000013_webhook_health::Migration),
         ]
     }
 }

@@ -494,3 +494,112 @@ async fn an_endpoint_that_hangs_does_not_delay_another_orgs_deliveries() {
     assert!(waited < Duration::from_secs(2), "another org waited {waited:?} behind an endpoint that hangs for 5 s");
     app.stop().await;
 }
+
+async fn get_endpoint(app: &TestApp, org: &str, owner: &str, hook: &str) -> Value {
+    app.get_auth(&format!("/api/v1/orgs/{org}/webhooks/{hook}"), owner).await.json().await.expect("json")
+}
+
+async fn actions(app: &TestApp, org: &str, owner: &str, action: &str) -> Vec<Value> {
+    let page: Value =
+        app.get_auth(&format!("/api/v1/orgs/{org}/audit-log?action={action}"), owner).await.json().await.expect("json");
+    page["items"].as_array().expect("items").clone()
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_the_whole_period_is_disabled_and_its_owner_mailed() {
+    let app = spawn_app_with(&[
+        ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s,1s,1s,1s,1s,1s"),
+        ("TENANTRY_WEBHOOK_DISABLE_AFTER", "2s"),
+    ])
+    .await;
+    let receiver = Receiver::start(vec![(500, None)]).await;
+    let (owner_email, owner, _) = app.signed_in_user().await;
+    let org = app.create_org(&owner).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    assert_eq!(hook["failing_since"], Value::Null, "a new endpoint is not failing");
+    app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    let dead = wait_status(&app, &org, &owner, &hook_id, "dead").await;
+    let fetched = get_endpoint(&app, &org, &owner, &hook_id).await;
+    assert_eq!(
+        (fetched["enabled"].as_bool(), fetched["disabled_reason"].as_str()),
+        (Some(false), Some("failing")),
+        "{fetched}"
+    );
+    assert!(fetched["failing_since"].is_string(), "{fetched}");
+    let attempts = dead["attempts"].as_u64().expect("attempts");
+    assert!((3..=4).contains(&attempts), "disabled at the first failure 2 s after the first: {attempts} attempts");
+    let entries = actions(&app, &org, &owner, "webhook.disabled").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["data"]["reason"], "failing");
+    let mails = app.mails().await;
+    let told: Vec<&String> = mails.iter().filter(|m| m.contains("A webhook endpoint was disabled")).collect();
+    assert_eq!(told.len(), 1, "the owner is told once");
+    assert!(told[0].contains(&format!("To: {owner_email}")) && told[0].contains(&receiver.url));
+
+    // Nothing reaches a disabled endpoint: a test or a retry is a conflict that says why.
+    let test = app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    let body = assert_problem(test, 409, "conflict").await;
+    assert_eq!(body["reason"], "endpoint_disabled");
+    let id = dead["id"].as_str().expect("id");
+    let retry = app
+        .post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/deliveries/{id}/retry"), &json!({}), Some(&owner))
+        .await;
+    assert_eq!(assert_problem(retry, 409, "conflict").await["reason"], "endpoint_disabled");
+
+    // Enabled again by its owner: a fresh start, and the retry goes through.
+    let enabled = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/orgs/{org}/webhooks/{hook_id}"),
+            ("authorization", &format!("Bearer {owner}")),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(enabled.status(), 200);
+    let enabled: Value = enabled.json().await.expect("json");
+    assert_eq!((&enabled["disabled_reason"], &enabled["failing_since"]), (&Value::Null, &Value::Null), "{enabled}");
+    receiver.answer_from_now_on(200);
+    let retry = app
+        .post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/deliveries/{id}/retry"), &json!({}), Some(&owner))
+        .await;
+    assert_eq!(retry.status(), 202);
+    wait_status(&app, &org, &owner, &hook_id, "succeeded").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_success_after_failures_records_a_recovery() {
+    let app = app_with_schedule("1s").await;
+    let receiver = Receiver::start(vec![(500, None), (200, None)]).await;
+    let (_, owner) = app.user().await;
+    let org = app.create_org(&owner).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
+    receiver.wait_for(1).await;
+    let mut failing = Value::Null;
+    for _ in 0..50 {
+        failing = get_endpoint(&app, &org, &owner, &hook_id).await;
+        if failing["failing_since"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(failing["failing_since"].is_string(), "a failed attempt marks the endpoint failing: {failing}");
+    wait_status(&app, &org, &owner, &hook_id, "succeeded").await;
+    let mut recovered = Vec::new();
+    for _ in 0..50 {
+        recovered = actions(&app, &org, &owner, "webhook.recovered").await;
+        if !recovered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(recovered.len(), 1, "one recovery entry");
+    assert_eq!(recovered[0]["data"]["failing_since"], failing["failing_since"]);
+    let fetched = get_endpoint(&app, &org, &owner, &hook_id).await;
+    assert_eq!((fetched["failing_since"].clone(), fetched["enabled"].as_bool()), (Value::Null, Some(true)));
+    app.stop().await;
+}

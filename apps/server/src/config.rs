@@ -81,6 +81,8 @@ pub struct Settings {
     pub webhook_retry_schedule: Vec<Duration>,
     /// `TENANTRY_WEBHOOK_TIMEOUT_SECS`: how long one delivery attempt may take.
     pub webhook_timeout: Duration,
+    /// `TENANTRY_WEBHOOK_DISABLE_AFTER`: how long an endpoint may fail before it is disabled.
+    pub webhook_disable_after: Duration,
     /// `TENANTRY_MAX_UPLOAD_BYTES`.
     pub max_upload_bytes: u64,
     /// `TENANTRY_REQUIRE_VERIFIED_EMAIL`.
@@ -181,6 +183,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANTRY_WEBHOOK_ALLOW_PRIVATE",
     "TENANTRY_WEBHOOK_RETRY_SCHEDULE",
     "TENANTRY_WEBHOOK_TIMEOUT_SECS",
+    "TENANTRY_WEBHOOK_DISABLE_AFTER",
     "TENANTRY_MAX_UPLOAD_BYTES",
     "TENANTRY_REQUIRE_VERIFIED_EMAIL",
     "TENANTRY_LOGIN_MAX_FAILURES",
@@ -558,6 +561,18 @@ impl Settings {
         };
         let webhook_timeout =
             Duration::from_secs(p.ranged("TENANTRY_WEBHOOK_TIMEOUT_SECS", 15_u64, 1, 60, "a number of seconds"));
+        let disable_raw = p.string("TENANTRY_WEBHOOK_DISABLE_AFTER", "5d");
+        let webhook_disable_after = match parse_schedule(&disable_raw).as_deref() {
+            Ok([period]) => *period,
+            Ok(_) => {
+                p.fail("TENANTRY_WEBHOOK_DISABLE_AFTER", "one duration such as 5d or 12h".to_owned());
+                Duration::ZERO
+            }
+            Err(message) => {
+                p.fail("TENANTRY_WEBHOOK_DISABLE_AFTER", message.clone());
+                Duration::ZERO
+            }
+        };
         let max_upload_bytes = p.ranged("TENANTRY_MAX_UPLOAD_BYTES", 104_857_600_u64, 1, 1 << 40, "a number of bytes");
         let require_verified_email = p.bool("TENANTRY_REQUIRE_VERIFIED_EMAIL", false);
         let login_max_failures = p.ranged("TENANTRY_LOGIN_MAX_FAILURES", 5_u32, 1, 1000, "a number");
@@ -648,6 +663,7 @@ impl Settings {
             webhook_allow_private,
             webhook_retry_schedule,
             webhook_timeout,
+            webhook_disable_after,
             max_upload_bytes,
             require_verified_email,
             login_max_failures,

@@ -233,6 +233,7 @@ impl Services {
             // Past it another worker may take a delivery over: twice the attempt's limit, so a
             // live worker's attempt has always ended first.
             claim_lease: settings.webhook_timeout * 2 + std::time::Duration::from_secs(1),
+            disable_after: settings.webhook_disable_after,
             ..WebhookSettings::default()
         };
         let hasher: Arc<dyn PasswordHasher> = Arc::new(
@@ -506,6 +507,8 @@ impl Services {
             clock: self.clock.clone(),
             ids: self.ids.clone(),
             quotas: Some(self.quotas.clone()),
+            orgs: self.orgs(),
+            mailer: self.mailer.clone(),
         }
     }
 

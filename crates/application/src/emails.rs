@@ -65,6 +65,35 @@ pub fn invitation_mail(
     OutgoingEmail { to: to.clone(), subject: format!("Join {org_name} on Tenantry"), text, html }
 }
 
+/// The message telling an owner or admin that the endpoint at `url` was disabled after
+/// failing since `failing_since`, and how to bring it back.
+pub fn endpoint_disabled_mail(
+    to: &Email,
+    org_id: tenantry_domain::OrgId,
+    endpoint_id: uuid::Uuid,
+    url: &str,
+    failing_since: chrono::DateTime<chrono::Utc>,
+) -> OutgoingEmail {
+    let since = failing_since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let path = format!("/api/v1/orgs/{org_id}/webhooks/{endpoint_id}");
+    let text = format!(
+        "Every delivery to the webhook endpoint {url} (id {endpoint_id}) has failed since {since}, so it was \
+         disabled: it receives no new events, and its waiting deliveries ended dead.\n\nLook at its \
+         deliveries (GET {path}/deliveries) for the answers it gave, fix the receiver, enable it again \
+         (PATCH {path} with {{\"enabled\": true}}) and retry the deliveries you need.\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Every delivery to the webhook endpoint \
+         <code>{url}</code> (id <code>{endpoint_id}</code>) has failed since {since}, so it was disabled: it \
+         receives no new events, and its waiting deliveries ended dead.</p><p>Look at its deliveries \
+         (<code>GET {path}/deliveries</code>) for the answers it gave, fix the receiver, enable it again \
+         (<code>PATCH {path}</code> with <code>{{\"enabled\": true}}</code>) and retry the deliveries you \
+         need.</p></body></html>",
+        url = escape(url),
+    );
+    OutgoingEmail { to: to.clone(), subject: "A webhook endpoint was disabled".to_owned(), text, html }
+}
+
 /// Escapes text for HTML (organization names are user input).
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
+use tenantry_domain::quota::Quota;
 use tenantry_domain::tenancy::{Permission, authorize_invitation};
 use tenantry_domain::{Email, OrgId};
 use tenantry_ports::{
@@ -237,7 +238,7 @@ impl InvitationService {
     /// The members limit, when quotas are on.
     async fn seat_limit(&self, org_id: OrgId) -> Result<Option<u64>, TenancyError> {
         match &self.ports.quotas {
-            Some(quotas) => quotas.seat_limit(org_id).await.map_err(TenancyError::from),
+            Some(quotas) => quotas.limit_of(org_id, Quota::Members).await.map_err(TenancyError::from),
             None => Ok(None),
         }
     }
@@ -247,7 +248,7 @@ impl InvitationService {
     async fn seat_taken(&self, caller: &Caller, limit: Option<u64>, with_pending: bool) {
         let (Some(quotas), Some(_)) = (&self.ports.quotas, limit) else { return };
         match quotas.seats(caller.org_id, with_pending).await {
-            Ok(used) => quotas.seat_taken(caller, used, limit).await,
+            Ok(used) => quotas.taken(caller, Quota::Members, used, limit).await,
             Err(err) => tracing::warn!(error = %err, "counting seats for threshold announcements failed"),
         }
     }
@@ -255,7 +256,7 @@ impl InvitationService {
     /// The refusal of a full members quota, announced once per period.
     async fn seats_refused(&self, caller: &Caller, used: u64, limit: Option<u64>) -> TenancyError {
         match (&self.ports.quotas, limit) {
-            (Some(quotas), Some(limit)) => quotas.seats_refused(caller, used, limit).await.into(),
+            (Some(quotas), Some(limit)) => quotas.refused(caller, Quota::Members, used, limit).await.into(),
             _ => TenancyError::Dependency(anyhow::anyhow!("a seat limit was met without one being set")),
         }
     }

@@ -474,27 +474,28 @@ impl QuotaService {
         if lease.state.key.as_ref() == Some(key) { u64::from(lease.units) } else { 0 }
     }
 
-    /// The members limit of `org_id`, for the invitation store to check inside its
-    /// transaction.
+    /// The limit of `quota` for `org_id`, for a store that counts the quota's rows inside its
+    /// own transaction (members, webhook endpoints) instead of a counter.
     ///
     /// # Errors
     /// [`QuotaError::NotFound`], [`QuotaError::Dependency`].
-    pub async fn seat_limit(&self, org_id: OrgId) -> Result<Option<u64>, QuotaError> {
+    pub async fn limit_of(&self, org_id: OrgId, quota: Quota) -> Result<Option<u64>, QuotaError> {
         let assignment = self.fresh_assignment(org_id).await?;
-        Ok(assignment.limit(&self.settings.catalog, Quota::Members))
+        Ok(assignment.limit(&self.settings.catalog, quota))
     }
 
-    /// Announces the members thresholds that the seat just taken crossed (`used` seats now,
-    /// of `limit`). Counted after the fact: the seat itself was checked in its transaction.
-    pub async fn seat_taken(&self, by: &Caller, used: u64, limit: Option<u64>) {
+    /// Announces the thresholds of a counted `quota` that the unit just taken crossed (`used`
+    /// now, of `limit`). Counted after the fact: the unit itself was checked in its
+    /// transaction.
+    pub async fn taken(&self, by: &Caller, quota: Quota, used: u64, limit: Option<u64>) {
         let Some(limit) = limit else { return };
         let period = Period::forever();
         for percent in thresholds_crossed(used.saturating_sub(1), used, limit) {
-            let reached = QuotaExceeded { quota: Quota::Members, limit, used, period_end: None };
-            if self.announce(by, Quota::Members, &period, &percent.to_string(), &reached).await
+            let reached = QuotaExceeded { quota, limit, used, period_end: None };
+            if self.announce(by, quota, &period, &percent.to_string(), &reached).await
                 && let Some(observer) = &self.observer
             {
-                observer.crossed(Quota::Members, percent);
+                observer.crossed(quota, percent);
             }
         }
     }
@@ -508,13 +509,13 @@ impl QuotaService {
         Ok(if with_pending { members + pending } else { members })
     }
 
-    /// The refusal for a members quota the invitation store found full (`used` seats of
-    /// `limit`), announced like any other.
-    pub async fn seats_refused(&self, by: &Caller, used: u64, limit: u64) -> QuotaError {
-        let refusal = QuotaExceeded { quota: Quota::Members, limit, used, period_end: None };
-        self.announce(by, Quota::Members, &Period::forever(), "exceeded", &refusal).await;
+    /// The refusal for a counted `quota` its store found full (`used` of `limit`), announced
+    /// like any other.
+    pub async fn refused(&self, by: &Caller, quota: Quota, used: u64, limit: u64) -> QuotaError {
+        let refusal = QuotaExceeded { quota, limit, used, period_end: None };
+        self.announce(by, quota, &Period::forever(), "exceeded", &refusal).await;
         if let Some(observer) = &self.observer {
-            observer.refused(Quota::Members);
+            observer.refused(quota);
         }
         QuotaError::Exceeded(refusal)
     }
@@ -527,7 +528,8 @@ impl QuotaService {
         let assignment = self.fresh_assignment(org_id).await?;
         let period = Period::monthly(assignment.started_at, self.ports.clock.now());
         let (members, _) = self.ports.plans.seats(org_id, self.ports.clock.now()).await?;
-        let durable_quotas = [Quota::StorageBytes, Quota::FileUploads, Quota::WebhookEndpoints];
+        let endpoints = self.ports.plans.webhook_endpoints(org_id).await?;
+        let durable_quotas = [Quota::StorageBytes, Quota::FileUploads];
         let durable_keys: Vec<UsageKey> = durable_quotas
             .iter()
             .map(|quota| Self::key(org_id, *quota, &self.period_of(*quota, &assignment)))
@@ -538,6 +540,7 @@ impl QuotaService {
         let calls = calls.first().copied().unwrap_or(0).saturating_sub(self.leased_calls(org_id, &calls_key).await);
         let used = |quota: Quota| match quota {
             Quota::Members => members,
+            Quota::WebhookEndpoints => endpoints,
             Quota::ApiCalls => calls,
             other => durable_quotas.iter().position(|q| *q == other).and_then(|i| durable.get(i).copied()).unwrap_or(0),
         };
@@ -668,6 +671,7 @@ mod tests {
             Ok(first)
         });
         plans.expect_seats().returning(|_, _| Ok((1, 0)));
+        plans.expect_webhook_endpoints().returning(|_| Ok(0));
         plans
     }
 

@@ -70,6 +70,9 @@ pub enum TenancyError {
     /// The signed-in user's address is not verified yet.
     #[error("email not verified")]
     EmailNotVerified,
+    /// The webhook endpoint is disabled: a test or a retry would never be attempted.
+    #[error("endpoint disabled")]
+    EndpointDisabled,
     /// A quota of the organization is used up (the members quota for invitations).
     #[error("quota exceeded")]
     QuotaExceeded(tenantry_domain::quota::QuotaExceeded),

@@ -15,12 +15,13 @@ use tenantry_domain::webhooks::{
     signature_header,
 };
 use tenantry_ports::{
-    Attempt, AttemptOutcome, BackgroundTasks, ClaimedDelivery, Clock, Delivery, DeliveryQueue, IdGenerator,
-    OutgoingWebhook, SecretCipher, SecretGenerator, SendError, WebhookEndpoint, WebhookRepository, WebhookSender,
+    Attempt, AttemptOutcome, BackgroundTasks, ClaimedDelivery, Clock, Delivery, DeliveryQueue, Disabling, IdGenerator,
+    Mailer, OrgRepository, OutgoingWebhook, SecretCipher, SecretGenerator, SendError, StoreError, WebhookEndpoint,
+    WebhookRepository, WebhookSender,
 };
 
 use crate::jobs::{Job, JobError, StepOutcome};
-use crate::quotas::QuotaService;
+use crate::quotas::{Caller, QuotaService};
 use crate::tenancy::{OrgAccess, TenancyError};
 
 /// Everything [`WebhookService`] and [`Dispatcher`] need.
@@ -42,6 +43,10 @@ pub struct WebhookPorts {
     pub ids: Arc<dyn IdGenerator>,
     /// The `webhook_endpoints` quota; `None` leaves endpoints unlimited.
     pub quotas: Option<Arc<QuotaService>>,
+    /// The organization's owners and admins, told when an endpoint is disabled.
+    pub orgs: Arc<dyn OrgRepository>,
+    /// How they are told.
+    pub mailer: Arc<dyn Mailer>,
 }
 
 /// Webhook policy from configuration.
@@ -62,6 +67,10 @@ pub struct WebhookSettings {
     pub claim_lease: Duration,
     /// How long payloads and response bodies are kept after a delivery ends.
     pub retention: Duration,
+    /// How long an endpoint may fail (every attempt, without a success) before it is
+    /// disabled and its organization's owners and admins are mailed
+    /// (`TENANTRY_WEBHOOK_DISABLE_AFTER`).
+    pub disable_after: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -74,6 +83,7 @@ impl Default for WebhookSettings {
             per_endpoint: 16,
             claim_lease: Duration::from_secs(60),
             retention: Duration::from_secs(30 * 24 * 3600),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
         }
     }
 }
@@ -166,12 +176,15 @@ impl WebhookService {
             description,
             enabled: true,
             disabled_reason: None,
+            failing_since: None,
             created_at: now,
             updated_at: now,
         };
         let (secret, sealed) = self.new_secret()?;
-        let reservation = match &self.ports.quotas {
-            Some(quotas) => Some(quotas.try_consume(access, Quota::WebhookEndpoints, 1).await?),
+        // The quota is counted from the rows inside the creating transaction: exact under
+        // concurrency, and nothing to give back when the creation fails.
+        let limit = match &self.ports.quotas {
+            Some(quotas) => quotas.limit_of(access.org_id, Quota::WebhookEndpoints).await?,
             None => None,
         };
         let event = access.event(
@@ -180,13 +193,22 @@ impl WebhookService {
             ("webhook", Some(endpoint.id.to_string())),
             &json!({"url": endpoint.url, "events": endpoint.events}),
         );
-        if let Err(err) = self.ports.endpoints.create(&endpoint, &sealed, &event).await {
-            if let (Some(quotas), Some(reservation)) = (&self.ports.quotas, reservation)
-                && let Err(release) = quotas.release(reservation).await
-            {
-                tracing::warn!(error = %release, "giving back a webhook endpoint's quota unit failed");
+        let caller = Caller::of(access);
+        match self.ports.endpoints.create(&endpoint, &sealed, limit, &event).await {
+            Ok(used) => {
+                if let Some(quotas) = &self.ports.quotas {
+                    quotas.taken(&caller, Quota::WebhookEndpoints, used, limit).await;
+                }
             }
-            return Err(err.into());
+            Err(StoreError::LimitReached { used }) => {
+                return Err(match (&self.ports.quotas, limit) {
+                    (Some(quotas), Some(limit)) => {
+                        quotas.refused(&caller, Quota::WebhookEndpoints, used, limit).await.into()
+                    }
+                    _ => TenancyError::Dependency(anyhow::anyhow!("the endpoint store refused an unlimited quota")),
+                });
+            }
+            Err(err) => return Err(err.into()),
         }
         Ok(EndpointWithSecret { endpoint, secret })
     }
@@ -237,10 +259,12 @@ impl WebhookService {
             endpoint.description = description;
         }
         if let Some(enabled) = change.enabled {
-            endpoint.enabled = enabled;
-            if enabled {
+            if enabled && !endpoint.enabled {
+                // A fresh start: the reason and the failing period end with the owner's decision.
                 endpoint.disabled_reason = None;
+                endpoint.failing_since = None;
             }
+            endpoint.enabled = enabled;
         }
         endpoint.updated_at = self.ports.clock.now();
         let event = access.event(
@@ -255,7 +279,7 @@ impl WebhookService {
         Ok(endpoint)
     }
 
-    /// Deletes an endpoint with its deliveries and payloads, and frees its quota unit.
+    /// Deletes an endpoint with its deliveries and payloads (its quota unit is the row).
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
@@ -269,11 +293,6 @@ impl WebhookService {
         );
         if !self.ports.endpoints.delete(access.org_id, id, &event).await? {
             return Err(TenancyError::NotFound);
-        }
-        if let Some(quotas) = &self.ports.quotas
-            && let Err(err) = quotas.free(access.org_id, Quota::WebhookEndpoints, 1).await
-        {
-            tracing::warn!(error = %err, "freeing a webhook endpoint's quota unit failed");
         }
         Ok(())
     }
@@ -302,9 +321,12 @@ impl WebhookService {
     /// Queues a `webhook.test` event for this endpoint only.
     ///
     /// # Errors
-    /// `Forbidden`, `NotFound`, `Dependency`.
+    /// `Forbidden`, `NotFound`, `EndpointDisabled` (nothing would be sent), `Dependency`.
     pub async fn send_test(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<uuid::Uuid, TenancyError> {
         let endpoint = self.get(access, id).await?;
+        if !endpoint.enabled {
+            return Err(TenancyError::EndpointDisabled);
+        }
         let event = access.event(
             (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
             "webhook.test",
@@ -346,9 +368,12 @@ impl WebhookService {
     /// A new attempt now for a `failed` or `dead` delivery.
     ///
     /// # Errors
-    /// `Forbidden`, `NotFound` (no such delivery, or not failed or dead), `Dependency`.
+    /// `Forbidden`, `NotFound` (no such delivery, or not failed or dead), `EndpointDisabled`
+    /// (it would never be attempted), `Dependency`.
     pub async fn retry(&self, access: &OrgAccess, id: uuid::Uuid, delivery_id: uuid::Uuid) -> Result<(), TenancyError> {
-        access.require(Permission::WebhooksManage)?;
+        if !self.get(access, id).await?.enabled {
+            return Err(TenancyError::EndpointDisabled);
+        }
         if self.ports.queue.retry(access.org_id, id, delivery_id, self.ports.clock.now()).await? {
             Ok(())
         } else {
@@ -478,7 +503,8 @@ impl Dispatcher {
         Ok(StepOutcome::Worked)
     }
 
-    /// Erases payloads of deliveries that ended more than the retention period ago.
+    /// Erases payloads of deliveries that ended more than the retention period ago, and
+    /// outbox events fanned out that long ago; returns how many of both.
     ///
     /// # Errors
     /// Store failures.
@@ -486,7 +512,9 @@ impl Dispatcher {
         let core = &self.core;
         let before = core.ports.clock.now()
             - chrono::Duration::from_std(core.settings.retention).unwrap_or(chrono::Duration::MAX);
-        core.ports.queue.purge(before, 1000).await.map_err(|err| JobError(err.into()))
+        let erased = core.ports.queue.purge(before, 1000).await.map_err(|err| JobError(err.into()))?;
+        let pruned = core.ports.queue.prune_events(before, 1000).await.map_err(|err| JobError(err.into()))?;
+        Ok(erased + pruned)
     }
 }
 
@@ -507,17 +535,94 @@ impl DispatcherCore {
         }
     }
 
-    async fn keys(&self, delivery: &Delivery, now: DateTime<Utc>) -> Result<Option<Vec<Vec<u8>>>, anyhow::Error> {
-        let Some(sealed) = self.ports.endpoints.secrets(delivery.org_id, delivery.endpoint_id, now).await? else {
-            return Ok(None);
-        };
+    /// The signing keys of the claimed endpoint's sealed secrets.
+    fn keys(&self, sealed: &[String]) -> Result<Vec<Vec<u8>>, anyhow::Error> {
+        if sealed.is_empty() {
+            anyhow::bail!("the endpoint has no secret");
+        }
         let mut keys = Vec::new();
         for sealed in sealed {
-            let secret = self.ports.cipher.open(&sealed)?;
+            let secret = self.ports.cipher.open(sealed)?;
             let secret = String::from_utf8(secret)?;
             keys.push(secret_key(&secret).ok_or_else(|| anyhow::anyhow!("a stored webhook secret is malformed"))?);
         }
-        Ok(Some(keys))
+        Ok(keys)
+    }
+
+    /// An entry the system itself writes about an endpoint (no user or key acted).
+    fn system_event(&self, delivery: &Delivery, action: &str, data: &serde_json::Value) -> AuditEvent {
+        AuditEvent::new(
+            self.ports.ids.new_id(),
+            delivery.org_id,
+            action,
+            (ActorKind::User, uuid::Uuid::nil()),
+            ("webhook", Some(delivery.endpoint_id.to_string())),
+            Origin::default(),
+            self.ports.clock.now(),
+            data,
+        )
+    }
+
+    /// After an attempt that did not deliver: disables the endpoint when it has failed for
+    /// the whole configured period, and mails the organization's owners and admins.
+    async fn after_failure(
+        &self,
+        claimed: &Delivery,
+        url: &str,
+        failing_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), anyhow::Error> {
+        let period = chrono::Duration::from_std(self.settings.disable_after).unwrap_or(chrono::Duration::MAX);
+        if now - failing_since < period {
+            return Ok(());
+        }
+        let event = self.system_event(
+            claimed,
+            "webhook.disabled",
+            &json!({"reason": "failing", "failing_since": failing_since, "delivery_id": claimed.id}),
+        );
+        let cutoff = now - period;
+        if self
+            .ports
+            .queue
+            .disable(claimed.org_id, claimed.endpoint_id, Disabling::FailingSince(cutoff), &event)
+            .await?
+        {
+            tracing::warn!(org_id = %claimed.org_id, endpoint_id = %claimed.endpoint_id, "a webhook endpoint failing since {failing_since} was disabled");
+            self.mail_admins(claimed, url, failing_since).await;
+        }
+        Ok(())
+    }
+
+    /// Tells the organization's owners and admins that an endpoint was disabled. Best effort:
+    /// the endpoint is disabled and audited whether or not a message goes out.
+    async fn mail_admins(&self, delivery: &Delivery, url: &str, failing_since: DateTime<Utc>) {
+        let mut after = None;
+        loop {
+            let members = match self.ports.orgs.list_members(delivery.org_id, after, 100).await {
+                Ok(members) => members,
+                Err(err) => {
+                    tracing::warn!(error = %err, "listing who to tell about a disabled webhook endpoint failed");
+                    return;
+                }
+            };
+            for member in members.iter().filter(|member| matches!(member.role.as_str(), "owner" | "admin")) {
+                let email = crate::emails::endpoint_disabled_mail(
+                    &member.email,
+                    delivery.org_id,
+                    delivery.endpoint_id,
+                    url,
+                    failing_since,
+                );
+                if let Err(err) = self.ports.mailer.send(&email).await {
+                    tracing::warn!(error = %err, "mailing an admin about a disabled webhook endpoint failed");
+                }
+            }
+            if members.len() < 100 {
+                return;
+            }
+            after = members.last().map(|member| member.user_id);
+        }
     }
 
     /// Records an attempt that could not be made, ending the delivery.
@@ -542,16 +647,13 @@ impl DispatcherCore {
 
     /// One attempt of one claimed delivery, recorded.
     async fn attempt(&self, claimed: ClaimedDelivery) -> Result<(), anyhow::Error> {
-        let ClaimedDelivery { delivery, url } = claimed;
+        let ClaimedDelivery { delivery, url, secrets, failing_since } = claimed;
         let started_at = self.ports.clock.now();
         let attempt_number = delivery.attempts + 1;
-        let keys = match self.keys(&delivery, started_at).await {
-            Ok(Some(keys)) => keys,
-            // Nothing to send to, or nothing to sign with: retrying cannot help, so the
-            // delivery ends dead instead of being claimed again forever.
-            Ok(None) => {
-                return self.end_dead(&delivery, attempt_number, started_at, "the endpoint no longer exists").await;
-            }
+        let keys = match self.keys(&secrets) {
+            Ok(keys) => keys,
+            // Nothing to sign with: retrying cannot help, so the delivery ends dead instead of
+            // being claimed again forever.
             Err(err) => {
                 tracing::error!(error = %err, endpoint_id = %delivery.endpoint_id, "a webhook secret cannot be read");
                 return self
@@ -574,7 +676,7 @@ impl DispatcherCore {
         let id = delivery.id.to_string();
         let timestamp = started_at.timestamp();
         let request = OutgoingWebhook {
-            url,
+            url: url.clone(),
             headers: vec![
                 ("content-type".to_owned(), "application/json".to_owned()),
                 ("webhook-id".to_owned(), id.clone()),
@@ -597,17 +699,12 @@ impl DispatcherCore {
         let outcome = match judge(status, retry_after.as_deref(), now) {
             AttemptVerdict::Delivered => AttemptOutcome { status: DeliveryStatus::Succeeded, next_attempt_at: None },
             AttemptVerdict::Gone => {
-                let event = AuditEvent::new(
-                    self.ports.ids.new_id(),
-                    delivery.org_id,
+                let event = self.system_event(
+                    &delivery,
                     "webhook.disabled",
-                    (ActorKind::User, uuid::Uuid::nil()),
-                    ("webhook", Some(delivery.endpoint_id.to_string())),
-                    Origin::default(),
-                    now,
                     &json!({"reason": "gone", "delivery_id": delivery.id}),
                 );
-                self.ports.queue.endpoint_gone(delivery.org_id, delivery.endpoint_id, &event).await?;
+                self.ports.queue.disable(delivery.org_id, delivery.endpoint_id, Disabling::Gone, &event).await?;
                 AttemptOutcome { status: DeliveryStatus::Dead, next_attempt_at: None }
             }
             AttemptVerdict::Retry { not_before } => {
@@ -624,6 +721,22 @@ impl DispatcherCore {
             }
         };
         self.ports.queue.record(&delivery, &attempt, &outcome).await?;
+        match (outcome.status, failing_since) {
+            (DeliveryStatus::Succeeded, Some(since)) => {
+                let event = self.system_event(
+                    &delivery,
+                    "webhook.recovered",
+                    &json!({"failing_since": since, "delivery_id": delivery.id}),
+                );
+                if self.ports.queue.recovered(delivery.org_id, delivery.endpoint_id, &event).await? {
+                    tracing::info!(org_id = %delivery.org_id, endpoint_id = %delivery.endpoint_id, "a failing webhook endpoint recovered");
+                }
+            }
+            (DeliveryStatus::Succeeded, None) => {}
+            // A 410 already disabled it.
+            (_, _) if status == Some(410) => {}
+            (_, since) => self.after_failure(&delivery, &url, since.unwrap_or(started_at), now).await?,
+        }
         if let Some(observer) = &self.observer {
             observer.attempted(outcome.status, Duration::from_millis(u64::from(latency_ms)));
             if outcome.status == DeliveryStatus::Succeeded {
@@ -678,9 +791,10 @@ mod tests {
     use chrono::TimeZone;
     use tenantry_adapter_memory::{ManualClock, UuidV7Generator};
     use tenantry_domain::OrgId;
+    use tenantry_domain::{Email, UserId};
     use tenantry_ports::{
-        MockDeliveryQueue, MockSecretCipher, MockSecretGenerator, MockWebhookRepository, MockWebhookSender,
-        WebhookAnswer,
+        Member, MockDeliveryQueue, MockMailer, MockOrgRepository, MockSecretCipher, MockSecretGenerator,
+        MockWebhookRepository, MockWebhookSender, OutgoingEmail, WebhookAnswer,
     };
 
     use super::*;
@@ -709,14 +823,36 @@ mod tests {
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-    /// A dispatcher whose queue hands out `claimed` once and records outcomes into `recorded`;
-    /// the sender answers with `answer`.
-    fn dispatcher(
-        claimed: Delivery,
-        answer: Result<WebhookAnswer, SendError>,
+    /// What a dispatcher under test did.
+    #[derive(Default, Clone)]
+    struct Seen {
         recorded: Arc<Mutex<Vec<(Attempt, AttemptOutcome)>>>,
         sent: Arc<Mutex<Vec<OutgoingWebhook>>>,
-        gone: Arc<Mutex<u32>>,
+        /// `disable` calls: why, and the entry's action.
+        disabled: Arc<Mutex<Vec<(Disabling, String)>>>,
+        /// `recovered` calls: the entry's action.
+        recovered: Arc<Mutex<Vec<String>>>,
+        mailed: Arc<Mutex<Vec<OutgoingEmail>>>,
+    }
+
+    fn member(email: &str, role: &str) -> Member {
+        Member {
+            user_id: UserId::from_uuid(uuid::Uuid::now_v7()),
+            email: Email::parse(email).expect("email"),
+            display_name: None,
+            role: role.to_owned(),
+            joined_at: start(),
+        }
+    }
+
+    /// A dispatcher whose queue hands out `claimed` once (from an endpoint failing since
+    /// `failing_since`) and records what it is told into `seen`; the sender answers with
+    /// `answer`; the organization has an owner, an admin and a viewer.
+    fn dispatcher(
+        claimed: Delivery,
+        failing_since: Option<DateTime<Utc>>,
+        answer: Result<WebhookAnswer, SendError>,
+        seen: &Seen,
     ) -> Dispatcher {
         let mut queue = MockDeliveryQueue::new();
         queue.expect_fan_out().returning(|_, _| Ok(0));
@@ -726,24 +862,49 @@ mod tests {
                 .lock()
                 .expect("once")
                 .take()
-                .map(|delivery| ClaimedDelivery { delivery, url: "https://h.example/in".into() })
+                .map(|delivery| ClaimedDelivery {
+                    delivery,
+                    url: "https://h.example/in".into(),
+                    secrets: vec![SECRET.to_owned()],
+                    failing_since,
+                })
                 .into_iter()
                 .collect())
         });
+        let recorded = Arc::clone(&seen.recorded);
         queue.expect_record().returning(move |_, attempt, outcome| {
             recorded.lock().expect("recorded").push((attempt.clone(), outcome.clone()));
             Ok(())
         });
-        queue.expect_endpoint_gone().returning(move |_, _, event| {
-            assert_eq!(event.action, "webhook.disabled");
-            *gone.lock().expect("gone") += 1;
+        let disabled = Arc::clone(&seen.disabled);
+        queue.expect_disable().returning(move |_, _, why, event| {
+            disabled.lock().expect("disabled").push((why, event.action.clone()));
+            Ok(true)
+        });
+        let recovered = Arc::clone(&seen.recovered);
+        queue.expect_recovered().returning(move |_, _, event| {
+            recovered.lock().expect("recovered").push(event.action.clone());
+            Ok(true)
+        });
+        let mut orgs = MockOrgRepository::new();
+        orgs.expect_list_members().returning(|_, _, _| {
+            Ok(vec![
+                member("owner@example.com", "owner"),
+                member("admin@example.com", "admin"),
+                member("v@example.com", "viewer"),
+            ])
+        });
+        let mut mailer = MockMailer::new();
+        let mailed = Arc::clone(&seen.mailed);
+        mailer.expect_send().returning(move |email| {
+            mailed.lock().expect("mailed").push(email.clone());
             Ok(())
         });
-        let mut endpoints = MockWebhookRepository::new();
-        endpoints.expect_secrets().returning(|_, _, _| Ok(Some(vec![SECRET.to_owned()])));
+        let endpoints = MockWebhookRepository::new();
         let mut cipher = MockSecretCipher::new();
         cipher.expect_open().returning(|sealed| Ok(sealed.as_bytes().to_vec()));
         let mut sender = MockWebhookSender::new();
+        let sent = Arc::clone(&seen.sent);
         sender.expect_send().returning(move |request| {
             sent.lock().expect("sent").push(request.clone());
             answer.clone()
@@ -757,6 +918,8 @@ mod tests {
             clock: Arc::new(ManualClock::new(start())),
             ids: Arc::new(UuidV7Generator),
             quotas: None,
+            orgs: Arc::new(orgs),
+            mailer: Arc::new(mailer),
         };
         Dispatcher::new(ports, WebhookSettings::default())
     }
@@ -765,18 +928,75 @@ mod tests {
         Ok(WebhookAnswer { status, retry_after: retry_after.map(str::to_owned), body: "ok".into() })
     }
 
+    async fn run_failing(
+        claimed: Delivery,
+        failing_since: Option<DateTime<Utc>>,
+        reply: Result<WebhookAnswer, SendError>,
+    ) -> Seen {
+        let seen = Seen::default();
+        let dispatcher = dispatcher(claimed, failing_since, reply, &seen);
+        assert_eq!(dispatcher.run_once().await.expect("step"), StepOutcome::Worked);
+        assert!(matches!(dispatcher.run_once().await.expect("step"), StepOutcome::Idle { .. }), "nothing left");
+        seen
+    }
+
     async fn run(
         claimed: Delivery,
         reply: Result<WebhookAnswer, SendError>,
     ) -> (Vec<(Attempt, AttemptOutcome)>, Vec<OutgoingWebhook>, u32) {
-        let (recorded, sent, gone) = (Arc::default(), Arc::default(), Arc::new(Mutex::new(0)));
-        let dispatcher = dispatcher(claimed, reply, Arc::clone(&recorded), Arc::clone(&sent), Arc::clone(&gone));
-        assert_eq!(dispatcher.run_once().await.expect("step"), StepOutcome::Worked);
-        assert!(matches!(dispatcher.run_once().await.expect("step"), StepOutcome::Idle { .. }), "nothing left");
-        let recorded = recorded.lock().expect("recorded").clone();
-        let sent = sent.lock().expect("sent").clone();
-        let gone = *gone.lock().expect("gone");
-        (recorded, sent, gone)
+        let seen = run_failing(claimed, None, reply).await;
+        let recorded = seen.recorded.lock().expect("recorded").clone();
+        let sent = seen.sent.lock().expect("sent").clone();
+        let gone = seen.disabled.lock().expect("disabled").iter().filter(|(why, _)| *why == Disabling::Gone).count();
+        (recorded, sent, u32::try_from(gone).expect("small"))
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_failing_for_the_whole_period_is_disabled_and_its_admins_mailed() {
+        let days = |n| chrono::Duration::days(n);
+        // Failing for four days: one more failure changes nothing but the delivery.
+        let seen = run_failing(delivery(0), Some(start() - days(4)), answer(500, None)).await;
+        assert!(seen.disabled.lock().expect("disabled").is_empty());
+        assert!(seen.mailed.lock().expect("mailed").is_empty());
+        assert!(seen.recovered.lock().expect("recovered").is_empty());
+        // Failing for five days: disabled (only if still failing since five days ago), audited,
+        // and every owner and admin (not the viewer) is told.
+        let claimed = delivery(0);
+        let seen = run_failing(claimed.clone(), Some(start() - days(5)), Err(SendError::Timeout)).await;
+        assert_eq!(
+            *seen.disabled.lock().expect("disabled"),
+            [(Disabling::FailingSince(start() - days(5)), "webhook.disabled".to_owned())]
+        );
+        let mailed = seen.mailed.lock().expect("mailed").clone();
+        let to: Vec<&str> = mailed.iter().map(|m| m.to.as_str()).collect();
+        assert_eq!(to, ["owner@example.com", "admin@example.com"]);
+        assert!(
+            mailed[0].text.contains("https://h.example/in")
+                && mailed[0].text.contains(&claimed.endpoint_id.to_string())
+        );
+        assert_eq!(
+            seen.recorded.lock().expect("recorded")[0].1.status,
+            DeliveryStatus::Failed,
+            "the attempt is recorded"
+        );
+        // A first failure marks it (in the store) and starts the period: nothing is disabled.
+        let seen = run_failing(delivery(0), None, answer(503, None)).await;
+        assert!(seen.disabled.lock().expect("disabled").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_success_after_failures_is_a_recovery_and_a_410_is_not_a_failing_period() {
+        let seen = run_failing(delivery(0), Some(start() - chrono::Duration::hours(3)), answer(200, None)).await;
+        assert_eq!(*seen.recovered.lock().expect("recovered"), ["webhook.recovered"]);
+        let seen = run_failing(delivery(0), None, answer(200, None)).await;
+        assert!(seen.recovered.lock().expect("recovered").is_empty(), "a healthy endpoint has nothing to recover");
+        let seen = run_failing(delivery(0), Some(start() - chrono::Duration::days(9)), answer(410, None)).await;
+        assert_eq!(
+            *seen.disabled.lock().expect("disabled"),
+            [(Disabling::Gone, "webhook.disabled".to_owned())],
+            "disabled once, as gone"
+        );
+        assert!(seen.mailed.lock().expect("mailed").is_empty());
     }
 
     #[tokio::test]

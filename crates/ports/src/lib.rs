@@ -46,8 +46,8 @@ pub use tenancy::{
 };
 pub use two_factor::{SecretCipher, TotpAlgorithm, TotpProvisioning, TwoFactorRecord, TwoFactorRepository};
 pub use webhooks::{
-    Attempt, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryQueue, OutgoingWebhook, SendError, WebhookAnswer,
-    WebhookEndpoint, WebhookRepository, WebhookSender,
+    Attempt, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryQueue, Disabling, OutgoingWebhook, SendError,
+    WebhookAnswer, WebhookEndpoint, WebhookRepository, WebhookSender,
 };
 
 #[cfg(feature = "mock")]

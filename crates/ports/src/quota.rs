@@ -135,6 +135,13 @@ pub trait PlanRepository: Send + Sync {
     /// [`StoreError::Unavailable`], [`StoreError::Unexpected`].
     async fn seats(&self, org_id: OrgId, now: DateTime<Utc>) -> Result<(u64, u64), StoreError>;
 
+    /// Webhook endpoints of `org_id` now: that quota is counted from the rows (inside the
+    /// creating transaction), never from a counter that could drift.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Unexpected`].
+    async fn webhook_endpoints(&self, org_id: OrgId) -> Result<u64, StoreError>;
+
     /// Records that `mark` (`"80"`, `"100"`, `"exceeded"`) of `quota` happened in `period`,
     /// and writes `audit` with it in one transaction, only the first time: `true` when this
     /// call was the first.

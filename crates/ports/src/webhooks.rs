@@ -25,6 +25,9 @@ pub struct WebhookEndpoint {
     pub enabled: bool,
     /// Why it was disabled by the system (`gone`, `failing`), if it was.
     pub disabled_reason: Option<String>,
+    /// Since when every attempt to it has failed (`None`: the last one succeeded, or none
+    /// failed yet): an endpoint failing for long enough is disabled.
+    pub failing_since: Option<DateTime<Utc>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -35,16 +38,21 @@ pub struct WebhookEndpoint {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait WebhookRepository: Send + Sync {
-    /// Stores `endpoint` with its sealed secret and the audit entry, in one transaction.
+    /// Stores `endpoint` with its sealed secret and the audit entry, in one transaction, unless
+    /// the organization already has `limit` endpoints: counted inside that transaction, after
+    /// the organization's write lock, so concurrent creations cannot pass the limit and no
+    /// counter can drift from the rows. Returns how many endpoints the organization has now.
     ///
     /// # Errors
-    /// `Unavailable`, `Unexpected`.
+    /// [`StoreError::LimitReached`] with the count when the limit is reached (nothing
+    /// written); `Unavailable`, `Unexpected`.
     async fn create(
         &self,
         endpoint: &WebhookEndpoint,
         sealed_secret: &str,
+        limit: Option<u64>,
         audit: &AuditEvent,
-    ) -> Result<(), StoreError>;
+    ) -> Result<u64, StoreError>;
 
     /// A page of the organization's endpoints, oldest first: at most `limit`, after `after`.
     ///
@@ -63,8 +71,8 @@ pub trait WebhookRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<WebhookEndpoint>, StoreError>;
 
-    /// Writes `endpoint`'s url, events, description, enabled flag and disabled reason, with
-    /// its audit entry; `false` when there is no such endpoint (nothing written).
+    /// Writes `endpoint`'s url, events, description, enabled flag, disabled reason and failing
+    /// mark, with its audit entry; `false` when there is no such endpoint (nothing written).
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -158,13 +166,40 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// A delivery claimed for one attempt, with what sending it needs.
+/// A delivery claimed for one attempt, with what sending it needs: read with the claim, so
+/// an attempt costs no other query before its record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedDelivery {
     /// The delivery.
     pub delivery: Delivery,
     /// The endpoint's URL.
     pub url: String,
+    /// The endpoint's sealed secrets that sign at the claim's `now`: the current one first,
+    /// then the previous one while its grace period lasts.
+    pub secrets: Vec<String>,
+    /// Since when the endpoint has been failing, as the claim found it.
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+/// Why the system disables an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disabling {
+    /// It answered `410 Gone`: at once.
+    Gone,
+    /// It has failed since at least this time (only if it still has: an endpoint that
+    /// recovered or was re-enabled meanwhile stays as it is).
+    FailingSince(DateTime<Utc>),
+}
+
+impl Disabling {
+    /// The reason stored on the endpoint and shown in the API.
+    #[must_use]
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Gone => "gone",
+            Self::FailingSince(_) => "failing",
+        }
+    }
 }
 
 /// What an attempt changed.
@@ -204,19 +239,36 @@ pub trait DeliveryQueue: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
 
-    /// Records an attempt of a claimed delivery and its outcome, releasing the claim.
+    /// Records an attempt of a claimed delivery and its outcome, releasing the claim. An
+    /// attempt that did not deliver also marks the endpoint failing since the attempt started,
+    /// unless it is marked already (a success clears the mark through [`Self::recovered`]).
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
     async fn record(&self, delivery: &Delivery, attempt: &Attempt, outcome: &AttemptOutcome) -> Result<(), StoreError>;
 
-    /// `410 Gone`: disables the endpoint (reason `gone`) and ends its pending and failed
-    /// deliveries `dead`, with `audit`, in one transaction.
+    /// Disables the endpoint (reason [`Disabling::reason`]) and ends its pending and failed
+    /// deliveries `dead`, with `audit`, in one transaction. `false`, with nothing written (not
+    /// the entry), when there is no such enabled endpoint, or when `FailingSince(t)` and the
+    /// endpoint is not failing since `t` or earlier.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn endpoint_gone(&self, org_id: OrgId, endpoint_id: uuid::Uuid, audit: &AuditEvent)
-    -> Result<(), StoreError>;
+    async fn disable(
+        &self,
+        org_id: OrgId,
+        endpoint_id: uuid::Uuid,
+        why: Disabling,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Clears the endpoint's failing mark, with `audit` (a recovery), in one transaction;
+    /// `false`, with nothing written, when it was not marked (another worker recorded the
+    /// recovery first, or the endpoint is gone).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn recovered(&self, org_id: OrgId, endpoint_id: uuid::Uuid, audit: &AuditEvent) -> Result<bool, StoreError>;
 
     /// A page of an endpoint's deliveries, newest first: at most `limit`, older than `before`.
     ///
@@ -266,6 +318,14 @@ pub trait DeliveryQueue: Send + Sync {
     /// # Errors
     /// `Unavailable`, `Unexpected`.
     async fn purge(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` outbox events created before `before` and already fanned out:
+    /// each delivery carries its own copy of the payload, and the audit log keeps the entry,
+    /// so the outbox need not grow for ever. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 
     /// Deliveries waiting (pending or failed), for the queue-depth metric.
     ///

@@ -17,8 +17,8 @@ use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::webhooks::DeliveryStatus;
 use tenantry_domain::{Email, OrgId, Slug, UserId};
 use tenantry_ports::{
-    Attempt, AttemptOutcome, AuditLog, ClaimedDelivery, Delivery, DeliveryQueue, Invitation, InvitationRepository,
-    OrgRepository, StoreError, UserRepository, WebhookEndpoint, WebhookRepository,
+    Attempt, AttemptOutcome, AuditLog, ClaimedDelivery, Delivery, DeliveryQueue, Disabling, Invitation,
+    InvitationRepository, OrgRepository, StoreError, UserRepository, WebhookEndpoint, WebhookRepository,
 };
 use uuid::Uuid;
 
@@ -59,6 +59,9 @@ where
     a_gone_endpoint_is_disabled_and_its_waiting_deliveries_end_dead(make().await).await;
     a_test_goes_to_its_endpoint_only(make().await).await;
     purge_erases_finished_payloads_and_bodies_only(make().await).await;
+    fanned_out_events_are_pruned_and_waiting_ones_kept(make().await).await;
+    the_endpoint_limit_is_counted_inside_the_creating_transaction(make().await).await;
+    a_failing_endpoint_is_marked_disabled_once_and_recovers(make().await).await;
     depth_counts_waiting_deliveries_and_deletions_take_theirs(make().await).await;
 }
 
@@ -98,6 +101,7 @@ fn endpoint(org: OrgId, events: &[&str]) -> WebhookEndpoint {
         description: None,
         enabled: true,
         disabled_reason: None,
+        failing_since: None,
         created_at: at,
         updated_at: at,
     }
@@ -105,7 +109,11 @@ fn endpoint(org: OrgId, events: &[&str]) -> WebhookEndpoint {
 
 async fn stored_endpoint(stores: &WebhookStores, org: OrgId, events: &[&str]) -> WebhookEndpoint {
     let created = endpoint(org, events);
-    stores.webhooks.create(&created, &unique("sealed"), &event(org, "webhook.created")).await.expect("create endpoint");
+    stores
+        .webhooks
+        .create(&created, &unique("sealed"), None, &event(org, "webhook.created"))
+        .await
+        .expect("create endpoint");
     created
 }
 
@@ -202,7 +210,7 @@ async fn endpoints_round_trip_with_their_filter_and_audit_entries(stores: Webhoo
     let (other, _) = new_org(&stores).await;
     let mut first = endpoint(org, &["member.added", "invitation.created"]);
     first.description = Some("CRM sync".to_owned());
-    stores.webhooks.create(&first, "sealed-1", &event(org, "webhook.created")).await.expect("create");
+    stores.webhooks.create(&first, "sealed-1", None, &event(org, "webhook.created")).await.expect("create");
     let mut ids = vec![first.id];
     for _ in 0..4 {
         ids.push(stored_endpoint(&stores, org, &[]).await.id);
@@ -251,7 +259,7 @@ async fn a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends(stores: 
     let (org, _) = new_org(&stores).await;
     let (other, _) = new_org(&stores).await;
     let hook = endpoint(org, &[]);
-    stores.webhooks.create(&hook, "sealed-1", &event(org, "webhook.created")).await.expect("create");
+    stores.webhooks.create(&hook, "sealed-1", None, &event(org, "webhook.created")).await.expect("create");
     let at = now();
     let secrets = |at: DateTime<Utc>| {
         let stores = stores.clone();
@@ -362,7 +370,7 @@ async fn fan_out_follows_enabled_endpoints_and_their_filters_once(stores: Webhoo
     let invites = stored_endpoint(&stores, org, &["invitation.created", "org.updated"]).await;
     let mut off = endpoint(org, &[]);
     off.enabled = false;
-    stores.webhooks.create(&off, "sealed", &event(org, "webhook.created")).await.expect("create");
+    stores.webhooks.create(&off, "sealed", None, &event(org, "webhook.created")).await.expect("create");
     let elsewhere = stored_endpoint(&stores, other, &[]).await;
     let mut invited = Vec::new();
     for _ in 0..3 {
@@ -620,7 +628,9 @@ async fn a_gone_endpoint_is_disabled_and_its_waiting_deliveries_end_dead(stores:
         .await
         .expect("record");
     let entries = actions(&stores, org).await.len();
-    stores.deliveries.endpoint_gone(org, gone.id, &event(org, "webhook.endpoint_disabled")).await.expect("gone");
+    assert!(
+        stores.deliveries.disable(org, gone.id, Disabling::Gone, &event(org, "webhook.disabled")).await.expect("gone")
+    );
     let disabled = stores.webhooks.get(org, gone.id).await.expect("get").expect("kept, disabled");
     assert!(!disabled.enabled);
     assert_eq!(disabled.disabled_reason.as_deref(), Some("gone"));
@@ -637,13 +647,24 @@ async fn a_gone_endpoint_is_disabled_and_its_waiting_deliveries_end_dead(stores:
     );
     let log = actions(&stores, org).await;
     assert_eq!(log.len(), entries + 1);
-    assert_eq!(log.last().map(String::as_str), Some("webhook.endpoint_disabled"));
+    assert_eq!(log.last().map(String::as_str), Some("webhook.disabled"));
     let later = at + Duration::hours(1);
     let after = by_endpoint(&claim(&stores, later, 10).await);
     assert!(!after.contains_key(&gone.id), "nothing of a gone endpoint is claimed");
     assert_eq!(after[&kept.id].len(), 4, "the other's expired claims are claimable again");
-    stores.deliveries.endpoint_gone(org, Uuid::now_v7(), &event(org, "webhook.endpoint_disabled")).await.expect("gone");
-    assert_eq!(actions(&stores, org).await.len(), entries + 1, "an unknown endpoint changes nothing, not even the log");
+    let stray = Uuid::now_v7();
+    assert!(
+        !stores.deliveries.disable(org, stray, Disabling::Gone, &event(org, "webhook.disabled")).await.expect("gone")
+    );
+    assert!(
+        !stores.deliveries.disable(org, gone.id, Disabling::Gone, &event(org, "webhook.disabled")).await.expect("gone"),
+        "disabled once"
+    );
+    assert_eq!(
+        actions(&stores, org).await.len(),
+        entries + 1,
+        "an unknown or disabled endpoint changes nothing, not even the log"
+    );
     done(&stores, &[org]).await;
 }
 
@@ -776,4 +797,128 @@ async fn depth_counts_waiting_deliveries_and_deletions_take_theirs(stores: Webho
     assert!(q.list(org, kept.id, None, 10).await.expect("list").is_empty());
     assert_eq!(q.get(org, kept.id, a.id).await.expect("get"), None);
     assert_eq!(drain(&stores, now()).await, 0, "and its events");
+}
+
+async fn fanned_out_events_are_pruned_and_waiting_ones_kept(stores: WebhookStores) {
+    let (org, owner) = new_org(&stores).await;
+    let hook = stored_endpoint(&stores, org, &[]).await;
+    for _ in 0..3 {
+        invite(&stores, org, owner).await;
+    }
+    let at = now();
+    assert_eq!(drain(&stores, at).await, 3);
+    invite(&stores, org, owner).await;
+    let q = &stores.deliveries;
+    assert_eq!(q.prune_events(at - Duration::hours(1), 100).await.expect("prune"), 0, "none that old");
+    let later = at + Duration::hours(1);
+    assert_eq!(q.prune_events(later, 2).await.expect("prune"), 2, "at most the limit");
+    assert_eq!(q.prune_events(later, 100).await.expect("prune"), 1, "the rest of the fanned-out ones");
+    assert_eq!(q.prune_events(later, 100).await.expect("prune"), 0, "the waiting one is kept");
+    assert_eq!(drain(&stores, at).await, 1, "and still fanned out");
+    let deliveries = deliveries_of(&stores, &hook).await;
+    assert_eq!(deliveries.len(), 4, "deliveries outlive their pruned events");
+    assert!(deliveries.iter().all(|d| d.payload.is_some()), "with their own copy of the payload");
+    done(&stores, &[org]).await;
+}
+
+async fn the_endpoint_limit_is_counted_inside_the_creating_transaction(stores: WebhookStores) {
+    let (org, _) = new_org(&stores).await;
+    let (other, _) = new_org(&stores).await;
+    let first = endpoint(org, &[]);
+    assert_eq!(stores.webhooks.create(&first, "sealed", Some(2), &event(org, "webhook.created")).await.expect("1"), 1);
+    let entries = actions(&stores, org).await.len();
+    let refused = stores.webhooks.create(&endpoint(org, &[]), "sealed", Some(1), &event(org, "webhook.created")).await;
+    assert!(matches!(refused, Err(StoreError::LimitReached { used: 1 })), "{refused:?}");
+    assert_eq!(actions(&stores, org).await.len(), entries, "a refusal keeps nothing, not the entry");
+    assert_eq!(stores.webhooks.count(org).await.expect("count"), 1);
+    assert_eq!(
+        stores
+            .webhooks
+            .create(&endpoint(other, &[]), "sealed", Some(1), &event(other, "webhook.created"))
+            .await
+            .expect("other"),
+        1,
+        "another organization counts its own"
+    );
+    // Twelve at once against room for two more: exactly two pass.
+    let attempts =
+        (0..12).map(|_| {
+            let stores = stores.clone();
+            async move {
+                stores.webhooks.create(&endpoint(org, &[]), "sealed", Some(3), &event(org, "webhook.created")).await
+            }
+        });
+    let results = futures_util::future::join_all(attempts).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 2, "{results:?}");
+    assert!(results.iter().all(|r| matches!(r, Ok(2 | 3) | Err(StoreError::LimitReached { used: 3 }))), "{results:?}");
+    assert_eq!(stores.webhooks.count(org).await.expect("count"), 3);
+    let unlimited = stores.webhooks.create(&endpoint(org, &[]), "sealed", None, &event(org, "webhook.created")).await;
+    assert_eq!(unlimited.expect("no limit"), 4);
+    done(&stores, &[org, other]).await;
+}
+
+async fn a_failing_endpoint_is_marked_disabled_once_and_recovers(stores: WebhookStores) {
+    let (org, owner) = new_org(&stores).await;
+    let hook = endpoint(org, &[]);
+    stores.webhooks.create(&hook, "sealed-f", None, &event(org, "webhook.created")).await.expect("create");
+    let healthy = stored_endpoint(&stores, org, &[]).await;
+    for _ in 0..3 {
+        invite(&stores, org, owner).await;
+    }
+    let at = now();
+    drain(&stores, at).await;
+    let claimed = claim(&stores, at, 10).await;
+    let mine: Vec<&ClaimedDelivery> = claimed.iter().filter(|c| c.delivery.endpoint_id == hook.id).collect();
+    assert_eq!(mine.len(), 3);
+    assert!(mine.iter().all(|c| c.secrets == ["sealed-f"] && c.failing_since.is_none()), "{mine:?}");
+    let q = &stores.deliveries;
+    let failed_at = at - Duration::days(6);
+    q.record(&mine[0].delivery, &attempt(1, failed_at, Some(500), None), &outcome(DeliveryStatus::Failed, Some(at)))
+        .await
+        .expect("record");
+    q.record(&mine[1].delivery, &attempt(1, at, None, None), &outcome(DeliveryStatus::Failed, Some(at)))
+        .await
+        .expect("record");
+    let marked = stores.webhooks.get(org, hook.id).await.expect("get").expect("exists");
+    assert_eq!(marked.failing_since, Some(failed_at), "the first failure marks it, later ones keep that time");
+    let other = stores.webhooks.get(org, healthy.id).await.expect("get").expect("exists");
+    assert_eq!(other.failing_since, None, "only the failing endpoint is marked");
+    let later = at + Duration::hours(1);
+    let again = claim(&stores, later, 10).await;
+    let retried = again.iter().find(|c| c.delivery.id == mine[0].delivery.id).expect("due again");
+    assert_eq!(retried.failing_since, Some(failed_at), "claims carry the mark");
+
+    let entries = actions(&stores, org).await.len();
+    let too_soon = Disabling::FailingSince(failed_at - Duration::seconds(1));
+    assert!(!q.disable(org, hook.id, too_soon, &event(org, "webhook.disabled")).await.expect("disable"));
+    assert_eq!(actions(&stores, org).await.len(), entries, "not failing long enough: nothing written");
+    assert!(
+        !q.disable(org, healthy.id, Disabling::FailingSince(at), &event(org, "webhook.disabled"))
+            .await
+            .expect("disable"),
+        "an endpoint that is not failing is never disabled for failing"
+    );
+    assert!(
+        q.disable(org, hook.id, Disabling::FailingSince(at - Duration::days(5)), &event(org, "webhook.disabled"))
+            .await
+            .expect("disable")
+    );
+    let disabled = stores.webhooks.get(org, hook.id).await.expect("get").expect("exists");
+    assert_eq!((disabled.enabled, disabled.disabled_reason.as_deref()), (false, Some("failing")));
+    assert!(
+        deliveries_of(&stores, &hook).await.iter().all(|d| d.status == DeliveryStatus::Dead),
+        "its waiting deliveries end dead"
+    );
+    assert_eq!(actions(&stores, org).await.len(), entries + 1);
+
+    // A success clears the mark once, with its entry.
+    assert!(q.recovered(org, hook.id, &event(org, "webhook.recovered")).await.expect("recovered"));
+    assert_eq!(stores.webhooks.get(org, hook.id).await.expect("get").expect("exists").failing_since, None);
+    assert!(!q.recovered(org, hook.id, &event(org, "webhook.recovered")).await.expect("recovered"), "once");
+    assert!(!q.recovered(org, healthy.id, &event(org, "webhook.recovered")).await.expect("recovered"));
+    let log = actions(&stores, org).await;
+    assert_eq!(log.len(), entries + 2, "one entry for the recovery, none for the refusals");
+    assert_eq!(log.last().map(String::as_str), Some("webhook.recovered"));
+    done(&stores, &[org]).await;
 }

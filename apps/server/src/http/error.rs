@@ -64,6 +64,8 @@ pub enum ConflictReason {
     TeamNameTaken,
     /// The person is already a member of the organization.
     AlreadyMember,
+    /// The webhook endpoint is disabled (a test or a retry would never be attempted).
+    EndpointDisabled,
 }
 
 impl ConflictReason {
@@ -77,6 +79,7 @@ impl ConflictReason {
             Self::RoleNameTaken => "role_name_taken",
             Self::TeamNameTaken => "team_name_taken",
             Self::AlreadyMember => "already_member",
+            Self::EndpointDisabled => "endpoint_disabled",
         }
     }
 }

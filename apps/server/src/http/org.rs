@@ -209,6 +209,10 @@ pub fn tenancy_error(err: TenancyError) -> ApiError {
         TenancyError::AlreadyMember => {
             ApiError::conflict(ConflictReason::AlreadyMember, "This person is already a member of the organization.")
         }
+        TenancyError::EndpointDisabled => ApiError::conflict(
+            ConflictReason::EndpointDisabled,
+            "The webhook endpoint is disabled; enable it first (PATCH with {\"enabled\": true}).",
+        ),
         TenancyError::EmailMismatch => ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -238,6 +242,7 @@ mod tests {
             (TenancyError::TeamNameTaken, "team_name_taken"),
             (TenancyError::RoleInUse, "role_in_use"),
             (TenancyError::AlreadyMember, "already_member"),
+            (TenancyError::EndpointDisabled, "endpoint_disabled"),
         ];
         for (error, reason) in cases {
             let body = tenancy_error(error).body();

@@ -81,8 +81,11 @@ pub struct WebhookResponse {
     pub description: Option<String>,
     /// Whether it receives events.
     pub enabled: bool,
-    /// Why the system disabled it (`gone`), if it did.
+    /// Why the system disabled it, if it did: `gone` (it answered 410) or `failing` (every
+    /// attempt failed for `TENANTRY_WEBHOOK_DISABLE_AFTER`).
     pub disabled_reason: Option<String>,
+    /// Since when every attempt has failed; `null` once one succeeds (or none failed).
+    pub failing_since: Option<DateTime<Utc>>,
     /// `whsec_…`: present only in the answer to creation and rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -101,6 +104,7 @@ impl From<WebhookEndpoint> for WebhookResponse {
             description: endpoint.description,
             enabled: endpoint.enabled,
             disabled_reason: endpoint.disabled_reason,
+            failing_since: endpoint.failing_since,
             secret: None,
             created_at: endpoint.created_at,
             updated_at: endpoint.updated_at,

@@ -89,6 +89,14 @@ impl PlanRepository for SqlPlanRepository {
         Ok(seats)
     }
 
+    #[tracing::instrument(name = "adapter.sql.plans.webhook_endpoints", skip_all, fields(org_id = %org_id))]
+    async fn webhook_endpoints(&self, org_id: OrgId) -> Result<u64, StoreError> {
+        let txn = self.db.tenant(org_id).await?;
+        let count = crate::webhooks::endpoint_count(&txn, org_id).await?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(count)
+    }
+
     #[tracing::instrument(name = "adapter.sql.plans.mark_once", skip_all, fields(org_id = %org_id))]
     async fn mark_once(
         &self,

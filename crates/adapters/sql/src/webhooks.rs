@@ -18,7 +18,8 @@ use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::webhooks::{DeliveryStatus, subscribed};
 use tenantry_ports::{
-    Attempt, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryQueue, StoreError, WebhookEndpoint, WebhookRepository,
+    Attempt, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryQueue, Disabling, StoreError, WebhookEndpoint,
+    WebhookRepository,
 };
 
 use crate::SqlDatabase;
@@ -26,9 +27,6 @@ use crate::audit::TEST_EVENT;
 use crate::database::Scope;
 use crate::entities::{webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events};
 use crate::errors::{corrupt, store_error};
-
-/// Why an endpoint was disabled when the receiver answered `410 Gone`.
-const GONE: &str = "gone";
 
 /// Deliveries per insert statement at fan-out: far below both databases' bound on the number
 /// of bound values in one statement.
@@ -61,6 +59,7 @@ fn endpoint_from(model: webhook_endpoints::Model) -> Result<WebhookEndpoint, Sto
         description: model.description,
         enabled: model.enabled,
         disabled_reason: model.disabled_reason,
+        failing_since: model.failing_since,
         created_at: model.created_at,
         updated_at: model.updated_at,
     })
@@ -70,6 +69,27 @@ fn filter_text(events: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(events).map_err(|err| StoreError::Unexpected(anyhow::Error::new(err)))
 }
 
+/// The organization's endpoints, counted in `txn` (the `webhook_endpoints` quota).
+pub(crate) async fn endpoint_count(txn: &impl ConnectionTrait, org_id: OrgId) -> Result<u64, StoreError> {
+    webhook_endpoints::Entity::find()
+        .filter(webhook_endpoints::Column::OrgId.eq(org_id.as_uuid()))
+        .count(txn)
+        .await
+        .map_err(store_error)
+}
+
+/// The sealed secrets of `endpoint` that sign at `now`: the current one, then the previous
+/// one while its grace period lasts.
+fn signing_secrets(endpoint: &webhook_endpoints::Model, now: DateTime<Utc>) -> Vec<String> {
+    let mut secrets = vec![endpoint.secret.clone()];
+    if let (Some(previous), Some(until)) = (&endpoint.previous_secret, endpoint.previous_until)
+        && now < until
+    {
+        secrets.push(previous.clone());
+    }
+    secrets
+}
+
 #[async_trait::async_trait]
 impl WebhookRepository for SqlWebhookRepository {
     #[tracing::instrument(name = "adapter.sql.webhooks.create", skip_all, fields(org_id = %endpoint.org_id))]
@@ -77,11 +97,19 @@ impl WebhookRepository for SqlWebhookRepository {
         &self,
         endpoint: &WebhookEndpoint,
         sealed_secret: &str,
+        limit: Option<u64>,
         audit: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let events = filter_text(&endpoint.events)?;
         let txn = self.db.tenant(endpoint.org_id).await?;
+        // The audit head first: it is the organization's write lock, so the count below cannot
+        // change before this transaction ends.
         crate::audit::append(&txn, audit).await?;
+        let used = endpoint_count(&txn, endpoint.org_id).await?;
+        if limit.is_some_and(|limit| used >= limit) {
+            txn.rollback().await.map_err(store_error)?;
+            return Err(StoreError::LimitReached { used });
+        }
         webhook_endpoints::Entity::insert(webhook_endpoints::ActiveModel {
             id: Set(endpoint.id),
             org_id: Set(endpoint.org_id.as_uuid()),
@@ -90,6 +118,7 @@ impl WebhookRepository for SqlWebhookRepository {
             description: Set(endpoint.description.clone()),
             enabled: Set(endpoint.enabled),
             disabled_reason: Set(endpoint.disabled_reason.clone()),
+            failing_since: Set(endpoint.failing_since),
             secret: Set(sealed_secret.to_owned()),
             previous_secret: Set(None),
             previous_until: Set(None),
@@ -99,7 +128,8 @@ impl WebhookRepository for SqlWebhookRepository {
         .exec_without_returning(&txn)
         .await
         .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)
+        txn.commit().await.map_err(store_error)?;
+        Ok(used + 1)
     }
 
     #[tracing::instrument(name = "adapter.sql.webhooks.list", skip_all, fields(org_id = %org_id))]
@@ -136,6 +166,7 @@ impl WebhookRepository for SqlWebhookRepository {
             .col_expr(webhook_endpoints::Column::Description, Expr::value(endpoint.description.clone()))
             .col_expr(webhook_endpoints::Column::Enabled, Expr::value(endpoint.enabled))
             .col_expr(webhook_endpoints::Column::DisabledReason, Expr::value(endpoint.disabled_reason.clone()))
+            .col_expr(webhook_endpoints::Column::FailingSince, Expr::value(endpoint.failing_since))
             .col_expr(webhook_endpoints::Column::UpdatedAt, Expr::value(endpoint.updated_at))
             .filter(webhook_endpoints::Column::OrgId.eq(endpoint.org_id.as_uuid()))
             .filter(webhook_endpoints::Column::Id.eq(endpoint.id));
@@ -214,21 +245,15 @@ impl WebhookRepository for SqlWebhookRepository {
             .filter(webhook_endpoints::Column::OrgId.eq(org_id.as_uuid()))
             .filter(webhook_endpoints::Column::Id.eq(id));
         let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
-        Ok(found.map(|model| {
-            let mut secrets = vec![model.secret];
-            if let (Some(previous), Some(until)) = (model.previous_secret, model.previous_until)
-                && now < until
-            {
-                secrets.push(previous);
-            }
-            secrets
-        }))
+        Ok(found.map(|model| signing_secrets(&model, now)))
     }
 
     #[tracing::instrument(name = "adapter.sql.webhooks.count", skip_all, fields(org_id = %org_id))]
     async fn count(&self, org_id: OrgId) -> Result<u64, StoreError> {
-        let query = webhook_endpoints::Entity::find().filter(webhook_endpoints::Column::OrgId.eq(org_id.as_uuid()));
-        self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.count(txn).await })).await
+        let txn = self.db.tenant(org_id).await?;
+        let count = endpoint_count(&txn, org_id).await?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(count)
     }
 }
 
@@ -463,21 +488,28 @@ impl DeliveryQueue for SqlDeliveryQueue {
         let mut ids: Vec<uuid::Uuid> = claimed.iter().map(|delivery| delivery.endpoint_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let urls: HashMap<uuid::Uuid, String> = webhook_endpoints::Entity::find()
+        // What the attempts need from their endpoints, read with the claim: an attempt then
+        // costs no query of its own before it is recorded.
+        let endpoints: HashMap<uuid::Uuid, webhook_endpoints::Model> = webhook_endpoints::Entity::find()
             .filter(webhook_endpoints::Column::Id.is_in(ids))
             .all(&txn)
             .await
             .map_err(store_error)?
             .into_iter()
-            .map(|endpoint| (endpoint.id, endpoint.url))
+            .map(|endpoint| (endpoint.id, endpoint))
             .collect();
         txn.commit().await.map_err(store_error)?;
         claimed.sort_by_key(|delivery| (delivery.next_attempt_at, delivery.id));
         claimed
             .into_iter()
             .map(|model| {
-                let url = urls.get(&model.endpoint_id).cloned().ok_or_else(|| corrupt("claimed delivery endpoint"))?;
-                Ok(ClaimedDelivery { delivery: delivery_from(model)?, url })
+                let endpoint = endpoints.get(&model.endpoint_id).ok_or_else(|| corrupt("claimed delivery endpoint"))?;
+                Ok(ClaimedDelivery {
+                    delivery: delivery_from(model)?,
+                    url: endpoint.url.clone(),
+                    secrets: signing_secrets(endpoint, now),
+                    failing_since: endpoint.failing_since,
+                })
             })
             .collect()
     }
@@ -527,35 +559,50 @@ impl DeliveryQueue for SqlDeliveryQueue {
         .exec_without_returning(&txn)
         .await
         .map_err(store_error)?;
+        if outcome.status != DeliveryStatus::Succeeded {
+            // The endpoint's failing mark, set once: a row an attempt already marked is not
+            // matched, so it is not written (nor locked) again by every failure.
+            webhook_endpoints::Entity::update_many()
+                .col_expr(webhook_endpoints::Column::FailingSince, Expr::value(Some(attempt.started_at)))
+                .filter(webhook_endpoints::Column::OrgId.eq(org))
+                .filter(webhook_endpoints::Column::Id.eq(delivery.endpoint_id))
+                .filter(webhook_endpoints::Column::FailingSince.is_null())
+                .exec(&txn)
+                .await
+                .map_err(store_error)?;
+        }
         txn.commit().await.map_err(store_error)
     }
 
-    #[tracing::instrument(name = "adapter.sql.webhooks.endpoint_gone", skip_all, fields(org_id = %org_id))]
-    async fn endpoint_gone(
+    #[tracing::instrument(name = "adapter.sql.webhooks.disable", skip_all, fields(org_id = %org_id))]
+    async fn disable(
         &self,
         org_id: OrgId,
         endpoint_id: uuid::Uuid,
+        why: Disabling,
         audit: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let org = org_id.as_uuid();
         let now = audit.created_at;
         let txn = self.db.tenant(org_id).await?;
         // The audit head first: it is the organization's write lock.
         crate::audit::append(&txn, audit).await?;
-        let disabled = webhook_endpoints::Entity::update_many()
+        let mut disable = webhook_endpoints::Entity::update_many()
             .col_expr(webhook_endpoints::Column::Enabled, Expr::value(false))
-            .col_expr(webhook_endpoints::Column::DisabledReason, Expr::value(GONE))
+            .col_expr(webhook_endpoints::Column::DisabledReason, Expr::value(why.reason()))
             .col_expr(webhook_endpoints::Column::UpdatedAt, Expr::value(now))
             .filter(webhook_endpoints::Column::OrgId.eq(org))
             .filter(webhook_endpoints::Column::Id.eq(endpoint_id))
-            .exec(&txn)
-            .await
-            .map_err(store_error)?
-            .rows_affected;
+            .filter(webhook_endpoints::Column::Enabled.eq(true));
+        if let Disabling::FailingSince(since) = why {
+            disable = disable.filter(webhook_endpoints::Column::FailingSince.lte(since));
+        }
+        let disabled = disable.exec(&txn).await.map_err(store_error)?.rows_affected;
         if disabled == 0 {
-            // Deleted meanwhile: nothing is left to end, and nothing is kept (not the entry).
+            // Deleted, disabled, recovered or re-enabled meanwhile: nothing is kept (not the
+            // entry).
             txn.rollback().await.map_err(store_error)?;
-            return Ok(());
+            return Ok(false);
         }
         webhook_deliveries::Entity::update_many()
             .col_expr(webhook_deliveries::Column::Status, Expr::value(DeliveryStatus::Dead.as_str()))
@@ -568,7 +615,21 @@ impl DeliveryQueue for SqlDeliveryQueue {
             .exec(&txn)
             .await
             .map_err(store_error)?;
-        txn.commit().await.map_err(store_error)
+        txn.commit().await.map_err(store_error)?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(name = "adapter.sql.webhooks.recovered", skip_all, fields(org_id = %org_id))]
+    async fn recovered(&self, org_id: OrgId, endpoint_id: uuid::Uuid, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let clear = webhook_endpoints::Entity::update_many()
+            .col_expr(webhook_endpoints::Column::FailingSince, Expr::value(None::<DateTime<Utc>>))
+            .filter(webhook_endpoints::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(webhook_endpoints::Column::Id.eq(endpoint_id))
+            .filter(webhook_endpoints::Column::FailingSince.is_not_null());
+        crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
+            Box::pin(async move { Ok(clear.exec(txn).await?.rows_affected) })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "adapter.sql.webhooks.list_deliveries", skip_all, fields(org_id = %org_id))]
@@ -741,6 +802,32 @@ impl DeliveryQueue for SqlDeliveryQueue {
         Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
     }
 
+    #[tracing::instrument(name = "adapter.sql.webhooks.prune_events", skip_all, fields(limit = limit))]
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        // The outbox of every organization.
+        let txn = self.db.platform().await?;
+        let backend = txn.get_database_backend();
+        // Ids are UUIDv7: the oldest come first in the primary key.
+        let pruned = txn
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "DELETE FROM webhook_events WHERE id IN (SELECT id FROM webhook_events \
+                     WHERE fanned_out = TRUE AND created_at < $1 ORDER BY id LIMIT $2{})",
+                    skip_locked(backend)
+                ),
+                [before.into(), i64::from(limit).into()],
+            ))
+            .await
+            .map_err(store_error)?
+            .rows_affected();
+        txn.commit().await.map_err(store_error)?;
+        Ok(pruned)
+    }
+
     #[tracing::instrument(name = "adapter.sql.webhooks.depth", skip_all)]
     async fn depth(&self) -> Result<u64, StoreError> {
         // The queue of every organization, for one metric.
@@ -788,11 +875,12 @@ mod tests {
             description: None,
             enabled: true,
             disabled_reason: None,
+            failing_since: None,
             created_at: now,
             updated_at: now,
         };
         SqlWebhookRepository::new(db.clone())
-            .create(&endpoint, "sealed", &event(org, "webhook.created"))
+            .create(&endpoint, "sealed", None, &event(org, "webhook.created"))
             .await
             .expect("create endpoint");
         let txn = db.tenant(org).await.expect("tenant");

@@ -13,6 +13,7 @@ pub struct Model {
     pub description: Option<String>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
+    pub failing_since: Option<DateTimeUtc>,
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_until: Option<DateTimeUtc>,
