@@ -475,6 +475,7 @@ impl Dispatcher {
         if fanned == 0 && claimed.is_empty() {
             return Ok(StepOutcome::Idle { next_in: Duration::from_millis(200) });
         }
+        tracing::debug!(fanned, claimed = claimed.len(), "webhook dispatch step");
         match &self.spawner {
             Some(spawner) => {
                 for claimed in claimed {

@@ -513,6 +513,35 @@ async fn concurrent_claimers_never_share_a_delivery(stores: WebhookStores) {
     assert_eq!(seen, all, "every due delivery went to exactly one claimer");
     assert!(claim(&stores, at, 100).await.is_empty());
     done(&stores, &[org]).await;
+
+    // The per-endpoint cap binds claimers together, not each alone: eight at once against a
+    // cap of 3 hand out 3 of an endpoint's deliveries in all.
+    let (org, owner) = new_org(&stores).await;
+    let hooks = [stored_endpoint(&stores, org, &[]).await, stored_endpoint(&stores, org, &[]).await];
+    for _ in 0..10 {
+        invite(&stores, org, owner).await;
+    }
+    drain(&stores, at).await;
+    for round in 0..3 {
+        let claimers: Vec<_> = (0..8)
+            .map(|_| {
+                let deliveries = stores.deliveries.clone();
+                async move { deliveries.claim(at, 16, 3, lease).await.expect("claim") }
+            })
+            .collect();
+        let claimed: Vec<ClaimedDelivery> =
+            futures_util::future::join_all(claimers).await.into_iter().flatten().collect();
+        let per_endpoint = by_endpoint(&claimed);
+        let expected = if round == 0 { 3 } else { 0 };
+        for hook in &hooks {
+            assert_eq!(
+                per_endpoint.get(&hook.id).map_or(0, Vec::len),
+                expected,
+                "round {round}: the cap of 3 counts every claimer's claims in force"
+            );
+        }
+    }
+    done(&stores, &[org]).await;
 }
 
 async fn attempts_are_recorded_and_deliveries_listed_and_retried(stores: WebhookStores) {

@@ -451,11 +451,13 @@ impl DeliveryQueue for SqlDeliveryQueue {
         let backend = txn.get_database_backend();
         // Fairness: each due delivery is ranked within its endpoint (oldest due first), and an
         // endpoint's rank plus its claims still in force may not pass `per_endpoint`, so a slow
-        // endpoint holds at most that many of any batch and never blocks the others. The
-        // candidates are then locked, skipping what a concurrent claimer holds, and re-checked
-        // under the lock, so each is given to one claimer. (Under concurrent claimers the
-        // in-flight count is read before the lock, so the cap is exact on one worker and close
-        // on many.) On SQLite the statement is a write from its start: it holds the write lock.
+        // endpoint holds at most that many at once and never blocks the others. The candidates
+        // are then locked, skipping rows another claimer holds, and re-checked under the lock,
+        // so each is given to one claimer. The cap holds across concurrent claimers too: one
+        // whose snapshot missed another's fresh claims ranks the same oldest rows first, finds
+        // them locked or claimed under the re-check, and takes none in their place (ranks past
+        // the cap are never candidates; the contract suite runs eight claimers at once). On SQLite the statement is a write from its start: it
+        // holds the write lock.
         let statement = Statement::from_sql_and_values(
             backend,
             format!(

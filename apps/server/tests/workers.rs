@@ -1,0 +1,270 @@
+//! Two `tenantry worker` processes against one PostgreSQL database, beside an API process that
+//! runs no jobs: every delivery is made by one worker at a time (never two attempts of one
+//! delivery at once, and here exactly one attempt each), both workers take part, and an
+//! endpoint that hangs for the whole 15 s timeout does not delay another organization's
+//! deliveries beyond the stated bound.
+//!
+//! The bound: a delivery of another organization arrives within 2 s of its commit while 40
+//! deliveries hang. The hanging endpoint holds at most 16 attempts in flight (the per-endpoint
+//! cap, shared by the workers through the database), far from each worker's 512 slots, and a
+//! step never waits for an attempt; so another endpoint waits at most one idle step (200 ms)
+//! plus a claim and its own send.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tenantry_testkit::postgres::ScratchPostgres;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
+/// Deliveries to the endpoint that hangs.
+const HANGING: usize = 40;
+/// Deliveries to the healthy endpoint of another organization.
+const HEALTHY: usize = 60;
+/// How late a healthy delivery may arrive after its commit.
+const BOUND: Duration = Duration::from_secs(2);
+
+/// A `tenantry` process; its log lines are collected for the test to read.
+struct Process {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn start(dir: &std::path::Path, database_url: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs([
+                ("TENANTRY_BIND", "127.0.0.1:0"),
+                ("TENANTRY_DATABASE_URL", database_url),
+                ("TENANTRY_LOG_FORMAT", "json"),
+                ("TENANTRY_LOG", "info,tenantry_application::webhooks=debug"),
+                ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
+                ("TENANTRY_WEBHOOK_TIMEOUT_SECS", "15"),
+                ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s"),
+                ("TENANTRY_RATE_LIMIT_ANONYMOUS", "off"),
+                ("TENANTRY_RATE_LIMIT_PRINCIPAL", "off"),
+                ("TENANTRY_RATE_LIMIT_ORG", "off"),
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits for a log line containing `marker`; returns it.
+    fn wait_for(&self, marker: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(line) = self.lines.lock().expect("lines").iter().find(|l| l.contains(marker)) {
+                return line.clone();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no `{marker}` in the log: {:?}", self.lines.lock().expect("lines"));
+    }
+
+    /// Deliveries this process claimed, from its dispatcher's debug lines.
+    fn claimed(&self) -> u64 {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|l| l.contains("webhook dispatch step"))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|l| l["claimed"].as_u64())
+            .sum()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the receiver saw.
+#[derive(Default)]
+struct Seen {
+    /// Arrival of each healthy delivery (by `webhook-id`).
+    arrived: HashMap<String, Vec<Instant>>,
+    /// `webhook-id`s with a request open now.
+    open: HashSet<String>,
+    /// `webhook-id`s that arrived while a request with the same id was open.
+    overlapping: Vec<String>,
+}
+
+/// Requests to `/hang` open now, and the most ever open at once.
+#[derive(Default)]
+struct Hanging {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+/// A receiver: `/hang` holds every request for 20 s (past the 15 s timeout); `/ok` answers 204
+/// after 100 ms. It records when each `/ok` delivery arrived and any id seen twice at once.
+async fn receiver(seen: Arc<Mutex<Seen>>, hanging: Arc<Hanging>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (seen, hanging) = (seen.clone(), hanging.clone());
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buffer).to_string();
+                let Some(id) = head.lines().find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("webhook-id").then(|| value.trim().to_owned())
+                }) else {
+                    return;
+                };
+                {
+                    let mut seen = seen.lock().expect("seen");
+                    if !seen.open.insert(id.clone()) {
+                        seen.overlapping.push(id.clone());
+                    }
+                }
+                if head.starts_with("POST /hang") {
+                    let now = hanging.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    hanging.most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    hanging.now.fetch_sub(1, Ordering::SeqCst);
+                    seen.lock().expect("seen").open.remove(&id);
+                    return;
+                }
+                let arrived = Instant::now();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                {
+                    let mut seen = seen.lock().expect("seen");
+                    seen.open.remove(&id);
+                    seen.arrived.entry(id).or_default().push(arrived);
+                }
+                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    base
+}
+
+async fn call(client: &reqwest::Client, port: u16, path: &str, token: Option<&str>, body: Value) -> Value {
+    let mut request = client.post(format!("http://127.0.0.1:{port}{path}")).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("sent");
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+    response.json().await.unwrap_or(Value::Null)
+}
+
+/// An account, its org and one endpoint at `url`: `(token, org, endpoint)`.
+async fn org_with_endpoint(client: &reqwest::Client, port: u16, name: &str, url: &str) -> (String, String, String) {
+    let credentials = json!({"email": format!("{name}@example.com"), "password": "a long enough pass phrase 42"});
+    call(client, port, "/api/v1/auth/register", None, credentials.clone()).await;
+    let token = call(client, port, "/api/v1/auth/login", None, credentials).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let org = call(client, port, "/api/v1/orgs", Some(&token), json!({"name": name, "slug": name})).await;
+    let org = org["id"].as_str().expect("org id").to_owned();
+    let hook =
+        call(client, port, &format!("/api/v1/orgs/{org}/webhooks"), Some(&token), json!({"url": url, "events": []}))
+            .await;
+    (token, org, hook["id"].as_str().expect("hook id").to_owned())
+}
+
+#[tokio::test]
+async fn two_workers_share_the_queue_and_a_hanging_endpoint_delays_no_other_org() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(server) = tenantry_testkit::env::postgres_url() else { return };
+    let scratch = ScratchPostgres::create(&server).await;
+    // One working directory: the processes share the generated signing and sealing keys.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = Process::start(dir.path(), &scratch.url, &["serve", "--no-worker"]);
+    let listening: Value = serde_json::from_str(&api.wait_for("tenantry is listening")).expect("json");
+    let port: u16 =
+        listening["address"].as_str().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok()).expect("port");
+    let workers =
+        [Process::start(dir.path(), &scratch.url, &["worker"]), Process::start(dir.path(), &scratch.url, &["worker"])];
+    for worker in &workers {
+        worker.wait_for("worker starting");
+    }
+
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let hanging: Arc<Hanging> = Arc::default();
+    let base = receiver(seen.clone(), hanging.clone()).await;
+    let client = reqwest::Client::new();
+    let (slow_token, slow_org, slow_hook) = org_with_endpoint(&client, port, "slow", &format!("{base}/hang")).await;
+    let (token, org, hook) = org_with_endpoint(&client, port, "fast", &format!("{base}/ok")).await;
+
+    for _ in 0..HANGING {
+        call(
+            &client,
+            port,
+            &format!("/api/v1/orgs/{slow_org}/webhooks/{slow_hook}/test"),
+            Some(&slow_token),
+            json!({}),
+        )
+        .await;
+    }
+    // The hanging endpoint's cap is in flight before the other organization commits anything.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hanging.now.load(Ordering::SeqCst) < 16 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(hanging.now.load(Ordering::SeqCst) >= 16, "the hanging endpoint never filled its cap");
+
+    let mut committed: HashMap<String, Instant> = HashMap::new();
+    for _ in 0..HEALTHY {
+        let answer =
+            call(&client, port, &format!("/api/v1/orgs/{org}/webhooks/{hook}/test"), Some(&token), json!({})).await;
+        committed.insert(answer["delivery_id"].as_str().expect("delivery id").to_owned(), Instant::now());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.lock().expect("seen").arrived.len() < HEALTHY && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = seen.lock().expect("seen");
+    assert!(seen.overlapping.is_empty(), "attempts made twice at once: {:?}", seen.overlapping);
+    assert_eq!(seen.arrived.len(), HEALTHY, "every healthy delivery arrived");
+    let mut worst = Duration::ZERO;
+    for (id, at) in &committed {
+        let arrivals = &seen.arrived[id];
+        assert_eq!(arrivals.len(), 1, "{id} was delivered {} times", arrivals.len());
+        worst = worst.max(arrivals[0].saturating_duration_since(*at));
+    }
+    eprintln!("worst commit-to-arrival of the other org while {HANGING} hang: {worst:?}");
+    assert!(worst < BOUND, "another org's delivery waited {worst:?} behind a hanging endpoint (bound {BOUND:?})");
+    let most = hanging.most.load(Ordering::SeqCst);
+    assert_eq!(most, 16, "the per-endpoint cap holds across both workers: {most} hanging at once");
+    let claimed: Vec<u64> = workers.iter().map(Process::claimed).collect();
+    assert!(claimed.iter().all(|n| *n > 0), "both workers took deliveries: {claimed:?}");
+    drop(seen);
+    drop(workers);
+    drop(api);
+    scratch.drop_database().await;
+}
