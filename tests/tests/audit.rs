@@ -361,7 +361,10 @@ async fn an_account_deletion_refused_by_the_store_writes_nothing() {
         chrono::Utc::now(),
     );
     let refused = users.delete(tenantry_domain::UserId::from_uuid(user), &deletion).await;
-    assert!(matches!(refused, Err(tenantry_ports::StoreError::Conflict)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(tenantry_ports::StoreError::Conflict(tenantry_ports::Conflict::LastOwner))),
+        "{refused:?}"
+    );
     assert_eq!(verify(&app, &org_a, &owner_a).await, before_a, "org A's log is unchanged");
     assert_eq!(verify(&app, &org_b, &leaver).await, before_b, "org B's log is unchanged");
     let members: Value =

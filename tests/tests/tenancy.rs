@@ -628,7 +628,10 @@ async fn the_user_store_itself_refuses_to_delete_a_last_owner() {
     );
     let owner_id = tenantry_domain::UserId::from_uuid(owner_id);
     // Straight to the adapter, past the application's own check.
-    assert!(matches!(users.delete(owner_id, &deletion).await, Err(tenantry_ports::StoreError::Conflict)));
+    assert!(matches!(
+        users.delete(owner_id, &deletion).await,
+        Err(tenantry_ports::StoreError::Conflict(tenantry_ports::Conflict::LastOwner))
+    ));
     assert!(users.by_id(owner_id).await.expect("read").is_some(), "nothing was deleted");
     let members: Value = app.get_auth(&format!("/api/v1/orgs/{org}/members"), &owner).await.json().await.expect("json");
     assert_eq!(members["items"].as_array().expect("items").len(), 1, "the membership survived the refusal");

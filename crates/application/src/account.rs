@@ -107,7 +107,9 @@ impl AccountService {
         let deleted = match self.ports.users.delete(user.id, &audit).await {
             Ok(deleted) => deleted,
             // A concurrent change made the user a last owner after the guards ran.
-            Err(tenantry_ports::StoreError::Conflict) => return Err(AuthError::LastOwner),
+            Err(tenantry_ports::StoreError::Conflict(tenantry_ports::Conflict::LastOwner)) => {
+                return Err(AuthError::LastOwner);
+            }
             Err(err) => return Err(err.into()),
         };
         // The repository has dropped what the cache held about the account and its orgs

@@ -441,7 +441,10 @@ mod tests {
         let (cache, (org, user)) = (cache(), ids());
         let mut inner = MockOrgRepository::new();
         inner.expect_set_role().times(1).returning(|_, _, _, _, _| Ok(()));
-        inner.expect_remove_member().times(1).returning(|_, _, _| Err(StoreError::Conflict));
+        inner
+            .expect_remove_member()
+            .times(1)
+            .returning(|_, _, _| Err(StoreError::Conflict(tenantry_ports::Conflict::LastOwner)));
         let repo = InvalidatingOrgRepository::new(Arc::new(inner), cache.clone());
         warm(&cache, org, user).await;
         assert!(repo.remove_member(org, user, &event(org)).await.is_err());

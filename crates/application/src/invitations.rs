@@ -10,8 +10,8 @@ use tenantry_domain::quota::Quota;
 use tenantry_domain::tenancy::{Permission, authorize_invitation};
 use tenantry_domain::{Email, OrgId};
 use tenantry_ports::{
-    Clock, IdGenerator, Invitation, InvitationRepository, Mailer, OrgRepository, RoleRepository, SecretGenerator,
-    StoreError, UserRepository,
+    Clock, Conflict, IdGenerator, Invitation, InvitationRepository, Mailer, OrgRepository, RoleRepository,
+    SecretGenerator, StoreError, UserRepository,
 };
 
 use crate::auth::Principal;
@@ -220,7 +220,7 @@ impl InvitationService {
                 return Err(self.seats_refused(&caller, used, seat_limit).await);
             }
             Err(StoreError::NotFound) => return Err(TenancyError::InvalidToken),
-            Err(StoreError::Conflict) => return Err(TenancyError::AlreadyMember),
+            Err(StoreError::Conflict(Conflict::AlreadyMember)) => return Err(TenancyError::AlreadyMember),
             // The account was deleted while it accepted (its membership row could not refer to
             // it): the caller is gone, not the server broken.
             Err(err) if self.ports.users.by_id(user.id).await?.is_none() => {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tenantry_domain::UserId;
 use tenantry_domain::tenancy::Permission;
-use tenantry_ports::{Clock, IdGenerator, OrgRepository, StoreError, Team, TeamRepository};
+use tenantry_ports::{Clock, Conflict, IdGenerator, OrgRepository, StoreError, Team, TeamRepository};
 
 use crate::tenancy::{OrgAccess, TenancyError};
 
@@ -35,7 +35,7 @@ fn valid_description(description: Option<&str>) -> Result<Option<String>, Tenanc
 
 fn conflict_or(err: StoreError) -> TenancyError {
     match err {
-        StoreError::Conflict => TenancyError::TeamNameTaken,
+        StoreError::Conflict(Conflict::TeamNameTaken) => TenancyError::TeamNameTaken,
         StoreError::NotFound => TenancyError::NotFound,
         other => other.into(),
     }

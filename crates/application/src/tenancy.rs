@@ -12,7 +12,8 @@ use tenantry_domain::tenancy::{
 };
 use tenantry_domain::{OrgId, Slug, UserId};
 use tenantry_ports::{
-    Clock, CustomRole, IdGenerator, InvitationRepository, Member, Org, OrgRepository, RoleRepository, StoreError,
+    Clock, Conflict, CustomRole, IdGenerator, InvitationRepository, Member, Org, OrgRepository, RoleRepository,
+    StoreError,
 };
 
 use crate::org_cache::{ACCESS_TTL, OrgCache, PAGE_TTL};
@@ -275,7 +276,7 @@ impl TenancyService {
         );
         match self.orgs.create_with_owner(&org, principal.user_id, &event).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(TenancyError::SlugTaken),
+            Err(StoreError::Conflict(Conflict::SlugTaken)) => return Err(TenancyError::SlugTaken),
             Err(err) => return Err(err.into()),
         }
         Ok(org)
@@ -329,7 +330,7 @@ impl TenancyService {
         );
         match self.orgs.update(access.org_id, &name, &slug, self.clock.now(), &event).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(TenancyError::SlugTaken),
+            Err(StoreError::Conflict(Conflict::SlugTaken)) => return Err(TenancyError::SlugTaken),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
@@ -398,7 +399,7 @@ impl TenancyService {
         match self.orgs.set_role(access.org_id, user_id, new.name(), self.clock.now(), &event).await {
             Ok(()) => {}
             // Another change won the race and took the second-to-last owner.
-            Err(StoreError::Conflict) => return Err(TenancyError::LastOwner),
+            Err(StoreError::Conflict(Conflict::LastOwner)) => return Err(TenancyError::LastOwner),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
@@ -428,7 +429,7 @@ impl TenancyService {
         );
         match self.orgs.remove_member(access.org_id, user_id, &event).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(TenancyError::LastOwner),
+            Err(StoreError::Conflict(Conflict::LastOwner)) => return Err(TenancyError::LastOwner),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
@@ -482,7 +483,7 @@ impl TenancyService {
         );
         match self.roles.create(&role, &event).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(TenancyError::RoleNameTaken),
+            Err(StoreError::Conflict(Conflict::RoleNameTaken)) => return Err(TenancyError::RoleNameTaken),
             Err(err) => return Err(err.into()),
         }
         Ok(role)
@@ -517,7 +518,7 @@ impl TenancyService {
         let role = CustomRole { name, permissions, updated_at: self.clock.now(), ..current };
         match self.roles.update(&role, &event).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(TenancyError::RoleNameTaken),
+            Err(StoreError::Conflict(Conflict::RoleNameTaken)) => return Err(TenancyError::RoleNameTaken),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
@@ -533,7 +534,7 @@ impl TenancyService {
         let event = access.event(self.ports(), "role.deleted", ("role", Some(id.to_string())), &json!({}));
         match self.roles.delete(access.org_id, id, &event).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(TenancyError::RoleInUse),
+            Err(StoreError::Conflict(Conflict::RoleInUse)) => return Err(TenancyError::RoleInUse),
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
         }
@@ -821,7 +822,7 @@ mod tests {
         let mut orgs = MockOrgRepository::new();
         orgs.expect_role_of().returning(|_, _| Ok(Some("owner".into())));
         orgs.expect_count_owners().returning(|_| Ok(2));
-        orgs.expect_set_role().times(1).returning(|_, _, _, _, _| Err(StoreError::Conflict));
+        orgs.expect_set_role().times(1).returning(|_, _, _, _, _| Err(StoreError::Conflict(Conflict::LastOwner)));
         let result = service(orgs)
             .change_role(&access(BuiltinRole::Owner), UserId::from_uuid(uuid::Uuid::now_v7()), "admin")
             .await;

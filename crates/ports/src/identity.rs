@@ -6,12 +6,43 @@ use tenantry_domain::identity::DisplayName;
 use tenantry_domain::identity::{Session, TokenPurpose, User, UserSettings};
 use tenantry_domain::{Email, OrgId, SessionId, UserId};
 
-/// Failures of the identity repositories; callers branch on these, never on driver errors.
+/// Which rule a change met: each is its own variant, so a caller maps exactly the ones its
+/// port documents and a store cannot make one mean another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// An account has the e-mail address.
+    #[error("e-mail address taken")]
+    EmailTaken,
+    /// An organization has the slug.
+    #[error("slug taken")]
+    SlugTaken,
+    /// The organization has a custom role of that name.
+    #[error("role name taken")]
+    RoleNameTaken,
+    /// The organization has a team of that name.
+    #[error("team name taken")]
+    TeamNameTaken,
+    /// The person is a member (of the organization, or of the team) already.
+    #[error("already a member")]
+    AlreadyMember,
+    /// The change would leave an organization without an owner.
+    #[error("last owner")]
+    LastOwner,
+    /// Members or open invitations still hold the role.
+    #[error("role in use")]
+    RoleInUse,
+    /// Any other uniqueness rule (an id reused, an attempt recorded twice): no caller branches
+    /// on it.
+    #[error("duplicate")]
+    Duplicate,
+}
+
+/// Failures of the repositories; callers branch on these, never on driver errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A uniqueness rule was violated (e.g. the e-mail address is taken).
-    #[error("conflict")]
-    Conflict,
+    /// The change met a rule of the current state; which one is in the [`Conflict`].
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
     /// The row to change does not exist.
     #[error("not found")]
     NotFound,
@@ -165,11 +196,18 @@ pub trait SessionRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
 
-    /// The user's sessions that are still active at `now`, newest first.
+    /// A page of the user's sessions still active at `now`, newest first: at most `limit`,
+    /// older than `before` (ids are UUIDv7, so id order is creation order and a keyset).
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn list_active(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError>;
+    async fn list_active(
+        &self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+        before: Option<SessionId>,
+        limit: u32,
+    ) -> Result<Vec<Session>, StoreError>;
 
     /// Every session of the user, revoked and expired ones included, newest first (for the
     /// personal-data export).

@@ -32,8 +32,8 @@ pub use crypto::{
 };
 pub use health::{HealthProbe, ProbeError};
 pub use identity::{
-    AccountDeleted, IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError,
-    UserRepository,
+    AccountDeleted, Conflict, IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository,
+    StoreError, UserRepository,
 };
 pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};

@@ -12,8 +12,8 @@ use tenantry_domain::audit::{AccountDeletion, Origin};
 use tenantry_domain::identity::{DisplayName, NotificationPreferences, Session, TokenPurpose, User, UserSettings};
 use tenantry_domain::{Email, SessionId, UserId};
 use tenantry_ports::{
-    IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError, TwoFactorRecord,
-    TwoFactorRepository, UserRepository,
+    Conflict, IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository, StoreError,
+    TwoFactorRecord, TwoFactorRepository, UserRepository,
 };
 use uuid::Uuid;
 
@@ -215,7 +215,10 @@ async fn a_taken_email_is_a_conflict(stores: IdentityStores) {
     stores.users.create(&first).await.expect("create");
     let second = NewUser { id: UserId::from_uuid(Uuid::now_v7()), email: first.email.clone(), ..new_user(now()) };
     let result = stores.users.create(&second).await;
-    assert!(matches!(result, Err(StoreError::Conflict)), "a taken address must be Conflict, got {result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Conflict(Conflict::EmailTaken))),
+        "a taken address must be Conflict, got {result:?}"
+    );
     let owner = stores.users.by_email(&first.email).await.expect("by_email").expect("exists");
     assert_eq!(owner.id, first.id, "the first account keeps the address");
     assert_eq!(stores.users.by_id(second.id).await.expect("by_id"), None, "nothing of the refused user is stored");
@@ -355,14 +358,18 @@ async fn user_with_mixed_sessions(stores: &IdentityStores) -> (UserId, DateTime<
 
 async fn list_active_excludes_revoked_and_expired_sessions_newest_first(stores: IdentityStores) {
     let (user, at, active, _) = user_with_mixed_sessions(&stores).await;
-    let listed = stores.sessions.list_active(user, at).await.expect("list_active");
+    let listed = stores.sessions.list_active(user, at, None, 100).await.expect("list_active");
     assert_eq!(ids(&listed), ids(&active), "only live sessions, newest first");
     assert_eq!(listed, active, "listed sessions are complete");
+    let first = stores.sessions.list_active(user, at, None, 2).await.expect("first page");
+    assert_eq!(ids(&first), ids(&active[..2]), "at most the limit, newest first");
+    let rest = stores.sessions.list_active(user, at, Some(first[1].id), 2).await.expect("next page");
+    assert_eq!(ids(&rest), ids(&active[2..]), "older than the cursor, no gap and no repeat");
     assert!(
-        stores.sessions.list_active(user, at + minutes(60 * 48)).await.expect("list_active").is_empty(),
+        stores.sessions.list_active(user, at + minutes(60 * 48), None, 100).await.expect("list_active").is_empty(),
         "nothing is active once every session has expired"
     );
-    assert!(stores.sessions.list_active(unknown_user(), at).await.expect("list_active").is_empty());
+    assert!(stores.sessions.list_active(unknown_user(), at, None, 100).await.expect("list_active").is_empty());
 }
 
 async fn list_all_includes_revoked_and_expired_sessions_newest_first(stores: IdentityStores) {
@@ -437,7 +444,7 @@ async fn revoke_all_revokes_every_other_active_session_and_returns_their_ids(sto
         "without an exception the remaining active session is revoked too"
     );
     assert!(stores.sessions.revoke_all(user, None, later).await.expect("revoke_all").is_empty(), "nothing left");
-    assert!(stores.sessions.list_active(user, later).await.expect("list").is_empty());
+    assert!(stores.sessions.list_active(user, later, None, 100).await.expect("list").is_empty());
 }
 
 async fn touch_records_activity(stores: IdentityStores) {

@@ -13,8 +13,8 @@ use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
 use tenantry_domain::{Email, OrgId, Slug, UserId};
 use tenantry_ports::{
-    ApiKey, ApiKeyRepository, AuditLog, CustomRole, Invitation, InvitationRepository, NewUser, Org, OrgRepository,
-    RoleRepository, StoreError, Team, TeamRepository, UserRepository,
+    ApiKey, ApiKeyRepository, AuditLog, Conflict, CustomRole, Invitation, InvitationRepository, NewUser, Org,
+    OrgRepository, RoleRepository, StoreError, Team, TeamRepository, UserRepository,
 };
 use uuid::Uuid;
 
@@ -117,7 +117,7 @@ async fn an_org_is_created_with_its_owner_and_a_taken_slug_is_a_conflict(stores:
     assert_eq!(stores.orgs.role_of(org.id, owner).await.expect("role"), Some("owner".to_owned()));
     let twin = Org { id: OrgId::from_uuid(Uuid::now_v7()), ..org.clone() };
     let taken = stores.orgs.create_with_owner(&twin, owner, &event(twin.id, "org.created")).await;
-    assert!(matches!(taken, Err(StoreError::Conflict)), "a taken slug: {taken:?}");
+    assert!(matches!(taken, Err(StoreError::Conflict(Conflict::SlugTaken))), "a taken slug: {taken:?}");
     assert_eq!(stores.orgs.get(twin.id).await.expect("get"), None, "nothing partial is kept");
     stores.orgs.delete(org.id, &event(org.id, "org.deleted")).await.expect("delete");
     assert_eq!(stores.orgs.get(org.id).await.expect("get"), None);
@@ -134,7 +134,7 @@ async fn memberships_page_by_key_and_the_last_owner_is_kept(stores: TenancyStore
         members.push(member);
     }
     let duplicate = stores.orgs.add_member(org.id, members[1], "viewer", now(), &event(org.id, "member.added")).await;
-    assert!(matches!(duplicate, Err(StoreError::Conflict)), "already a member: {duplicate:?}");
+    assert!(matches!(duplicate, Err(StoreError::Conflict(Conflict::AlreadyMember))), "already a member: {duplicate:?}");
     let mut seen = Vec::new();
     let mut after = None;
     loop {
@@ -153,9 +153,9 @@ async fn memberships_page_by_key_and_the_last_owner_is_kept(stores: TenancyStore
     assert_eq!(sorted, expected, "every member once, none twice");
     assert_eq!(stores.orgs.count_owners(org.id).await.expect("count"), 1);
     let demote = stores.orgs.set_role(org.id, owner, "admin", now(), &event(org.id, "member.role_changed")).await;
-    assert!(matches!(demote, Err(StoreError::Conflict)), "the last owner stays: {demote:?}");
+    assert!(matches!(demote, Err(StoreError::Conflict(Conflict::LastOwner))), "the last owner stays: {demote:?}");
     let remove = stores.orgs.remove_member(org.id, owner, &event(org.id, "member.removed")).await;
-    assert!(matches!(remove, Err(StoreError::Conflict)), "the last owner stays: {remove:?}");
+    assert!(matches!(remove, Err(StoreError::Conflict(Conflict::LastOwner))), "the last owner stays: {remove:?}");
     stores
         .orgs
         .set_role(org.id, members[1], "owner", now(), &event(org.id, "member.role_changed"))
@@ -364,7 +364,10 @@ async fn custom_roles_page_by_name_and_a_held_role_cannot_go(stores: TenancyStor
         names.push(role);
     }
     let taken = CustomRole { id: Uuid::now_v7(), ..names[0].clone() };
-    assert!(matches!(stores.roles.create(&taken, &event(org.id, "role.created")).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        stores.roles.create(&taken, &event(org.id, "role.created")).await,
+        Err(StoreError::Conflict(Conflict::RoleNameTaken))
+    ));
     let first = stores.roles.list(org.id, None, 2).await.expect("page");
     let rest = stores.roles.list(org.id, first.last().map(|r| r.name.as_str().to_owned()), 10).await.expect("page");
     let listed: Vec<String> = first.iter().chain(rest.iter()).map(|r| r.name.as_str().to_owned()).collect();
@@ -373,7 +376,10 @@ async fn custom_roles_page_by_name_and_a_held_role_cannot_go(stores: TenancyStor
     stores.orgs.add_member(org.id, holder, "role-1", now(), &event(org.id, "member.added")).await.expect("add");
     let held = listed_role(&first, "role-1");
     let refused = stores.roles.delete(org.id, held, &event(org.id, "role.deleted")).await;
-    assert!(matches!(refused, Err(StoreError::Conflict)), "a role members hold stays: {refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(Conflict::RoleInUse))),
+        "a role members hold stays: {refused:?}"
+    );
     let free = listed_role(&first, "role-2");
     stores.roles.delete(org.id, free, &event(org.id, "role.deleted")).await.expect("an unheld role goes");
     assert_eq!(stores.roles.get(org.id, free).await.expect("get"), None);
@@ -408,7 +414,10 @@ async fn teams_page_by_name_and_names_are_unique(stores: TenancyStores) {
         created_at: at,
         updated_at: at,
     };
-    assert!(matches!(stores.teams.create(&twin, &event(org.id, "team.created")).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        stores.teams.create(&twin, &event(org.id, "team.created")).await,
+        Err(StoreError::Conflict(Conflict::TeamNameTaken))
+    ));
     let first = stores.teams.list(org.id, None, 2).await.expect("page");
     let rest = stores.teams.list(org.id, first.last().map(|t| t.name.clone()), 10).await.expect("page");
     let names: Vec<&str> = first.iter().chain(rest.iter()).map(|t| t.name.as_str()).collect();

@@ -311,10 +311,7 @@ pub async fn reset_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The caller's active sessions.
-///
-/// A user has at most `MAX_SESSIONS` (50) live sessions, so the use case returns them all and
-/// the page is cut here, newest first.
+/// The caller's active sessions, newest first.
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = SessionList), (status = 401, body = crate::http::error::Problem)))]
 pub async fn sessions(
     state: Data<AppState>,
@@ -322,13 +319,7 @@ pub async fn sessions(
     query: ApiQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page::<SessionId>(&state.cursors, "sessions")?;
-    let mut found = state.auth.sessions(caller.0).await.map_err(auth_error)?;
-    found.sort_by_key(|view| std::cmp::Reverse(view.session.id));
-    let found: Vec<_> = found
-        .into_iter()
-        .filter(|view| page.after.is_none_or(|before| view.session.id < before))
-        .take(usize::try_from(page.fetch()).unwrap_or(usize::MAX))
-        .collect();
+    let found = state.auth.sessions(caller.0, page.after, page.fetch()).await.map_err(auth_error)?;
     let page = state.cursors.finish("sessions", found, &page, |view| view.session.id)?;
     Ok(HttpResponse::Ok().json(page.map(SessionResponse::from)))
 }

@@ -5,7 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, Statement};
 use tenantry_domain::audit::AccountDeletion;
 use tenantry_domain::{OrgId, SessionId, UserId};
-use tenantry_ports::{AccountDeleted, StoreError};
+use tenantry_ports::{AccountDeleted, Conflict, StoreError};
 
 use crate::entities::{api_keys, one_time_tokens, refresh_tokens, sessions, users};
 use crate::errors::store_error;
@@ -103,7 +103,7 @@ impl SqlUserRepository {
             .map_err(store_error)?;
         if still_member > 0 {
             // Rolled back on drop.
-            return Err(StoreError::Conflict);
+            return Err(StoreError::Conflict(Conflict::LastOwner));
         }
         // The keys the user created die with the account; expired ones are dead already.
         let keys = api_keys::Entity::update_many()

@@ -5,7 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{Email, OrgId, UserId};
-use tenantry_ports::{Invitation, InvitationRepository, StoreError};
+use tenantry_ports::{Conflict, Invitation, InvitationRepository, StoreError};
 
 use crate::SqlDatabase;
 use crate::database::Scope;
@@ -181,7 +181,7 @@ impl InvitationRepository for SqlInvitationRepository {
                 .await
                 .map_err(store_error)?;
             if already.is_some() {
-                return Err(StoreError::Conflict);
+                return Err(StoreError::Conflict(Conflict::AlreadyMember));
             }
             let (members, _) = seats(&txn, org_id, now).await?;
             if members >= limit {

@@ -5,12 +5,12 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryF
 use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
-use tenantry_ports::{CustomRole, RoleRepository, StoreError};
+use tenantry_ports::{Conflict, CustomRole, RoleRepository, StoreError};
 
 use crate::SqlDatabase;
 use crate::database::Scope;
 use crate::entities::{invitations, memberships, roles};
-use crate::errors::store_error;
+use crate::errors::{store_error, taken};
 
 /// [`RoleRepository`] on SQL. Permissions are stored as their comma-separated wire names.
 #[derive(Clone)]
@@ -86,7 +86,7 @@ impl RoleRepository for SqlRoleRepository {
         })
         .exec_without_returning(&txn)
         .await
-        .map_err(store_error)?;
+        .map_err(taken(Conflict::RoleNameTaken))?;
         txn.commit().await.map_err(store_error)
     }
 
@@ -129,7 +129,7 @@ impl RoleRepository for SqlRoleRepository {
             .filter(roles::Column::Id.eq(role.id))
             .exec_with_returning(&txn)
             .await
-            .map_err(store_error)?;
+            .map_err(taken(Conflict::RoleNameTaken))?;
         if previous.is_empty() {
             return Err(StoreError::NotFound);
         }
@@ -168,7 +168,7 @@ impl RoleRepository for SqlRoleRepository {
             .map_err(store_error)?;
         if holders > 0 || invited > 0 {
             // Rolled back on drop: the role stays while members or open invitations hold it.
-            return Err(StoreError::Conflict);
+            return Err(StoreError::Conflict(Conflict::RoleInUse));
         }
         txn.commit().await.map_err(store_error)
     }

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 use tenantry_domain::identity::Session;
 use tenantry_domain::{SessionId, UserId};
 use tenantry_ports::{RefreshOutcome, SessionRepository, StoreError};
@@ -135,13 +137,23 @@ impl SessionRepository for SqlSessionRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.sessions.list_active", skip_all)]
-    async fn list_active(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
-        Ok(sessions::Entity::find()
+    async fn list_active(
+        &self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+        before: Option<SessionId>,
+        limit: u32,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut query = sessions::Entity::find()
             .filter(sessions::Column::UserId.eq(user_id.as_uuid()))
             .filter(sessions::Column::RevokedAt.is_null())
-            .filter(sessions::Column::ExpiresAt.gt(now))
-            .order_by_desc(sessions::Column::CreatedAt)
+            .filter(sessions::Column::ExpiresAt.gt(now));
+        if let Some(before) = before {
+            query = query.filter(sessions::Column::Id.lt(before.as_uuid()));
+        }
+        Ok(query
             .order_by_desc(sessions::Column::Id)
+            .limit(u64::from(limit))
             .all(self.db.connection())
             .await
             .map_err(store_error)?

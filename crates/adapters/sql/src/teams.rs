@@ -7,11 +7,11 @@ use sea_orm::{
 };
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{OrgId, UserId};
-use tenantry_ports::{StoreError, Team, TeamRepository};
+use tenantry_ports::{Conflict, StoreError, Team, TeamRepository};
 
 use crate::SqlDatabase;
 use crate::entities::{team_members, teams};
-use crate::errors::store_error;
+use crate::errors::{meaning, store_error, taken};
 
 /// [`TeamRepository`] on SQL.
 #[derive(Clone)]
@@ -102,7 +102,7 @@ impl TeamRepository for SqlTeamRepository {
         })
         .exec_without_returning(&txn)
         .await
-        .map_err(store_error)?;
+        .map_err(taken(Conflict::TeamNameTaken))?;
         txn.commit().await.map_err(store_error)
     }
 
@@ -125,7 +125,8 @@ impl TeamRepository for SqlTeamRepository {
         let updated = crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
             Box::pin(async move { Ok(update.exec(txn).await?.rows_affected) })
         })
-        .await?;
+        .await
+        .map_err(meaning(Conflict::TeamNameTaken))?;
         if updated { Ok(()) } else { Err(StoreError::NotFound) }
     }
 

@@ -8,12 +8,12 @@ use sea_orm::{
 };
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{Email, OrgId, Slug, UserId};
-use tenantry_ports::{Member, Org, OrgRepository, StoreError};
+use tenantry_ports::{Conflict, Member, Org, OrgRepository, StoreError};
 
 use crate::SqlDatabase;
 use crate::database::Scope;
 use crate::entities::{memberships, orgs};
-use crate::errors::store_error;
+use crate::errors::{meaning, store_error, taken};
 
 const OWNER: &str = "owner";
 
@@ -87,7 +87,7 @@ impl SqlOrgRepository {
             .await
             .map_err(store_error)?
             .is_some();
-        Err(if exists { StoreError::Conflict } else { StoreError::NotFound })
+        Err(if exists { StoreError::Conflict(Conflict::LastOwner) } else { StoreError::NotFound })
     }
 
     async fn lock_org<C: ConnectionTrait>(&self, txn: &C, org_id: OrgId) -> Result<(), StoreError> {
@@ -120,7 +120,7 @@ impl OrgRepository for SqlOrgRepository {
         })
         .exec_without_returning(&txn)
         .await
-        .map_err(store_error)?;
+        .map_err(taken(Conflict::SlugTaken))?;
         memberships::Entity::insert(memberships::ActiveModel {
             org_id: Set(org.id.as_uuid()),
             user_id: Set(owner.as_uuid()),
@@ -203,7 +203,8 @@ impl OrgRepository for SqlOrgRepository {
         let updated = crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
             Box::pin(async move { Ok(update.exec(txn).await?.rows_affected) })
         })
-        .await?;
+        .await
+        .map_err(meaning(Conflict::SlugTaken))?;
         if updated { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
@@ -249,7 +250,7 @@ impl OrgRepository for SqlOrgRepository {
         match result {
             Ok(_) => txn.commit().await.map_err(store_error),
             Err(err) => match store_error(err) {
-                StoreError::Conflict => Err(StoreError::Conflict),
+                StoreError::Conflict(_) => Err(StoreError::Conflict(Conflict::AlreadyMember)),
                 StoreError::Unexpected(cause) if cause.to_string().to_ascii_lowercase().contains("foreign key") => {
                     Err(StoreError::NotFound)
                 }

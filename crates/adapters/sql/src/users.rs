@@ -7,11 +7,11 @@ use tenantry_domain::audit::AccountDeletion;
 use tenantry_domain::identity::DisplayName;
 use tenantry_domain::identity::{User, UserSettings};
 use tenantry_domain::{Email, UserId};
-use tenantry_ports::{AccountDeleted, NewUser, StoreError, UserRepository};
+use tenantry_ports::{AccountDeleted, Conflict, NewUser, StoreError, UserRepository};
 
 use crate::SqlDatabase;
 use crate::entities::users;
-use crate::errors::{corrupt, store_error};
+use crate::errors::{corrupt, store_error, taken};
 
 fn user_from(model: users::Model) -> Result<User, StoreError> {
     Ok(User {
@@ -69,7 +69,10 @@ impl UserRepository for SqlUserRepository {
             created_at: Set(user.created_at),
             updated_at: Set(user.created_at),
         };
-        users::Entity::insert(model).exec_without_returning(self.db.connection()).await.map_err(store_error)?;
+        users::Entity::insert(model)
+            .exec_without_returning(self.db.connection())
+            .await
+            .map_err(taken(Conflict::EmailTaken))?;
         Ok(())
     }
 

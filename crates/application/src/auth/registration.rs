@@ -1,7 +1,7 @@
 //! Registration, e-mail verification and the token mails they send.
 
 use tenantry_domain::identity::{DisplayName, TokenPurpose};
-use tenantry_ports::NewUser;
+use tenantry_ports::{Conflict, NewUser};
 
 use super::*;
 
@@ -43,7 +43,7 @@ impl AuthService {
     pub(super) async fn insert_user(&self, new_user: &NewUser) -> Result<(), AuthError> {
         match self.ports.users.create(new_user).await {
             Ok(()) => Ok(()),
-            Err(StoreError::Conflict) => Err(AuthError::EmailTaken),
+            Err(StoreError::Conflict(Conflict::EmailTaken)) => Err(AuthError::EmailTaken),
             Err(err) => Err(err.into()),
         }
     }

@@ -45,12 +45,18 @@ impl AuthService {
         Ok(())
     }
 
-    /// The caller's active sessions.
+    /// A page of the caller's active sessions, newest first: at most `limit`, older than
+    /// `before`.
     ///
     /// # Errors
     /// `Dependency`.
-    pub async fn sessions(&self, principal: Principal) -> Result<Vec<SessionView>, AuthError> {
-        let sessions = self.ports.sessions.list_active(principal.user_id, self.now()).await?;
+    pub async fn sessions(
+        &self,
+        principal: Principal,
+        before: Option<SessionId>,
+        limit: u32,
+    ) -> Result<Vec<SessionView>, AuthError> {
+        let sessions = self.ports.sessions.list_active(principal.user_id, self.now(), before, limit).await?;
         Ok(sessions
             .into_iter()
             .map(|session| SessionView { current: session.id == principal.session_id, session })

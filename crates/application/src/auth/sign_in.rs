@@ -136,7 +136,9 @@ impl AuthService {
         self.ports.sessions.create(&session, &self.ports.secrets.digest(&refresh_token)).await?;
         // A bounded number of devices: the oldest sessions give way (a script signing in in a
         // loop must not grow the table and every "your sessions" page without limit).
-        let active = self.ports.sessions.list_active(user_id, now).await?;
+        // One page past the bound holds the surplus: every sign-in trims, so it stays small.
+        let bound = u32::try_from(MAX_SESSIONS).unwrap_or(u32::MAX);
+        let active = self.ports.sessions.list_active(user_id, now, None, bound.saturating_add(64)).await?;
         let surplus: Vec<SessionId> = active.iter().skip(MAX_SESSIONS).map(|s| s.id).collect();
         for id in &surplus {
             self.ports.sessions.revoke(user_id, *id, now).await?;

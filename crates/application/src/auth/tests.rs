@@ -145,7 +145,7 @@ async fn the_lockout_ends_when_its_window_has_passed() {
     mocks.hasher.expect_verify().times(3).returning(|_, _| Ok(PasswordCheck::Invalid));
     mocks.hasher.expect_verify().times(1).returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
     mocks.sessions.expect_create().times(1).returning(|_, _| Ok(()));
-    mocks.sessions.expect_list_active().returning(|_, _| Ok(Vec::new()));
+    mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
     mocks.access.expect_issue().times(1).returning(|_| Ok("jwt".into()));
     let stored = user("ann@example.com");
     mocks.users.expect_by_id().returning(move |_| Ok(Some(stored.clone())));
@@ -186,7 +186,7 @@ async fn a_successful_login_opens_one_session_storing_only_the_refresh_digest() 
         .times(1)
         .withf(move |session, hash| session.user_id == ann_id && hash.starts_with("digest:token-"))
         .returning(|_, _| Ok(()));
-    mocks.sessions.expect_list_active().returning(|_, _| Ok(Vec::new()));
+    mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
     mocks.access.expect_issue().times(1).withf(move |claims| claims.user_id == ann_id).returning(|_| Ok("jwt".into()));
     let service = mocks.service(Arc::new(InMemoryCache::new(clock.clone())), clock);
     let pair = service.login("ann@example.com", "right", None, &client()).await.expect("signed in");
@@ -212,7 +212,7 @@ async fn an_outdated_hash_is_replaced_after_a_successful_check() {
         .withf(|_, hash, _| hash == "$argon2id$new")
         .returning(|_, _, _| Ok(()));
     mocks.sessions.expect_create().returning(|_, _| Ok(()));
-    mocks.sessions.expect_list_active().returning(|_, _| Ok(Vec::new()));
+    mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
     mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
     let service = mocks.service(Arc::new(InMemoryCache::new(clock.clone())), clock);
     service.login("ann@example.com", "right", None, &client()).await.expect("signed in");
@@ -232,7 +232,7 @@ async fn the_oldest_sessions_give_way_beyond_the_cap() {
     mocks.sessions.expect_create().returning(|_, _| Ok(()));
     let sessions: Vec<Session> = (0..MAX_SESSIONS + 2).map(|_| session_of(ann_id)).collect();
     let oldest: Vec<SessionId> = sessions.iter().skip(MAX_SESSIONS).map(|s| s.id).collect();
-    mocks.sessions.expect_list_active().returning(move |_, _| Ok(sessions.clone()));
+    mocks.sessions.expect_list_active().returning(move |_, _, _, _| Ok(sessions.clone()));
     let expected = oldest.clone();
     mocks.sessions.expect_revoke().times(2).withf(move |_, id, _| expected.contains(id)).returning(|_, _, _| Ok(true));
     mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
@@ -255,7 +255,7 @@ async fn a_sign_in_that_raced_a_password_change_is_voided() {
     mocks.users.expect_by_id().returning(move |_| Ok(Some(changed.clone())));
     mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
     mocks.sessions.expect_create().times(1).returning(|_, _| Ok(()));
-    mocks.sessions.expect_list_active().returning(|_, _| Ok(Vec::new()));
+    mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
     mocks.sessions.expect_revoke().times(1).returning(|_, _, _| Ok(true));
     mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
     let service = mocks.service(cache, clock);
