@@ -1,8 +1,9 @@
-"""deploy/Dockerfile: the dependency layer covers the whole workspace (and really loads), the
+"""deploy/Dockerfile: the dependency recipe covers the whole workspace (and really loads), the
 toolchain matches rust-toolchain.toml, the runtime stage is non-root and read-only friendly."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -30,53 +31,68 @@ def stages() -> list[list[str]]:
     return result
 
 
-def test_the_builder_uses_the_pinned_toolchain_and_the_workspace_minimum_allows_it():
+def planner_script() -> str:
+    """The planner stage's RUN command, which writes the dependency recipe to /recipe."""
+    (script,) = [i[len("RUN "):] for i in stages()[0] if i.startswith("RUN ")]
+    assert script.startswith("out=/recipe ")
+    return script
+
+
+def test_the_build_stages_use_the_pinned_toolchain_and_the_workspace_minimum_allows_it():
     toolchain = tomllib.loads((ROOT / "rust-toolchain.toml").read_text(encoding="utf-8"))["toolchain"]
-    builder = stages()[0][0]
-    assert builder == f"FROM rust:{toolchain['channel']}-bookworm AS builder", builder
+    assert [stage[0] for stage in stages()[:2]] == [
+        f"FROM rust:{toolchain['channel']}-bookworm AS planner",
+        f"FROM rust:{toolchain['channel']}-bookworm AS builder",
+    ]
     assert set(toolchain["components"]) >= {"rustfmt", "clippy"}
     minimum = tuple(int(part) for part in WORKSPACE["workspace"]["package"]["rust-version"].split("."))
     assert minimum >= (1, 94), "the locked sea-orm 2 / sqlx 0.9 need 1.94"
     assert tuple(int(part) for part in toolchain["channel"].split(".")[:2]) >= minimum
 
 
-def test_every_workspace_member_is_in_the_dependency_layer():
-    copies = [instruction for instruction in INSTRUCTIONS if instruction.startswith("COPY ") and "Cargo.toml" in instruction]
-    stand_ins = next(instruction for instruction in INSTRUCTIONS if "for member in" in instruction)
-    for member in MEMBERS:
-        assert f"COPY {member}/Cargo.toml {member}/" in copies, f"{member}'s manifest is not copied"
-        assert f" {member} " in stand_ins or f" {member};" in stand_ins, f"{member} gets no stand-in source"
-    # The dependency build comes before the real sources, which come before the final build.
-    text = "\n".join(INSTRUCTIONS)
-    first_build = text.index("cargo build --release --locked --offline -p tenantry-server")
-    assert text.index("cargo fetch --locked") < first_build < text.index("COPY crates/ crates/")
-    assert "touch {} +" in text[text.index("COPY crates/ crates/"):], "the real sources must be newer than the stand-ins"
+def test_the_dependency_layers_come_before_the_sources():
+    planner, builder = stages()[0], stages()[1]
+    assert planner[1:3] == ["WORKDIR /src", "COPY . ."]
+    steps = builder[1:]
+    order = [steps.index(step) for step in (
+        "COPY --from=planner /recipe/ ./",
+        "RUN cargo fetch --locked",
+        "RUN cargo build --release --locked --offline -p tenantry-server",
+        "COPY . .",
+    )]
+    assert order == sorted(order), steps
+    last = steps[steps.index("COPY . .") + 1]
+    assert last.startswith("RUN find . -type f -name '*.rs'") and "-exec touch {} +" in last, \
+        "the real sources must be newer than the stand-ins"
 
 
-def test_the_stand_in_workspace_loads_with_the_locked_dependencies(tmp_path):
-    """What the dependency layer builds: the manifests, Cargo.lock and empty crates. cargo must
-    accept it with --locked (same resolution as the real workspace) and offline."""
+def test_the_recipe_covers_every_workspace_member_and_loads_with_the_locked_dependencies(tmp_path):
+    """Runs the planner's script on a copy of the repository, then asks cargo to load the recipe
+    with --locked (same resolution as the real workspace) and offline."""
     need(shutil.which("cargo") is not None, "cargo")
-    for name in ("Cargo.toml", "Cargo.lock"):
-        shutil.copy(ROOT / name, tmp_path / name)
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("target", ".git", "data", "__pycache__", "*.db"))
+    recipe = tmp_path / "recipe"
+    script = planner_script().replace("out=/recipe", f"out={recipe}", 1)
+    result = subprocess.run(["sh", "-c", script], cwd=source, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
     for member in MEMBERS:
-        (tmp_path / member / "src").mkdir(parents=True)
-        shutil.copy(ROOT / member / "Cargo.toml", tmp_path / member / "Cargo.toml")
-        (tmp_path / member / "src" / "lib.rs").write_text("//! Stand-in.\n")
-    (tmp_path / "apps/server/src/main.rs").write_text("fn main() {}\n")
-    result = subprocess.run(
-        ["cargo", "metadata", "--locked", "--offline", "--format-version", "1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )
+        assert (recipe / member / "Cargo.toml").read_bytes() == (source / member / "Cargo.toml").read_bytes(), member
+        stand_ins = sorted((recipe / member / "src").iterdir())
+        assert stand_ins and all(len(p.read_text()) < 60 for p in stand_ins), member
+    assert (recipe / "apps/server/src/main.rs").read_text() == "fn main() {}\n"
+    result = subprocess.run(["cargo", "metadata", "--locked", "--offline", "--format-version", "1"],
+                            cwd=recipe, capture_output=True, text=True, timeout=120)
     if result.returncode != 0 and "offline" in result.stderr and "download" in result.stderr:
         need(False, "the crates of Cargo.lock in the local registry (`cargo fetch --locked` first)")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (tmp_path / "Cargo.lock").read_bytes() == (ROOT / "Cargo.lock").read_bytes(), "the lock file changed"
+    assert (recipe / "Cargo.lock").read_bytes() == (source / "Cargo.lock").read_bytes(), "the lock file changed"
+    assert len(json.loads(result.stdout)["workspace_members"]) == len(MEMBERS)
 
 
 def test_the_runtime_stage_is_non_root_read_only_friendly_and_health_checked():
     runtime = stages()[-1]
-    assert len(stages()) >= 2
+    assert len(stages()) == 3
     assert runtime[0].startswith("FROM gcr.io/distroless/cc-debian12:nonroot")
     users = [instruction for instruction in runtime if instruction.startswith("USER ")]
     assert users == ["USER nonroot:nonroot"]
@@ -89,10 +105,12 @@ def test_the_runtime_stage_is_non_root_read_only_friendly_and_health_checked():
     assert not any(instruction.startswith("RUN ") for instruction in runtime), "distroless has no shell"
 
 
-def test_the_rust_toolchain_file_is_not_copied_into_the_image():
-    # The image's toolchain is the pinned release; copying the file would make rustup fetch the
-    # rustfmt and clippy components it lists during the build.
-    assert "rust-toolchain" not in " ".join(i for i in INSTRUCTIONS if i.startswith("COPY "))
+def test_the_build_context_leaves_out_build_output_and_the_toolchain_file():
+    # The image's toolchain is the pinned release; the file would make rustup fetch the rustfmt
+    # and clippy components it lists during the build.
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    for entry in ("target/", ".git/", "data/", "rust-toolchain.toml"):
+        assert entry in ignored, entry
 
 
 @pytest.mark.xfail(reason="`tenantry healthcheck` is planned (issue 14): the image's HEALTHCHECK and the "
