@@ -398,15 +398,8 @@ impl Services {
 
     /// Organizations and membership.
     pub fn tenancy(&self) -> TenancyService {
-        TenancyService::new(
-            self.orgs(),
-            self.roles(),
-            self.invitation_store(),
-            self.clock.clone(),
-            self.ids.clone(),
-            self.org_cache.clone(),
-        )
-        .with_default_plan(self.limits.catalog.default_plan())
+        TenancyService::new(self.orgs(), self.roles(), self.invitation_store(), self.clock.clone(), self.ids.clone())
+            .with_default_plan(self.limits.catalog.default_plan())
     }
 
     /// API keys.
@@ -419,7 +412,6 @@ impl Services {
             ids: self.ids.clone(),
             orgs: self.orgs(),
             roles: self.roles(),
-            org_cache: self.org_cache.clone(),
         })
     }
 

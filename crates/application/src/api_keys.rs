@@ -7,15 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tenantry_domain::OrgId;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission, PermissionSet, Role, RoleName};
-use tenantry_domain::{OrgId, UserId};
 use tenantry_ports::{
     ApiKey, ApiKeyRepository, Cache, Clock, IdGenerator, OrgRepository, RoleRepository, SecretGenerator, StoreError,
 };
 
-use crate::org_cache::{ACCESS_TTL, OrgCache};
 use crate::tenancy::{Actor, OrgAccess, TenancyError, member_role};
 
 /// Everything [`ApiKeyService`] needs.
@@ -35,8 +33,6 @@ pub struct ApiKeyPorts {
     pub orgs: Arc<dyn OrgRepository>,
     /// Custom roles, to resolve the creator's current permissions.
     pub roles: Arc<dyn RoleRepository>,
-    /// The tenancy read cache, shared with the other tenancy services.
-    pub org_cache: OrgCache,
 }
 
 /// A key just created: the only time its secret exists outside the client.
@@ -56,59 +52,9 @@ const USED_EVERY: Duration = Duration::from_secs(60);
 /// The API-key use cases.
 pub struct ApiKeyService {
     ports: ApiKeyPorts,
-    cache: OrgCache,
     /// When this process last asked the shared cache whether a key's use is due to be
     /// recorded: at most once per key per [`USED_EVERY`], instead of a round trip per request.
     use_checked: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, DateTime<Utc>>>,
-}
-
-/// A key as cached for authentication (its secret's digest included: the cache is as trusted
-/// as the database, and the digest of a 256-bit secret reveals nothing usable).
-#[derive(Clone, Serialize, Deserialize)]
-struct CachedKey {
-    id: uuid::Uuid,
-    org_id: OrgId,
-    name: String,
-    public_id: String,
-    permissions: Vec<String>,
-    created_by: UserId,
-    created_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    secret_hash: String,
-}
-
-impl CachedKey {
-    fn of(key: &ApiKey, secret_hash: &str) -> Self {
-        Self {
-            id: key.id,
-            org_id: key.org_id,
-            name: key.name.clone(),
-            public_id: key.public_id.clone(),
-            permissions: key.permissions.names().into_iter().map(str::to_owned).collect(),
-            created_by: key.created_by,
-            created_at: key.created_at,
-            expires_at: key.expires_at,
-            revoked_at: key.revoked_at,
-            secret_hash: secret_hash.to_owned(),
-        }
-    }
-
-    fn into_key(self) -> Option<(ApiKey, String)> {
-        let key = ApiKey {
-            id: self.id,
-            org_id: self.org_id,
-            name: self.name,
-            public_id: self.public_id,
-            permissions: PermissionSet::parse(&self.permissions).ok()?,
-            created_by: self.created_by,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            last_used_at: None,
-            revoked_at: self.revoked_at,
-        };
-        Some((key, self.secret_hash))
-    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -123,8 +69,7 @@ pub fn looks_like_api_key(token: &str) -> bool {
 impl ApiKeyService {
     /// Wires the service.
     pub fn new(ports: ApiKeyPorts) -> Self {
-        let cache = ports.org_cache.clone();
-        Self { ports, cache, use_checked: std::sync::Mutex::new(std::collections::HashMap::new()) }
+        Self { ports, use_checked: std::sync::Mutex::new(std::collections::HashMap::new()) }
     }
 
     /// Whether to ask the shared cache if `key`'s use should be recorded now.
@@ -141,22 +86,15 @@ impl ApiKeyService {
         true
     }
 
-    /// The key with `public_id` and its digest, through the tenancy cache stamped with the
-    /// requested org's token: revoking or rotating a key bumps its org, so neither waits for
-    /// the entry to expire. A key of another org is never stamped with this org's token.
+    /// The key with `public_id` and its digest, looked up in the requested org first (the
+    /// repository the server wires reads that through the tenancy cache).
     async fn key_by_public_id(&self, public_id: &str, org_id: OrgId) -> Result<Option<(ApiKey, String)>, TenancyError> {
-        let cache_key = format!("tenancy:api-key:{public_id}");
-        let mut lookup = self.cache.lookup::<CachedKey>(&cache_key, org_id, None).await;
-        if let Some(found) = lookup.hit.take().and_then(CachedKey::into_key) {
+        if let Some(found) = self.ports.keys.by_public_id_in(org_id, public_id).await? {
             return Ok(Some(found));
         }
-        let found = self.ports.keys.by_public_id(public_id).await?;
-        if let Some((key, hash)) = &found
-            && key.org_id == org_id
-        {
-            self.cache.fill(&cache_key, &lookup, &CachedKey::of(key, hash), ACCESS_TTL).await;
-        }
-        Ok(found)
+        // Not in this org (rare: a mistake or a probe): read it uncached, to tell a key of
+        // another org (404, as for any of its resources) from no key at all (401).
+        Ok(self.ports.keys.by_public_id(public_id).await?)
     }
 
     fn mint(&self) -> (String, String) {
@@ -327,10 +265,9 @@ impl ApiKeyService {
         }
         // A key acts for its creator: once they leave the organization it stops working, and
         // it never does more than their current role allows.
-        let creator_role =
-            member_role(self.ports.orgs.as_ref(), self.ports.roles.as_ref(), &self.cache, org_id, key.created_by)
-                .await?
-                .ok_or(TenancyError::InvalidApiKey)?;
+        let creator_role = member_role(self.ports.orgs.as_ref(), self.ports.roles.as_ref(), org_id, key.created_by)
+            .await?
+            .ok_or(TenancyError::InvalidApiKey)?;
         let permissions = key.permissions.intersection(creator_role.permissions());
         if self.due_for_use_record(key.id, now)
             && self

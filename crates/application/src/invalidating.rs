@@ -1,10 +1,15 @@
-//! Repositories that invalidate the tenancy read cache on their own writes.
+//! Repositories that read through the tenancy cache and invalidate it on their own writes.
+//!
+//! The reads every org-scoped request makes (a member's role, a custom role, an API key, a
+//! page of members) go through the [`OrgCache`] here, stamped with the generation tokens that
+//! the writes below bump: no use case builds a cache key, and a new read or write path gets
+//! the right behaviour by using the repository.
 //!
 //! Every write that changes who may do what in an organization (a membership, a role, a custom
 //! role's permissions, an API key, an account) bumps the [`OrgCache`] generation of what it
 //! touched, right after the store committed it. The bump lives here, wrapped around the
 //! repository, not in the use cases: a new write path gets it by using the repository, and
-//! cannot forget it. Reads pass through unchanged. Writes that change nothing the cache holds
+//! cannot forget it. Other reads pass through unchanged. Writes that change nothing the cache holds
 //! (a new team, an org's name, a key's `last_used_at`) pass through without a bump.
 
 use std::sync::Arc;
@@ -18,7 +23,8 @@ use tenantry_ports::{
     OrgRepository, RoleRepository, StoreError, UserRepository,
 };
 
-use crate::org_cache::OrgCache;
+use crate::cached_entries::{CachedKey, CachedMember, CachedRole};
+use crate::org_cache::{ACCESS_TTL, OrgCache, PAGE_TTL};
 
 /// [`OrgRepository`] that bumps an organization after a change of its membership or its
 /// deletion.
@@ -90,11 +96,30 @@ impl OrgRepository for InvalidatingOrgRepository {
     }
 
     async fn role_of(&self, org_id: OrgId, user_id: UserId) -> Result<Option<String>, StoreError> {
-        self.inner.role_of(org_id, user_id).await
+        // Stamped with the user too: disabling or deleting an account bumps the user.
+        let key = format!("tenancy:access:{org_id}:{user_id}");
+        let mut lookup = self.cache.lookup::<Option<String>>(&key, org_id, Some(user_id)).await;
+        if let Some(cached) = lookup.hit.take() {
+            return Ok(cached);
+        }
+        let role = self.inner.role_of(org_id, user_id).await?;
+        self.cache.fill(&key, &lookup, &role, ACCESS_TTL).await;
+        Ok(role)
     }
 
     async fn list_members(&self, org_id: OrgId, after: Option<UserId>, limit: u32) -> Result<Vec<Member>, StoreError> {
-        self.inner.list_members(org_id, after, limit).await
+        let after_text = after.map_or_else(|| "-".to_owned(), |user| user.to_string());
+        let key = format!("tenancy:members:{org_id}:{after_text}:{limit}");
+        let mut lookup = self.cache.lookup::<Vec<CachedMember>>(&key, org_id, None).await;
+        if let Some(page) = lookup.hit.take()
+            && let Some(members) = page.into_iter().map(CachedMember::into_member).collect::<Option<Vec<_>>>()
+        {
+            return Ok(members);
+        }
+        let members = self.inner.list_members(org_id, after, limit).await?;
+        let page: Vec<CachedMember> = members.iter().map(CachedMember::from).collect();
+        self.cache.fill(&key, &lookup, &page, PAGE_TTL).await;
+        Ok(members)
     }
 
     async fn count_owners(&self, org_id: OrgId) -> Result<u32, StoreError> {
@@ -146,7 +171,21 @@ impl RoleRepository for InvalidatingRoleRepository {
     }
 
     async fn by_name(&self, org_id: OrgId, name: &str) -> Result<Option<CustomRole>, StoreError> {
-        self.inner.by_name(org_id, name).await
+        let key = format!("tenancy:role:{org_id}:{name}");
+        let mut lookup = self.cache.lookup::<Option<CachedRole>>(&key, org_id, None).await;
+        if let Some(cached) = lookup.hit.take() {
+            match cached {
+                None => return Ok(None),
+                Some(role) => {
+                    if let Some(role) = role.into_role() {
+                        return Ok(Some(role));
+                    }
+                }
+            }
+        }
+        let role = self.inner.by_name(org_id, name).await?;
+        self.cache.fill(&key, &lookup, &role.as_ref().map(CachedRole::from), ACCESS_TTL).await;
+        Ok(role)
     }
 
     async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<CustomRole>, StoreError> {
@@ -199,6 +238,23 @@ impl ApiKeyRepository for InvalidatingApiKeyRepository {
 
     async fn by_public_id(&self, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
         self.inner.by_public_id(public_id).await
+    }
+
+    async fn by_public_id_in(&self, org_id: OrgId, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
+        // Stamped with the key's org: revoking or rotating bumps it, so neither waits for the
+        // entry to expire. Unknown keys are not remembered (anyone can send made-up ones).
+        let key = format!("tenancy:api-key:{public_id}");
+        let mut lookup = self.cache.lookup::<CachedKey>(&key, org_id, None).await;
+        if let Some(found) = lookup.hit.take().and_then(CachedKey::into_key)
+            && found.0.org_id == org_id
+        {
+            return Ok(Some(found));
+        }
+        let found = self.inner.by_public_id_in(org_id, public_id).await?;
+        if let Some((api_key, hash)) = &found {
+            self.cache.fill(&key, &lookup, &CachedKey::of(api_key, hash), ACCESS_TTL).await;
+        }
+        Ok(found)
     }
 
     async fn revoke(
@@ -502,5 +558,78 @@ mod tests {
         let audit = AccountDeletion::new(user.as_uuid(), Origin::default(), uuid::Uuid::now_v7(), Utc::now());
         repo.delete(user, &audit).await.expect("deleted");
         assert!(!cached(&cache, other_org, bystander).await, "the orgs it left: their member pages");
+    }
+
+    #[tokio::test]
+    async fn roles_are_read_through_the_cache_until_a_change_bumps_them() {
+        let (cache, (org, user)) = (cache(), ids());
+        let mut inner = MockOrgRepository::new();
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = reads.clone();
+        inner.expect_role_of().returning(move |_, _| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Some("admin".to_owned()))
+        });
+        inner.expect_set_role().returning(|_, _, _, _, _| Ok(()));
+        let repo = InvalidatingOrgRepository::new(Arc::new(inner), cache.clone());
+        for _ in 0..3 {
+            assert_eq!(repo.role_of(org, user).await.expect("role").as_deref(), Some("admin"));
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1, "one store read, then the cache");
+        repo.set_role(org, user, "viewer", Utc::now(), &event(org)).await.expect("set");
+        repo.role_of(org, user).await.expect("role");
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the write's bump sends the next read to the store"
+        );
+    }
+
+    #[tokio::test]
+    async fn custom_roles_and_keys_are_read_through_and_unknown_keys_are_not_remembered() {
+        let (cache, (org, user)) = (cache(), ids());
+        let now = Utc::now();
+        let custom = CustomRole {
+            id: uuid::Uuid::now_v7(),
+            org_id: org,
+            name: tenantry_domain::tenancy::RoleName::parse("auditor").expect("name"),
+            permissions: tenantry_domain::tenancy::PermissionSet::parse(&["audit:read".to_owned()]).expect("set"),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut roles = MockRoleRepository::new();
+        let stored = custom.clone();
+        roles.expect_by_name().times(1).returning(move |_, _| Ok(Some(stored.clone())));
+        let roles = InvalidatingRoleRepository::new(Arc::new(roles), cache.clone());
+        assert_eq!(roles.by_name(org, "auditor").await.expect("read"), Some(custom.clone()));
+        assert_eq!(roles.by_name(org, "auditor").await.expect("cached"), Some(custom), "served from the cache");
+
+        let key = ApiKey {
+            id: uuid::Uuid::now_v7(),
+            org_id: org,
+            name: "ci".to_owned(),
+            public_id: "abcdefghijklmnop".to_owned(),
+            permissions: tenantry_domain::tenancy::PermissionSet::parse(&["audit:read".to_owned()]).expect("set"),
+            created_by: user,
+            created_at: now,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let mut keys = MockApiKeyRepository::new();
+        let stored = key.clone();
+        keys.expect_by_public_id_in()
+            .times(1)
+            .withf(|_, public| public == "abcdefghijklmnop")
+            .returning(move |_, _| Ok(Some((stored.clone(), "hash".to_owned()))));
+        keys.expect_by_public_id_in().times(2).returning(|_, _| Ok(None));
+        let keys = InvalidatingApiKeyRepository::new(Arc::new(keys), cache.clone());
+        for _ in 0..2 {
+            let (found, hash) = keys.by_public_id_in(org, "abcdefghijklmnop").await.expect("read").expect("found");
+            assert_eq!((found.id, hash.as_str()), (key.id, "hash"));
+        }
+        for _ in 0..2 {
+            assert!(keys.by_public_id_in(org, "zzzzzzzzzzzzzzzz").await.expect("read").is_none(), "asked each time");
+        }
     }
 }

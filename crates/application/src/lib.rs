@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+mod cached_entries;
 mod emails;
 mod health;
 pub mod invalidating;

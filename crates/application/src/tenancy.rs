@@ -16,8 +16,6 @@ use tenantry_ports::{
     StoreError,
 };
 
-use crate::org_cache::{ACCESS_TTL, OrgCache, PAGE_TTL};
-
 use crate::account::DeletionGuard;
 use crate::auth::{AuthError, Principal};
 
@@ -182,21 +180,20 @@ pub struct TenancyService {
     invitations: Arc<dyn InvitationRepository>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
-    cache: OrgCache,
     default_plan: String,
 }
 
 impl TenancyService {
-    /// Wires the service.
+    /// Wires the service. Give it the read-through, invalidating repositories of
+    /// [`crate::invalidating`] to have roles and member pages served from the tenancy cache.
     pub fn new(
         orgs: Arc<dyn OrgRepository>,
         roles: Arc<dyn RoleRepository>,
         invitations: Arc<dyn InvitationRepository>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
-        cache: OrgCache,
     ) -> Self {
-        Self { orgs, roles, invitations, clock, ids, cache, default_plan: "free".to_owned() }
+        Self { orgs, roles, invitations, clock, ids, default_plan: "free".to_owned() }
     }
 
     /// New organizations start on `plan` (the configured default) instead of `free`.
@@ -234,7 +231,7 @@ impl TenancyService {
     /// # Errors
     /// `NotFound`, `Dependency`.
     pub async fn access(&self, principal: Principal, org_id: OrgId) -> Result<OrgAccess, TenancyError> {
-        let role = member_role(self.orgs.as_ref(), self.roles.as_ref(), &self.cache, org_id, principal.user_id)
+        let role = member_role(self.orgs.as_ref(), self.roles.as_ref(), org_id, principal.user_id)
             .await?
             .ok_or(TenancyError::NotFound)?;
         Ok(OrgAccess { org_id, actor: Actor::User(principal), role, origin: Origin::default() })
@@ -363,19 +360,7 @@ impl TenancyService {
         limit: u32,
     ) -> Result<Vec<Member>, TenancyError> {
         access.require(Permission::MembersRead)?;
-        let key = format!(
-            "tenancy:members:{}:{}:{limit}",
-            access.org_id,
-            after.map_or_else(|| "-".to_owned(), |user| user.to_string())
-        );
-        let lookup = self.cache.lookup::<Vec<CachedMember>>(&key, access.org_id, None).await;
-        if let Some(page) = lookup.hit {
-            return page.into_iter().map(CachedMember::into_member).collect();
-        }
-        let members = self.orgs.list_members(access.org_id, after, limit).await?;
-        let page: Vec<CachedMember> = members.iter().map(CachedMember::from).collect();
-        self.cache.fill(&key, &lookup, &page, PAGE_TTL).await;
-        Ok(members)
+        Ok(self.orgs.list_members(access.org_id, after, limit).await?)
     }
 
     /// Changes a member's role (`members:manage`, under the grant and owner rules).
@@ -542,98 +527,29 @@ impl TenancyService {
     }
 }
 
-/// A member's role as cached: the name, and a custom role's permissions.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-struct CachedRole {
-    name: String,
-    permissions: Option<Vec<String>>,
-}
-
-/// `user_id`'s role in `org_id` (`None` when not a member), through the tenancy cache: the
-/// one lookup behind every org-scoped request, by a user or on behalf of an API key's creator.
+/// `user_id`'s role in `org_id` (`None` when not a member): the one lookup behind every
+/// org-scoped request, by a user or on behalf of an API key's creator. The repositories the
+/// server wires read through the tenancy cache and invalidate it on their own writes
+/// ([`crate::invalidating`]), so nothing here knows a cache key.
 ///
 /// # Errors
 /// `Dependency`.
 pub(crate) async fn member_role(
     orgs: &dyn OrgRepository,
     roles: &dyn RoleRepository,
-    cache: &OrgCache,
     org_id: OrgId,
     user_id: UserId,
 ) -> Result<Option<Role>, TenancyError> {
-    let key = format!("tenancy:access:{org_id}:{user_id}");
-    let mut lookup = cache.lookup::<Option<CachedRole>>(&key, org_id, Some(user_id)).await;
-    if let Some(cached) = lookup.hit.take() {
-        let Some(cached) = cached else { return Ok(None) };
-        if let Some(role) = cached_role(&cached) {
-            return Ok(Some(role));
-        }
-    }
     let Some(name) = orgs.role_of(org_id, user_id).await? else {
-        cache.fill(&key, &lookup, &None::<CachedRole>, ACCESS_TTL).await;
         return Ok(None);
     };
-    let role = match resolve_role(roles, org_id, &name).await {
-        Ok(role) => role,
+    match resolve_role(roles, org_id, &name).await {
+        Ok(role) => Ok(Some(role)),
         // A membership naming a role that does not exist: data damage, not the caller's fault.
         Err(TenancyError::Invalid { .. }) => {
-            return Err(TenancyError::Dependency(anyhow::anyhow!("stored role `{name}` is unknown")));
+            Err(TenancyError::Dependency(anyhow::anyhow!("stored role `{name}` is unknown")))
         }
-        Err(err) => return Err(err),
-    };
-    let cached = CachedRole {
-        name: role.name().to_owned(),
-        permissions: match &role {
-            Role::Builtin(_) => None,
-            Role::Custom { permissions, .. } => Some(permissions.names().into_iter().map(str::to_owned).collect()),
-        },
-    };
-    cache.fill(&key, &lookup, &Some(cached), ACCESS_TTL).await;
-    Ok(Some(role))
-}
-
-fn cached_role(cached: &CachedRole) -> Option<Role> {
-    match &cached.permissions {
-        None => BuiltinRole::parse(&cached.name).map(Role::Builtin),
-        Some(names) => Some(Role::Custom {
-            name: RoleName::parse(&cached.name).ok()?,
-            permissions: PermissionSet::parse(names).ok()?,
-        }),
-    }
-}
-
-/// A member as cached in a member page.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-struct CachedMember {
-    user_id: UserId,
-    email: String,
-    display_name: Option<String>,
-    role: String,
-    joined_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl From<&Member> for CachedMember {
-    fn from(member: &Member) -> Self {
-        Self {
-            user_id: member.user_id,
-            email: member.email.as_str().to_owned(),
-            display_name: member.display_name.clone(),
-            role: member.role.clone(),
-            joined_at: member.joined_at,
-        }
-    }
-}
-
-impl CachedMember {
-    fn into_member(self) -> Result<Member, TenancyError> {
-        Ok(Member {
-            user_id: self.user_id,
-            email: tenantry_domain::Email::parse(&self.email)
-                .map_err(|_| TenancyError::Dependency(anyhow::anyhow!("cached email is invalid")))?,
-            display_name: self.display_name,
-            role: self.role,
-            joined_at: self.joined_at,
-        })
+        Err(err) => Err(err),
     }
 }
 
@@ -757,11 +673,6 @@ mod tests {
             Arc::new(invitations),
             Arc::new(SystemClock),
             Arc::new(UuidV7Generator),
-            OrgCache::new(
-                Arc::new(tenantry_adapter_memory::InMemoryCache::new(Arc::new(SystemClock))),
-                Arc::new(UuidV7Generator),
-                Arc::new(SystemClock),
-            ),
         )
     }
 

@@ -481,6 +481,14 @@ pub trait ApiKeyRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn by_public_id(&self, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError>;
 
+    /// As [`Self::by_public_id`], only when the key belongs to `org_id`: the lookup behind
+    /// every request authenticated by a key, which a cache can stamp with that org (a key of
+    /// another org is `None` here; the caller asks [`Self::by_public_id`] to tell why).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Unexpected`.
+    async fn by_public_id_in(&self, org_id: OrgId, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError>;
+
     /// Revokes a key of the organization; `false` (and no audit entry) when there is none or
     /// it is revoked already.
     ///

@@ -444,6 +444,14 @@ async fn api_keys_page_newest_first_and_revoked_keys_leave_the_list(stores: Tena
         stores.api_keys.create(&key, &unique("hash"), &event(org.id, "api_key.created")).await.expect("create");
         let (found, _) = stores.api_keys.by_public_id(&key.public_id).await.expect("by public id").expect("found");
         assert_eq!(found.id, key.id);
+        let (within, _) =
+            stores.api_keys.by_public_id_in(org.id, &key.public_id).await.expect("in org").expect("found in its org");
+        assert_eq!(within.id, key.id);
+        let elsewhere = OrgId::from_uuid(Uuid::now_v7());
+        assert!(
+            stores.api_keys.by_public_id_in(elsewhere, &key.public_id).await.expect("in another org").is_none(),
+            "a key is found only in its own organization"
+        );
         ids.push(key.id);
     }
     assert!(stores.api_keys.revoke(org.id, ids[1], now(), &event(org.id, "api_key.revoked")).await.expect("revoke"));

@@ -109,6 +109,15 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         found.map(key_from).transpose()
     }
 
+    #[tracing::instrument(name = "adapter.sql.api_keys.by_public_id_in", skip_all, fields(org_id = %org_id))]
+    async fn by_public_id_in(&self, org_id: OrgId, public_id: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
+        let query = api_keys::Entity::find()
+            .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(api_keys::Column::PublicId.eq(public_id));
+        let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
+        found.map(key_from).transpose()
+    }
+
     #[tracing::instrument(name = "adapter.sql.api_keys.revoke", skip_all, fields(org_id = %org_id))]
     async fn revoke(
         &self,
