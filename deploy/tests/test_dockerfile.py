@@ -113,8 +113,6 @@ def test_the_build_context_leaves_out_build_output_and_the_toolchain_file():
         assert entry in ignored, entry
 
 
-@pytest.mark.xfail(reason="`tenantry healthcheck` is planned (issue 14): the image's HEALTHCHECK and the "
-                          "compose API healthcheck call it", strict=False)
 def test_the_cli_has_the_healthcheck_subcommand_the_image_calls():
     cli = (ROOT / "apps/server/src/cli.rs").read_text(encoding="utf-8")
     assert re.search(r"^\s*Healthcheck\b", cli, re.M)

@@ -41,6 +41,16 @@ pub enum Command {
         #[arg(long)]
         status: bool,
     },
+    /// Exit 0 when the local server's `/health/ready` answers 200 (for container health
+    /// checks: the image has no shell or curl); reads TENANTRY_BIND for the port.
+    Healthcheck {
+        /// Path to ask instead (`/health/live` for a liveness check).
+        #[arg(long, default_value = "/health/ready")]
+        path: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
     /// Platform administration.
     Admin {
         /// What to do.
@@ -63,6 +73,10 @@ pub enum AdminCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// Do not apply pending migrations first (when connecting as an application role that
+        /// may not change the schema; run `tenantry migrate` as the owner instead).
+        #[arg(long)]
+        no_migrate: bool,
     },
 }
 

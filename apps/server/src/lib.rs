@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod healthcheck;
 pub mod http;
 pub mod openapi;
 pub mod routes;

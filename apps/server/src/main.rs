@@ -66,7 +66,15 @@ async fn run(command: Option<Command>, settings: Settings) -> Result<(), String>
             services.database.close().await;
             Ok(())
         }
-        Command::Admin { command: AdminCommand::CreateAdmin { email, password, password_stdin } } => {
+        Command::Healthcheck { path, timeout } => {
+            let target = tenantry_server::healthcheck::local_target(settings.bind);
+            match tenantry_server::healthcheck::probe(target, &path, std::time::Duration::from_secs(timeout)) {
+                Ok(200) => Ok(()),
+                Ok(status) => Err(format!("{path} answered {status}")),
+                Err(message) => Err(message),
+            }
+        }
+        Command::Admin { command: AdminCommand::CreateAdmin { email, password, password_stdin, no_migrate } } => {
             let password = match (password, password_stdin) {
                 (Some(password), false) => password,
                 (_, true) => {
@@ -77,7 +85,9 @@ async fn run(command: Option<Command>, settings: Settings) -> Result<(), String>
                 (None, false) => return Err("--password or --password-stdin is required".to_owned()),
             };
             let services = Services::build(&settings).await.map_err(|err| err.to_string())?;
-            services.database.migrate().await.map_err(|err| err.to_string())?;
+            if !no_migrate {
+                services.database.migrate().await.map_err(|err| err.to_string())?;
+            }
             let auth = services.auth(Arc::new(services.two_factor()));
             let result = auth.create_admin(&email, &password).await;
             services.database.close().await;
