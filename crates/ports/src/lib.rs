@@ -17,6 +17,7 @@ mod ids;
 mod mail;
 mod personal;
 mod quota;
+mod storage;
 mod tasks;
 mod tenancy;
 mod two_factor;
@@ -39,6 +40,10 @@ pub use ids::IdGenerator;
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use personal::{MembershipRecord, PersonalDataReader, TeamMembershipRecord, TenantFootprint};
 pub use quota::{Consumed, CounterError, PlanRepository, RateLimitStore, Take, UsageKey, UsageStore};
+pub use storage::{
+    ByteRange, ChunkSource, Download, DownloadHeaders, InvalidObjectKey, ObjectInfo, ObjectKey, ObjectStorage,
+    StorageError, StoredBlob,
+};
 pub use tasks::{BackgroundTasks, Task};
 pub use tenancy::{
     ApiKey, ApiKeyRepository, CustomRole, Invitation, InvitationRepository, Member, Org, OrgRepository, RoleRepository,
@@ -72,6 +77,8 @@ pub use mail::MockMailer;
 pub use personal::MockPersonalDataReader;
 #[cfg(feature = "mock")]
 pub use quota::{MockPlanRepository, MockRateLimitStore, MockUsageStore};
+#[cfg(feature = "mock")]
+pub use storage::{MockChunkSource, MockObjectStorage};
 #[cfg(feature = "mock")]
 pub use tasks::MockBackgroundTasks;
 #[cfg(feature = "mock")]
