@@ -13,6 +13,7 @@ pub mod plans;
 pub mod postgres;
 pub mod rate_limit;
 pub mod smtp;
+pub mod storage;
 mod support;
 pub mod tenancy;
 pub mod usage;
