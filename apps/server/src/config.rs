@@ -842,6 +842,79 @@ fn parse_cors(raw: &str) -> Result<CorsOrigins, String> {
     Ok(CorsOrigins::List(origins))
 }
 
+/// Each adapter's and each use case's section of the settings: the one place where
+/// environment variables become the adapters' own configuration types, so `startup.rs` only
+/// wires what these return.
+impl Settings {
+    /// The SQL adapter's section.
+    #[must_use]
+    pub fn sql(&self) -> tenantry_adapter_sql::SqlConfig {
+        let mut sql = tenantry_adapter_sql::SqlConfig::new(self.database_url.clone());
+        sql.max_connections = self.database_max_connections;
+        sql
+    }
+
+    /// The Redis adapter's section; `None` runs in one process without Redis.
+    #[must_use]
+    pub fn redis(&self) -> Option<tenantry_adapter_redis::RedisConfig> {
+        self.redis_url.as_ref().map(|url| {
+            let mut config = tenantry_adapter_redis::RedisConfig::new(url.clone());
+            config.key_prefix.clone_from(&self.redis_key_prefix);
+            config
+        })
+    }
+
+    /// The webhook sender's section (its timeout and SSRF guard).
+    #[must_use]
+    pub fn webhook_sender(&self) -> tenantry_adapter_http::SenderSettings {
+        tenantry_adapter_http::SenderSettings {
+            timeout: self.webhook_timeout,
+            ..tenantry_adapter_http::SenderSettings::new(self.webhook_allow_private)
+        }
+    }
+
+    /// The password hasher's section.
+    #[must_use]
+    pub fn password_hashing(&self) -> tenantry_adapter_crypto::Argon2Settings {
+        tenantry_adapter_crypto::Argon2Settings {
+            max_concurrent: self.password_hash_concurrency,
+            ..tenantry_adapter_crypto::Argon2Settings::default()
+        }
+    }
+
+    /// The use cases' policies (identity, quotas, webhooks); `rate_lease` follows the rate
+    /// store: leased when it is shared over the network (Redis).
+    #[must_use]
+    pub fn policies(&self) -> tenantry_application::Policies {
+        tenantry_application::Policies {
+            auth: tenantry_application::AuthSettings::new(
+                self.public_url.clone(),
+                self.login_max_failures,
+                self.require_verified_email,
+            ),
+            quotas: tenantry_application::QuotaSettings {
+                catalog: self.limits.catalog.clone(),
+                meter_api_calls: self.limits.meter_api_calls,
+                ..tenantry_application::QuotaSettings::default()
+            },
+            webhooks: tenantry_application::WebhookSettings {
+                https_only: self.environment == Environment::Production,
+                schedule: self.webhook_retry_schedule.clone(),
+                // Past it another worker may take a delivery over: twice the attempt's limit,
+                // so a live worker's attempt has always ended first.
+                claim_lease: self.webhook_timeout * 2 + Duration::from_secs(1),
+                disable_after: self.webhook_disable_after,
+                ..tenantry_application::WebhookSettings::default()
+            },
+            rate_lease: if self.redis_url.is_some() {
+                tenantry_application::LeasePolicy::REMOTE
+            } else {
+                tenantry_application::LeasePolicy::NONE
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,35 +11,27 @@ use actix_web::middleware::{Condition, from_fn};
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpServer};
 use secrecy::ExposeSecret;
-use tenantry_adapter_crypto::{
-    Argon2Hasher, Argon2Settings, Ed25519AccessTokens, RandomSecrets, Rfc6238Totp, XChaChaCipher,
-};
-use tenantry_adapter_http::{ReqwestWebhookSender, SenderSettings};
+use tenantry_adapter_crypto::{Argon2Hasher, Ed25519AccessTokens, RandomSecrets, Rfc6238Totp, XChaChaCipher};
+use tenantry_adapter_http::ReqwestWebhookSender;
 use tenantry_adapter_mail::{FileMailProbe, FileMailer, SmtpMailer, SmtpProbe};
 use tenantry_adapter_memory::{
     CachedUserRepository, InMemoryCache, InMemoryRateLimitStore, SystemClock, UserCacheAwareTwoFactor, UuidV7Generator,
 };
-use tenantry_adapter_redis::{
-    RedisBroadcast, RedisCache, RedisConfig, RedisPool, RedisRateLimitStore, RedisUsageStore,
-};
+use tenantry_adapter_redis::{RedisBroadcast, RedisCache, RedisPool, RedisRateLimitStore, RedisUsageStore};
 use tenantry_adapter_sql::{
-    SqlConfig, SqlDatabase, SqlDeliveryQueue, SqlHealthProbe, SqlInvitationRepository, SqlOneTimeTokenRepository,
-    SqlOrgRepository, SqlPlanRepository, SqlRoleRepository, SqlSessionRepository, SqlTwoFactorRepository,
-    SqlUsageStore, SqlUserRepository, SqlWebhookRepository,
+    SqlApiKeyRepository, SqlAuditLog, SqlDatabase, SqlDeliveryQueue, SqlHealthProbe, SqlInvitationRepository,
+    SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader, SqlPlanRepository, SqlRoleRepository,
+    SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository,
+    SqlWebhookRepository,
 };
 use tenantry_application::{
-    AccountPorts, AccountService, AdminPorts, AdminService, ApiKeyPorts, ApiKeyService, AuditService, AuthPorts,
-    AuthService, AuthSettings, CacheProbe, Dispatcher, HealthService, InvalidatingApiKeyRepository,
-    InvalidatingInvitationRepository, InvalidatingOrgRepository, InvalidatingRoleRepository,
-    InvalidatingUserRepository, InvalidationListener, Invalidations, InvitationPorts, InvitationService,
-    LastOwnerGuard, LeasePolicy, PasswordConfirmer, PayloadSweeper, QuotaPorts, QuotaService, QuotaSettings,
-    RateLimiter, SessionRevocations, TeamService, TenancyService, TwoFactorPorts, TwoFactorService, WebhookPorts,
-    WebhookService, WebhookSettings,
+    AccountService, AdminService, ApiKeyService, AuditService, AuthService, CacheProbe, HealthService,
+    InvalidationListener, InvitationService, Observers, Ports, QuotaService, RateLimiter, TeamService, TenancyService,
+    Tenantry, TwoFactorService, WebhookService,
 };
 use tenantry_ports::{
-    AccessTokenIssuer, ApiKeyRepository, Broadcast, Cache, Clock, HealthProbe, IdGenerator, InvitationRepository,
-    Mailer, OrgRepository, PasswordHasher, RateLimitStore, RoleRepository, SecretCipher, TwoFactorRepository,
-    UsageStore, UserRepository, WebhookSender,
+    AccessTokenIssuer, Broadcast, Cache, Clock, HealthProbe, IdGenerator, Mailer, OrgRepository, PasswordHasher,
+    RateLimitStore, SecretCipher, TwoFactorRepository, UsageStore, UserRepository, WebhookSender,
 };
 
 use crate::config::{CorsOrigins, Settings};
@@ -48,10 +40,6 @@ use crate::http::metrics::Metrics;
 use crate::http::{ApiError, FieldError, middleware};
 use crate::state::AppState;
 use crate::worker::{RunningWorker, Worker};
-
-/// What the Redis choice decides: the cache, the invalidation bus, where API calls are
-/// counted, the rate-limit store and how its tokens are leased.
-type RedisParts = (Arc<dyn Cache>, Option<Invalidations>, Arc<dyn UsageStore>, Arc<dyn RateLimitStore>, LeasePolicy);
 
 /// Dispatcher loops (claiming and fanning out) per worker process.
 pub const DISPATCH_LOOPS: usize = 2;
@@ -104,7 +92,8 @@ fn refuse_bypassing_role(environment: crate::config::Environment, role: Option<S
     Ok(())
 }
 
-/// Every adapter and service the process uses, built once from settings and shared by the HTTP
+/// Every adapter the process uses, built once from the settings' sections, and the use cases
+/// wired over them by the application's composition root ([`Tenantry`]); shared by the HTTP
 /// server, the worker and the CLI commands.
 #[derive(Clone)]
 pub struct Services {
@@ -114,26 +103,14 @@ pub struct Services {
     pub cache: Arc<dyn Cache>,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// Ids.
-    pub ids: Arc<dyn IdGenerator>,
-    /// Password hashing (argon2id, bounded concurrency).
-    pub hasher: Arc<dyn PasswordHasher>,
     /// Access-token signing.
     pub access_tokens: Arc<dyn AccessTokenIssuer>,
-    /// Outgoing mail.
-    pub mailer: Arc<dyn Mailer>,
     /// Readiness of the mail transport (the SMTP relay, or the mail folder).
     pub mail_probe: Arc<dyn HealthProbe>,
     /// Encryption of secrets at rest.
     pub cipher: Arc<dyn SecretCipher>,
-    /// Identity policy from configuration.
-    pub auth_settings: AuthSettings,
-    /// Work done after responses.
+    /// Work done after responses, and webhook attempts.
     pub tasks: Arc<crate::tasks::TrackedTasks>,
-    /// The tenancy read cache, one per process so every service sees its own invalidations.
-    pub org_cache: tenantry_application::org_cache::OrgCache,
-    /// Session revocation, one per process so a revocation made here holds here at once.
-    pub revocations: SessionRevocations,
     /// Applies other replicas' invalidations to this process's copies (with Redis only).
     pub invalidation_listener: Option<InvalidationListener>,
     /// Prometheus families of this process.
@@ -146,10 +123,8 @@ pub struct Services {
     pub anonymous_rate_limiter: Arc<RateLimiter>,
     /// Plans and route-group limits from configuration.
     pub limits: crate::config::LimitSettings,
-    /// Sends webhook requests through the SSRF guard.
-    pub webhook_sender: Arc<dyn WebhookSender>,
-    /// Webhook policy from configuration.
-    pub webhook_settings: WebhookSettings,
+    /// Every use case, wired once.
+    pub app: Tenantry,
 }
 
 impl Services {
@@ -169,103 +144,42 @@ impl Services {
     /// As [`Self::build`].
     pub async fn build_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Generator);
-        let mut sql = SqlConfig::new(settings.database_url.clone());
-        sql.max_connections = settings.database_max_connections;
-        let database = SqlDatabase::connect(&sql).await?;
+        let database = SqlDatabase::connect(&settings.sql()).await?;
         refuse_bypassing_role(settings.environment, database.role_bypassing_row_security().await?)?;
-        // With Redis, replicas also tell each other about changes (pub/sub), so their
-        // in-process copies do not wait out their half-second bound.
         let sql_usage: Arc<dyn UsageStore> = Arc::new(SqlUsageStore::new(database.clone()));
-        let (cache, invalidations, metered, rate_store, rate_lease): RedisParts = match &settings.redis_url {
-            Some(url) => {
-                let mut config = RedisConfig::new(url.clone());
-                config.key_prefix.clone_from(&settings.redis_key_prefix);
+        // With Redis, replicas share the cache, the API-call counter and the rate limits, and
+        // tell each other about changes (pub/sub), so their in-process copies do not wait out
+        // their half-second bound.
+        let (cache, broadcast, metered, rate_store): RedisParts = match settings.redis() {
+            Some(config) => {
                 let pool = RedisPool::connect(&config)?;
-                let bus: Arc<dyn Broadcast> = Arc::new(RedisBroadcast::new(pool.clone()));
                 (
                     Arc::new(RedisCache::new(pool.clone())),
-                    Some(Invalidations::new(bus, ids.as_ref())),
+                    Some(Arc::new(RedisBroadcast::new(pool.clone()))),
                     Arc::new(RedisUsageStore::new(pool.clone())),
                     Arc::new(RedisRateLimitStore::new(pool)),
-                    LeasePolicy::REMOTE,
                 )
             }
-            // One process: the limiter is in memory and needs no leases; API calls are
-            // counted in the database, so they survive a restart.
+            // One process: the limiter is in memory; API calls are counted in the database,
+            // so they survive a restart.
             None => (
                 Arc::new(InMemoryCache::new(clock.clone())),
                 None,
                 sql_usage.clone(),
                 Arc::new(InMemoryRateLimitStore::new()),
-                LeasePolicy::NONE,
             ),
         };
         let metrics = Arc::new(Metrics::new().map_err(|err| StartupError::Other(format!("metrics: {err}")))?);
-        let quotas = Arc::new(
-            QuotaService::new(
-                QuotaPorts {
-                    plans: Arc::new(SqlPlanRepository::new(database.clone())),
-                    durable: sql_usage,
-                    metered,
-                    clock: clock.clone(),
-                    ids: ids.clone(),
-                },
-                QuotaSettings {
-                    catalog: settings.limits.catalog.clone(),
-                    meter_api_calls: settings.limits.meter_api_calls,
-                    ..QuotaSettings::default()
-                },
-            )
-            .with_observer(metrics.clone()),
-        );
-        let anonymous_rate_limiter = Arc::new(RateLimiter::new(rate_store.clone(), clock.clone(), LeasePolicy::NONE));
-        let rate_limiter = Arc::new(RateLimiter::new(rate_store, clock.clone(), rate_lease));
         let webhook_sender: Arc<dyn WebhookSender> = Arc::new(
-            ReqwestWebhookSender::new(SenderSettings {
-                timeout: settings.webhook_timeout,
-                ..SenderSettings::new(settings.webhook_allow_private)
-            })
-            .map_err(|err| StartupError::Other(format!("webhook sender: {err}")))?,
+            ReqwestWebhookSender::new(settings.webhook_sender())
+                .map_err(|err| StartupError::Other(format!("webhook sender: {err}")))?,
         );
-        let webhook_settings = WebhookSettings {
-            https_only: settings.environment == crate::config::Environment::Production,
-            schedule: settings.webhook_retry_schedule.clone(),
-            // Past it another worker may take a delivery over: twice the attempt's limit, so a
-            // live worker's attempt has always ended first.
-            claim_lease: settings.webhook_timeout * 2 + std::time::Duration::from_secs(1),
-            disable_after: settings.webhook_disable_after,
-            ..WebhookSettings::default()
-        };
         let hasher: Arc<dyn PasswordHasher> = Arc::new(
-            Argon2Hasher::new(Argon2Settings {
-                max_concurrent: settings.password_hash_concurrency,
-                ..Argon2Settings::default()
-            })
-            .map_err(|err| StartupError::Other(format!("password hasher: {err}")))?,
+            Argon2Hasher::new(settings.password_hashing())
+                .map_err(|err| StartupError::Other(format!("password hasher: {err}")))?,
         );
         let access_tokens: Arc<dyn AccessTokenIssuer> = Arc::new(access_tokens(settings)?);
-        let (mailer, mail_probe): (Arc<dyn Mailer>, Arc<dyn HealthProbe>) = match &settings.smtp_url {
-            Some(url) => {
-                let smtp = Arc::new(SmtpMailer::new(url.expose_secret(), &settings.mail_from, SMTP_TIMEOUT).map_err(
-                    |err| {
-                        // lettre's message names the scheme or part at fault, never the password.
-                        StartupError::Setting { variable: "TENANTRY_SMTP_URL", message: format!("{err:#}") }
-                    },
-                )?);
-                (smtp.clone(), Arc::new(SmtpProbe(smtp)))
-            }
-            None => (
-                Arc::new(FileMailer::new(&settings.mail_dir, &settings.mail_from).map_err(|err| {
-                    StartupError::Setting { variable: "TENANTRY_MAIL_DIR", message: format!("{err:#}") }
-                })?),
-                Arc::new(FileMailProbe(settings.mail_dir.clone())),
-            ),
-        };
-        let auth_settings = AuthSettings::new(
-            settings.public_url.clone(),
-            settings.login_max_failures,
-            settings.require_verified_email,
-        );
+        let (mailer, mail_probe) = mail(settings)?;
         let cipher: Arc<dyn SecretCipher> = Arc::new(
             match &settings.encryption_key {
                 Some(key) => XChaChaCipher::from_base64(key.expose_secret()),
@@ -274,208 +188,118 @@ impl Services {
             .map_err(|err| StartupError::Setting { variable: "TENANTRY_ENCRYPTION_KEY", message: err.to_string() })?,
         );
         let tasks = Arc::new(crate::tasks::TrackedTasks::default());
-        let mut org_cache = tenantry_application::org_cache::OrgCache::new(cache.clone(), ids.clone(), clock.clone());
-        let mut revocations = SessionRevocations::new(cache.clone(), clock.clone(), auth_settings.lifetimes);
-        if let Some(invalidations) = &invalidations {
-            org_cache = org_cache.with_invalidations(invalidations.clone());
-            revocations = revocations.with_invalidations(invalidations.clone());
-        }
-        let invalidation_listener = invalidations
-            .map(|invalidations| InvalidationListener::new(invalidations, revocations.clone(), org_cache.clone()));
+        // The user rows every request reads sit behind a read-through cache; two-factor
+        // changes drop those copies.
+        let users: Arc<dyn UserRepository> =
+            Arc::new(CachedUserRepository::new(Arc::new(SqlUserRepository::new(database.clone())), cache.clone()));
+        let two_factor: Arc<dyn TwoFactorRepository> = Arc::new(UserCacheAwareTwoFactor::new(
+            Arc::new(SqlTwoFactorRepository::new(database.clone())),
+            cache.clone(),
+        ));
+        let ports = Ports {
+            users,
+            sessions: Arc::new(SqlSessionRepository::new(database.clone())),
+            tokens: Arc::new(SqlOneTimeTokenRepository::new(database.clone())),
+            two_factor,
+            footprint: Arc::new(SqlPersonalDataReader::new(database.clone())),
+            orgs: Arc::new(SqlOrgRepository::new(database.clone())),
+            roles: Arc::new(SqlRoleRepository::new(database.clone())),
+            invitations: Arc::new(SqlInvitationRepository::new(database.clone())),
+            teams: Arc::new(SqlTeamRepository::new(database.clone())),
+            api_keys: Arc::new(SqlApiKeyRepository::new(database.clone())),
+            audit: Arc::new(SqlAuditLog::new(database.clone())),
+            plans: Arc::new(SqlPlanRepository::new(database.clone())),
+            durable_usage: sql_usage,
+            metered_usage: metered,
+            rate_limits: rate_store,
+            webhooks: Arc::new(SqlWebhookRepository::new(database.clone())),
+            deliveries: Arc::new(SqlDeliveryQueue::new(database.clone())),
+            webhook_sender,
+            cache: cache.clone(),
+            broadcast,
+            mailer,
+            hasher,
+            access_tokens: access_tokens.clone(),
+            totp: Arc::new(Rfc6238Totp::new("Tenantry")),
+            cipher: cipher.clone(),
+            secrets: Arc::new(RandomSecrets),
+            clock: clock.clone(),
+            ids,
+            tasks: tasks.clone(),
+        };
+        let observers = Observers { quotas: Some(metrics.clone()), deliveries: Some(metrics.clone()) };
+        let app = Tenantry::build_observed(ports, settings.policies(), observers);
         Ok(Self {
             database,
             cache,
             clock,
-            ids,
-            hasher,
             access_tokens,
-            mailer,
             mail_probe,
             cipher,
-            auth_settings,
             tasks,
-            org_cache,
-            revocations,
-            invalidation_listener,
+            invalidation_listener: app.invalidation_listener(),
             metrics,
-            quotas,
-            rate_limiter,
-            anonymous_rate_limiter,
+            quotas: app.quotas(),
+            rate_limiter: app.rate_limiter(),
+            anonymous_rate_limiter: app.anonymous_rate_limiter(),
             limits: settings.limits.clone(),
-            webhook_sender,
-            webhook_settings,
+            app,
         })
     }
 
-    /// Accounts: SQL behind the read-through user cache, dropping the tenancy cache's copies
-    /// of an account that is disabled or deleted.
+    /// Accounts (read through the user cache, invalidating the tenancy cache).
     pub fn users(&self) -> Arc<dyn UserRepository> {
-        let sql = Arc::new(SqlUserRepository::new(self.database.clone()));
-        let cached = Arc::new(CachedUserRepository::new(sql, self.cache.clone()));
-        Arc::new(InvalidatingUserRepository::new(cached, self.org_cache.clone()))
+        self.app.users()
     }
 
-    /// Organizations and memberships; membership changes invalidate the tenancy cache.
+    /// Organizations and memberships, read through the tenancy cache.
     pub fn orgs(&self) -> Arc<dyn OrgRepository> {
-        Arc::new(InvalidatingOrgRepository::new(
-            Arc::new(SqlOrgRepository::new(self.database.clone())),
-            self.org_cache.clone(),
-        ))
-    }
-
-    /// Custom roles; changes invalidate the tenancy cache.
-    pub fn roles(&self) -> Arc<dyn RoleRepository> {
-        Arc::new(InvalidatingRoleRepository::new(
-            Arc::new(SqlRoleRepository::new(self.database.clone())),
-            self.org_cache.clone(),
-        ))
-    }
-
-    /// API keys; revocations and rotations invalidate the tenancy cache.
-    pub fn api_key_store(&self) -> Arc<dyn ApiKeyRepository> {
-        Arc::new(InvalidatingApiKeyRepository::new(
-            Arc::new(tenantry_adapter_sql::SqlApiKeyRepository::new(self.database.clone())),
-            self.org_cache.clone(),
-        ))
-    }
-
-    /// Invitations; an acceptance invalidates the tenancy cache.
-    pub fn invitation_store(&self) -> Arc<dyn InvitationRepository> {
-        Arc::new(InvalidatingInvitationRepository::new(
-            Arc::new(SqlInvitationRepository::new(self.database.clone())),
-            self.org_cache.clone(),
-        ))
-    }
-
-    /// Two-factor state, forgetting cached user rows when it changes.
-    pub fn two_factor_store(&self) -> Arc<dyn TwoFactorRepository> {
-        Arc::new(UserCacheAwareTwoFactor::new(
-            Arc::new(SqlTwoFactorRepository::new(self.database.clone())),
-            self.cache.clone(),
-        ))
+        self.app.orgs()
     }
 
     /// Export and deletion of the caller's own account.
     pub fn account(&self) -> AccountService {
-        AccountService::new(
-            AccountPorts {
-                users: self.users(),
-                sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
-                tokens: Arc::new(SqlOneTimeTokenRepository::new(self.database.clone())),
-                two_factor: self.two_factor_store(),
-                footprint: Arc::new(tenantry_adapter_sql::SqlPersonalDataReader::new(self.database.clone())),
-                confirmer: self.password_confirmer(),
-                revocations: self.revocations.clone(),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
-            },
-            vec![Arc::new(LastOwnerGuard::new(self.orgs()))],
-        )
-    }
-
-    /// Password re-confirmation under the sign-in lockout.
-    pub fn password_confirmer(&self) -> PasswordConfirmer {
-        PasswordConfirmer::new(self.hasher.clone(), self.cache.clone(), self.auth_settings.account_lockout)
+        self.app.account()
     }
 
     /// Invitations.
     pub fn invitations(&self) -> InvitationService {
-        InvitationService::new(
-            InvitationPorts {
-                invitations: self.invitation_store(),
-                orgs: self.orgs(),
-                roles: self.roles(),
-                users: self.users(),
-                mailer: self.mailer.clone(),
-                secrets: Arc::new(RandomSecrets),
-                clock: self.clock.clone(),
-                ids: self.ids.clone(),
-                quotas: Some(self.quotas.clone()),
-            },
-            self.auth_settings.public_url.clone(),
-        )
+        self.app.invitations()
     }
 
     /// Organizations and membership.
     pub fn tenancy(&self) -> TenancyService {
-        TenancyService::new(self.orgs(), self.roles(), self.invitation_store(), self.clock.clone(), self.ids.clone())
-            .with_default_plan(self.limits.catalog.default_plan())
+        self.app.tenancy()
     }
 
     /// API keys.
     pub fn api_keys(&self) -> ApiKeyService {
-        ApiKeyService::new(ApiKeyPorts {
-            keys: self.api_key_store(),
-            secrets: Arc::new(RandomSecrets),
-            cache: self.cache.clone(),
-            clock: self.clock.clone(),
-            ids: self.ids.clone(),
-            orgs: self.orgs(),
-            roles: self.roles(),
-        })
+        self.app.api_keys()
     }
 
     /// Platform administration.
     pub fn admin(&self) -> AdminService {
-        AdminService::new(AdminPorts {
-            users: self.users(),
-            orgs: self.orgs(),
-            sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
-            api_keys: self.api_key_store(),
-            revocations: self.revocations.clone(),
-            clock: self.clock.clone(),
-            ids: self.ids.clone(),
-        })
+        self.app.admin()
     }
 
     /// Teams.
     pub fn teams(&self) -> TeamService {
-        TeamService::new(
-            Arc::new(tenantry_adapter_sql::SqlTeamRepository::new(self.database.clone())),
-            self.orgs(),
-            self.clock.clone(),
-            self.ids.clone(),
-        )
+        self.app.teams()
     }
 
     /// The audit log.
     pub fn audit(&self) -> AuditService {
-        AuditService::new(Arc::new(tenantry_adapter_sql::SqlAuditLog::new(self.database.clone())))
+        self.app.audit()
     }
 
     /// The two-factor service.
     pub fn two_factor(&self) -> TwoFactorService {
-        TwoFactorService::new(TwoFactorPorts {
-            store: self.two_factor_store(),
-            users: self.users(),
-            confirmer: self.password_confirmer(),
-            totp: Arc::new(Rfc6238Totp::new("Tenantry")),
-            cipher: self.cipher.clone(),
-            secrets: Arc::new(RandomSecrets),
-            clock: self.clock.clone(),
-            cache: self.cache.clone(),
-            lockout: self.auth_settings.account_lockout,
-        })
+        self.app.two_factor()
     }
 
     /// The identity service, checking second factors with `two_factor`.
     pub fn auth(&self, two_factor: Arc<TwoFactorService>) -> AuthService {
-        let ports = AuthPorts {
-            users: self.users(),
-            sessions: Arc::new(SqlSessionRepository::new(self.database.clone())),
-            tokens: Arc::new(SqlOneTimeTokenRepository::new(self.database.clone())),
-            hasher: self.hasher.clone(),
-            access: self.access_tokens.clone(),
-            secrets: Arc::new(RandomSecrets),
-            mailer: self.mailer.clone(),
-            cache: self.cache.clone(),
-            revocations: self.revocations.clone(),
-            clock: self.clock.clone(),
-            ids: self.ids.clone(),
-            mfa: two_factor,
-            tasks: self.tasks.clone(),
-        };
-        AuthService::new(ports, self.auth_settings.clone())
+        self.app.auth_with(two_factor)
     }
 
     /// Readiness over every dependency this process uses.
@@ -488,34 +312,9 @@ impl Services {
         HealthService::new(probes)
     }
 
-    /// Webhook endpoints, the delivery queue and the sender.
-    pub fn webhook_ports(&self) -> WebhookPorts {
-        WebhookPorts {
-            endpoints: Arc::new(SqlWebhookRepository::new(self.database.clone())),
-            queue: Arc::new(SqlDeliveryQueue::new(self.database.clone())),
-            sender: self.webhook_sender.clone(),
-            cipher: self.cipher.clone(),
-            secrets: Arc::new(RandomSecrets),
-            clock: self.clock.clone(),
-            ids: self.ids.clone(),
-            quotas: Some(self.quotas.clone()),
-            orgs: self.orgs(),
-            mailer: self.mailer.clone(),
-        }
-    }
-
     /// Webhook endpoints and deliveries.
     pub fn webhooks(&self) -> WebhookService {
-        WebhookService::new(self.webhook_ports(), self.webhook_settings.clone())
-    }
-
-    /// The webhook dispatcher step.
-    pub fn dispatcher(&self) -> Arc<Dispatcher> {
-        Arc::new(
-            Dispatcher::new(self.webhook_ports(), self.webhook_settings.clone())
-                .with_observer(self.metrics.clone())
-                .with_spawner(self.tasks.clone()),
-        )
+        self.app.webhooks()
     }
 
     /// The background jobs of this build: webhook delivery and the payload sweeper.
@@ -525,14 +324,43 @@ impl Services {
     /// from taking every slot. [`DISPATCH_LOOPS`] loops claim and fan out.
     pub fn worker(&self) -> Worker {
         let mut worker = Worker::default();
-        let dispatcher = self.dispatcher();
+        let dispatcher = self.app.dispatcher();
         for _ in 0..DISPATCH_LOOPS {
             worker.register(dispatcher.clone());
         }
-        worker.register(Arc::new(PayloadSweeper(dispatcher)));
+        worker.register(Arc::new(Tenantry::payload_sweeper(dispatcher)));
         worker
     }
 }
+
+/// A mailer and the probe that tells whether it can send.
+type MailParts = (Arc<dyn Mailer>, Arc<dyn HealthProbe>);
+
+/// The mailer the settings name (SMTP, or `.eml` files in the mail folder) and its probe.
+fn mail(settings: &Settings) -> Result<MailParts, StartupError> {
+    Ok(match &settings.smtp_url {
+        Some(url) => {
+            let smtp =
+                Arc::new(SmtpMailer::new(url.expose_secret(), &settings.mail_from, SMTP_TIMEOUT).map_err(|err| {
+                    // lettre's message names the scheme or part at fault, never the password.
+                    StartupError::Setting { variable: "TENANTRY_SMTP_URL", message: format!("{err:#}") }
+                })?);
+            (smtp.clone(), Arc::new(SmtpProbe(smtp)))
+        }
+        None => {
+            (
+                Arc::new(FileMailer::new(&settings.mail_dir, &settings.mail_from).map_err(|err| {
+                    StartupError::Setting { variable: "TENANTRY_MAIL_DIR", message: format!("{err:#}") }
+                })?),
+                Arc::new(FileMailProbe(settings.mail_dir.clone())),
+            )
+        }
+    })
+}
+
+/// What the Redis choice decides: the cache, the invalidation bus, where API calls are
+/// counted and the rate-limit store.
+type RedisParts = (Arc<dyn Cache>, Option<Arc<dyn Broadcast>>, Arc<dyn UsageStore>, Arc<dyn RateLimitStore>);
 
 /// The signing key from `TENANTRY_JWT_PRIVATE_KEY(_FILE)`, or one generated once into the data
 /// folder for the embedded default; plus retired keys that must keep verifying.

@@ -248,12 +248,15 @@ async fn two_workers_share_the_queue_and_a_hanging_endpoint_delays_no_other_org(
     while seen.lock().expect("seen").arrived.len() < HEALTHY && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let seen = seen.lock().expect("seen");
-    assert!(seen.overlapping.is_empty(), "attempts made twice at once: {:?}", seen.overlapping);
-    assert_eq!(seen.arrived.len(), HEALTHY, "every healthy delivery arrived");
+    let (overlapping, arrived) = {
+        let seen = seen.lock().expect("seen");
+        (seen.overlapping.clone(), seen.arrived.clone())
+    };
+    assert!(overlapping.is_empty(), "attempts made twice at once: {overlapping:?}");
+    assert_eq!(arrived.len(), HEALTHY, "every healthy delivery arrived");
     let mut worst = Duration::ZERO;
     for (id, at) in &committed {
-        let arrivals = &seen.arrived[id];
+        let arrivals = &arrived[id];
         assert_eq!(arrivals.len(), 1, "{id} was delivered {} times", arrivals.len());
         worst = worst.max(arrivals[0].saturating_duration_since(*at));
     }
@@ -263,7 +266,6 @@ async fn two_workers_share_the_queue_and_a_hanging_endpoint_delays_no_other_org(
     assert_eq!(most, 16, "the per-endpoint cap holds across both workers: {most} hanging at once");
     let claimed: Vec<u64> = workers.iter().map(Process::claimed).collect();
     assert!(claimed.iter().all(|n| *n > 0), "both workers took deliveries: {claimed:?}");
-    drop(seen);
     drop(workers);
     drop(api);
     scratch.drop_database().await;

@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 mod cached_entries;
+pub mod compose;
 mod emails;
 mod health;
 pub mod invalidating;
@@ -35,6 +36,7 @@ pub use auth::{
     AuthError, AuthPorts, AuthService, AuthSettings, ClientInfo, PasswordConfirmer, Principal, ProfileChange,
     SecondFactor, SessionView, TokenPair, address_bucket,
 };
+pub use compose::{Observers, Policies, Ports, Tenantry};
 pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
 pub use invalidating::{
     InvalidatingApiKeyRepository, InvalidatingInvitationRepository, InvalidatingOrgRepository,

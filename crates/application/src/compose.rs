@@ -1,0 +1,465 @@
+//! The composition root: every use case assembled from one implementation of each port.
+//!
+//! The HTTP server, the worker, the test kit and any service that embeds Tenantry build their
+//! use cases here, so they all get the same wiring: the tenancy read cache and its
+//! invalidating decorators around the repositories that feed it, one session-revocation list
+//! and one quota service per process (they hold this process's leases and local copies), and
+//! cross-replica invalidation when a broadcast bus is given. A caller chooses adapters (SQL or
+//! in-memory, Redis or not) and policies; it never re-implements the wiring.
+//!
+//! ```ignore
+//! let app = Tenantry::build(ports, Policies::default());
+//! let tenancy = app.tenancy();
+//! let access = tenancy.access(principal, org_id).await?;
+//! ```
+
+use std::sync::Arc;
+
+use tenantry_ports::{
+    AccessTokenIssuer, ApiKeyRepository, AuditLog, BackgroundTasks, Broadcast, Cache, Clock, DeliveryQueue,
+    IdGenerator, InvitationRepository, Mailer, OneTimeTokenRepository, OrgRepository, PasswordHasher,
+    PersonalDataReader, PlanRepository, RateLimitStore, RoleRepository, SecretCipher, SecretGenerator,
+    SessionRepository, TeamRepository, TotpAlgorithm, TwoFactorRepository, UsageStore, UserRepository,
+    WebhookRepository, WebhookSender,
+};
+
+use crate::invalidating::{
+    InvalidatingApiKeyRepository, InvalidatingInvitationRepository, InvalidatingOrgRepository,
+    InvalidatingRoleRepository, InvalidatingUserRepository,
+};
+use crate::org_cache::OrgCache;
+use crate::quotas::QuotaObserver;
+use crate::webhooks::DeliveryObserver;
+use crate::{
+    AccountPorts, AccountService, AdminPorts, AdminService, ApiKeyPorts, ApiKeyService, AuditService, AuthPorts,
+    AuthService, AuthSettings, Dispatcher, InvalidationListener, Invalidations, InvitationPorts, InvitationService,
+    LastOwnerGuard, LeasePolicy, PasswordConfirmer, PayloadSweeper, QuotaPorts, QuotaService, QuotaSettings,
+    RateLimiter, SessionRevocations, TeamService, TenancyService, TwoFactorPorts, TwoFactorService, WebhookPorts,
+    WebhookService, WebhookSettings,
+};
+
+/// One implementation of every port the use cases need. Repositories are given plain: the
+/// build wraps the ones the tenancy cache reads in its decorators.
+#[derive(Clone)]
+pub struct Ports {
+    /// Accounts.
+    pub users: Arc<dyn UserRepository>,
+    /// Sign-in sessions.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Verification and reset tokens.
+    pub tokens: Arc<dyn OneTimeTokenRepository>,
+    /// Second-factor state.
+    pub two_factor: Arc<dyn TwoFactorRepository>,
+    /// Everything that names a user, for the personal-data export.
+    pub footprint: Arc<dyn PersonalDataReader>,
+    /// Organizations and memberships.
+    pub orgs: Arc<dyn OrgRepository>,
+    /// Custom roles.
+    pub roles: Arc<dyn RoleRepository>,
+    /// Invitations.
+    pub invitations: Arc<dyn InvitationRepository>,
+    /// Teams.
+    pub teams: Arc<dyn TeamRepository>,
+    /// API keys.
+    pub api_keys: Arc<dyn ApiKeyRepository>,
+    /// The hash-chained audit log.
+    pub audit: Arc<dyn AuditLog>,
+    /// Plans and their assignments.
+    pub plans: Arc<dyn PlanRepository>,
+    /// Counters that must survive restarts (storage, uploads).
+    pub durable_usage: Arc<dyn UsageStore>,
+    /// The API-call counter (shared by replicas).
+    pub metered_usage: Arc<dyn UsageStore>,
+    /// Rate-limit buckets (shared by replicas).
+    pub rate_limits: Arc<dyn RateLimitStore>,
+    /// Webhook endpoints.
+    pub webhooks: Arc<dyn WebhookRepository>,
+    /// The webhook delivery queue.
+    pub deliveries: Arc<dyn DeliveryQueue>,
+    /// Sends webhook requests (behind the SSRF guard).
+    pub webhook_sender: Arc<dyn WebhookSender>,
+    /// The shared cache.
+    pub cache: Arc<dyn Cache>,
+    /// Tells other replicas about invalidations; `None` for a single process.
+    pub broadcast: Option<Arc<dyn Broadcast>>,
+    /// Outgoing mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Password hashing.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Access-token signing.
+    pub access_tokens: Arc<dyn AccessTokenIssuer>,
+    /// TOTP codes.
+    pub totp: Arc<dyn TotpAlgorithm>,
+    /// Encryption of secrets at rest.
+    pub cipher: Arc<dyn SecretCipher>,
+    /// Random tokens and digests.
+    pub secrets: Arc<dyn SecretGenerator>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Ids.
+    pub ids: Arc<dyn IdGenerator>,
+    /// Work done after a response, and webhook attempts (shutdown waits for them).
+    pub tasks: Arc<dyn BackgroundTasks>,
+}
+
+/// The policies of every use case; each section has the documented defaults.
+#[derive(Clone)]
+pub struct Policies {
+    /// Identity: token lifetimes, lockouts, the public URL of links in mail.
+    pub auth: AuthSettings,
+    /// Plans and quotas.
+    pub quotas: QuotaSettings,
+    /// Webhook delivery.
+    pub webhooks: WebhookSettings,
+    /// How rate-limit tokens are leased locally: [`LeasePolicy::REMOTE`] when the store is
+    /// shared over the network, [`LeasePolicy::NONE`] in process.
+    pub rate_lease: LeasePolicy,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Self {
+            auth: AuthSettings::new("http://localhost:8080".to_owned(), 5, false),
+            quotas: QuotaSettings::default(),
+            webhooks: WebhookSettings::default(),
+            rate_lease: LeasePolicy::NONE,
+        }
+    }
+}
+
+/// Who is told about quota decisions and webhook attempts (metrics).
+#[derive(Clone, Default)]
+pub struct Observers {
+    /// Quota refusals and thresholds.
+    pub quotas: Option<Arc<dyn QuotaObserver>>,
+    /// Webhook attempts and the queue depth.
+    pub deliveries: Option<Arc<dyn DeliveryObserver>>,
+}
+
+/// Every use case of one process, wired once. Cloning shares the process-wide parts (the
+/// tenancy cache, revocations, quota and rate-limit leases).
+#[derive(Clone)]
+pub struct Tenantry {
+    ports: Ports,
+    policies: Policies,
+    observers: Observers,
+    org_cache: OrgCache,
+    revocations: SessionRevocations,
+    invalidations: Option<Invalidations>,
+    quotas: Arc<QuotaService>,
+    rate_limiter: Arc<RateLimiter>,
+    anonymous_rate_limiter: Arc<RateLimiter>,
+}
+
+impl Tenantry {
+    /// Wires every use case over `ports` under `policies`.
+    #[must_use]
+    pub fn build(ports: Ports, policies: Policies) -> Self {
+        Self::build_observed(ports, policies, Observers::default())
+    }
+
+    /// As [`Self::build`], reporting to `observers`.
+    #[must_use]
+    pub fn build_observed(ports: Ports, policies: Policies, observers: Observers) -> Self {
+        let mut org_cache = OrgCache::new(ports.cache.clone(), ports.ids.clone(), ports.clock.clone());
+        let mut revocations =
+            SessionRevocations::new(ports.cache.clone(), ports.clock.clone(), policies.auth.lifetimes);
+        let invalidations = ports.broadcast.as_ref().map(|bus| Invalidations::new(bus.clone(), ports.ids.as_ref()));
+        if let Some(invalidations) = &invalidations {
+            org_cache = org_cache.with_invalidations(invalidations.clone());
+            revocations = revocations.with_invalidations(invalidations.clone());
+        }
+        let mut quotas = QuotaService::new(
+            QuotaPorts {
+                plans: ports.plans.clone(),
+                durable: ports.durable_usage.clone(),
+                metered: ports.metered_usage.clone(),
+                clock: ports.clock.clone(),
+                ids: ports.ids.clone(),
+            },
+            policies.quotas.clone(),
+        );
+        if let Some(observer) = &observers.quotas {
+            quotas = quotas.with_observer(observer.clone());
+        }
+        let rate_limiter =
+            Arc::new(RateLimiter::new(ports.rate_limits.clone(), ports.clock.clone(), policies.rate_lease));
+        // Buckets keyed by client addresses hold no leases: there are too many of them.
+        let anonymous_rate_limiter =
+            Arc::new(RateLimiter::new(ports.rate_limits.clone(), ports.clock.clone(), LeasePolicy::NONE));
+        Self {
+            ports,
+            policies,
+            observers,
+            org_cache,
+            revocations,
+            invalidations,
+            quotas: Arc::new(quotas),
+            rate_limiter,
+            anonymous_rate_limiter,
+        }
+    }
+
+    /// The ports as given.
+    #[must_use]
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The policies as given.
+    #[must_use]
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// The tenancy read cache of this process.
+    #[must_use]
+    pub fn org_cache(&self) -> &OrgCache {
+        &self.org_cache
+    }
+
+    /// Session revocations of this process.
+    #[must_use]
+    pub fn revocations(&self) -> &SessionRevocations {
+        &self.revocations
+    }
+
+    /// Applies other replicas' invalidations to this process's copies (with a broadcast bus).
+    #[must_use]
+    pub fn invalidation_listener(&self) -> Option<InvalidationListener> {
+        self.invalidations.clone().map(|invalidations| {
+            InvalidationListener::new(invalidations, self.revocations.clone(), self.org_cache.clone())
+        })
+    }
+
+    /// Plans, quotas and usage (one per process: it holds the API-call leases).
+    #[must_use]
+    pub fn quotas(&self) -> Arc<QuotaService> {
+        self.quotas.clone()
+    }
+
+    /// Rate-limit decisions for signed-in callers and orgs (with local leases).
+    #[must_use]
+    pub fn rate_limiter(&self) -> Arc<RateLimiter> {
+        self.rate_limiter.clone()
+    }
+
+    /// Rate-limit decisions for buckets keyed by client addresses (no leases).
+    #[must_use]
+    pub fn anonymous_rate_limiter(&self) -> Arc<RateLimiter> {
+        self.anonymous_rate_limiter.clone()
+    }
+
+    /// Accounts, dropping the tenancy cache's copies of an account disabled or deleted.
+    #[must_use]
+    pub fn users(&self) -> Arc<dyn UserRepository> {
+        Arc::new(InvalidatingUserRepository::new(self.ports.users.clone(), self.org_cache.clone()))
+    }
+
+    /// Organizations and memberships, read through the tenancy cache.
+    #[must_use]
+    pub fn orgs(&self) -> Arc<dyn OrgRepository> {
+        Arc::new(InvalidatingOrgRepository::new(self.ports.orgs.clone(), self.org_cache.clone()))
+    }
+
+    /// Custom roles, read through the tenancy cache.
+    #[must_use]
+    pub fn roles(&self) -> Arc<dyn RoleRepository> {
+        Arc::new(InvalidatingRoleRepository::new(self.ports.roles.clone(), self.org_cache.clone()))
+    }
+
+    /// API keys, read through the tenancy cache.
+    #[must_use]
+    pub fn api_key_store(&self) -> Arc<dyn ApiKeyRepository> {
+        Arc::new(InvalidatingApiKeyRepository::new(self.ports.api_keys.clone(), self.org_cache.clone()))
+    }
+
+    /// Invitations; an acceptance invalidates the tenancy cache.
+    #[must_use]
+    pub fn invitation_store(&self) -> Arc<dyn InvitationRepository> {
+        Arc::new(InvalidatingInvitationRepository::new(self.ports.invitations.clone(), self.org_cache.clone()))
+    }
+
+    /// Password re-confirmation under the sign-in lockout.
+    #[must_use]
+    pub fn password_confirmer(&self) -> PasswordConfirmer {
+        PasswordConfirmer::new(self.ports.hasher.clone(), self.ports.cache.clone(), self.policies.auth.account_lockout)
+    }
+
+    /// Second factors.
+    #[must_use]
+    pub fn two_factor(&self) -> TwoFactorService {
+        TwoFactorService::new(TwoFactorPorts {
+            store: self.ports.two_factor.clone(),
+            users: self.users(),
+            confirmer: self.password_confirmer(),
+            totp: self.ports.totp.clone(),
+            cipher: self.ports.cipher.clone(),
+            secrets: self.ports.secrets.clone(),
+            clock: self.ports.clock.clone(),
+            cache: self.ports.cache.clone(),
+            lockout: self.policies.auth.account_lockout,
+        })
+    }
+
+    /// Registration, sign-in, sessions, recovery and profile, checking second factors with
+    /// `two_factor`.
+    #[must_use]
+    pub fn auth_with(&self, two_factor: Arc<TwoFactorService>) -> AuthService {
+        AuthService::new(
+            AuthPorts {
+                users: self.users(),
+                sessions: self.ports.sessions.clone(),
+                tokens: self.ports.tokens.clone(),
+                hasher: self.ports.hasher.clone(),
+                access: self.ports.access_tokens.clone(),
+                secrets: self.ports.secrets.clone(),
+                mailer: self.ports.mailer.clone(),
+                cache: self.ports.cache.clone(),
+                revocations: self.revocations.clone(),
+                clock: self.ports.clock.clone(),
+                ids: self.ports.ids.clone(),
+                mfa: two_factor,
+                tasks: self.ports.tasks.clone(),
+            },
+            self.policies.auth.clone(),
+        )
+    }
+
+    /// Registration, sign-in, sessions, recovery and profile.
+    #[must_use]
+    pub fn auth(&self) -> AuthService {
+        self.auth_with(Arc::new(self.two_factor()))
+    }
+
+    /// Export and deletion of the caller's own account.
+    #[must_use]
+    pub fn account(&self) -> AccountService {
+        AccountService::new(
+            AccountPorts {
+                users: self.users(),
+                sessions: self.ports.sessions.clone(),
+                tokens: self.ports.tokens.clone(),
+                two_factor: self.ports.two_factor.clone(),
+                footprint: self.ports.footprint.clone(),
+                confirmer: self.password_confirmer(),
+                revocations: self.revocations.clone(),
+                clock: self.ports.clock.clone(),
+                ids: self.ports.ids.clone(),
+            },
+            vec![Arc::new(LastOwnerGuard::new(self.orgs()))],
+        )
+    }
+
+    /// Organizations and membership.
+    #[must_use]
+    pub fn tenancy(&self) -> TenancyService {
+        TenancyService::new(
+            self.orgs(),
+            self.roles(),
+            self.invitation_store(),
+            self.ports.clock.clone(),
+            self.ports.ids.clone(),
+        )
+        .with_default_plan(self.policies.quotas.catalog.default_plan())
+    }
+
+    /// Invitations, under the members quota.
+    #[must_use]
+    pub fn invitations(&self) -> InvitationService {
+        InvitationService::new(
+            InvitationPorts {
+                invitations: self.invitation_store(),
+                orgs: self.orgs(),
+                roles: self.roles(),
+                users: self.users(),
+                mailer: self.ports.mailer.clone(),
+                secrets: self.ports.secrets.clone(),
+                clock: self.ports.clock.clone(),
+                ids: self.ports.ids.clone(),
+                quotas: Some(self.quotas.clone()),
+            },
+            self.policies.auth.public_url.clone(),
+        )
+    }
+
+    /// Teams.
+    #[must_use]
+    pub fn teams(&self) -> TeamService {
+        TeamService::new(self.ports.teams.clone(), self.orgs(), self.ports.clock.clone(), self.ports.ids.clone())
+    }
+
+    /// API keys.
+    #[must_use]
+    pub fn api_keys(&self) -> ApiKeyService {
+        ApiKeyService::new(ApiKeyPorts {
+            keys: self.api_key_store(),
+            secrets: self.ports.secrets.clone(),
+            cache: self.ports.cache.clone(),
+            clock: self.ports.clock.clone(),
+            ids: self.ports.ids.clone(),
+            orgs: self.orgs(),
+            roles: self.roles(),
+        })
+    }
+
+    /// Platform administration.
+    #[must_use]
+    pub fn admin(&self) -> AdminService {
+        AdminService::new(AdminPorts {
+            users: self.users(),
+            orgs: self.orgs(),
+            sessions: self.ports.sessions.clone(),
+            api_keys: self.api_key_store(),
+            revocations: self.revocations.clone(),
+            clock: self.ports.clock.clone(),
+            ids: self.ports.ids.clone(),
+        })
+    }
+
+    /// The audit log.
+    #[must_use]
+    pub fn audit(&self) -> AuditService {
+        AuditService::new(self.ports.audit.clone())
+    }
+
+    /// What the webhook use cases and the dispatcher share.
+    #[must_use]
+    pub fn webhook_ports(&self) -> WebhookPorts {
+        WebhookPorts {
+            endpoints: self.ports.webhooks.clone(),
+            queue: self.ports.deliveries.clone(),
+            sender: self.ports.webhook_sender.clone(),
+            cipher: self.ports.cipher.clone(),
+            secrets: self.ports.secrets.clone(),
+            clock: self.ports.clock.clone(),
+            ids: self.ports.ids.clone(),
+            quotas: Some(self.quotas.clone()),
+            orgs: self.orgs(),
+            mailer: self.ports.mailer.clone(),
+        }
+    }
+
+    /// Webhook endpoints and deliveries.
+    #[must_use]
+    pub fn webhooks(&self) -> WebhookService {
+        WebhookService::new(self.webhook_ports(), self.policies.webhooks.clone())
+    }
+
+    /// The webhook dispatcher step; its attempts run as tasks of [`Ports::tasks`].
+    #[must_use]
+    pub fn dispatcher(&self) -> Arc<Dispatcher> {
+        let mut dispatcher = Dispatcher::new(self.webhook_ports(), self.policies.webhooks.clone())
+            .with_spawner(self.ports.tasks.clone());
+        if let Some(observer) = &self.observers.deliveries {
+            dispatcher = dispatcher.with_observer(observer.clone());
+        }
+        Arc::new(dispatcher)
+    }
+
+    /// The retention sweeper of `dispatcher`.
+    #[must_use]
+    pub fn payload_sweeper(dispatcher: Arc<Dispatcher>) -> PayloadSweeper {
+        PayloadSweeper(dispatcher)
+    }
+}
