@@ -222,9 +222,10 @@ impl InvitationService {
             Err(StoreError::NotFound) => return Err(TenancyError::InvalidToken),
             Err(StoreError::Conflict(Conflict::AlreadyMember)) => return Err(TenancyError::AlreadyMember),
             // The account was deleted while it accepted (its membership row could not refer to
-            // it): the caller is gone, not the server broken.
-            Err(err) if self.ports.users.by_id(user.id).await?.is_none() => {
-                tracing::info!(error = %err, "an account was deleted while accepting an invitation");
+            // it): the caller is gone, not the server broken. Told by the store, not by reading
+            // the account again: a cached copy could still show it.
+            Err(StoreError::Conflict(Conflict::AccountGone)) => {
+                tracing::info!(user_id = %user.id, "an account was deleted while accepting an invitation");
                 return Err(TenancyError::NotFound);
             }
             Err(err) => return Err(err.into()),

@@ -31,6 +31,10 @@ pub enum Conflict {
     /// Members or open invitations still hold the role.
     #[error("role in use")]
     RoleInUse,
+    /// The account the change names was deleted while the change ran (an acceptance racing
+    /// the account's deletion).
+    #[error("account gone")]
+    AccountGone,
     /// Any other uniqueness rule (an id reused, an attempt recorded twice): no caller branches
     /// on it.
     #[error("duplicate")]

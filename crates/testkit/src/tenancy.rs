@@ -208,8 +208,14 @@ async fn invitations_are_single_use_and_bound_to_their_inviters_role(stores: Ten
     stores.invitations.create(&sent, &digest, None, &event(org.id, "invitation.created")).await.expect("create");
     assert_eq!(stores.invitations.by_token(&digest).await.expect("by token"), Some(sent.clone()));
     assert_eq!(stores.invitations.pending_from(org.id, owner, now()).await.expect("pending").len(), 1);
-    let joiner = user(&stores).await;
     let accepted = [event(org.id, "invitation.accepted"), event(org.id, "member.added")];
+    let vanished = UserId::from_uuid(Uuid::now_v7());
+    let gone = stores.invitations.accept(org.id, sent.id, "viewer", vanished, "owner", None, now(), &accepted).await;
+    assert!(
+        matches!(gone, Err(StoreError::Conflict(Conflict::AccountGone))),
+        "an account deleted meanwhile is told apart from a broken store: {gone:?}"
+    );
+    let joiner = user(&stores).await;
     let wrong_inviter_role =
         stores.invitations.accept(org.id, sent.id, "viewer", joiner, "admin", None, now(), &accepted).await;
     assert!(matches!(wrong_inviter_role, Err(StoreError::NotFound)), "{wrong_inviter_role:?}");

@@ -19,6 +19,15 @@ pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Unexpected(anyhow::anyhow!("stored {what} is invalid"))
 }
 
+/// As [`store_error`], for an insert whose only foreign key that can fail names the account:
+/// the account was deleted meanwhile.
+pub(crate) fn account_gone(err: DbErr) -> StoreError {
+    if matches!(err.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) {
+        return StoreError::Conflict(Conflict::AccountGone);
+    }
+    store_error(err)
+}
+
 /// As [`store_error`], for a statement whose only uniqueness rule means `conflict`: the slug
 /// of an org insert, the address of an account insert.
 pub(crate) fn taken(conflict: Conflict) -> impl FnOnce(DbErr) -> StoreError {

@@ -10,7 +10,7 @@ use tenantry_ports::{Conflict, Invitation, InvitationRepository, StoreError};
 use crate::SqlDatabase;
 use crate::database::Scope;
 use crate::entities::{invitations, memberships};
-use crate::errors::store_error;
+use crate::errors::{account_gone, store_error};
 
 /// [`InvitationRepository`] on SQL.
 #[derive(Clone)]
@@ -230,7 +230,8 @@ impl InvitationRepository for SqlInvitationRepository {
         })
         .exec_without_returning(&txn)
         .await
-        .map_err(store_error)?;
+        // The org exists (its audit head is held): a failing foreign key is the account.
+        .map_err(account_gone)?;
         txn.commit().await.map_err(store_error)
     }
 }
