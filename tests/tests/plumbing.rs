@@ -147,6 +147,45 @@ async fn metrics_count_requests_by_route_template_never_by_raw_path() {
 }
 
 #[tokio::test]
+async fn metrics_count_sign_ins_by_outcome_and_show_the_database_pool_and_build() {
+    let app = spawn_app().await;
+    let email = tenantry_tests::address("metrics");
+    let password = "a long enough pass phrase 42";
+    let registered =
+        app.post_json("/api/v1/auth/register", &serde_json::json!({"email": email, "password": password}), None).await;
+    assert_eq!(registered.status(), 201);
+    let ok =
+        app.post_json("/api/v1/auth/login", &serde_json::json!({"email": email, "password": password}), None).await;
+    assert_eq!(ok.status(), 200);
+    for _ in 0..2 {
+        let wrong = app
+            .post_json("/api/v1/auth/login", &serde_json::json!({"email": email, "password": "not it at all"}), None)
+            .await;
+        assert_eq!(wrong.status(), 401);
+    }
+    let text = app.get("/metrics").await.text().await.expect("text");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+            .parse()
+            .expect("a number")
+    };
+    assert_eq!(value(r#"tenantry_logins_total{outcome="success"}"#), 1.0);
+    assert_eq!(value(r#"tenantry_logins_total{outcome="invalid_credentials"}"#), 2.0);
+    let (open, in_use, max) = (
+        value("tenantry_db_pool_connections_open"),
+        value("tenantry_db_pool_connections_in_use"),
+        value("tenantry_db_pool_connections_max"),
+    );
+    assert!(max >= 1.0 && open >= 1.0 && open <= max && in_use <= open, "open {open}, in use {in_use}, max {max}");
+    let build = text.lines().find(|line| line.starts_with("tenantry_build_info{")).expect("build info");
+    assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))) && build.ends_with(" 1"), "{build}");
+    assert!(!text.contains(&email), "no address ever becomes a label");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_openapi_document_and_the_docs_page_are_served() {
     let app = spawn_app().await;
     let doc: Value = app.get("/api/v1/openapi.json").await.json().await.expect("json");

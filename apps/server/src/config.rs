@@ -244,7 +244,7 @@ impl Sources {
             if value.trim().is_empty() {
                 continue;
             }
-            if name.starts_with("TENANTRY_") || name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+            if name.starts_with("TENANTRY_") || name == "OTEL_EXPORTER_OTLP_ENDPOINT" || name == "RUST_LOG" {
                 sources.insert(name, value);
             }
         }
@@ -252,7 +252,8 @@ impl Sources {
     }
 
     fn insert(&mut self, name: String, value: String) {
-        let known = KNOWN_VARIABLES.contains(&name.as_str()) || name == "OTEL_EXPORTER_OTLP_ENDPOINT";
+        let known =
+            KNOWN_VARIABLES.contains(&name.as_str()) || name == "OTEL_EXPORTER_OTLP_ENDPOINT" || name == "RUST_LOG";
         // Variables read by the test suites and the benchmarks, not by the server.
         let tooling =
             ["TENANTRY_TEST_", "TENANTRY_BENCH_", "TENANTRY_CI_"].iter().any(|prefix| name.starts_with(prefix));
@@ -577,12 +578,15 @@ impl Settings {
         let require_verified_email = p.bool("TENANTRY_REQUIRE_VERIFIED_EMAIL", false);
         let login_max_failures = p.ranged("TENANTRY_LOGIN_MAX_FAILURES", 5_u32, 1, 1000, "a number");
 
-        let log_filter = p.string("TENANTRY_LOG", "info");
+        // `RUST_LOG` is the usual fallback: `TENANTRY_LOG` wins when both are set.
+        let log_variable = if sources.get("TENANTRY_LOG").is_none() && sources.get("RUST_LOG").is_some() {
+            "RUST_LOG"
+        } else {
+            "TENANTRY_LOG"
+        };
+        let log_filter = p.string(log_variable, "info");
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
-            p.fail(
-                "TENANTRY_LOG",
-                format!("`{log_filter}` is not a log filter such as `info` or `tenantry=debug,warn`"),
-            );
+            p.fail(log_variable, format!("`{log_filter}` is not a log filter such as `info` or `tenantry=debug,warn`"));
         }
         let log_format = match p.string("TENANTRY_LOG_FORMAT", "auto").to_ascii_lowercase().as_str() {
             "auto" => LogFormat::Auto,
@@ -941,6 +945,15 @@ mod tests {
         assert_eq!(settings.login_max_failures, 5);
         assert_eq!(settings.cors_origins, CorsOrigins::None);
         assert_eq!(settings.json_limit_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn rust_log_is_the_fallback_of_tenantry_log() {
+        assert_eq!(load(&[("RUST_LOG", "tenantry=debug,warn")]).expect("valid").log_filter, "tenantry=debug,warn");
+        let both = load(&[("RUST_LOG", "debug"), ("TENANTRY_LOG", "warn")]).expect("valid");
+        assert_eq!(both.log_filter, "warn", "TENANTRY_LOG wins");
+        let err = load(&[("RUST_LOG", "tenantry=loud")]).expect_err("invalid");
+        assert_eq!(variables(&err.invalid), ["RUST_LOG"], "the variable at fault is named");
     }
 
     #[test]

@@ -170,6 +170,8 @@ impl Services {
             ),
         };
         let metrics = Arc::new(Metrics::new().map_err(|err| StartupError::Other(format!("metrics: {err}")))?);
+        let watched = database.clone();
+        metrics.watch_pool(Box::new(move || watched.pool_stats()));
         let webhook_sender: Arc<dyn WebhookSender> = Arc::new(
             ReqwestWebhookSender::new(settings.webhook_sender())
                 .map_err(|err| StartupError::Other(format!("webhook sender: {err}")))?,

@@ -3,7 +3,12 @@
 
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Reads the database pool's figures now.
+pub type PoolSource = Box<dyn Fn() -> tenantry_adapter_sql::PoolStats + Send + Sync>;
 
 /// The process's metric families, in their own registry.
 pub struct Metrics {
@@ -19,6 +24,12 @@ pub struct Metrics {
     webhook_attempt_seconds: HistogramVec,
     webhook_commit_to_delivery: HistogramVec,
     webhook_queue_depth: IntGauge,
+    logins: IntCounterVec,
+    pool_open: IntGauge,
+    pool_in_use: IntGauge,
+    pool_max: IntGauge,
+    /// Reads the database pool's figures at each scrape (set once the database is open).
+    pool_source: std::sync::OnceLock<PoolSource>,
 }
 
 /// The route label of requests that matched no route.
@@ -82,6 +93,26 @@ impl Metrics {
         )?;
         let webhook_queue_depth =
             IntGauge::new("webhook_queue_depth", "Webhook deliveries waiting (pending or failed).")?;
+        let logins = IntCounterVec::new(
+            Opts::new("logins_total", "Sign-in attempts, by outcome (success or the reason for a refusal)."),
+            &["outcome"],
+        )?;
+        let pool_open = IntGauge::new("db_pool_connections_open", "Database connections open now.")?;
+        let pool_in_use =
+            IntGauge::new("db_pool_connections_in_use", "Database connections checked out by requests or jobs now.")?;
+        let pool_max = IntGauge::new("db_pool_connections_max", "The most database connections the pool opens.")?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "Always 1; the labels name the running build."),
+            &["version", "rustc"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("CARGO_PKG_RUST_VERSION").unwrap_or("")])
+            .set(1);
+        for family in [&pool_open, &pool_in_use, &pool_max] {
+            registry.register(Box::new(family.clone()))?;
+        }
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(build_info.clone()))?;
         registry.register(Box::new(webhook_attempts.clone()))?;
         registry.register(Box::new(webhook_attempt_seconds.clone()))?;
         registry.register(Box::new(webhook_commit_to_delivery.clone()))?;
@@ -106,7 +137,25 @@ impl Metrics {
             webhook_attempt_seconds,
             webhook_commit_to_delivery,
             webhook_queue_depth,
+            logins,
+            pool_open,
+            pool_in_use,
+            pool_max,
+            pool_source: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reads the database pool's figures from `source` at every scrape.
+    pub fn watch_pool(&self, source: PoolSource) {
+        // Set once per process; a second database would be a wiring mistake, and keeping the
+        // first is harmless.
+        let _ = self.pool_source.set(source);
+    }
+
+    /// Counts a sign-in attempt by `outcome` (a fixed label set: `success`, or why it was
+    /// refused).
+    pub fn login(&self, outcome: &'static str) {
+        self.logins.with_label_values(&[outcome]).inc();
     }
 
     /// Counts one served request.
@@ -141,6 +190,12 @@ impl Metrics {
 
     /// Everything, in the Prometheus text exposition format.
     pub fn render(&self) -> String {
+        if let Some(source) = self.pool_source.get() {
+            let pool = source();
+            self.pool_open.set(i64::from(pool.open));
+            self.pool_in_use.set(i64::from(pool.open.saturating_sub(pool.idle)));
+            self.pool_max.set(i64::from(pool.max));
+        }
         let mut buffer = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which `new` rules out.
         if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {

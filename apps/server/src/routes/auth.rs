@@ -255,12 +255,26 @@ pub async fn login(
     body: ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let pair = state
-        .auth
-        .login(&body.email, &body.password, body.totp_code.as_deref(), &client_info(&req))
-        .await
-        .map_err(auth_error)?;
+    let result = state.auth.login(&body.email, &body.password, body.totp_code.as_deref(), &client_info(&req)).await;
+    state.metrics.login(login_outcome(&result));
+    let pair = result.map_err(auth_error)?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(pair)))
+}
+
+/// The `outcome` label of a sign-in: a fixed set, never the address or anything the caller
+/// sent.
+fn login_outcome<T>(result: &Result<T, AuthError>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(AuthError::InvalidCredentials) => "invalid_credentials",
+        Err(AuthError::MfaRequired) => "mfa_required",
+        Err(AuthError::Locked { .. }) => "locked",
+        Err(AuthError::AccountDisabled) => "disabled",
+        Err(AuthError::EmailNotVerified) => "email_not_verified",
+        Err(AuthError::Invalid { .. }) => "invalid_request",
+        Err(AuthError::Dependency(_)) => "error",
+        Err(_) => "other",
+    }
 }
 
 /// Trades a refresh token for a new pair; the old one dies, and presenting it again revokes

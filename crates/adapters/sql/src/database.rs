@@ -91,6 +91,18 @@ pub(crate) enum Scope {
     Platform,
 }
 
+/// How the connection pool is used now, for the pool gauges (saturation is `open - idle`
+/// reaching `max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open.
+    pub open: u32,
+    /// Of those, waiting for work.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 /// The shared connection pool, plus what the server needs at start-up (migrations, backend).
 #[derive(Clone)]
 pub struct SqlDatabase {
@@ -202,6 +214,23 @@ impl SqlDatabase {
     /// The sea-orm connection, for the repositories of this crate.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection
+    }
+
+    /// The pool's figures now.
+    #[must_use]
+    pub fn pool_stats(&self) -> PoolStats {
+        let idle = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        // The backend is the connection's own: the accessors below never meet the other kind.
+        match self.connection.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.connection.get_postgres_connection_pool();
+                PoolStats { open: pool.size(), idle: idle(pool.num_idle()), max: pool.options().get_max_connections() }
+            }
+            _ => {
+                let pool = self.connection.get_sqlite_connection_pool();
+                PoolStats { open: pool.size(), idle: idle(pool.num_idle()), max: pool.options().get_max_connections() }
+            }
+        }
     }
 
     /// A cheap round trip.

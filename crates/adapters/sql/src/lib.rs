@@ -27,7 +27,7 @@ mod webhooks;
 
 pub use api_keys::SqlApiKeyRepository;
 pub use audit::SqlAuditLog;
-pub use database::{Backend, SqlConfig, SqlDatabase, SqlError};
+pub use database::{Backend, PoolStats, SqlConfig, SqlDatabase, SqlError};
 pub use invitations::SqlInvitationRepository;
 pub use personal::SqlPersonalDataReader;
 pub use plans::SqlPlanRepository;
