@@ -52,6 +52,9 @@ pub struct Settings {
     pub environment: Environment,
     /// `TENANTRY_BIND`.
     pub bind: SocketAddr,
+    /// `TENANTRY_METRICS_BIND`: serve `/metrics` here instead of on `bind` (so it need not be
+    /// public); `tenantry worker` serves its metrics there too.
+    pub metrics_bind: Option<SocketAddr>,
     /// `TENANTRY_DATA_DIR`: where the embedded default keeps its database, files and mail.
     pub data_dir: PathBuf,
     /// `TENANTRY_DATABASE_URL`.
@@ -168,6 +171,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANTRY_ENV",
     "TENANTRY_CONFIG",
     "TENANTRY_BIND",
+    "TENANTRY_METRICS_BIND",
     "TENANTRY_DATA_DIR",
     "TENANTRY_DATABASE_URL",
     "TENANTRY_DATABASE_MAX_CONNECTIONS",
@@ -476,6 +480,17 @@ impl Settings {
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
 
+        let metrics_bind = match sources.get("TENANTRY_METRICS_BIND").map(str::trim) {
+            None => None,
+            Some(raw) => match raw.parse::<SocketAddr>() {
+                Ok(address) => Some(address),
+                Err(_) => {
+                    p.fail("TENANTRY_METRICS_BIND", format!("`{raw}` is not an address:port such as 127.0.0.1:9464"));
+                    None
+                }
+            },
+        };
+
         let data_dir = PathBuf::from(p.string("TENANTRY_DATA_DIR", "data"));
         let default_db = format!("sqlite://{}?mode=rwc", data_dir.join("tenantry.db").display());
         let database_url = p.string("TENANTRY_DATABASE_URL", &default_db);
@@ -653,6 +668,7 @@ impl Settings {
             limits,
             environment,
             bind,
+            metrics_bind,
             data_dir,
             database_url: SecretString::from(database_url),
             database_max_connections,

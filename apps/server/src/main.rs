@@ -59,10 +59,22 @@ async fn run(command: Option<Command>, settings: Settings) -> Result<(), String>
         Command::Worker => {
             let services = Services::build(&settings).await.map_err(|err| err.to_string())?;
             let worker = services.worker();
+            // Its own metrics (webhook attempts, the queue) are scrapeable only when it serves
+            // them: it has no other address.
+            let metrics = match settings.metrics_bind {
+                Some(bind) => Some(
+                    tenantry_server::startup::metrics_server(bind, services.metrics.clone(), false)
+                        .map_err(|err| err.to_string())?,
+                ),
+                None => None,
+            };
             tracing::info!(jobs = ?worker.job_names(), "worker starting");
             let running = worker.start();
             shutdown_signal().await;
             running.shutdown().await;
+            if let Some((metrics, _)) = metrics {
+                metrics.stop(true).await;
+            }
             services.database.close().await;
             Ok(())
         }

@@ -416,6 +416,8 @@ pub struct Application {
     listening: Option<tokio::task::JoinHandle<()>>,
     flushing: tokio::task::JoinHandle<()>,
     limits: Arc<crate::http::limits::RateLimits>,
+    /// `/metrics` on `TENANTRY_METRICS_BIND`, and its port.
+    metrics_server: Option<(ServerHandle, u16)>,
 }
 
 impl Application {
@@ -489,8 +491,20 @@ impl Application {
             .with_in_flight(middleware::write_limit(settings.request_timeout) + std::time::Duration::from_secs(60)),
         );
         let app_limits = limits.clone();
+        let metrics_moved = settings.metrics_bind.is_some();
+        let metrics_server = match settings.metrics_bind {
+            Some(bind) => Some(metrics_server(bind, services.metrics.clone(), options.handle_signals)?),
+            None => None,
+        };
         let mut server = HttpServer::new(move || {
             App::new()
+                // Registered first, so it wins over the route below: with TENANTRY_METRICS_BIND
+                // the public address does not serve `/metrics`.
+                .configure(|cfg| {
+                    if metrics_moved {
+                        cfg.route("/metrics", web::get().to(moved_metrics));
+                    }
+                })
                 .app_data(state.clone())
                 .app_data(metrics.clone())
                 .app_data(Data::from(app_limits.clone()))
@@ -530,12 +544,17 @@ impl Application {
             cache = if settings.redis_url.is_some() { "redis" } else { "in-process" },
             "tenantry is listening"
         );
-        Ok(Self { port, server: server.run(), services, worker, listening, flushing, limits })
+        Ok(Self { port, server: server.run(), services, worker, listening, flushing, limits, metrics_server })
     }
 
     /// The bound port (useful when `TENANTRY_BIND` asked for port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `/metrics` when it is served apart (`TENANTRY_METRICS_BIND`).
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     /// A handle that stops the server gracefully.
@@ -556,6 +575,9 @@ impl Application {
     /// I/O errors of the server itself.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some((metrics, _)) = self.metrics_server {
+            metrics.stop(true).await;
+        }
         if let Some(listening) = self.listening {
             listening.abort();
         }
@@ -573,6 +595,40 @@ impl Application {
         tracing::info!("tenantry stopped");
         result
     }
+}
+
+/// `/metrics` on the public address once it moved to `TENANTRY_METRICS_BIND`: not here.
+async fn moved_metrics() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found())
+}
+
+/// `/metrics` alone on `bind` (for `TENANTRY_METRICS_BIND`), running in the background: the
+/// server and the bound port.
+///
+/// # Errors
+/// [`StartupError::Bind`].
+pub fn metrics_server(
+    bind: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    handle_signals: bool,
+) -> Result<(ServerHandle, u16), StartupError> {
+    let bind_error = |source| StartupError::Bind { address: bind.to_string(), source };
+    let listener = TcpListener::bind(bind).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let metrics = Data::from(metrics);
+    let mut server =
+        HttpServer::new(move || App::new().app_data(metrics.clone()).configure(crate::routes::metrics::configure))
+            .workers(1)
+            .listen(listener)
+            .map_err(bind_error)?;
+    if !handle_signals {
+        server = server.disable_signals();
+    }
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    tracing::info!(address = %format!("http://{}:{port}/metrics", bind.ip()), "metrics are served apart");
+    Ok((handle, port))
 }
 
 /// Applies other replicas' invalidations for as long as the process runs, subscribing again a

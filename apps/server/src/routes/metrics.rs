@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use actix_web::web::{self, Data, ServiceConfig};
 
-use crate::state::AppState;
+use crate::http::metrics::Metrics;
 
 /// Registers `/metrics`.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -17,6 +17,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     tag = "meta",
     responses((status = 200, description = "Prometheus text exposition format.", content_type = "text/plain; version=0.0.4", body = String))
 )]
-pub async fn render(state: Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+pub async fn render(metrics: Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render())
 }
