@@ -1,8 +1,8 @@
-# Convenience recipes; every one is a plain cargo/bash command you can run without `just`.
+# Convenience recipes. Each is a thin alias of a command that works without `just` (shown on
+# the recipe's line); none sets a build directory: cargo's own default, or your
+# CARGO_TARGET_DIR, applies, as for the README's commands.
 
-export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", "/var/tmp/tenantry-target")
-
-# Run the server on the embedded default.
+# Run the server on the embedded default (SQLite, in-process cache, local files, mail folder).
 run:
     cargo run --release
 
@@ -10,21 +10,39 @@ run:
 test:
     cargo test --workspace
 
-# Black-box tests against PostgreSQL + Redis (TENANTRY_TEST_DATABASE_URL / _REDIS_URL must be set).
+# The black-box and adapter tests against PostgreSQL + Redis
+# (TENANTRY_TEST_DATABASE_URL and TENANTRY_TEST_REDIS_URL must be set).
 test-services:
+    cargo test -p tenantry-adapter-sql -p tenantry-adapter-redis
     TENANTRY_TEST_STACK=services cargo test -p tenantry-tests
 
-# The whole CI gate.
-ci:
-    bash .ci/run
-
+# Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# The benchmarks (each prints its figures and a ratio against a baseline of the same run).
+bench:
+    bash bench/http.sh
+    bash bench/tenancy.sh
+    bash bench/limits.sh
+
+# API docs of every crate, warnings as errors (as CI builds them).
+docs:
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+# Apply pending migrations to the configured database (TENANTRY_DATABASE_URL or the default).
+migrate:
+    cargo run --release -- migrate
+
+# A new, registered migration file: `just new-migration add_widgets`.
+new-migration NAME:
+    bash scripts/new-migration.sh {{NAME}}
 
 # Regenerate the committed OpenAPI document after a deliberate contract change.
 openapi:
     UPDATE_OPENAPI=1 cargo test -p tenantry-tests --test openapi
 
-bench:
-    bash bench/http.sh
+# The whole CI gate.
+ci:
+    bash .ci/run
