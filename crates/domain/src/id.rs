@@ -50,6 +50,33 @@ define_id!(
     /// Identifies one sign-in session (one device), so it can be listed and revoked on its own.
     SessionId
 );
+define_id!(
+    /// Identifies an organization's custom role, so a role path parameter cannot be taken for
+    /// a team's or a key's.
+    RoleId
+);
+define_id!(
+    /// Identifies a team inside an organization; its members are referred to by [`UserId`].
+    TeamId
+);
+define_id!(
+    /// Identifies an API key (never its secret or its public part), for listing, revoking and
+    /// rotating it and for naming it as the actor of what it does.
+    ApiKeyId
+);
+define_id!(
+    /// Identifies an invitation (never its token), so it can be listed and revoked.
+    InvitationId
+);
+define_id!(
+    /// Identifies a webhook endpoint of an organization: what deliveries are addressed to.
+    WebhookId
+);
+define_id!(
+    /// Identifies one delivery of an event to an endpoint; also the `webhook-id` header,
+    /// stable across attempts so receivers can deduplicate.
+    DeliveryId
+);
 
 #[cfg(test)]
 mod tests {
