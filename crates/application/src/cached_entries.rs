@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
-use tenantry_domain::{Email, OrgId, UserId};
+use tenantry_domain::{Email, OrgId, RoleId, UserId};
 use tenantry_ports::{ApiKey, CustomRole, Member};
 
 /// A key as cached for authentication (its secret's digest included: the cache is as trusted
@@ -94,7 +94,7 @@ impl CachedMember {
 /// A custom role as cached for authorization.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct CachedRole {
-    id: uuid::Uuid,
+    id: RoleId,
     org_id: OrgId,
     name: String,
     permissions: Vec<String>,

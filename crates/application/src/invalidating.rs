@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tenantry_domain::audit::{AccountDeletion, AuditEvent};
 use tenantry_domain::identity::{DisplayName, User, UserSettings};
-use tenantry_domain::{Email, OrgId, Slug, UserId};
+use tenantry_domain::{Email, OrgId, RoleId, Slug, UserId};
 use tenantry_ports::{
     AccountDeleted, ApiKey, ApiKeyRepository, CustomRole, Invitation, InvitationRepository, Member, NewUser, Org,
     OrgRepository, RoleRepository, StoreError, UserRepository,
@@ -188,7 +188,7 @@ impl RoleRepository for InvalidatingRoleRepository {
         Ok(role)
     }
 
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<CustomRole>, StoreError> {
+    async fn get(&self, org_id: OrgId, id: RoleId) -> Result<Option<CustomRole>, StoreError> {
         self.inner.get(org_id, id).await
     }
 
@@ -202,7 +202,7 @@ impl RoleRepository for InvalidatingRoleRepository {
         Ok(())
     }
 
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError> {
+    async fn delete(&self, org_id: OrgId, id: RoleId, audit: &AuditEvent) -> Result<(), StoreError> {
         self.inner.delete(org_id, id, audit).await?;
         self.cache.bump_org(org_id).await;
         Ok(())
@@ -516,7 +516,7 @@ mod tests {
         inner.expect_delete().times(1).returning(|_, _, _| Ok(()));
         let repo = InvalidatingRoleRepository::new(Arc::new(inner), cache.clone());
         warm(&cache, org, user).await;
-        repo.delete(org, uuid::Uuid::now_v7(), &event(org)).await.expect("deleted");
+        repo.delete(org, RoleId::from_uuid(uuid::Uuid::now_v7()), &event(org)).await.expect("deleted");
         assert!(!cached(&cache, org, user).await);
     }
 
@@ -590,7 +590,7 @@ mod tests {
         let (cache, (org, user)) = (cache(), ids());
         let now = Utc::now();
         let custom = CustomRole {
-            id: uuid::Uuid::now_v7(),
+            id: RoleId::from_uuid(uuid::Uuid::now_v7()),
             org_id: org,
             name: tenantry_domain::tenancy::RoleName::parse("auditor").expect("name"),
             permissions: tenantry_domain::tenancy::PermissionSet::parse(&["audit:read".to_owned()]).expect("set"),

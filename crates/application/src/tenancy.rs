@@ -10,7 +10,7 @@ use tenantry_domain::tenancy::{
     BuiltinRole, MembershipChangeError, Permission, PermissionSet, Role, RoleName, authorize_invitation,
     authorize_removal, authorize_role_change,
 };
-use tenantry_domain::{OrgId, Slug, UserId};
+use tenantry_domain::{OrgId, RoleId, Slug, UserId};
 use tenantry_ports::{
     Clock, Conflict, CustomRole, IdGenerator, InvitationRepository, Member, Org, OrgRepository, RoleRepository,
     StoreError,
@@ -453,7 +453,7 @@ impl TenancyService {
         let (name, permissions) = role_parts(access, name, permissions)?;
         let now = self.clock.now();
         let role = CustomRole {
-            id: self.ids.new_id(),
+            id: RoleId::from_uuid(self.ids.new_id()),
             org_id: access.org_id,
             name,
             permissions,
@@ -482,7 +482,7 @@ impl TenancyService {
     pub async fn update_role(
         &self,
         access: &OrgAccess,
-        id: uuid::Uuid,
+        id: RoleId,
         name: Option<&str>,
         permissions: Option<&[String]>,
     ) -> Result<CustomRole, TenancyError> {
@@ -514,7 +514,7 @@ impl TenancyService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `RoleInUse`, `Dependency`.
-    pub async fn delete_role(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+    pub async fn delete_role(&self, access: &OrgAccess, id: RoleId) -> Result<(), TenancyError> {
         access.require(Permission::RolesManage)?;
         let event = access.event(self.ports(), "role.deleted", ("role", Some(id.to_string())), &json!({}));
         match self.roles.delete(access.org_id, id, &event).await {

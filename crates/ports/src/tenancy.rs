@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use tenantry_domain::audit::AuditEvent;
-use tenantry_domain::{Email, OrgId, Slug, UserId};
+use tenantry_domain::{Email, OrgId, RoleId, Slug, UserId};
 
 use crate::StoreError;
 
@@ -275,7 +275,7 @@ pub trait InvitationRepository: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomRole {
     /// Id.
-    pub id: uuid::Uuid,
+    pub id: RoleId,
     /// The organization.
     pub org_id: OrgId,
     /// Unique within the organization, never a built-in name.
@@ -308,7 +308,7 @@ pub trait RoleRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<CustomRole>, StoreError>;
+    async fn get(&self, org_id: OrgId, id: RoleId) -> Result<Option<CustomRole>, StoreError>;
 
     /// Stores a new role.
     ///
@@ -328,7 +328,7 @@ pub trait RoleRepository: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (members or open invitations still hold it);
     /// `Unavailable`, `Unexpected`.
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError>;
+    async fn delete(&self, org_id: OrgId, id: RoleId, audit: &AuditEvent) -> Result<(), StoreError>;
 }
 
 /// A team inside an organization.

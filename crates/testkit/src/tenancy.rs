@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
-use tenantry_domain::{Email, OrgId, Slug, UserId};
+use tenantry_domain::{Email, OrgId, RoleId, Slug, UserId};
 use tenantry_ports::{
     ApiKey, ApiKeyRepository, AuditLog, Conflict, CustomRole, Invitation, InvitationRepository, NewUser, Org,
     OrgRepository, RoleRepository, StoreError, Team, TeamRepository, UserRepository,
@@ -359,7 +359,7 @@ async fn custom_roles_page_by_name_and_a_held_role_cannot_go(stores: TenancyStor
     let mut names = Vec::new();
     for n in [3, 1, 4, 2] {
         let role = CustomRole {
-            id: Uuid::now_v7(),
+            id: RoleId::from_uuid(Uuid::now_v7()),
             org_id: org.id,
             name: RoleName::parse(&format!("role-{n}")).expect("valid"),
             permissions: PermissionSet::parse(&["org:read"]).expect("valid"),
@@ -369,7 +369,7 @@ async fn custom_roles_page_by_name_and_a_held_role_cannot_go(stores: TenancyStor
         stores.roles.create(&role, &event(org.id, "role.created")).await.expect("create");
         names.push(role);
     }
-    let taken = CustomRole { id: Uuid::now_v7(), ..names[0].clone() };
+    let taken = CustomRole { id: RoleId::from_uuid(Uuid::now_v7()), ..names[0].clone() };
     assert!(matches!(
         stores.roles.create(&taken, &event(org.id, "role.created")).await,
         Err(StoreError::Conflict(Conflict::RoleNameTaken))
@@ -391,7 +391,7 @@ async fn custom_roles_page_by_name_and_a_held_role_cannot_go(stores: TenancyStor
     assert_eq!(stores.roles.get(org.id, free).await.expect("get"), None);
 }
 
-fn listed_role(roles: &[CustomRole], name: &str) -> Uuid {
+fn listed_role(roles: &[CustomRole], name: &str) -> RoleId {
     roles.iter().find(|r| r.name.as_str() == name).map(|r| r.id).expect("listed")
 }
 

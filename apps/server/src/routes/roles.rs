@@ -4,6 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::web::{self, Data, ServiceConfig};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tenantry_domain::RoleId;
 use validator::Validate;
 
 use crate::http::rules;
@@ -117,7 +118,7 @@ pub async fn create_role(
 pub async fn update_role(
     state: Data<AppState>,
     scope: InOrg<RolesManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, RoleId)>,
     body: ApiJson<UpdateRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -134,7 +135,7 @@ pub async fn update_role(
 pub async fn delete_role(
     state: Data<AppState>,
     scope: InOrg<RolesManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, RoleId)>,
 ) -> Result<HttpResponse, ApiError> {
     state.tenancy.delete_role(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
     Ok(HttpResponse::NoContent().finish())

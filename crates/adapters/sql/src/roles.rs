@@ -2,9 +2,9 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
-use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
+use tenantry_domain::{OrgId, RoleId};
 use tenantry_ports::{Conflict, CustomRole, RoleRepository, StoreError};
 
 use crate::SqlDatabase;
@@ -29,7 +29,7 @@ fn role_from(model: roles::Model) -> Result<CustomRole, StoreError> {
     let corrupt = |what: &str| StoreError::Unexpected(anyhow::anyhow!("stored role {what} is invalid"));
     let names: Vec<&str> = model.permissions.split(',').filter(|n| !n.is_empty()).collect();
     Ok(CustomRole {
-        id: model.id,
+        id: RoleId::from_uuid(model.id),
         org_id: OrgId::from_uuid(model.org_id),
         name: RoleName::parse(&model.name).map_err(|_| corrupt("name"))?,
         permissions: PermissionSet::parse(&names).map_err(|_| corrupt("permissions"))?,
@@ -65,9 +65,10 @@ impl RoleRepository for SqlRoleRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.get", skip_all, fields(org_id = %org_id))]
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<CustomRole>, StoreError> {
-        let query =
-            roles::Entity::find().filter(roles::Column::OrgId.eq(org_id.as_uuid())).filter(roles::Column::Id.eq(id));
+    async fn get(&self, org_id: OrgId, id: RoleId) -> Result<Option<CustomRole>, StoreError> {
+        let query = roles::Entity::find()
+            .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(roles::Column::Id.eq(id.as_uuid()));
         let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
         found.map(role_from).transpose()
     }
@@ -77,7 +78,7 @@ impl RoleRepository for SqlRoleRepository {
         let txn = self.db.tenant(role.org_id).await?;
         crate::audit::append(&txn, audit).await?;
         roles::Entity::insert(roles::ActiveModel {
-            id: Set(role.id),
+            id: Set(role.id.as_uuid()),
             org_id: Set(role.org_id.as_uuid()),
             name: Set(role.name.as_str().to_owned()),
             permissions: Set(encode(role.permissions)),
@@ -98,7 +99,7 @@ impl RoleRepository for SqlRoleRepository {
             sea_orm::sea_query::Query::select()
                 .column(roles::Column::Name)
                 .from(roles::Entity)
-                .and_where(roles::Column::Id.eq(role.id))
+                .and_where(roles::Column::Id.eq(role.id.as_uuid()))
                 .and_where(roles::Column::OrgId.eq(role.org_id.as_uuid()))
                 .to_owned()
         };
@@ -126,7 +127,7 @@ impl RoleRepository for SqlRoleRepository {
             .col_expr(roles::Column::Permissions, Expr::value(encode(role.permissions)))
             .col_expr(roles::Column::UpdatedAt, Expr::value(role.updated_at))
             .filter(roles::Column::OrgId.eq(role.org_id.as_uuid()))
-            .filter(roles::Column::Id.eq(role.id))
+            .filter(roles::Column::Id.eq(role.id.as_uuid()))
             .exec_with_returning(&txn)
             .await
             .map_err(taken(Conflict::RoleNameTaken))?;
@@ -137,12 +138,12 @@ impl RoleRepository for SqlRoleRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.roles.delete", skip_all, fields(org_id = %org_id))]
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError> {
+    async fn delete(&self, org_id: OrgId, id: RoleId, audit: &AuditEvent) -> Result<(), StoreError> {
         let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let deleted = roles::Entity::delete_many()
             .filter(roles::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(roles::Column::Id.eq(id))
+            .filter(roles::Column::Id.eq(id.as_uuid()))
             .exec_with_returning(&txn)
             .await
             .map_err(store_error)?;
