@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use tenantry_domain::UserId;
 use tenantry_domain::tenancy::Permission;
+use tenantry_domain::{TeamId, UserId};
 use tenantry_ports::{Clock, Conflict, IdGenerator, OrgRepository, StoreError, Team, TeamRepository};
 
 use crate::tenancy::{OrgAccess, TenancyError};
@@ -69,7 +69,7 @@ impl TeamService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
-    pub async fn get(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<Team, TenancyError> {
+    pub async fn get(&self, access: &OrgAccess, id: TeamId) -> Result<Team, TenancyError> {
         access.require(Permission::TeamsRead)?;
         self.teams.get(access.org_id, id).await?.ok_or(TenancyError::NotFound)
     }
@@ -87,7 +87,7 @@ impl TeamService {
         access.require(Permission::TeamsManage)?;
         let now = self.clock.now();
         let team = Team {
-            id: self.ids.new_id(),
+            id: TeamId::from_uuid(self.ids.new_id()),
             org_id: access.org_id,
             name: valid_name(name)?,
             description: valid_description(description)?,
@@ -112,7 +112,7 @@ impl TeamService {
     pub async fn update(
         &self,
         access: &OrgAccess,
-        id: uuid::Uuid,
+        id: TeamId,
         name: Option<&str>,
         description: Option<Option<&str>>,
     ) -> Result<Team, TenancyError> {
@@ -140,7 +140,7 @@ impl TeamService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
-    pub async fn delete(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+    pub async fn delete(&self, access: &OrgAccess, id: TeamId) -> Result<(), TenancyError> {
         access.require(Permission::TeamsManage)?;
         let event = access.event(self.ports(), "team.deleted", ("team", Some(id.to_string())), &json!({}));
         self.teams.delete(access.org_id, id, &event).await.map_err(conflict_or)?;
@@ -151,7 +151,7 @@ impl TeamService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound` (team), `Invalid` (not an org member), `Dependency`.
-    pub async fn add_member(&self, access: &OrgAccess, id: uuid::Uuid, user_id: UserId) -> Result<(), TenancyError> {
+    pub async fn add_member(&self, access: &OrgAccess, id: TeamId, user_id: UserId) -> Result<(), TenancyError> {
         access.require(Permission::TeamsManage)?;
         if self.orgs.role_of(access.org_id, user_id).await?.is_none() {
             return Err(TenancyError::Invalid {
@@ -173,7 +173,7 @@ impl TeamService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
-    pub async fn remove_member(&self, access: &OrgAccess, id: uuid::Uuid, user_id: UserId) -> Result<(), TenancyError> {
+    pub async fn remove_member(&self, access: &OrgAccess, id: TeamId, user_id: UserId) -> Result<(), TenancyError> {
         access.require(Permission::TeamsManage)?;
         let event = access.event(
             self.ports(),

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use tenantry_domain::audit::AuditEntry;
-use tenantry_domain::{Email, OrgId, UserId};
+use tenantry_domain::{Email, OrgId, TeamId, UserId};
 
 use crate::{ApiKey, Invitation, StoreError};
 
@@ -25,7 +25,7 @@ pub struct TeamMembershipRecord {
     /// The organization.
     pub org_id: OrgId,
     /// The team.
-    pub team_id: uuid::Uuid,
+    pub team_id: TeamId,
     /// Its name.
     pub team_name: String,
     /// When the person was added.

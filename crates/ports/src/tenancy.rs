@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use tenantry_domain::audit::AuditEvent;
-use tenantry_domain::{Email, OrgId, RoleId, Slug, UserId};
+use tenantry_domain::{Email, OrgId, RoleId, Slug, TeamId, UserId};
 
 use crate::StoreError;
 
@@ -335,7 +335,7 @@ pub trait RoleRepository: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Team {
     /// Id.
-    pub id: uuid::Uuid,
+    pub id: TeamId,
     /// The organization.
     pub org_id: OrgId,
     /// Unique within the organization.
@@ -365,7 +365,7 @@ pub trait TeamRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<Team>, StoreError>;
+    async fn get(&self, org_id: OrgId, id: TeamId) -> Result<Option<Team>, StoreError>;
 
     /// Stores a new team (its `members` are ignored: add them one by one).
     ///
@@ -380,7 +380,7 @@ pub trait TeamRepository: Send + Sync {
     async fn update(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: TeamId,
         name: &str,
         description: Option<String>,
         now: DateTime<Utc>,
@@ -391,7 +391,7 @@ pub trait TeamRepository: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError>;
+    async fn delete(&self, org_id: OrgId, id: TeamId, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// Adds a user to the team; `false` (and no audit entry) when they were in it already.
     ///
@@ -400,7 +400,7 @@ pub trait TeamRepository: Send + Sync {
     async fn add_member(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: TeamId,
         user_id: UserId,
         now: DateTime<Utc>,
         audit: &AuditEvent,
@@ -413,7 +413,7 @@ pub trait TeamRepository: Send + Sync {
     async fn remove_member(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: TeamId,
         user_id: UserId,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;

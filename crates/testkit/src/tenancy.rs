@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
-use tenantry_domain::{Email, OrgId, RoleId, Slug, UserId};
+use tenantry_domain::{Email, OrgId, RoleId, Slug, TeamId, UserId};
 use tenantry_ports::{
     ApiKey, ApiKeyRepository, AuditLog, Conflict, CustomRole, Invitation, InvitationRepository, NewUser, Org,
     OrgRepository, RoleRepository, StoreError, Team, TeamRepository, UserRepository,
@@ -401,7 +401,7 @@ async fn teams_page_by_name_and_names_are_unique(stores: TenancyStores) {
     let at = now();
     for name in ["beta", "alpha", "gamma"] {
         let team = Team {
-            id: Uuid::now_v7(),
+            id: TeamId::from_uuid(Uuid::now_v7()),
             org_id: org.id,
             name: name.to_owned(),
             description: None,
@@ -412,7 +412,7 @@ async fn teams_page_by_name_and_names_are_unique(stores: TenancyStores) {
         stores.teams.create(&team, &event(org.id, "team.created")).await.expect("create");
     }
     let twin = Team {
-        id: Uuid::now_v7(),
+        id: TeamId::from_uuid(Uuid::now_v7()),
         org_id: org.id,
         name: "alpha".to_owned(),
         description: None,

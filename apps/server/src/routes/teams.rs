@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::web::{self, Data, ServiceConfig};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_domain::UserId;
+use tenantry_domain::{TeamId, UserId};
 use tenantry_ports::Team;
 use validator::Validate;
 
@@ -130,7 +130,7 @@ pub async fn create(
 pub async fn get(
     state: Data<AppState>,
     scope: InOrg<TeamsRead>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, TeamId)>,
 ) -> Result<HttpResponse, ApiError> {
     let team = state.teams.get(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
     Ok(HttpResponse::Ok().json(TeamResponse::from(team)))
@@ -141,7 +141,7 @@ pub async fn get(
 pub async fn update(
     state: Data<AppState>,
     scope: InOrg<TeamsManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, TeamId)>,
     body: ApiJson<UpdateTeamRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -159,7 +159,7 @@ pub async fn update(
 pub async fn delete(
     state: Data<AppState>,
     scope: InOrg<TeamsManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, TeamId)>,
 ) -> Result<HttpResponse, ApiError> {
     state.teams.delete(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
     Ok(HttpResponse::NoContent().finish())
@@ -170,7 +170,7 @@ pub async fn delete(
 pub async fn add_member(
     state: Data<AppState>,
     scope: InOrg<TeamsManage>,
-    path: web::Path<(String, uuid::Uuid, UserId)>,
+    path: web::Path<(String, TeamId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, team_id, user_id) = path.into_inner();
     state.teams.add_member(&scope.access, team_id, user_id).await.map_err(tenancy_error)?;
@@ -182,7 +182,7 @@ pub async fn add_member(
 pub async fn remove_member(
     state: Data<AppState>,
     scope: InOrg<TeamsManage>,
-    path: web::Path<(String, uuid::Uuid, UserId)>,
+    path: web::Path<(String, TeamId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, team_id, user_id) = path.into_inner();
     state.teams.remove_member(&scope.access, team_id, user_id).await.map_err(tenancy_error)?;

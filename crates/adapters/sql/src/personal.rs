@@ -3,7 +3,7 @@
 
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 use tenantry_domain::audit::ActorKind;
-use tenantry_domain::{Email, OrgId, UserId};
+use tenantry_domain::{Email, OrgId, TeamId, UserId};
 use tenantry_ports::{MembershipRecord, PersonalDataReader, StoreError, TeamMembershipRecord, TenantFootprint};
 
 use crate::SqlDatabase;
@@ -64,7 +64,7 @@ impl PersonalDataReader for SqlPersonalDataReader {
             .into_iter()
             .map(|member| TeamMembershipRecord {
                 org_id: OrgId::from_uuid(member.org_id),
-                team_id: member.team_id,
+                team_id: TeamId::from_uuid(member.team_id),
                 team_name: team_rows
                     .iter()
                     .find(|t| t.id == member.team_id)

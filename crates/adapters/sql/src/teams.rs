@@ -6,7 +6,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
 };
 use tenantry_domain::audit::AuditEvent;
-use tenantry_domain::{OrgId, UserId};
+use tenantry_domain::{OrgId, TeamId, UserId};
 use tenantry_ports::{Conflict, StoreError, Team, TeamRepository};
 
 use crate::SqlDatabase;
@@ -42,7 +42,7 @@ impl SqlTeamRepository {
         Ok(models
             .into_iter()
             .map(|model| Team {
-                id: model.id,
+                id: TeamId::from_uuid(model.id),
                 org_id,
                 members: members
                     .iter()
@@ -75,11 +75,11 @@ impl TeamRepository for SqlTeamRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.get", skip_all, fields(org_id = %org_id))]
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<Team>, StoreError> {
+    async fn get(&self, org_id: OrgId, id: TeamId) -> Result<Option<Team>, StoreError> {
         let txn = self.db.tenant(org_id).await?;
         let model = teams::Entity::find()
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(teams::Column::Id.eq(id))
+            .filter(teams::Column::Id.eq(id.as_uuid()))
             .one(&txn)
             .await
             .map_err(store_error)?;
@@ -93,7 +93,7 @@ impl TeamRepository for SqlTeamRepository {
         let txn = self.db.tenant(team.org_id).await?;
         crate::audit::append(&txn, audit).await?;
         teams::Entity::insert(teams::ActiveModel {
-            id: Set(team.id),
+            id: Set(team.id.as_uuid()),
             org_id: Set(team.org_id.as_uuid()),
             name: Set(team.name.clone()),
             description: Set(team.description.clone()),
@@ -110,7 +110,7 @@ impl TeamRepository for SqlTeamRepository {
     async fn update(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: TeamId,
         name: &str,
         description: Option<String>,
         now: DateTime<Utc>,
@@ -121,7 +121,7 @@ impl TeamRepository for SqlTeamRepository {
             .col_expr(teams::Column::Description, Expr::value(description))
             .col_expr(teams::Column::UpdatedAt, Expr::value(now))
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(teams::Column::Id.eq(id));
+            .filter(teams::Column::Id.eq(id.as_uuid()));
         let updated = crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
             Box::pin(async move { Ok(update.exec(txn).await?.rows_affected) })
         })
@@ -131,18 +131,18 @@ impl TeamRepository for SqlTeamRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.teams.delete", skip_all, fields(org_id = %org_id))]
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<(), StoreError> {
+    async fn delete(&self, org_id: OrgId, id: TeamId, audit: &AuditEvent) -> Result<(), StoreError> {
         let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         team_members::Entity::delete_many()
             .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(team_members::Column::TeamId.eq(id))
+            .filter(team_members::Column::TeamId.eq(id.as_uuid()))
             .exec(&txn)
             .await
             .map_err(store_error)?;
         let result = teams::Entity::delete_many()
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(teams::Column::Id.eq(id))
+            .filter(teams::Column::Id.eq(id.as_uuid()))
             .exec(&txn)
             .await
             .map_err(store_error)?;
@@ -156,7 +156,7 @@ impl TeamRepository for SqlTeamRepository {
     async fn add_member(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: TeamId,
         user_id: UserId,
         now: DateTime<Utc>,
         audit: &AuditEvent,
@@ -165,7 +165,7 @@ impl TeamRepository for SqlTeamRepository {
         crate::audit::append(&txn, audit).await?;
         let exists = teams::Entity::find()
             .filter(teams::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(teams::Column::Id.eq(id))
+            .filter(teams::Column::Id.eq(id.as_uuid()))
             .one(&txn)
             .await
             .map_err(store_error)?
@@ -175,7 +175,7 @@ impl TeamRepository for SqlTeamRepository {
         }
         let inserted = team_members::Entity::insert(team_members::ActiveModel {
             org_id: Set(org_id.as_uuid()),
-            team_id: Set(id),
+            team_id: Set(id.as_uuid()),
             user_id: Set(user_id.as_uuid()),
             created_at: Set(now),
         })
@@ -195,13 +195,13 @@ impl TeamRepository for SqlTeamRepository {
     async fn remove_member(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: TeamId,
         user_id: UserId,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let remove = team_members::Entity::delete_many()
             .filter(team_members::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(team_members::Column::TeamId.eq(id))
+            .filter(team_members::Column::TeamId.eq(id.as_uuid()))
             .filter(team_members::Column::UserId.eq(user_id.as_uuid()));
         crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
             Box::pin(async move { Ok(remove.exec(txn).await?.rows_affected) })
