@@ -750,7 +750,7 @@ async fn the_invitation_store_accepts_only_the_role_its_caller_read_and_recorded
     let (joiner_id, _) = app.user().await;
     let store = tenantry_adapter_sql::SqlInvitationRepository::new(app.database().clone());
     let org_id: tenantry_domain::OrgId = org.parse().expect("org id");
-    let id: uuid::Uuid = invited["id"].as_str().expect("id").parse().expect("uuid");
+    let id: tenantry_domain::InvitationId = invited["id"].as_str().expect("id").parse().expect("invitation id");
     let joiner: tenantry_domain::UserId = joiner_id.parse().expect("user id");
     let event = |role: &str| {
         tenantry_domain::audit::AuditEvent::new(

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tenantry_domain::audit::{AccountDeletion, AuditEvent};
 use tenantry_domain::identity::{DisplayName, User, UserSettings};
-use tenantry_domain::{Email, OrgId, RoleId, Slug, UserId};
+use tenantry_domain::{Email, InvitationId, OrgId, RoleId, Slug, UserId};
 use tenantry_ports::{
     AccountDeleted, ApiKey, ApiKeyRepository, CustomRole, Invitation, InvitationRepository, Member, NewUser, Org,
     OrgRepository, RoleRepository, StoreError, UserRepository,
@@ -331,7 +331,7 @@ impl InvitationRepository for InvalidatingInvitationRepository {
         &self,
         org_id: OrgId,
         now: DateTime<Utc>,
-        before: Option<uuid::Uuid>,
+        before: Option<InvitationId>,
         limit: u32,
     ) -> Result<Vec<Invitation>, StoreError> {
         self.inner.list_pending(org_id, now, before, limit).await
@@ -340,7 +340,7 @@ impl InvitationRepository for InvalidatingInvitationRepository {
     async fn revoke(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: InvitationId,
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
@@ -363,7 +363,7 @@ impl InvitationRepository for InvalidatingInvitationRepository {
     async fn accept(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: InvitationId,
         role: &str,
         user_id: UserId,
         inviter_role: &str,

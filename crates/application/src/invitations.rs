@@ -8,7 +8,7 @@ use serde_json::json;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::quota::Quota;
 use tenantry_domain::tenancy::{Permission, authorize_invitation};
-use tenantry_domain::{Email, OrgId};
+use tenantry_domain::{Email, InvitationId, OrgId};
 use tenantry_ports::{
     Clock, Conflict, IdGenerator, Invitation, InvitationRepository, Mailer, OrgRepository, RoleRepository,
     SecretGenerator, StoreError, UserRepository,
@@ -80,7 +80,7 @@ impl InvitationService {
         let org = self.ports.orgs.get(access.org_id).await?.ok_or(TenancyError::NotFound)?;
         let now = self.ports.clock.now();
         let invitation = Invitation {
-            id: self.ports.ids.new_id(),
+            id: InvitationId::from_uuid(self.ports.ids.new_id()),
             org_id: access.org_id,
             email: email.clone(),
             role: role.name().to_owned(),
@@ -122,7 +122,7 @@ impl InvitationService {
     pub async fn pending(
         &self,
         access: &OrgAccess,
-        before: Option<uuid::Uuid>,
+        before: Option<InvitationId>,
         limit: u32,
     ) -> Result<Vec<Invitation>, TenancyError> {
         access.require(Permission::MembersInvite)?;
@@ -133,7 +133,7 @@ impl InvitationService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
-    pub async fn revoke(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+    pub async fn revoke(&self, access: &OrgAccess, id: InvitationId) -> Result<(), TenancyError> {
         access.require(Permission::MembersInvite)?;
         let event = access.event(
             (self.ports.ids.as_ref(), self.ports.clock.as_ref()),

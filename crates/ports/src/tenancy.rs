@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use tenantry_domain::audit::AuditEvent;
-use tenantry_domain::{Email, OrgId, RoleId, Slug, TeamId, UserId};
+use tenantry_domain::{Email, InvitationId, OrgId, RoleId, Slug, TeamId, UserId};
 
 use crate::StoreError;
 
@@ -158,7 +158,7 @@ pub trait OrgRepository: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {
     /// Id.
-    pub id: uuid::Uuid,
+    pub id: InvitationId,
     /// The organization.
     pub org_id: OrgId,
     /// Who is invited.
@@ -212,7 +212,7 @@ pub trait InvitationRepository: Send + Sync {
         &self,
         org_id: OrgId,
         now: DateTime<Utc>,
-        before: Option<uuid::Uuid>,
+        before: Option<InvitationId>,
         limit: u32,
     ) -> Result<Vec<Invitation>, StoreError>;
 
@@ -223,7 +223,7 @@ pub trait InvitationRepository: Send + Sync {
     async fn revoke(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: InvitationId,
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
@@ -261,7 +261,7 @@ pub trait InvitationRepository: Send + Sync {
     async fn accept(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: InvitationId,
         role: &str,
         user_id: UserId,
         inviter_role: &str,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use tenantry_domain::quota::{Limits, PlanAssignment, Quota};
-use tenantry_domain::{Email, OrgId};
+use tenantry_domain::{Email, InvitationId, OrgId};
 use tenantry_ports::{
     AuditLog, Invitation, InvitationRepository, OrgRepository, PlanRepository, StoreError, UserRepository,
 };
@@ -91,7 +91,7 @@ async fn an_unknown_org_has_no_assignment_and_cannot_be_assigned(stores: PlanSto
 
 fn invitation(org: OrgId, inviter: tenantry_domain::UserId, created_at: chrono::DateTime<chrono::Utc>) -> Invitation {
     Invitation {
-        id: Uuid::now_v7(),
+        id: InvitationId::from_uuid(Uuid::now_v7()),
         org_id: org,
         email: Email::parse(&format!("{}@example.com", unique("invitee"))).expect("valid"),
         role: "viewer".to_owned(),

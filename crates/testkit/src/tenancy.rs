@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
-use tenantry_domain::{Email, OrgId, RoleId, Slug, TeamId, UserId};
+use tenantry_domain::{Email, InvitationId, OrgId, RoleId, Slug, TeamId, UserId};
 use tenantry_ports::{
     ApiKey, ApiKeyRepository, AuditLog, Conflict, CustomRole, Invitation, InvitationRepository, NewUser, Org,
     OrgRepository, RoleRepository, StoreError, Team, TeamRepository, UserRepository,
@@ -188,7 +188,7 @@ async fn a_users_orgs_page_by_org_id(stores: TenancyStores) {
 fn invitation(org: OrgId, inviter: UserId, role: &str) -> Invitation {
     let at = now();
     Invitation {
-        id: Uuid::now_v7(),
+        id: InvitationId::from_uuid(Uuid::now_v7()),
         org_id: org,
         email: Email::parse(&format!("{}@example.com", unique("invitee"))).expect("valid"),
         role: role.to_owned(),
@@ -253,8 +253,8 @@ async fn pending_invitations_page_newest_first(stores: TenancyStores) {
     );
     let first = stores.invitations.list_pending(org.id, now(), None, 2).await.expect("page");
     let rest = stores.invitations.list_pending(org.id, now(), first.last().map(|i| i.id), 10).await.expect("page");
-    let listed: Vec<Uuid> = first.iter().chain(rest.iter()).map(|i| i.id).collect();
-    let expected: Vec<Uuid> = ids.iter().rev().copied().filter(|id| *id != revoked).collect();
+    let listed: Vec<InvitationId> = first.iter().chain(rest.iter()).map(|i| i.id).collect();
+    let expected: Vec<InvitationId> = ids.iter().rev().copied().filter(|id| *id != revoked).collect();
     assert_eq!(listed, expected, "newest first, the revoked one left out, no gap or repeat");
 }
 
@@ -279,14 +279,14 @@ async fn an_invitation_past_the_seat_limit_is_refused_and_a_reinvite_is_not(stor
     let actions: Vec<String> =
         stores.audit.chain(org.id, 0, 100).await.expect("chain").into_iter().map(|e| e.event.action).collect();
     assert_eq!(actions, ["org.created", "invitation.created", "invitation.created"], "no entry for the refusal");
-    let again = Invitation { id: Uuid::now_v7(), ..first.clone() };
+    let again = Invitation { id: InvitationId::from_uuid(Uuid::now_v7()), ..first.clone() };
     let again_digest = unique("digest");
     stores
         .invitations
         .create(&again, &again_digest, limit, &event(org.id, "invitation.created"))
         .await
         .expect("a re-invite replaces the old invitation, so it takes no new seat");
-    let pending: Vec<Uuid> =
+    let pending: Vec<InvitationId> =
         stores.invitations.list_pending(org.id, now(), None, 10).await.expect("pending").iter().map(|i| i.id).collect();
     assert_eq!(pending, vec![again.id, second.id], "the re-invite replaced the first one");
     stores

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::webhooks::DeliveryStatus;
-use tenantry_domain::{Email, OrgId, Slug, UserId};
+use tenantry_domain::{Email, InvitationId, OrgId, Slug, UserId};
 use tenantry_ports::{
     Attempt, AttemptOutcome, AuditLog, ClaimedDelivery, Delivery, DeliveryQueue, Disabling, Invitation,
     InvitationRepository, OrgRepository, StoreError, UserRepository, WebhookEndpoint, WebhookRepository,
@@ -120,7 +120,7 @@ async fn stored_endpoint(stores: &WebhookStores, org: OrgId, events: &[&str]) ->
 fn invitation(org: OrgId, inviter: UserId) -> Invitation {
     let at = now();
     Invitation {
-        id: Uuid::now_v7(),
+        id: InvitationId::from_uuid(Uuid::now_v7()),
         org_id: org,
         email: Email::parse(&format!("{}@example.com", unique("invitee"))).expect("valid"),
         role: "viewer".to_owned(),

@@ -4,6 +4,7 @@ use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tenantry_domain::InvitationId;
 use validator::Validate;
 
 use crate::http::rules;
@@ -124,7 +125,7 @@ pub async fn invitations(
     scope: InOrg<MembersInvite>,
     query: ApiQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.page::<uuid::Uuid>(&state.cursors, "invitations")?;
+    let page = query.page::<InvitationId>(&state.cursors, "invitations")?;
     let found = state.invitations.pending(&scope.access, page.after, page.fetch()).await.map_err(tenancy_error)?;
     let page = state.cursors.finish("invitations", found, &page, |invitation| invitation.id)?;
     Ok(HttpResponse::Ok().json(page.map(InvitationResponse::from)))
@@ -135,7 +136,7 @@ pub async fn invitations(
 pub async fn revoke_invitation(
     state: Data<AppState>,
     scope: InOrg<MembersInvite>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, InvitationId)>,
 ) -> Result<HttpResponse, ApiError> {
     state.invitations.revoke(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
     Ok(HttpResponse::NoContent().finish())

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tenantry_domain::audit::AuditEvent;
-use tenantry_domain::{Email, OrgId, UserId};
+use tenantry_domain::{Email, InvitationId, OrgId, UserId};
 use tenantry_ports::{Conflict, Invitation, InvitationRepository, StoreError};
 
 use crate::SqlDatabase;
@@ -27,7 +27,7 @@ impl SqlInvitationRepository {
 
 pub(crate) fn invitation_from(model: invitations::Model) -> Result<Invitation, StoreError> {
     Ok(Invitation {
-        id: model.id,
+        id: InvitationId::from_uuid(model.id),
         org_id: OrgId::from_uuid(model.org_id),
         email: Email::parse(&model.email)
             .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("stored email is invalid")))?,
@@ -64,7 +64,7 @@ impl InvitationRepository for SqlInvitationRepository {
             .await
             .map_err(store_error)?;
         invitations::Entity::insert(invitations::ActiveModel {
-            id: Set(invitation.id),
+            id: Set(invitation.id.as_uuid()),
             org_id: Set(invitation.org_id.as_uuid()),
             email: Set(invitation.email.as_str().to_owned()),
             role: Set(invitation.role.clone()),
@@ -93,7 +93,7 @@ impl InvitationRepository for SqlInvitationRepository {
         &self,
         org_id: OrgId,
         now: DateTime<Utc>,
-        before: Option<uuid::Uuid>,
+        before: Option<InvitationId>,
         limit: u32,
     ) -> Result<Vec<Invitation>, StoreError> {
         let mut query = invitations::Entity::find()
@@ -102,7 +102,7 @@ impl InvitationRepository for SqlInvitationRepository {
             .filter(invitations::Column::RevokedAt.is_null())
             .filter(invitations::Column::ExpiresAt.gt(now));
         if let Some(before) = before {
-            query = query.filter(invitations::Column::Id.lt(before));
+            query = query.filter(invitations::Column::Id.lt(before.as_uuid()));
         }
         // Ids are UUIDv7: id order is creation order, and a total one for the cursor.
         let query = query.order_by_desc(invitations::Column::Id).limit(u64::from(limit));
@@ -114,14 +114,14 @@ impl InvitationRepository for SqlInvitationRepository {
     async fn revoke(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: InvitationId,
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let revoke = invitations::Entity::update_many()
             .col_expr(invitations::Column::RevokedAt, Expr::value(now))
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(invitations::Column::Id.eq(id))
+            .filter(invitations::Column::Id.eq(id.as_uuid()))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null());
         crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
@@ -160,7 +160,7 @@ impl InvitationRepository for SqlInvitationRepository {
     async fn accept(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: InvitationId,
         role: &str,
         user_id: UserId,
         inviter_role: &str,
@@ -190,7 +190,7 @@ impl InvitationRepository for SqlInvitationRepository {
         }
         let invitation = invitations::Entity::find()
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(invitations::Column::Id.eq(id))
+            .filter(invitations::Column::Id.eq(id.as_uuid()))
             .one(&txn)
             .await
             .map_err(store_error)?
@@ -210,7 +210,7 @@ impl InvitationRepository for SqlInvitationRepository {
         let claimed = invitations::Entity::update_many()
             .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
             .filter(invitations::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(invitations::Column::Id.eq(id))
+            .filter(invitations::Column::Id.eq(id.as_uuid()))
             .filter(invitations::Column::Role.eq(role))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
