@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tenantry_domain::OrgId;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission, PermissionSet, Role, RoleName};
+use tenantry_domain::{ApiKeyId, OrgId};
 use tenantry_ports::{
     ApiKey, ApiKeyRepository, Cache, Clock, IdGenerator, OrgRepository, RoleRepository, SecretGenerator, StoreError,
 };
@@ -54,7 +54,7 @@ pub struct ApiKeyService {
     ports: ApiKeyPorts,
     /// When this process last asked the shared cache whether a key's use is due to be
     /// recorded: at most once per key per [`USED_EVERY`], instead of a round trip per request.
-    use_checked: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, DateTime<Utc>>>,
+    use_checked: std::sync::Mutex<std::collections::HashMap<ApiKeyId, DateTime<Utc>>>,
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -73,7 +73,7 @@ impl ApiKeyService {
     }
 
     /// Whether to ask the shared cache if `key`'s use should be recorded now.
-    fn due_for_use_record(&self, key: uuid::Uuid, now: DateTime<Utc>) -> bool {
+    fn due_for_use_record(&self, key: ApiKeyId, now: DateTime<Utc>) -> bool {
         let every = chrono::Duration::from_std(USED_EVERY).unwrap_or(chrono::Duration::zero());
         let mut checked = self.use_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if checked.get(&key).is_some_and(|at| *at + every > now) {
@@ -130,7 +130,7 @@ impl ApiKeyService {
         }
         let (public_id, token) = self.mint();
         let key = ApiKey {
-            id: self.ports.ids.new_id(),
+            id: ApiKeyId::from_uuid(self.ports.ids.new_id()),
             org_id: access.org_id,
             name: name.to_owned(),
             public_id,
@@ -158,7 +158,7 @@ impl ApiKeyService {
     pub async fn list(
         &self,
         access: &OrgAccess,
-        before: Option<uuid::Uuid>,
+        before: Option<ApiKeyId>,
         limit: u32,
     ) -> Result<Vec<ApiKey>, TenancyError> {
         access.require(Permission::ApiKeysManage)?;
@@ -169,7 +169,7 @@ impl ApiKeyService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
-    pub async fn revoke(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+    pub async fn revoke(&self, access: &OrgAccess, id: ApiKeyId) -> Result<(), TenancyError> {
         access.require(Permission::ApiKeysManage)?;
         let event = access.event(
             (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
@@ -192,7 +192,7 @@ impl ApiKeyService {
     pub async fn rotate(
         &self,
         access: &OrgAccess,
-        id: uuid::Uuid,
+        id: ApiKeyId,
         grace: Duration,
     ) -> Result<IssuedApiKey, TenancyError> {
         access.require(Permission::ApiKeysManage)?;
@@ -216,7 +216,7 @@ impl ApiKeyService {
         }
         let (public_id, token) = self.mint();
         let key = ApiKey {
-            id: self.ports.ids.new_id(),
+            id: ApiKeyId::from_uuid(self.ports.ids.new_id()),
             public_id,
             created_by: access.actor.user_id(),
             created_at: now,

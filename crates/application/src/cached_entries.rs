@@ -5,14 +5,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
-use tenantry_domain::{Email, OrgId, RoleId, UserId};
+use tenantry_domain::{ApiKeyId, Email, OrgId, RoleId, UserId};
 use tenantry_ports::{ApiKey, CustomRole, Member};
 
 /// A key as cached for authentication (its secret's digest included: the cache is as trusted
 /// as the database, and the digest of a 256-bit secret reveals nothing usable).
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct CachedKey {
-    id: uuid::Uuid,
+    id: ApiKeyId,
     org_id: OrgId,
     name: String,
     public_id: String,

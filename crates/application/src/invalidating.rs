@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tenantry_domain::audit::{AccountDeletion, AuditEvent};
 use tenantry_domain::identity::{DisplayName, User, UserSettings};
-use tenantry_domain::{Email, InvitationId, OrgId, RoleId, Slug, UserId};
+use tenantry_domain::{ApiKeyId, Email, InvitationId, OrgId, RoleId, Slug, UserId};
 use tenantry_ports::{
     AccountDeleted, ApiKey, ApiKeyRepository, CustomRole, Invitation, InvitationRepository, Member, NewUser, Org,
     OrgRepository, RoleRepository, StoreError, UserRepository,
@@ -228,11 +228,11 @@ impl ApiKeyRepository for InvalidatingApiKeyRepository {
         self.inner.create(key, secret_hash, audit).await
     }
 
-    async fn list(&self, org_id: OrgId, before: Option<uuid::Uuid>, limit: u32) -> Result<Vec<ApiKey>, StoreError> {
+    async fn list(&self, org_id: OrgId, before: Option<ApiKeyId>, limit: u32) -> Result<Vec<ApiKey>, StoreError> {
         self.inner.list(org_id, before, limit).await
     }
 
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<ApiKey>, StoreError> {
+    async fn get(&self, org_id: OrgId, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
         self.inner.get(org_id, id).await
     }
 
@@ -260,7 +260,7 @@ impl ApiKeyRepository for InvalidatingApiKeyRepository {
     async fn revoke(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: ApiKeyId,
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
@@ -273,7 +273,7 @@ impl ApiKeyRepository for InvalidatingApiKeyRepository {
 
     async fn rotate(
         &self,
-        old: uuid::Uuid,
+        old: ApiKeyId,
         until: DateTime<Utc>,
         replacement: &ApiKey,
         secret_hash: &str,
@@ -284,7 +284,7 @@ impl ApiKeyRepository for InvalidatingApiKeyRepository {
         Ok(())
     }
 
-    async fn touch(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn touch(&self, org_id: OrgId, id: ApiKeyId, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.inner.touch(org_id, id, now).await
     }
 
@@ -530,9 +530,9 @@ mod tests {
         inner.expect_revoke_created_by().times(1).returning(move |_, _| Ok(vec![other]));
         let repo = InvalidatingApiKeyRepository::new(Arc::new(inner), cache.clone());
         warm(&cache, org, user).await;
-        repo.touch(org, uuid::Uuid::now_v7(), Utc::now()).await.expect("touched");
+        repo.touch(org, ApiKeyId::from_uuid(uuid::Uuid::now_v7()), Utc::now()).await.expect("touched");
         assert!(cached(&cache, org, user).await, "use is not a change of authority");
-        repo.revoke(org, uuid::Uuid::now_v7(), Utc::now(), &event(org)).await.expect("revoked");
+        repo.revoke(org, ApiKeyId::from_uuid(uuid::Uuid::now_v7()), Utc::now(), &event(org)).await.expect("revoked");
         assert!(!cached(&cache, org, user).await);
         warm(&cache, other, user).await;
         repo.revoke_created_by(user, Utc::now()).await.expect("swept");
@@ -605,7 +605,7 @@ mod tests {
         assert_eq!(roles.by_name(org, "auditor").await.expect("cached"), Some(custom), "served from the cache");
 
         let key = ApiKey {
-            id: uuid::Uuid::now_v7(),
+            id: ApiKeyId::from_uuid(uuid::Uuid::now_v7()),
             org_id: org,
             name: "ci".to_owned(),
             public_id: "abcdefghijklmnop".to_owned(),

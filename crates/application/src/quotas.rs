@@ -120,7 +120,7 @@ impl Caller {
     pub fn of(access: &OrgAccess) -> Self {
         let actor = match access.actor {
             Actor::User(principal) => (ActorKind::User, principal.user_id.as_uuid()),
-            Actor::ApiKey { key_id, .. } => (ActorKind::ApiKey, key_id),
+            Actor::ApiKey { key_id, .. } => (ActorKind::ApiKey, key_id.as_uuid()),
         };
         Self { org_id: access.org_id, actor, origin: access.origin.clone() }
     }

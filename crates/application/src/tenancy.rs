@@ -10,7 +10,7 @@ use tenantry_domain::tenancy::{
     BuiltinRole, MembershipChangeError, Permission, PermissionSet, Role, RoleName, authorize_invitation,
     authorize_removal, authorize_role_change,
 };
-use tenantry_domain::{OrgId, RoleId, Slug, UserId};
+use tenantry_domain::{ApiKeyId, OrgId, RoleId, Slug, UserId};
 use tenantry_ports::{
     Clock, Conflict, CustomRole, IdGenerator, InvitationRepository, Member, Org, OrgRepository, RoleRepository,
     StoreError,
@@ -107,7 +107,7 @@ pub enum Actor {
     /// An API key of the organization.
     ApiKey {
         /// The key.
-        key_id: uuid::Uuid,
+        key_id: ApiKeyId,
         /// Its creator (recorded as the inviter of invitations it sends).
         created_by: UserId,
     },
@@ -140,7 +140,7 @@ impl OrgAccess {
     ) -> AuditEvent {
         let actor = match self.actor {
             Actor::User(principal) => (ActorKind::User, principal.user_id.as_uuid()),
-            Actor::ApiKey { key_id, .. } => (ActorKind::ApiKey, key_id),
+            Actor::ApiKey { key_id, .. } => (ActorKind::ApiKey, key_id.as_uuid()),
         };
         AuditEvent::new(ports.0.new_id(), self.org_id, action, actor, target, self.origin.clone(), ports.1.now(), data)
     }
@@ -777,10 +777,10 @@ mod tests {
     #[tokio::test]
     async fn an_api_key_is_recorded_as_the_actor_not_its_creator() {
         let mut orgs = MockOrgRepository::new();
-        let key_id = uuid::Uuid::now_v7();
+        let key_id = ApiKeyId::from_uuid(uuid::Uuid::now_v7());
         orgs.expect_update()
             .times(1)
-            .withf(move |_, _, _, _, event| event.actor_type == ActorKind::ApiKey && event.actor_id == key_id)
+            .withf(move |_, _, _, _, event| event.actor_type == ActorKind::ApiKey && event.actor_id == key_id.as_uuid())
             .returning(|_, _, _, _, _| Ok(()));
         let org = Org {
             id: OrgId::from_uuid(uuid::Uuid::now_v7()),

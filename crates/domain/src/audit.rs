@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::OrgId;
+use crate::{ApiKeyId, OrgId};
 
 /// The `prev_hash` of an org's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -149,7 +149,7 @@ impl AccountDeletion {
     }
 
     /// `api_key.revoked` in `org`'s log: a key the account created dies with it.
-    pub fn key_revoked(&self, org_id: OrgId, key_id: Uuid) -> AuditEvent {
+    pub fn key_revoked(&self, org_id: OrgId, key_id: ApiKeyId) -> AuditEvent {
         self.event(
             org_id,
             "api_key.revoked",
@@ -320,7 +320,7 @@ mod tests {
         let deletion_id = Uuid::now_v7();
         let deletion = AccountDeletion::new(Uuid::from_u128(9), Origin::default(), deletion_id, Utc::now());
         let (a, b) = (OrgId::from_uuid(Uuid::from_u128(1)), OrgId::from_uuid(Uuid::from_u128(2)));
-        let key = Uuid::from_u128(3);
+        let key = ApiKeyId::from_uuid(Uuid::from_u128(3));
         let events = [
             deletion.membership_ended(a, "owner"),
             deletion.membership_ended(b, "member"),

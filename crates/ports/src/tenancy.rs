@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use tenantry_domain::audit::AuditEvent;
-use tenantry_domain::{Email, InvitationId, OrgId, RoleId, Slug, TeamId, UserId};
+use tenantry_domain::{ApiKeyId, Email, InvitationId, OrgId, RoleId, Slug, TeamId, UserId};
 
 use crate::StoreError;
 
@@ -423,7 +423,7 @@ pub trait TeamRepository: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     /// Id.
-    pub id: uuid::Uuid,
+    pub id: ApiKeyId,
     /// The organization it acts in, and only there.
     pub org_id: OrgId,
     /// Label.
@@ -466,13 +466,13 @@ pub trait ApiKeyRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn list(&self, org_id: OrgId, before: Option<uuid::Uuid>, limit: u32) -> Result<Vec<ApiKey>, StoreError>;
+    async fn list(&self, org_id: OrgId, before: Option<ApiKeyId>, limit: u32) -> Result<Vec<ApiKey>, StoreError>;
 
     /// One key of the organization.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<ApiKey>, StoreError>;
+    async fn get(&self, org_id: OrgId, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError>;
 
     /// The key with `public_id` and its secret hash (the key itself is the capability, so this
     /// is the one lookup without an org id).
@@ -497,7 +497,7 @@ pub trait ApiKeyRepository: Send + Sync {
     async fn revoke(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: ApiKeyId,
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
@@ -509,7 +509,7 @@ pub trait ApiKeyRepository: Send + Sync {
     /// [`StoreError::NotFound`] when `old` is no longer active; `Unavailable`, `Unexpected`.
     async fn rotate(
         &self,
-        old: uuid::Uuid,
+        old: ApiKeyId,
         until: DateTime<Utc>,
         replacement: &ApiKey,
         secret_hash: &str,
@@ -520,7 +520,7 @@ pub trait ApiKeyRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn touch(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn touch(&self, org_id: OrgId, id: ApiKeyId, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// The keys `user_id` created that are active at `now`, in every organization (when the
     /// account is disabled, each is revoked with its own audit entry).

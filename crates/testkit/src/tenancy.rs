@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::tenancy::{PermissionSet, RoleName};
-use tenantry_domain::{Email, InvitationId, OrgId, RoleId, Slug, TeamId, UserId};
+use tenantry_domain::{ApiKeyId, Email, InvitationId, OrgId, RoleId, Slug, TeamId, UserId};
 use tenantry_ports::{
     ApiKey, ApiKeyRepository, AuditLog, Conflict, CustomRole, Invitation, InvitationRepository, NewUser, Org,
     OrgRepository, RoleRepository, StoreError, Team, TeamRepository, UserRepository,
@@ -436,7 +436,7 @@ async fn api_keys_page_newest_first_and_revoked_keys_leave_the_list(stores: Tena
     let mut ids = Vec::new();
     for n in 0..4 {
         let key = ApiKey {
-            id: Uuid::now_v7(),
+            id: ApiKeyId::from_uuid(Uuid::now_v7()),
             org_id: org.id,
             name: format!("key {n}"),
             public_id: unique("pub"),
@@ -467,7 +467,7 @@ async fn api_keys_page_newest_first_and_revoked_keys_leave_the_list(stores: Tena
     );
     let first = stores.api_keys.list(org.id, None, 2).await.expect("page");
     let rest = stores.api_keys.list(org.id, first.last().map(|k| k.id), 10).await.expect("page");
-    let listed: Vec<Uuid> = first.iter().chain(rest.iter()).map(|k| k.id).collect();
+    let listed: Vec<ApiKeyId> = first.iter().chain(rest.iter()).map(|k| k.id).collect();
     assert_eq!(listed, vec![ids[3], ids[2], ids[0]], "newest first, the revoked one left out");
 }
 

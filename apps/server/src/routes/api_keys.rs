@@ -7,6 +7,7 @@ use actix_web::web::{self, Data, ServiceConfig};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_application::IssuedApiKey;
+use tenantry_domain::ApiKeyId;
 use tenantry_ports::ApiKey;
 use validator::Validate;
 
@@ -137,7 +138,7 @@ pub async fn list(
     scope: InOrg<ApiKeysManage>,
     query: ApiQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.page::<uuid::Uuid>(&state.cursors, "api_keys")?;
+    let page = query.page::<ApiKeyId>(&state.cursors, "api_keys")?;
     let found = state.api_keys.list(&scope.access, page.after, page.fetch()).await.map_err(tenancy_error)?;
     let page = state.cursors.finish("api_keys", found, &page, |key| key.id)?;
     Ok(HttpResponse::Ok().json(page.map(ApiKeyResponse::from)))
@@ -148,7 +149,7 @@ pub async fn list(
 pub async fn revoke(
     state: Data<AppState>,
     scope: InOrg<ApiKeysManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, ApiKeyId)>,
 ) -> Result<HttpResponse, ApiError> {
     state.api_keys.revoke(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
     Ok(HttpResponse::NoContent().finish())
@@ -159,7 +160,7 @@ pub async fn revoke(
 pub async fn rotate(
     state: Data<AppState>,
     scope: InOrg<ApiKeysManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, ApiKeyId)>,
     body: ApiJson<RotateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let grace = Duration::from_secs(body.grace_seconds.unwrap_or(3600));

@@ -4,7 +4,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, Statement};
 use tenantry_domain::audit::AccountDeletion;
-use tenantry_domain::{OrgId, SessionId, UserId};
+use tenantry_domain::{ApiKeyId, OrgId, SessionId, UserId};
 use tenantry_ports::{AccountDeleted, Conflict, StoreError};
 
 use crate::entities::{api_keys, one_time_tokens, refresh_tokens, sessions, users};
@@ -122,7 +122,9 @@ impl SqlUserRepository {
         for (org, role) in &removed {
             events.push(audit.membership_ended(OrgId::from_uuid(*org), role));
         }
-        events.extend(keys.iter().map(|key| audit.key_revoked(OrgId::from_uuid(key.org_id), key.id)));
+        events.extend(
+            keys.iter().map(|key| audit.key_revoked(OrgId::from_uuid(key.org_id), ApiKeyId::from_uuid(key.id))),
+        );
         if let Some(locked) = &locked
             && events.iter().any(|event| locked.binary_search(&event.org_id.as_uuid()).is_err())
         {

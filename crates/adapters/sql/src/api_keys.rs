@@ -7,7 +7,7 @@ use sea_orm::{
 };
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::tenancy::PermissionSet;
-use tenantry_domain::{OrgId, UserId};
+use tenantry_domain::{ApiKeyId, OrgId, UserId};
 use tenantry_ports::{ApiKey, ApiKeyRepository, StoreError};
 
 use crate::SqlDatabase;
@@ -34,7 +34,7 @@ pub(crate) fn key_from(model: api_keys::Model) -> Result<(ApiKey, String), Store
         .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("stored API key permissions are invalid")))?;
     Ok((
         ApiKey {
-            id: model.id,
+            id: ApiKeyId::from_uuid(model.id),
             org_id: OrgId::from_uuid(model.org_id),
             name: model.name,
             public_id: model.public_id,
@@ -51,7 +51,7 @@ pub(crate) fn key_from(model: api_keys::Model) -> Result<(ApiKey, String), Store
 
 async fn insert<C: ConnectionTrait>(txn: &C, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
     api_keys::Entity::insert(api_keys::ActiveModel {
-        id: Set(key.id),
+        id: Set(key.id.as_uuid()),
         org_id: Set(key.org_id.as_uuid()),
         name: Set(key.name.clone()),
         public_id: Set(key.public_id.clone()),
@@ -80,12 +80,12 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.list", skip_all, fields(org_id = %org_id))]
-    async fn list(&self, org_id: OrgId, before: Option<uuid::Uuid>, limit: u32) -> Result<Vec<ApiKey>, StoreError> {
+    async fn list(&self, org_id: OrgId, before: Option<ApiKeyId>, limit: u32) -> Result<Vec<ApiKey>, StoreError> {
         let mut query = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
             .filter(api_keys::Column::RevokedAt.is_null());
         if let Some(before) = before {
-            query = query.filter(api_keys::Column::Id.lt(before));
+            query = query.filter(api_keys::Column::Id.lt(before.as_uuid()));
         }
         // Ids are UUIDv7: id order is creation order, and a total one for the cursor.
         let query = query.order_by_desc(api_keys::Column::Id).limit(u64::from(limit));
@@ -94,10 +94,10 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.get", skip_all, fields(org_id = %org_id))]
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<ApiKey>, StoreError> {
+    async fn get(&self, org_id: OrgId, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
         let query = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(api_keys::Column::Id.eq(id));
+            .filter(api_keys::Column::Id.eq(id.as_uuid()));
         let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
         found.map(|model| key_from(model).map(|(key, _)| key)).transpose()
     }
@@ -122,14 +122,14 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     async fn revoke(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: ApiKeyId,
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let revoke = api_keys::Entity::update_many()
             .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(api_keys::Column::Id.eq(id))
+            .filter(api_keys::Column::Id.eq(id.as_uuid()))
             .filter(api_keys::Column::RevokedAt.is_null());
         crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
             Box::pin(async move { Ok(revoke.exec(txn).await?.rows_affected) })
@@ -140,7 +140,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     #[tracing::instrument(name = "adapter.sql.api_keys.rotate", skip_all, fields(org_id = %replacement.org_id))]
     async fn rotate(
         &self,
-        old: uuid::Uuid,
+        old: ApiKeyId,
         until: DateTime<Utc>,
         replacement: &ApiKey,
         secret_hash: &str,
@@ -154,7 +154,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         // first (the audit append), so on SQLite this read holds the write lock already.
         let current = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org))
-            .filter(api_keys::Column::Id.eq(old))
+            .filter(api_keys::Column::Id.eq(old.as_uuid()))
             .filter(api_keys::Column::RevokedAt.is_null())
             .filter(
                 Condition::any().add(api_keys::Column::ExpiresAt.is_null()).add(api_keys::Column::ExpiresAt.gt(now)),
@@ -168,7 +168,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         api_keys::Entity::update_many()
             .col_expr(api_keys::Column::ExpiresAt, Expr::value(ends))
             .filter(api_keys::Column::OrgId.eq(org))
-            .filter(api_keys::Column::Id.eq(old))
+            .filter(api_keys::Column::Id.eq(old.as_uuid()))
             .exec(&txn)
             .await
             .map_err(store_error)?;
@@ -177,12 +177,12 @@ impl ApiKeyRepository for SqlApiKeyRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.api_keys.touch", skip_all)]
-    async fn touch(&self, org_id: OrgId, id: uuid::Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn touch(&self, org_id: OrgId, id: ApiKeyId, now: DateTime<Utc>) -> Result<(), StoreError> {
         let txn = self.db.tenant(org_id).await?;
         api_keys::Entity::update_many()
             .col_expr(api_keys::Column::LastUsedAt, Expr::value(now))
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(api_keys::Column::Id.eq(id))
+            .filter(api_keys::Column::Id.eq(id.as_uuid()))
             .exec(&txn)
             .await
             .map_err(store_error)?;
