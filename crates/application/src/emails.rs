@@ -70,7 +70,7 @@ pub fn invitation_mail(
 pub fn endpoint_disabled_mail(
     to: &Email,
     org_id: tenantry_domain::OrgId,
-    endpoint_id: uuid::Uuid,
+    endpoint_id: tenantry_domain::WebhookId,
     url: &str,
     failing_since: chrono::DateTime<chrono::Utc>,
 ) -> OutgoingEmail {

@@ -14,6 +14,7 @@ use tenantry_domain::webhooks::{
     AttemptVerdict, DeliveryStatus, check_endpoint_url, format_secret, judge, next_attempt, secret_key,
     signature_header,
 };
+use tenantry_domain::{DeliveryId, WebhookId};
 use tenantry_ports::{
     Attempt, AttemptOutcome, BackgroundTasks, ClaimedDelivery, Clock, Delivery, DeliveryQueue, Disabling, IdGenerator,
     Mailer, OrgRepository, OutgoingWebhook, SecretCipher, SecretGenerator, SendError, StoreError, WebhookEndpoint,
@@ -169,7 +170,7 @@ impl WebhookService {
         Self::check_events(&events)?;
         let now = self.ports.clock.now();
         let endpoint = WebhookEndpoint {
-            id: self.ports.ids.new_id(),
+            id: WebhookId::from_uuid(self.ports.ids.new_id()),
             org_id: access.org_id,
             url: url.to_owned(),
             events,
@@ -220,7 +221,7 @@ impl WebhookService {
     pub async fn list(
         &self,
         access: &OrgAccess,
-        after: Option<uuid::Uuid>,
+        after: Option<WebhookId>,
         limit: u32,
     ) -> Result<Vec<WebhookEndpoint>, TenancyError> {
         access.require(Permission::WebhooksManage)?;
@@ -231,7 +232,7 @@ impl WebhookService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
-    pub async fn get(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<WebhookEndpoint, TenancyError> {
+    pub async fn get(&self, access: &OrgAccess, id: WebhookId) -> Result<WebhookEndpoint, TenancyError> {
         access.require(Permission::WebhooksManage)?;
         self.ports.endpoints.get(access.org_id, id).await?.ok_or(TenancyError::NotFound)
     }
@@ -243,7 +244,7 @@ impl WebhookService {
     pub async fn update(
         &self,
         access: &OrgAccess,
-        id: uuid::Uuid,
+        id: WebhookId,
         change: EndpointChange,
     ) -> Result<WebhookEndpoint, TenancyError> {
         let mut endpoint = self.get(access, id).await?;
@@ -283,7 +284,7 @@ impl WebhookService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
-    pub async fn delete(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), TenancyError> {
+    pub async fn delete(&self, access: &OrgAccess, id: WebhookId) -> Result<(), TenancyError> {
         access.require(Permission::WebhooksManage)?;
         let event = access.event(
             (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
@@ -301,7 +302,7 @@ impl WebhookService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
-    pub async fn rotate_secret(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<EndpointWithSecret, TenancyError> {
+    pub async fn rotate_secret(&self, access: &OrgAccess, id: WebhookId) -> Result<EndpointWithSecret, TenancyError> {
         let endpoint = self.get(access, id).await?;
         let (secret, sealed) = self.new_secret()?;
         let until = self.ports.clock.now()
@@ -322,7 +323,7 @@ impl WebhookService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `EndpointDisabled` (nothing would be sent), `Dependency`.
-    pub async fn send_test(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<uuid::Uuid, TenancyError> {
+    pub async fn send_test(&self, access: &OrgAccess, id: WebhookId) -> Result<DeliveryId, TenancyError> {
         let endpoint = self.get(access, id).await?;
         if !endpoint.enabled {
             return Err(TenancyError::EndpointDisabled);
@@ -343,8 +344,8 @@ impl WebhookService {
     pub async fn deliveries(
         &self,
         access: &OrgAccess,
-        id: uuid::Uuid,
-        before: Option<uuid::Uuid>,
+        id: WebhookId,
+        before: Option<DeliveryId>,
         limit: u32,
     ) -> Result<Vec<Delivery>, TenancyError> {
         self.get(access, id).await?;
@@ -358,8 +359,8 @@ impl WebhookService {
     pub async fn delivery(
         &self,
         access: &OrgAccess,
-        id: uuid::Uuid,
-        delivery_id: uuid::Uuid,
+        id: WebhookId,
+        delivery_id: DeliveryId,
     ) -> Result<(Delivery, Vec<Attempt>), TenancyError> {
         access.require(Permission::WebhooksManage)?;
         self.ports.queue.get(access.org_id, id, delivery_id).await?.ok_or(TenancyError::NotFound)
@@ -370,7 +371,7 @@ impl WebhookService {
     /// # Errors
     /// `Forbidden`, `NotFound` (no such delivery, or not failed or dead), `EndpointDisabled`
     /// (it would never be attempted), `Dependency`.
-    pub async fn retry(&self, access: &OrgAccess, id: uuid::Uuid, delivery_id: uuid::Uuid) -> Result<(), TenancyError> {
+    pub async fn retry(&self, access: &OrgAccess, id: WebhookId, delivery_id: DeliveryId) -> Result<(), TenancyError> {
         if !self.get(access, id).await?.enabled {
             return Err(TenancyError::EndpointDisabled);
         }
@@ -422,8 +423,8 @@ const KEPT_BODY: usize = 4096;
 
 /// A spread in `[0, 1)` for `id`'s retries, from its random bits (UUIDv7 ends with 62 random
 /// bits), so deliveries that fail together retry apart, and a test can predict it.
-fn jitter(id: uuid::Uuid, attempt: u32) -> f64 {
-    let bits = (id.as_u128() as u64).rotate_left(attempt.wrapping_mul(7));
+fn jitter(id: DeliveryId, attempt: u32) -> f64 {
+    let bits = (id.as_uuid().as_u128() as u64).rotate_left(attempt.wrapping_mul(7));
     (bits % 10_000) as f64 / 10_000.0
 }
 
@@ -806,9 +807,9 @@ mod tests {
 
     fn delivery(attempts: u32) -> Delivery {
         Delivery {
-            id: uuid::Uuid::now_v7(),
+            id: DeliveryId::from_uuid(uuid::Uuid::now_v7()),
             org_id: OrgId::from_uuid(uuid::Uuid::now_v7()),
-            endpoint_id: uuid::Uuid::now_v7(),
+            endpoint_id: WebhookId::from_uuid(uuid::Uuid::now_v7()),
             event_id: uuid::Uuid::now_v7(),
             event_type: "member.added".into(),
             status: DeliveryStatus::Pending,

@@ -2,9 +2,9 @@
 //! outbox, and the sender.
 
 use chrono::{DateTime, Utc};
-use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::webhooks::DeliveryStatus;
+use tenantry_domain::{DeliveryId, OrgId, WebhookId};
 
 use crate::StoreError;
 
@@ -12,7 +12,7 @@ use crate::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
     /// Id (UUIDv7).
-    pub id: uuid::Uuid,
+    pub id: WebhookId,
     /// Its organization.
     pub org_id: OrgId,
     /// Where deliveries are POSTed.
@@ -61,7 +61,7 @@ pub trait WebhookRepository: Send + Sync {
     async fn list(
         &self,
         org_id: OrgId,
-        after: Option<uuid::Uuid>,
+        after: Option<WebhookId>,
         limit: u32,
     ) -> Result<Vec<WebhookEndpoint>, StoreError>;
 
@@ -69,7 +69,7 @@ pub trait WebhookRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<WebhookEndpoint>, StoreError>;
+    async fn get(&self, org_id: OrgId, id: WebhookId) -> Result<Option<WebhookEndpoint>, StoreError>;
 
     /// Writes `endpoint`'s url, events, description, enabled flag, disabled reason and failing
     /// mark, with its audit entry; `false` when there is no such endpoint (nothing written).
@@ -82,7 +82,7 @@ pub trait WebhookRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<bool, StoreError>;
+    async fn delete(&self, org_id: OrgId, id: WebhookId, audit: &AuditEvent) -> Result<bool, StoreError>;
 
     /// Makes `sealed_secret` the signing secret; the previous one keeps signing until
     /// `previous_until`. `false` when there is no such endpoint.
@@ -92,7 +92,7 @@ pub trait WebhookRepository: Send + Sync {
     async fn rotate_secret(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: WebhookId,
         sealed_secret: &str,
         previous_until: DateTime<Utc>,
         audit: &AuditEvent,
@@ -106,7 +106,7 @@ pub trait WebhookRepository: Send + Sync {
     async fn secrets(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: WebhookId,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<String>>, StoreError>;
 
@@ -122,11 +122,11 @@ pub trait WebhookRepository: Send + Sync {
 pub struct Delivery {
     /// Id (UUIDv7): also the `webhook-id` header, stable across attempts so receivers
     /// can deduplicate.
-    pub id: uuid::Uuid,
+    pub id: DeliveryId,
     /// The organization.
     pub org_id: OrgId,
     /// The endpoint.
-    pub endpoint_id: uuid::Uuid,
+    pub endpoint_id: WebhookId,
     /// The event (the audit entry's id).
     pub event_id: uuid::Uuid,
     /// Its type, such as `member.added`.
@@ -257,7 +257,7 @@ pub trait DeliveryQueue: Send + Sync {
     async fn disable(
         &self,
         org_id: OrgId,
-        endpoint_id: uuid::Uuid,
+        endpoint_id: WebhookId,
         why: Disabling,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
@@ -268,7 +268,7 @@ pub trait DeliveryQueue: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn recovered(&self, org_id: OrgId, endpoint_id: uuid::Uuid, audit: &AuditEvent) -> Result<bool, StoreError>;
+    async fn recovered(&self, org_id: OrgId, endpoint_id: WebhookId, audit: &AuditEvent) -> Result<bool, StoreError>;
 
     /// A page of an endpoint's deliveries, newest first: at most `limit`, older than `before`.
     ///
@@ -277,8 +277,8 @@ pub trait DeliveryQueue: Send + Sync {
     async fn list(
         &self,
         org_id: OrgId,
-        endpoint_id: uuid::Uuid,
-        before: Option<uuid::Uuid>,
+        endpoint_id: WebhookId,
+        before: Option<DeliveryId>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
 
@@ -289,8 +289,8 @@ pub trait DeliveryQueue: Send + Sync {
     async fn get(
         &self,
         org_id: OrgId,
-        endpoint_id: uuid::Uuid,
-        id: uuid::Uuid,
+        endpoint_id: WebhookId,
+        id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError>;
 
     /// Makes a `failed` or `dead` delivery due at `now` (a manual retry); `false` when there
@@ -301,16 +301,17 @@ pub trait DeliveryQueue: Send + Sync {
     async fn retry(
         &self,
         org_id: OrgId,
-        endpoint_id: uuid::Uuid,
-        id: uuid::Uuid,
+        endpoint_id: WebhookId,
+        id: DeliveryId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Queues `event` (a `webhook.test`) for one endpoint only, with its audit entry.
+    /// Queues `event` (a `webhook.test`) for one endpoint only, with its audit entry; returns
+    /// the new delivery's id.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn enqueue_test(&self, endpoint_id: uuid::Uuid, event: &AuditEvent) -> Result<uuid::Uuid, StoreError>;
+    async fn enqueue_test(&self, endpoint_id: WebhookId, event: &AuditEvent) -> Result<DeliveryId, StoreError>;
 
     /// Erases payloads and response bodies of deliveries finished before `before`; returns
     /// how many deliveries were erased.

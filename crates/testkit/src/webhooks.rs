@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 use tenantry_domain::webhooks::DeliveryStatus;
-use tenantry_domain::{Email, InvitationId, OrgId, Slug, UserId};
+use tenantry_domain::{DeliveryId, Email, InvitationId, OrgId, Slug, UserId, WebhookId};
 use tenantry_ports::{
     Attempt, AttemptOutcome, AuditLog, ClaimedDelivery, Delivery, DeliveryQueue, Disabling, Invitation,
     InvitationRepository, OrgRepository, StoreError, UserRepository, WebhookEndpoint, WebhookRepository,
@@ -94,7 +94,7 @@ async fn done(stores: &WebhookStores, orgs: &[OrgId]) {
 fn endpoint(org: OrgId, events: &[&str]) -> WebhookEndpoint {
     let at = now();
     WebhookEndpoint {
-        id: Uuid::now_v7(),
+        id: WebhookId::from_uuid(Uuid::now_v7()),
         org_id: org,
         url: format!("https://hooks.example.com/{}", unique("in")),
         events: events.iter().map(|e| (*e).to_owned()).collect(),
@@ -174,8 +174,8 @@ async fn claim(stores: &WebhookStores, at: DateTime<Utc>, per_endpoint: u32) -> 
 }
 
 /// Claimed delivery ids per endpoint.
-fn by_endpoint(claimed: &[ClaimedDelivery]) -> BTreeMap<Uuid, Vec<Uuid>> {
-    let mut map: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+fn by_endpoint(claimed: &[ClaimedDelivery]) -> BTreeMap<WebhookId, Vec<DeliveryId>> {
+    let mut map: BTreeMap<WebhookId, Vec<DeliveryId>> = BTreeMap::new();
     for c in claimed {
         map.entry(c.delivery.endpoint_id).or_default().push(c.delivery.id);
     }
@@ -197,7 +197,7 @@ fn outcome(status: DeliveryStatus, next: Option<DateTime<Utc>>) -> AttemptOutcom
     AttemptOutcome { status, next_attempt_at: next }
 }
 
-async fn one(stores: &WebhookStores, endpoint: &WebhookEndpoint, id: Uuid) -> (Delivery, Vec<Attempt>) {
+async fn one(stores: &WebhookStores, endpoint: &WebhookEndpoint, id: DeliveryId) -> (Delivery, Vec<Attempt>) {
     stores.deliveries.get(endpoint.org_id, endpoint.id, id).await.expect("get delivery").expect("the delivery exists")
 }
 
@@ -220,7 +220,7 @@ async fn endpoints_round_trip_with_their_filter_and_audit_entries(stores: Webhoo
     let page = stores.webhooks.list(org, None, 2).await.expect("list");
     assert_eq!(page.len(), 2);
     let rest = stores.webhooks.list(org, page.last().map(|e| e.id), 10).await.expect("list");
-    let listed: Vec<Uuid> = page.iter().chain(rest.iter()).map(|e| e.id).collect();
+    let listed: Vec<WebhookId> = page.iter().chain(rest.iter()).map(|e| e.id).collect();
     assert_eq!(listed, ids, "oldest first, without gap or repeat");
     assert_eq!(page[0], first, "listed as written, filter included");
     assert!(stores.webhooks.list(other, None, 10).await.expect("list").is_empty());
@@ -238,7 +238,7 @@ async fn endpoints_round_trip_with_their_filter_and_audit_entries(stores: Webhoo
     };
     assert!(stores.webhooks.update(&changed, &event(org, "webhook.updated")).await.expect("update"));
     assert_eq!(stores.webhooks.get(org, first.id).await.expect("get"), Some(changed.clone()), "every field written");
-    let unknown = WebhookEndpoint { id: Uuid::now_v7(), ..changed.clone() };
+    let unknown = WebhookEndpoint { id: WebhookId::from_uuid(Uuid::now_v7()), ..changed.clone() };
     assert!(!stores.webhooks.update(&unknown, &event(org, "webhook.updated")).await.expect("update"));
     let foreign = WebhookEndpoint { org_id: other, ..changed.clone() };
     assert!(!stores.webhooks.update(&foreign, &event(other, "webhook.updated")).await.expect("update"));
@@ -289,7 +289,7 @@ async fn a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends(stores: 
         Some(vec!["sealed-3".to_owned(), "sealed-2".to_owned()]),
         "a second rotation drops the oldest"
     );
-    let stray = Uuid::now_v7();
+    let stray = WebhookId::from_uuid(Uuid::now_v7());
     assert!(
         !stores
             .webhooks
@@ -436,7 +436,7 @@ async fn claims_are_capped_per_endpoint_and_run_out(stores: WebhookStores) {
         let stores = stores.clone();
         let endpoint = endpoint.clone();
         async move {
-            let mut ids: Vec<Uuid> = deliveries_of(&stores, &endpoint).await.iter().map(|d| d.id).collect();
+            let mut ids: Vec<DeliveryId> = deliveries_of(&stores, &endpoint).await.iter().map(|d| d.id).collect();
             ids.sort_unstable();
             ids.truncate(n);
             ids
@@ -618,7 +618,10 @@ async fn attempts_are_recorded_and_deliveries_listed_and_retried(stores: Webhook
         !stores.deliveries.retry(org, sibling.id, dead.id, by_hand).await.expect("retry"),
         "not via another endpoint"
     );
-    assert!(!stores.deliveries.retry(org, hook.id, Uuid::now_v7(), by_hand).await.expect("retry"), "unknown");
+    assert!(
+        !stores.deliveries.retry(org, hook.id, DeliveryId::from_uuid(Uuid::now_v7()), by_hand).await.expect("retry"),
+        "unknown"
+    );
     assert!(stores.deliveries.retry(org, hook.id, dead.id, by_hand).await.expect("retry"), "a dead one");
     let (stored, _) = one(&stores, &hook, dead.id).await;
     assert_eq!((stored.status, stored.next_attempt_at), (DeliveryStatus::Pending, Some(by_hand)));
@@ -681,7 +684,7 @@ async fn a_gone_endpoint_is_disabled_and_its_waiting_deliveries_end_dead(stores:
     let after = by_endpoint(&claim(&stores, later, 10).await);
     assert!(!after.contains_key(&gone.id), "nothing of a gone endpoint is claimed");
     assert_eq!(after[&kept.id].len(), 4, "the other's expired claims are claimable again");
-    let stray = Uuid::now_v7();
+    let stray = WebhookId::from_uuid(Uuid::now_v7());
     assert!(
         !stores.deliveries.disable(org, stray, Disabling::Gone, &event(org, "webhook.disabled")).await.expect("gone")
     );
@@ -721,8 +724,10 @@ async fn a_test_goes_to_its_endpoint_only(stores: WebhookStores) {
     );
     assert_eq!(actions(&stores, org).await.last().map(String::as_str), Some("webhook.test"), "audited");
     let entries = actions(&stores, org).await.len();
-    let stray =
-        stores.deliveries.enqueue_test(Uuid::now_v7(), &event_with(org, "webhook.test", &serde_json::json!({}))).await;
+    let stray = stores
+        .deliveries
+        .enqueue_test(WebhookId::from_uuid(Uuid::now_v7()), &event_with(org, "webhook.test", &serde_json::json!({})))
+        .await;
     assert!(matches!(stray, Err(StoreError::NotFound)), "{stray:?}");
     assert_eq!(actions(&stores, org).await.len(), entries, "nothing is kept for an unknown endpoint");
     done(&stores, &[org]).await;
@@ -790,7 +795,7 @@ async fn depth_counts_waiting_deliveries_and_deletions_take_theirs(stores: Webho
     let claimed = by_endpoint(&claim(&stores, at, 10).await);
     assert_eq!(depth().await, 6, "claimed ones still wait");
     let mine = deliveries_of(&stores, &kept).await;
-    let find = |id: Uuid| mine.iter().find(|d| d.id == id).expect("claimed").clone();
+    let find = |id: DeliveryId| mine.iter().find(|d| d.id == id).expect("claimed").clone();
     let [a, b, c] = [claimed[&kept.id][0], claimed[&kept.id][1], claimed[&kept.id][2]].map(find);
     let q = &stores.deliveries;
     q.record(&a, &attempt(1, at, Some(200), None), &outcome(DeliveryStatus::Succeeded, None)).await.expect("record");

@@ -6,6 +6,7 @@ use actix_web::web::{self, Data, ServiceConfig};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_application::{EndpointChange, EndpointWithSecret};
+use tenantry_domain::{DeliveryId, WebhookId};
 use tenantry_ports::{Attempt, Delivery, WebhookEndpoint};
 use utoipa::ToSchema;
 use validator::Validate;
@@ -189,7 +190,7 @@ pub async fn list(
     scope: InOrg<WebhooksManage>,
     query: ApiQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.page::<uuid::Uuid>(&state.cursors, "webhooks")?;
+    let page = query.page::<WebhookId>(&state.cursors, "webhooks")?;
     let found = state.webhooks.list(&scope.access, page.after, page.fetch()).await.map_err(tenancy_error)?;
     let page = state.cursors.finish("webhooks", found, &page, |endpoint| endpoint.id)?;
     Ok(HttpResponse::Ok().json(page.map(WebhookResponse::from)))
@@ -200,7 +201,7 @@ pub async fn list(
 pub async fn get(
     state: Data<AppState>,
     scope: InOrg<WebhooksManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, WebhookId)>,
 ) -> Result<HttpResponse, ApiError> {
     let endpoint = state.webhooks.get(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
     Ok(HttpResponse::Ok().json(WebhookResponse::from(endpoint)))
@@ -211,7 +212,7 @@ pub async fn get(
 pub async fn update(
     state: Data<AppState>,
     scope: InOrg<WebhooksManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, WebhookId)>,
     body: ApiJson<UpdateWebhookRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -234,7 +235,7 @@ pub async fn update(
 pub async fn delete(
     state: Data<AppState>,
     scope: InOrg<WebhooksManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, WebhookId)>,
 ) -> Result<HttpResponse, ApiError> {
     state.webhooks.delete(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
     Ok(HttpResponse::NoContent().finish())
@@ -246,7 +247,7 @@ pub async fn delete(
 pub async fn rotate_secret(
     state: Data<AppState>,
     scope: InOrg<WebhooksManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, WebhookId)>,
 ) -> Result<HttpResponse, ApiError> {
     let rotated = state.webhooks.rotate_secret(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
     Ok(HttpResponse::Ok().json(WebhookResponse::from(rotated)))
@@ -264,7 +265,7 @@ pub struct Queued {
 pub async fn test(
     state: Data<AppState>,
     scope: InOrg<WebhooksManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, WebhookId)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = state.webhooks.send_test(&scope.access, path.into_inner().1).await.map_err(tenancy_error)?;
     Ok(HttpResponse::Accepted().json(Queued { delivery_id: id.to_string() }))
@@ -380,10 +381,10 @@ pub struct DeliveryDetail {
 pub async fn deliveries(
     state: Data<AppState>,
     scope: InOrg<WebhooksManage>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, WebhookId)>,
     query: ApiQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.page::<uuid::Uuid>(&state.cursors, "deliveries")?;
+    let page = query.page::<DeliveryId>(&state.cursors, "deliveries")?;
     let found = state
         .webhooks
         .deliveries(&scope.access, path.into_inner().1, page.after, page.fetch())
@@ -398,7 +399,7 @@ pub async fn deliveries(
 pub async fn delivery(
     state: Data<AppState>,
     scope: InOrg<WebhooksManage>,
-    path: web::Path<(String, uuid::Uuid, uuid::Uuid)>,
+    path: web::Path<(String, WebhookId, DeliveryId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, id, delivery_id) = path.into_inner();
     let (delivery, attempts) = state.webhooks.delivery(&scope.access, id, delivery_id).await.map_err(tenancy_error)?;
@@ -422,7 +423,7 @@ pub async fn delivery(
 pub async fn retry(
     state: Data<AppState>,
     scope: InOrg<WebhooksManage>,
-    path: web::Path<(String, uuid::Uuid, uuid::Uuid)>,
+    path: web::Path<(String, WebhookId, DeliveryId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, id, delivery_id) = path.into_inner();
     state.webhooks.retry(&scope.access, id, delivery_id).await.map_err(tenancy_error)?;

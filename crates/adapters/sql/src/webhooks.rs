@@ -14,9 +14,9 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
-use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::webhooks::{DeliveryStatus, subscribed};
+use tenantry_domain::{DeliveryId, OrgId, WebhookId};
 use tenantry_ports::{
     Attempt, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryQueue, Disabling, StoreError, WebhookEndpoint,
     WebhookRepository,
@@ -52,7 +52,7 @@ impl SqlWebhookRepository {
 fn endpoint_from(model: webhook_endpoints::Model) -> Result<WebhookEndpoint, StoreError> {
     let events: Vec<String> = serde_json::from_str(&model.events).map_err(|_| corrupt("webhook event filter"))?;
     Ok(WebhookEndpoint {
-        id: model.id,
+        id: WebhookId::from_uuid(model.id),
         org_id: OrgId::from_uuid(model.org_id),
         url: model.url,
         events,
@@ -111,7 +111,7 @@ impl WebhookRepository for SqlWebhookRepository {
             return Err(StoreError::LimitReached { used });
         }
         webhook_endpoints::Entity::insert(webhook_endpoints::ActiveModel {
-            id: Set(endpoint.id),
+            id: Set(endpoint.id.as_uuid()),
             org_id: Set(endpoint.org_id.as_uuid()),
             url: Set(endpoint.url.clone()),
             events: Set(events),
@@ -136,12 +136,12 @@ impl WebhookRepository for SqlWebhookRepository {
     async fn list(
         &self,
         org_id: OrgId,
-        after: Option<uuid::Uuid>,
+        after: Option<WebhookId>,
         limit: u32,
     ) -> Result<Vec<WebhookEndpoint>, StoreError> {
         let mut query = webhook_endpoints::Entity::find().filter(webhook_endpoints::Column::OrgId.eq(org_id.as_uuid()));
         if let Some(after) = after {
-            query = query.filter(webhook_endpoints::Column::Id.gt(after));
+            query = query.filter(webhook_endpoints::Column::Id.gt(after.as_uuid()));
         }
         // Ids are UUIDv7: id order is creation order, and a total one for the cursor.
         let query = query.order_by_asc(webhook_endpoints::Column::Id).limit(u64::from(limit));
@@ -150,10 +150,10 @@ impl WebhookRepository for SqlWebhookRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.webhooks.get", skip_all, fields(org_id = %org_id))]
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<WebhookEndpoint>, StoreError> {
+    async fn get(&self, org_id: OrgId, id: WebhookId) -> Result<Option<WebhookEndpoint>, StoreError> {
         let query = webhook_endpoints::Entity::find()
             .filter(webhook_endpoints::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(webhook_endpoints::Column::Id.eq(id));
+            .filter(webhook_endpoints::Column::Id.eq(id.as_uuid()));
         let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
         found.map(endpoint_from).transpose()
     }
@@ -169,7 +169,7 @@ impl WebhookRepository for SqlWebhookRepository {
             .col_expr(webhook_endpoints::Column::FailingSince, Expr::value(endpoint.failing_since))
             .col_expr(webhook_endpoints::Column::UpdatedAt, Expr::value(endpoint.updated_at))
             .filter(webhook_endpoints::Column::OrgId.eq(endpoint.org_id.as_uuid()))
-            .filter(webhook_endpoints::Column::Id.eq(endpoint.id));
+            .filter(webhook_endpoints::Column::Id.eq(endpoint.id.as_uuid()));
         crate::audit::audited_single_row(&self.db, endpoint.org_id, audit, |txn| {
             Box::pin(async move { Ok(update.exec(txn).await?.rows_affected) })
         })
@@ -177,7 +177,7 @@ impl WebhookRepository for SqlWebhookRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.webhooks.delete", skip_all, fields(org_id = %org_id))]
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent) -> Result<bool, StoreError> {
+    async fn delete(&self, org_id: OrgId, id: WebhookId, audit: &AuditEvent) -> Result<bool, StoreError> {
         let org = org_id.as_uuid();
         crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
             Box::pin(async move {
@@ -187,7 +187,7 @@ impl WebhookRepository for SqlWebhookRepository {
                     .column(webhook_deliveries::Column::Id)
                     .from(webhook_deliveries::Entity)
                     .and_where(webhook_deliveries::Column::OrgId.eq(org))
-                    .and_where(webhook_deliveries::Column::EndpointId.eq(id))
+                    .and_where(webhook_deliveries::Column::EndpointId.eq(id.as_uuid()))
                     .to_owned();
                 webhook_attempts::Entity::delete_many()
                     .filter(webhook_attempts::Column::OrgId.eq(org))
@@ -196,12 +196,12 @@ impl WebhookRepository for SqlWebhookRepository {
                     .await?;
                 webhook_deliveries::Entity::delete_many()
                     .filter(webhook_deliveries::Column::OrgId.eq(org))
-                    .filter(webhook_deliveries::Column::EndpointId.eq(id))
+                    .filter(webhook_deliveries::Column::EndpointId.eq(id.as_uuid()))
                     .exec(txn)
                     .await?;
                 let deleted = webhook_endpoints::Entity::delete_many()
                     .filter(webhook_endpoints::Column::OrgId.eq(org))
-                    .filter(webhook_endpoints::Column::Id.eq(id))
+                    .filter(webhook_endpoints::Column::Id.eq(id.as_uuid()))
                     .exec(txn)
                     .await?;
                 Ok(deleted.rows_affected)
@@ -214,7 +214,7 @@ impl WebhookRepository for SqlWebhookRepository {
     async fn rotate_secret(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: WebhookId,
         sealed_secret: &str,
         previous_until: DateTime<Utc>,
         audit: &AuditEvent,
@@ -227,7 +227,7 @@ impl WebhookRepository for SqlWebhookRepository {
             .col_expr(webhook_endpoints::Column::PreviousUntil, Expr::value(previous_until))
             .col_expr(webhook_endpoints::Column::UpdatedAt, Expr::value(audit.created_at))
             .filter(webhook_endpoints::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(webhook_endpoints::Column::Id.eq(id));
+            .filter(webhook_endpoints::Column::Id.eq(id.as_uuid()));
         crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
             Box::pin(async move { Ok(rotate.exec(txn).await?.rows_affected) })
         })
@@ -238,12 +238,12 @@ impl WebhookRepository for SqlWebhookRepository {
     async fn secrets(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: WebhookId,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<String>>, StoreError> {
         let query = webhook_endpoints::Entity::find()
             .filter(webhook_endpoints::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(webhook_endpoints::Column::Id.eq(id));
+            .filter(webhook_endpoints::Column::Id.eq(id.as_uuid()));
         let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
         Ok(found.map(|model| signing_secrets(&model, now)))
     }
@@ -301,9 +301,9 @@ fn delivery_from(model: webhook_deliveries::Model) -> Result<Delivery, StoreErro
         None => None,
     };
     Ok(Delivery {
-        id: model.id,
+        id: DeliveryId::from_uuid(model.id),
         org_id: OrgId::from_uuid(model.org_id),
-        endpoint_id: model.endpoint_id,
+        endpoint_id: WebhookId::from_uuid(model.endpoint_id),
         event_id: model.event_id,
         event_type: model.event_type,
         status: DeliveryStatus::parse(&model.status).ok_or_else(|| corrupt("delivery status"))?,
@@ -537,7 +537,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
             .col_expr(webhook_deliveries::Column::ClaimedUntil, Expr::value(None::<DateTime<Utc>>))
             .col_expr(webhook_deliveries::Column::FinishedAt, Expr::value(finished))
             .filter(webhook_deliveries::Column::OrgId.eq(org))
-            .filter(webhook_deliveries::Column::Id.eq(delivery.id))
+            .filter(webhook_deliveries::Column::Id.eq(delivery.id.as_uuid()))
             .exec(&txn)
             .await
             .map_err(store_error)?
@@ -549,7 +549,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
         // The same attempt recorded twice (a lease that ran out mid-attempt) is a `Conflict`,
         // and nothing of the second record is kept.
         webhook_attempts::Entity::insert(webhook_attempts::ActiveModel {
-            delivery_id: Set(delivery.id),
+            delivery_id: Set(delivery.id.as_uuid()),
             attempt: Set(int(attempt.attempt)),
             org_id: Set(org),
             started_at: Set(attempt.started_at),
@@ -567,7 +567,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
             webhook_endpoints::Entity::update_many()
                 .col_expr(webhook_endpoints::Column::FailingSince, Expr::value(Some(attempt.started_at)))
                 .filter(webhook_endpoints::Column::OrgId.eq(org))
-                .filter(webhook_endpoints::Column::Id.eq(delivery.endpoint_id))
+                .filter(webhook_endpoints::Column::Id.eq(delivery.endpoint_id.as_uuid()))
                 .filter(webhook_endpoints::Column::FailingSince.is_null())
                 .exec(&txn)
                 .await
@@ -580,7 +580,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
     async fn disable(
         &self,
         org_id: OrgId,
-        endpoint_id: uuid::Uuid,
+        endpoint_id: WebhookId,
         why: Disabling,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
@@ -594,7 +594,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
             .col_expr(webhook_endpoints::Column::DisabledReason, Expr::value(why.reason()))
             .col_expr(webhook_endpoints::Column::UpdatedAt, Expr::value(now))
             .filter(webhook_endpoints::Column::OrgId.eq(org))
-            .filter(webhook_endpoints::Column::Id.eq(endpoint_id))
+            .filter(webhook_endpoints::Column::Id.eq(endpoint_id.as_uuid()))
             .filter(webhook_endpoints::Column::Enabled.eq(true));
         if let Disabling::FailingSince(since) = why {
             disable = disable.filter(webhook_endpoints::Column::FailingSince.lte(since));
@@ -612,7 +612,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
             .col_expr(webhook_deliveries::Column::ClaimedUntil, Expr::value(None::<DateTime<Utc>>))
             .col_expr(webhook_deliveries::Column::FinishedAt, Expr::value(Some(now)))
             .filter(webhook_deliveries::Column::OrgId.eq(org))
-            .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id))
+            .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id.as_uuid()))
             .filter(webhook_deliveries::Column::Status.is_in(WAITING))
             .exec(&txn)
             .await
@@ -622,11 +622,11 @@ impl DeliveryQueue for SqlDeliveryQueue {
     }
 
     #[tracing::instrument(name = "adapter.sql.webhooks.recovered", skip_all, fields(org_id = %org_id))]
-    async fn recovered(&self, org_id: OrgId, endpoint_id: uuid::Uuid, audit: &AuditEvent) -> Result<bool, StoreError> {
+    async fn recovered(&self, org_id: OrgId, endpoint_id: WebhookId, audit: &AuditEvent) -> Result<bool, StoreError> {
         let clear = webhook_endpoints::Entity::update_many()
             .col_expr(webhook_endpoints::Column::FailingSince, Expr::value(None::<DateTime<Utc>>))
             .filter(webhook_endpoints::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(webhook_endpoints::Column::Id.eq(endpoint_id))
+            .filter(webhook_endpoints::Column::Id.eq(endpoint_id.as_uuid()))
             .filter(webhook_endpoints::Column::FailingSince.is_not_null());
         crate::audit::audited_single_row(&self.db, org_id, audit, |txn| {
             Box::pin(async move { Ok(clear.exec(txn).await?.rows_affected) })
@@ -638,15 +638,15 @@ impl DeliveryQueue for SqlDeliveryQueue {
     async fn list(
         &self,
         org_id: OrgId,
-        endpoint_id: uuid::Uuid,
-        before: Option<uuid::Uuid>,
+        endpoint_id: WebhookId,
+        before: Option<DeliveryId>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
         let mut query = webhook_deliveries::Entity::find()
             .filter(webhook_deliveries::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id));
+            .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id.as_uuid()));
         if let Some(before) = before {
-            query = query.filter(webhook_deliveries::Column::Id.lt(before));
+            query = query.filter(webhook_deliveries::Column::Id.lt(before.as_uuid()));
         }
         // Ids are UUIDv7: id order is creation order, and a total one for the cursor.
         let query = query.order_by_desc(webhook_deliveries::Column::Id).limit(u64::from(limit));
@@ -658,15 +658,15 @@ impl DeliveryQueue for SqlDeliveryQueue {
     async fn get(
         &self,
         org_id: OrgId,
-        endpoint_id: uuid::Uuid,
-        id: uuid::Uuid,
+        endpoint_id: WebhookId,
+        id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
         let org = org_id.as_uuid();
         let txn = self.db.tenant(org_id).await?;
         let delivery = webhook_deliveries::Entity::find()
             .filter(webhook_deliveries::Column::OrgId.eq(org))
-            .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id))
-            .filter(webhook_deliveries::Column::Id.eq(id))
+            .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id.as_uuid()))
+            .filter(webhook_deliveries::Column::Id.eq(id.as_uuid()))
             .one(&txn)
             .await
             .map_err(store_error)?;
@@ -676,7 +676,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
         };
         let attempts = webhook_attempts::Entity::find()
             .filter(webhook_attempts::Column::OrgId.eq(org))
-            .filter(webhook_attempts::Column::DeliveryId.eq(id))
+            .filter(webhook_attempts::Column::DeliveryId.eq(id.as_uuid()))
             .order_by_asc(webhook_attempts::Column::Attempt)
             .all(&txn)
             .await
@@ -690,8 +690,8 @@ impl DeliveryQueue for SqlDeliveryQueue {
     async fn retry(
         &self,
         org_id: OrgId,
-        endpoint_id: uuid::Uuid,
-        id: uuid::Uuid,
+        endpoint_id: WebhookId,
+        id: DeliveryId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         // A claim is left as it is: an expired one frees the delivery anyway, and one in force
@@ -702,8 +702,8 @@ impl DeliveryQueue for SqlDeliveryQueue {
             .col_expr(webhook_deliveries::Column::NextAttemptAt, Expr::value(Some(now)))
             .col_expr(webhook_deliveries::Column::FinishedAt, Expr::value(None::<DateTime<Utc>>))
             .filter(webhook_deliveries::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id))
-            .filter(webhook_deliveries::Column::Id.eq(id))
+            .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id.as_uuid()))
+            .filter(webhook_deliveries::Column::Id.eq(id.as_uuid()))
             // A delivery whose payload was erased by the retention sweep has nothing to send.
             .filter(webhook_deliveries::Column::Payload.is_not_null())
             .filter(
@@ -717,7 +717,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
     }
 
     #[tracing::instrument(name = "adapter.sql.webhooks.enqueue_test", skip_all, fields(org_id = %event.org_id))]
-    async fn enqueue_test(&self, endpoint_id: uuid::Uuid, event: &AuditEvent) -> Result<uuid::Uuid, StoreError> {
+    async fn enqueue_test(&self, endpoint_id: WebhookId, event: &AuditEvent) -> Result<DeliveryId, StoreError> {
         if event.action != TEST_EVENT {
             // Any other catalog action would also be fanned out to every endpoint.
             return Err(StoreError::Unexpected(anyhow::anyhow!("enqueue_test takes a {TEST_EVENT} event")));
@@ -729,7 +729,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
         crate::audit::append(&txn, event).await?;
         let endpoint = webhook_endpoints::Entity::find()
             .filter(webhook_endpoints::Column::OrgId.eq(org))
-            .filter(webhook_endpoints::Column::Id.eq(endpoint_id))
+            .filter(webhook_endpoints::Column::Id.eq(endpoint_id.as_uuid()))
             .one(&txn)
             .await
             .map_err(store_error)?;
@@ -757,11 +757,17 @@ impl DeliveryQueue for SqlDeliveryQueue {
         .exec_without_returning(&txn)
         .await
         .map_err(store_error)?;
-        let id = uuid::Uuid::now_v7();
-        webhook_deliveries::Entity::insert(pending(id, org, endpoint_id, &stored, event.created_at))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(store_error)?;
+        let id = DeliveryId::from_uuid(uuid::Uuid::now_v7());
+        webhook_deliveries::Entity::insert(pending(
+            id.as_uuid(),
+            org,
+            endpoint_id.as_uuid(),
+            &stored,
+            event.created_at,
+        ))
+        .exec_without_returning(&txn)
+        .await
+        .map_err(store_error)?;
         txn.commit().await.map_err(store_error)?;
         Ok(id)
     }
@@ -870,7 +876,7 @@ mod tests {
     async fn populate(db: &SqlDatabase, org: OrgId) {
         let now = Utc::now();
         let endpoint = WebhookEndpoint {
-            id: uuid::Uuid::now_v7(),
+            id: WebhookId::from_uuid(uuid::Uuid::now_v7()),
             org_id: org,
             url: "https://hooks.example.com/in".to_owned(),
             events: Vec::new(),
