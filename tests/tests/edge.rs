@@ -107,6 +107,38 @@ async fn a_truncated_body_is_400_malformed_request_on_every_json_route() {
     app.stop().await;
 }
 
+/// The path parameters that parse into an entity's id type (`TeamId`, `RoleId`, …).
+const TYPED_IDS: [&str; 6] = ["{team_id}", "{role_id}", "{invitation_id}", "{key_id}", "{webhook_id}", "{delivery_id}"];
+
+#[tokio::test]
+async fn a_malformed_entity_id_in_a_path_is_404_not_found_on_every_route() {
+    let app = spawn_app().await;
+    let world = world(&app).await;
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.expect("json");
+    let mut checked = 0;
+    for (template, operations) in doc["paths"].as_object().expect("paths") {
+        for param in TYPED_IDS.iter().filter(|param| template.contains(*param)) {
+            for (method, operation) in operations.as_object().expect("operations") {
+                for bad in ["not-an-id", "42", "0193c1d2-7e2a-7cc0-8f0a"] {
+                    let path = world.fill(&template.replace(param, bad));
+                    let mut request = app
+                        .client
+                        .request(method.to_uppercase().parse().expect("method"), app.url(&path))
+                        .bearer_auth(world.caller(&path));
+                    if takes_json(operation) {
+                        request = request.json(&json!({}));
+                    }
+                    let response = request.send().await.expect("sent");
+                    assert_problem(response, 404, "not_found").await;
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 15, "only {checked} operations with a typed id in their path");
+    app.stop().await;
+}
+
 fn fields(problem: &Value) -> Vec<String> {
     let mut named: Vec<String> = problem["errors"]
         .as_array()

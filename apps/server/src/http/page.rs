@@ -293,6 +293,21 @@ mod tests {
     }
 
     #[test]
+    fn id_cursors_keep_their_sealed_form_under_the_typed_ids() {
+        use tenantry_domain::{ApiKeyId, DeliveryId};
+        let cursors = cursors();
+        let raw = uuid::Uuid::now_v7();
+        let issued_before = cursors.make("api_keys", &raw).expect("cursor");
+        assert_eq!(cursors.read::<ApiKeyId>("api_keys", &issued_before), Some(ApiKeyId::from_uuid(raw)));
+        let issued_now = cursors.make("deliveries", &DeliveryId::from_uuid(raw)).expect("cursor");
+        assert_eq!(cursors.read::<uuid::Uuid>("deliveries", &issued_now), Some(raw), "the same key inside");
+        let not_an_id = cursors.make("api_keys", &"not-an-id").expect("cursor");
+        let errors = page::<ApiKeyId>(&cursors, "api_keys", None, Some(&not_an_id)).expect_err("no id inside");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "cursor");
+    }
+
+    #[test]
     fn a_bad_limit_and_a_bad_cursor_are_named_together() {
         let cursors = cursors();
         let errors = page::<String>(&cursors, "l", Some("0"), Some("nope")).expect_err("both bad");
