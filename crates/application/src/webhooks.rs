@@ -587,7 +587,8 @@ impl DispatcherCore {
         if self
             .ports
             .queue
-            .disable(claimed.org_id, claimed.endpoint_id, Disabling::FailingSince(cutoff), &event)
+            // The attempt is recorded already: this delivery ends dead with the others.
+            .disable(claimed.org_id, claimed.endpoint_id, Disabling::FailingSince(cutoff), None, &event)
             .await?
         {
             tracing::warn!(org_id = %claimed.org_id, endpoint_id = %claimed.endpoint_id, "a webhook endpoint failing since {failing_since} was disabled");
@@ -706,7 +707,12 @@ impl DispatcherCore {
                     "webhook.disabled",
                     &json!({"reason": "gone", "delivery_id": delivery.id}),
                 );
-                self.ports.queue.disable(delivery.org_id, delivery.endpoint_id, Disabling::Gone, &event).await?;
+                // This delivery is spared: its record below ends it dead with its attempt, so it
+                // never shows dead with the attempt missing.
+                self.ports
+                    .queue
+                    .disable(delivery.org_id, delivery.endpoint_id, Disabling::Gone, Some(delivery.id), &event)
+                    .await?;
                 AttemptOutcome { status: DeliveryStatus::Dead, next_attempt_at: None }
             }
             AttemptVerdict::Retry { not_before } => {
@@ -879,7 +885,7 @@ mod tests {
             Ok(())
         });
         let disabled = Arc::clone(&seen.disabled);
-        queue.expect_disable().returning(move |_, _, why, event| {
+        queue.expect_disable().returning(move |_, _, why, _, event| {
             disabled.lock().expect("disabled").push((why, event.action.clone()));
             Ok(true)
         });

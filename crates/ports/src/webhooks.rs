@@ -250,7 +250,9 @@ pub trait DeliveryQueue: Send + Sync {
     /// Disables the endpoint (reason [`Disabling::reason`]) and ends its pending and failed
     /// deliveries `dead`, with `audit`, in one transaction. `false`, with nothing written (not
     /// the entry), when there is no such enabled endpoint, or when `FailingSince(t)` and the
-    /// endpoint is not failing since `t` or earlier.
+    /// endpoint is not failing since `t` or earlier. `sparing` is the delivery whose attempt
+    /// led here: it is left for that attempt's record to end, so it never shows `dead` with
+    /// its attempt missing.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -259,6 +261,7 @@ pub trait DeliveryQueue: Send + Sync {
         org_id: OrgId,
         endpoint_id: WebhookId,
         why: Disabling,
+        sparing: Option<DeliveryId>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
 

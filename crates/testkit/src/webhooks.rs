@@ -661,7 +661,11 @@ async fn a_gone_endpoint_is_disabled_and_its_waiting_deliveries_end_dead(stores:
         .expect("record");
     let entries = actions(&stores, org).await.len();
     assert!(
-        stores.deliveries.disable(org, gone.id, Disabling::Gone, &event(org, "webhook.disabled")).await.expect("gone")
+        stores
+            .deliveries
+            .disable(org, gone.id, Disabling::Gone, None, &event(org, "webhook.disabled"))
+            .await
+            .expect("gone")
     );
     let disabled = stores.webhooks.get(org, gone.id).await.expect("get").expect("kept, disabled");
     assert!(!disabled.enabled);
@@ -686,10 +690,18 @@ async fn a_gone_endpoint_is_disabled_and_its_waiting_deliveries_end_dead(stores:
     assert_eq!(after[&kept.id].len(), 4, "the other's expired claims are claimable again");
     let stray = WebhookId::from_uuid(Uuid::now_v7());
     assert!(
-        !stores.deliveries.disable(org, stray, Disabling::Gone, &event(org, "webhook.disabled")).await.expect("gone")
+        !stores
+            .deliveries
+            .disable(org, stray, Disabling::Gone, None, &event(org, "webhook.disabled"))
+            .await
+            .expect("gone")
     );
     assert!(
-        !stores.deliveries.disable(org, gone.id, Disabling::Gone, &event(org, "webhook.disabled")).await.expect("gone"),
+        !stores
+            .deliveries
+            .disable(org, gone.id, Disabling::Gone, None, &event(org, "webhook.disabled"))
+            .await
+            .expect("gone"),
         "disabled once"
     );
     assert_eq!(
@@ -925,25 +937,34 @@ async fn a_failing_endpoint_is_marked_disabled_once_and_recovers(stores: Webhook
 
     let entries = actions(&stores, org).await.len();
     let too_soon = Disabling::FailingSince(failed_at - Duration::seconds(1));
-    assert!(!q.disable(org, hook.id, too_soon, &event(org, "webhook.disabled")).await.expect("disable"));
+    assert!(!q.disable(org, hook.id, too_soon, None, &event(org, "webhook.disabled")).await.expect("disable"));
     assert_eq!(actions(&stores, org).await.len(), entries, "not failing long enough: nothing written");
     assert!(
-        !q.disable(org, healthy.id, Disabling::FailingSince(at), &event(org, "webhook.disabled"))
+        !q.disable(org, healthy.id, Disabling::FailingSince(at), None, &event(org, "webhook.disabled"))
             .await
             .expect("disable"),
         "an endpoint that is not failing is never disabled for failing"
     );
     assert!(
-        q.disable(org, hook.id, Disabling::FailingSince(at - Duration::days(5)), &event(org, "webhook.disabled"))
-            .await
-            .expect("disable")
+        q.disable(
+            org,
+            hook.id,
+            Disabling::FailingSince(at - Duration::days(5)),
+            Some(mine[2].delivery.id),
+            &event(org, "webhook.disabled")
+        )
+        .await
+        .expect("disable")
     );
     let disabled = stores.webhooks.get(org, hook.id).await.expect("get").expect("exists");
     assert_eq!((disabled.enabled, disabled.disabled_reason.as_deref()), (false, Some("failing")));
-    assert!(
-        deliveries_of(&stores, &hook).await.iter().all(|d| d.status == DeliveryStatus::Dead),
-        "its waiting deliveries end dead"
-    );
+    for d in deliveries_of(&stores, &hook).await {
+        if d.id == mine[2].delivery.id {
+            assert_eq!(d.status, DeliveryStatus::Pending, "the spared delivery is left to its attempt's record");
+        } else {
+            assert_eq!(d.status, DeliveryStatus::Dead, "its waiting deliveries end dead");
+        }
+    }
     assert_eq!(actions(&stores, org).await.len(), entries + 1);
 
     // A success clears the mark once, with its entry.

@@ -582,6 +582,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
         org_id: OrgId,
         endpoint_id: WebhookId,
         why: Disabling,
+        sparing: Option<DeliveryId>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let org = org_id.as_uuid();
@@ -614,6 +615,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
             .filter(webhook_deliveries::Column::OrgId.eq(org))
             .filter(webhook_deliveries::Column::EndpointId.eq(endpoint_id.as_uuid()))
             .filter(webhook_deliveries::Column::Status.is_in(WAITING))
+            .filter(webhook_deliveries::Column::Id.ne(sparing.map_or_else(uuid::Uuid::nil, |id| id.as_uuid())))
             .exec(&txn)
             .await
             .map_err(store_error)?;
