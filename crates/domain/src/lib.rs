@@ -7,6 +7,7 @@
 pub mod audit;
 mod email;
 pub mod events;
+pub mod files;
 mod id;
 pub mod identity;
 mod name;
