@@ -18,11 +18,15 @@ mod m20261122_000010_row_level_security;
 mod m20261206_000011_quotas;
 mod m20261206_000012_webhooks;
 mod m20261206_000013_webhook_health;
+mod m20261206_000014_files;
 
 /// Every tenant-owned table and the column naming its organization: each is under the same
 /// Row-Level Security policy on PostgreSQL, and the isolation tests walk this list, so a new
 /// tenant table is fenced and checked by being added to its migration's list.
-pub const TENANT_TABLES: [(&str, &str); 15] = concat(BEFORE_WEBHOOKS, m20261206_000012_webhooks::TABLES);
+pub const TENANT_TABLES: [(&str, &str); 16] = concat(BEFORE_FILES, m20261206_000014_files::TABLES);
+
+/// The tenant tables of the migrations before files (a step of [`TENANT_TABLES`]).
+const BEFORE_FILES: [(&str, &str); 15] = concat(BEFORE_WEBHOOKS, m20261206_000012_webhooks::TABLES);
 
 /// The tenant tables of the migrations before webhooks (a step of [`TENANT_TABLES`]).
 const BEFORE_WEBHOOKS: [(&str, &str); 11] =
@@ -67,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_quotas::Migration),
             Box::new(m20261206_000012_webhooks::Migration),
             Box::new(m20261206_000013_webhook_health::Migration),
+            Box::new(m20261206_000014_files::Migration),
         ]
     }
 }

@@ -77,10 +77,8 @@ fn is_bidi_control(c: char) -> bool {
 /// clients, the starred form carries the exact name percent-encoded. No byte of the name can
 /// end the header or add a parameter.
 pub fn content_disposition(name: &str) -> String {
-    let fallback: String = name
-        .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
-        .collect();
+    let fallback: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
     let mut encoded = String::with_capacity(name.len() * 3);
     for byte in name.bytes() {
         if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
@@ -165,9 +163,7 @@ impl TypeAllowlist {
         let content_type = content_type.to_ascii_lowercase();
         let family = content_type.split_once('/').map(|(kind, _)| kind);
         self.0.iter().any(|entry| {
-            entry == "*"
-                || *entry == content_type
-                || entry.strip_suffix("/*").is_some_and(|kind| Some(kind) == family)
+            entry == "*" || *entry == content_type || entry.strip_suffix("/*").is_some_and(|kind| Some(kind) == family)
         })
     }
 }

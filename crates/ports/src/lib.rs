@@ -11,6 +11,7 @@ mod broadcast;
 mod cache;
 mod clock;
 mod crypto;
+mod files;
 mod health;
 mod identity;
 mod ids;
@@ -31,6 +32,7 @@ pub use crypto::{
     AccessClaims, AccessTokenError, AccessTokenIssuer, CryptoError, PasswordCheck, PasswordHasher, PublicJwk,
     SecretGenerator,
 };
+pub use files::{Completion, FileRecord, FileRepository};
 pub use health::{HealthProbe, ProbeError};
 pub use identity::{
     AccountDeleted, Conflict, IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository,
@@ -65,6 +67,8 @@ pub use cache::MockCache;
 pub use clock::MockClock;
 #[cfg(feature = "mock")]
 pub use crypto::{MockAccessTokenIssuer, MockPasswordHasher, MockSecretGenerator};
+#[cfg(feature = "mock")]
+pub use files::MockFileRepository;
 #[cfg(feature = "mock")]
 pub use health::MockHealthProbe;
 #[cfg(feature = "mock")]

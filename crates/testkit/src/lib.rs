@@ -7,6 +7,7 @@
 pub mod broadcast;
 pub mod cache;
 pub mod env;
+pub mod files;
 pub mod identity;
 pub mod mail;
 pub mod plans;

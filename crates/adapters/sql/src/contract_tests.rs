@@ -6,15 +6,17 @@ use secrecy::SecretString;
 use tenantry_testkit::identity::{IdentityStores, run_contract};
 use tenantry_testkit::postgres::ScratchPostgres;
 
+use tenantry_testkit::files::FileStores;
 use tenantry_testkit::plans::PlanStores;
 use tenantry_testkit::tenancy::TenancyStores;
 use tenantry_testkit::usage::{OrgSource, UsageStores};
 use tenantry_testkit::webhooks::WebhookStores;
 
 use crate::{
-    SqlApiKeyRepository, SqlAuditLog, SqlConfig, SqlDatabase, SqlDeliveryQueue, SqlInvitationRepository,
-    SqlOneTimeTokenRepository, SqlOrgRepository, SqlPlanRepository, SqlRoleRepository, SqlSessionRepository,
-    SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository, SqlWebhookRepository,
+    SqlApiKeyRepository, SqlAuditLog, SqlConfig, SqlDatabase, SqlDeliveryQueue, SqlFileRepository,
+    SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository, SqlPlanRepository, SqlRoleRepository,
+    SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository,
+    SqlWebhookRepository,
 };
 
 async fn migrated(url: String) -> SqlDatabase {
@@ -213,6 +215,44 @@ async fn webhooks_contract_on_postgres() {
     let db = migrated(scratch.url.clone()).await;
     tenantry_testkit::webhooks::run_contract(|| {
         let stores = webhook_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+    scratch.drop_database().await;
+}
+
+fn file_stores(db: &SqlDatabase) -> FileStores {
+    FileStores {
+        files: Arc::new(SqlFileRepository::new(db.clone())),
+        users: Arc::new(SqlUserRepository::new(db.clone())),
+        orgs: Arc::new(SqlOrgRepository::new(db.clone())),
+        audit: Arc::new(SqlAuditLog::new(db.clone())),
+    }
+}
+
+#[tokio::test]
+async fn files_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("files.db").display());
+    let db = migrated(url).await;
+    tenantry_testkit::files::run_contract(|| {
+        let stores = file_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn files_contract_on_postgres() {
+    let Some(server) = tenantry_testkit::env::postgres_url() else {
+        return;
+    };
+    let scratch = ScratchPostgres::create(&server).await;
+    let db = migrated(scratch.url.clone()).await;
+    tenantry_testkit::files::run_contract(|| {
+        let stores = file_stores(&db);
         async move { stores }
     })
     .await;

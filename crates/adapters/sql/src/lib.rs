@@ -11,6 +11,7 @@ mod entities;
 mod errors;
 #[cfg(test)]
 mod fenced_orgs;
+mod files;
 mod invitations;
 mod personal;
 mod plans;
@@ -28,6 +29,7 @@ mod webhooks;
 pub use api_keys::SqlApiKeyRepository;
 pub use audit::SqlAuditLog;
 pub use database::{Backend, PoolStats, SqlConfig, SqlDatabase, SqlError};
+pub use files::SqlFileRepository;
 pub use invitations::SqlInvitationRepository;
 pub use personal::SqlPersonalDataReader;
 pub use plans::SqlPlanRepository;

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit_heads;
 pub mod audit_log;
 pub mod backup_codes;
+pub mod files;
 pub mod invitations;
 pub mod memberships;
 pub mod one_time_tokens;
