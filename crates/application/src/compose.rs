@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use tenantry_ports::{
     AccessTokenIssuer, ApiKeyRepository, AuditLog, BackgroundTasks, Broadcast, Cache, Clock, DeliveryQueue,
-    IdGenerator, InvitationRepository, Mailer, OneTimeTokenRepository, OrgRepository, PasswordHasher,
-    PersonalDataReader, PlanRepository, RateLimitStore, RoleRepository, SecretCipher, SecretGenerator,
+    FileRepository, IdGenerator, InvitationRepository, Mailer, ObjectStorage, OneTimeTokenRepository, OrgRepository,
+    PasswordHasher, PersonalDataReader, PlanRepository, RateLimitStore, RoleRepository, SecretCipher, SecretGenerator,
     SessionRepository, TeamRepository, TotpAlgorithm, TwoFactorRepository, UsageStore, UserRepository,
     WebhookRepository, WebhookSender,
 };
@@ -32,10 +32,10 @@ use crate::quotas::QuotaObserver;
 use crate::webhooks::DeliveryObserver;
 use crate::{
     AccountPorts, AccountService, AdminPorts, AdminService, ApiKeyPorts, ApiKeyService, AuditService, AuthPorts,
-    AuthService, AuthSettings, Dispatcher, InvalidationListener, Invalidations, InvitationPorts, InvitationService,
-    LastOwnerGuard, LeasePolicy, PasswordConfirmer, PayloadSweeper, QuotaPorts, QuotaService, QuotaSettings,
-    RateLimiter, SessionRevocations, TeamService, TenancyService, TwoFactorPorts, TwoFactorService, WebhookPorts,
-    WebhookService, WebhookSettings,
+    AuthService, AuthSettings, Dispatcher, FilePorts, FileService, FileSettings, FileSweeper, InvalidationListener,
+    Invalidations, InvitationPorts, InvitationService, LastOwnerGuard, LeasePolicy, PasswordConfirmer, PayloadSweeper,
+    QuotaPorts, QuotaService, QuotaSettings, RateLimiter, SessionRevocations, TeamService, TenancyService,
+    TwoFactorPorts, TwoFactorService, WebhookPorts, WebhookService, WebhookSettings,
 };
 
 /// One implementation of every port the use cases need. Repositories are given plain: the
@@ -78,6 +78,10 @@ pub struct Ports {
     pub deliveries: Arc<dyn DeliveryQueue>,
     /// Sends webhook requests (behind the SSRF guard).
     pub webhook_sender: Arc<dyn WebhookSender>,
+    /// Files' metadata rows.
+    pub files: Arc<dyn FileRepository>,
+    /// Files' bytes (S3, a local folder, memory).
+    pub storage: Arc<dyn ObjectStorage>,
     /// The shared cache.
     pub cache: Arc<dyn Cache>,
     /// Tells other replicas about invalidations; `None` for a single process.
@@ -111,6 +115,8 @@ pub struct Policies {
     pub quotas: QuotaSettings,
     /// Webhook delivery.
     pub webhooks: WebhookSettings,
+    /// Uploads: the size limit, the allowed types, presigned URLs' lifetimes.
+    pub files: FileSettings,
     /// How rate-limit tokens are leased locally: [`LeasePolicy::REMOTE`] when the store is
     /// shared over the network, [`LeasePolicy::NONE`] in process.
     pub rate_lease: LeasePolicy,
@@ -122,6 +128,7 @@ impl Default for Policies {
             auth: AuthSettings::new("http://localhost:8080".to_owned(), 5, false),
             quotas: QuotaSettings::default(),
             webhooks: WebhookSettings::default(),
+            files: FileSettings::default(),
             rate_lease: LeasePolicy::NONE,
         }
     }
@@ -362,6 +369,7 @@ impl Tenantry {
             self.ports.ids.clone(),
         )
         .with_default_plan(self.policies.quotas.catalog.default_plan())
+        .with_files(Arc::new(self.files()))
     }
 
     /// Invitations, under the members quota.
@@ -455,6 +463,27 @@ impl Tenantry {
             dispatcher = dispatcher.with_observer(observer.clone());
         }
         Arc::new(dispatcher)
+    }
+
+    /// Files: uploads, downloads, presigned uploads, deletion.
+    #[must_use]
+    pub fn files(&self) -> FileService {
+        FileService::new(
+            FilePorts {
+                files: self.ports.files.clone(),
+                storage: self.ports.storage.clone(),
+                clock: self.ports.clock.clone(),
+                ids: self.ports.ids.clone(),
+                quotas: Some(self.quotas.clone()),
+            },
+            self.policies.files.clone(),
+        )
+    }
+
+    /// The file sweeper step (expired presigned uploads, orphaned objects).
+    #[must_use]
+    pub fn file_sweeper(&self) -> Arc<FileSweeper> {
+        Arc::new(FileSweeper::new(Arc::new(self.files())))
     }
 
     /// The retention sweeper of `dispatcher`.

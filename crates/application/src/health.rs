@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use serde::Serialize;
-use tenantry_ports::{Cache, HealthProbe, ProbeError};
+use tenantry_ports::{Cache, HealthProbe, ObjectStorage, ProbeError, StorageError};
 
 /// The outcome of one dependency's probe, as shown in the readiness report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,6 +98,33 @@ impl HealthProbe for CacheProbe {
 
     async fn check(&self) -> Result<(), ProbeError> {
         self.cache.ping().await.map_err(|err| ProbeError::Unreachable(error_chain(&err)))
+    }
+}
+
+/// Readiness of the object store (the bucket or folder is reachable and writable), through
+/// [`ObjectStorage::probe`]: named `storage` in the report.
+pub struct StorageProbe {
+    storage: Arc<dyn ObjectStorage>,
+}
+
+impl StorageProbe {
+    /// Probes `storage`.
+    pub fn new(storage: Arc<dyn ObjectStorage>) -> Self {
+        Self { storage }
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthProbe for StorageProbe {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    async fn check(&self) -> Result<(), ProbeError> {
+        self.storage.probe().await.map_err(|err| match err {
+            StorageError::Unavailable(_) => ProbeError::Unreachable(error_chain(&err)),
+            other => ProbeError::NotReady(error_chain(&other)),
+        })
     }
 }
 

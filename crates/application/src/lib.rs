@@ -12,6 +12,7 @@ pub mod auth;
 mod cached_entries;
 pub mod compose;
 mod emails;
+pub mod files;
 mod health;
 pub mod invalidating;
 pub mod invalidation_listener;
@@ -37,7 +38,8 @@ pub use auth::{
     SecondFactor, SessionView, TokenPair, address_bucket,
 };
 pub use compose::{Observers, Policies, Ports, Tenantry};
-pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport};
+pub use files::{FileBody, FileError, FilePorts, FileService, FileSettings, FileSweeper, NewUpload, PresignedUpload};
+pub use health::{CacheProbe, CheckOutcome, HealthService, ReadinessReport, StorageProbe};
 pub use invalidating::{
     InvalidatingApiKeyRepository, InvalidatingInvitationRepository, InvalidatingOrgRepository,
     InvalidatingRoleRepository, InvalidatingUserRepository,

@@ -181,6 +181,7 @@ pub struct TenancyService {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     default_plan: String,
+    files: Option<Arc<crate::files::FileService>>,
 }
 
 impl TenancyService {
@@ -193,13 +194,21 @@ impl TenancyService {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
-        Self { orgs, roles, invitations, clock, ids, default_plan: "free".to_owned() }
+        Self { orgs, roles, invitations, clock, ids, default_plan: "free".to_owned(), files: None }
     }
 
     /// New organizations start on `plan` (the configured default) instead of `free`.
     #[must_use]
     pub fn with_default_plan(mut self, plan: &str) -> Self {
         plan.clone_into(&mut self.default_plan);
+        self
+    }
+
+    /// Deleting an organization also removes its stored files' bytes (after the deletion
+    /// committed: its rows went with it).
+    #[must_use]
+    pub fn with_files(mut self, files: Arc<crate::files::FileService>) -> Self {
+        self.files = Some(files);
         self
     }
 
@@ -345,6 +354,11 @@ impl TenancyService {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(TenancyError::NotFound),
             Err(err) => return Err(err.into()),
+        }
+        // Best effort, after the commit: the organization is gone whatever happens to its
+        // bytes, and what is left has no row, so the file sweeper removes it later.
+        if let Some(files) = &self.files {
+            files.org_deleted(access.org_id).await;
         }
         Ok(())
     }

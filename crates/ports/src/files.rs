@@ -50,12 +50,18 @@ pub struct Completion {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait FileRepository: Send + Sync {
-    /// Stores `file`; with `audit` (a ready upload's `file.uploaded`) in the same transaction,
-    /// so the row, its entry and its webhook event commit together or not at all.
+    /// Stores a ready `file` with `audit` (its `file.uploaded`) in the same transaction, so the
+    /// row, its entry and its webhook event commit together or not at all.
     ///
     /// # Errors
     /// `Conflict(Duplicate)` for a reused id; `Unavailable`, `Unexpected`.
-    async fn create(&self, file: &FileRecord, audit: Option<&AuditEvent>) -> Result<(), StoreError>;
+    async fn create(&self, file: &FileRecord, audit: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Stores a pending presigned upload's row (not audited: nothing is stored yet).
+    ///
+    /// # Errors
+    /// `Conflict(Duplicate)` for a reused id; `Unavailable`, `Unexpected`.
+    async fn create_pending(&self, file: &FileRecord) -> Result<(), StoreError>;
 
     /// A page of the organization's ready files, oldest first: at most `limit`, after `after`.
     ///

@@ -88,7 +88,7 @@ async fn a_ready_file_round_trips_with_its_audit_entry(stores: FileStores) {
     let org = new_org(&stores).await;
     let file = ready_file(org, "report.txt", 12);
     let entry = uploaded(org);
-    stores.files.create(&file, Some(&entry)).await.expect("create");
+    stores.files.create(&file, &entry).await.expect("create");
     assert_eq!(stores.files.get(org, file.id).await.expect("get"), Some(file.clone()));
     assert_eq!(entries(&stores, org, "file.uploaded").await, [entry.id], "the entry commits with the row");
     assert_eq!(stores.files.get(org, Uuid::now_v7()).await.expect("get"), None);
@@ -99,10 +99,10 @@ async fn lists_page_ready_files_oldest_first_and_hide_pending_ones(stores: FileS
     let mut ids = Vec::new();
     for n in 0..5 {
         let file = ready_file(org, &format!("f{n}.txt"), n);
-        stores.files.create(&file, Some(&uploaded(org))).await.expect("create");
+        stores.files.create(&file, &uploaded(org)).await.expect("create");
         ids.push(file.id);
         let pending = pending_file(org, now() + Duration::minutes(15));
-        stores.files.create(&pending, None).await.expect("create pending");
+        stores.files.create_pending(&pending).await.expect("create pending");
     }
     let first = stores.files.list(org, None, 3).await.expect("list");
     let second = stores.files.list(org, first.last().map(|f| f.id), 3).await.expect("list");
@@ -114,7 +114,7 @@ async fn lists_page_ready_files_oldest_first_and_hide_pending_ones(stores: FileS
 async fn files_of_another_org_are_invisible(stores: FileStores) {
     let (a, b) = (new_org(&stores).await, new_org(&stores).await);
     let file = ready_file(a, "a.txt", 1);
-    stores.files.create(&file, Some(&uploaded(a))).await.expect("create");
+    stores.files.create(&file, &uploaded(a)).await.expect("create");
     assert_eq!(stores.files.get(b, file.id).await.expect("get"), None);
     assert!(stores.files.list(b, None, 10).await.expect("list").is_empty());
     assert_eq!(stores.files.delete(b, file.id, &event(b, "file.deleted")).await.expect("delete"), None);
@@ -128,7 +128,7 @@ async fn files_of_another_org_are_invisible(stores: FileStores) {
 async fn a_pending_upload_completes_once(stores: FileStores) {
     let org = new_org(&stores).await;
     let pending = pending_file(org, now() + Duration::minutes(15));
-    stores.files.create(&pending, None).await.expect("create pending");
+    stores.files.create_pending(&pending).await.expect("create pending");
     assert!(entries(&stores, org, "file.uploaded").await.is_empty(), "a presigned upload is not an upload yet");
     let completion = Completion { size: 2048, content_type: "application/pdf".into(), sha256: "ef".repeat(32) };
     let entry = uploaded(org);
@@ -147,14 +147,14 @@ async fn a_pending_upload_completes_once(stores: FileStores) {
 async fn delete_returns_the_row_once_with_its_entry_and_leaves_pending_uploads(stores: FileStores) {
     let org = new_org(&stores).await;
     let file = ready_file(org, "gone.txt", 7);
-    stores.files.create(&file, Some(&uploaded(org))).await.expect("create");
+    stores.files.create(&file, &uploaded(org)).await.expect("create");
     let entry = event(org, "file.deleted");
     assert_eq!(stores.files.delete(org, file.id, &entry).await.expect("delete"), Some(file.clone()));
     assert_eq!(stores.files.get(org, file.id).await.expect("get"), None);
     assert_eq!(stores.files.delete(org, file.id, &event(org, "file.deleted")).await.expect("delete"), None);
     assert_eq!(entries(&stores, org, "file.deleted").await, [entry.id], "only the deletion that happened");
     let pending = pending_file(org, now() + Duration::minutes(15));
-    stores.files.create(&pending, None).await.expect("create pending");
+    stores.files.create_pending(&pending).await.expect("create pending");
     assert_eq!(stores.files.delete(org, pending.id, &event(org, "file.deleted")).await.expect("delete"), None);
     assert!(stores.files.get(org, pending.id).await.expect("get").is_some(), "a pending upload is not a file");
 }
@@ -162,9 +162,9 @@ async fn delete_returns_the_row_once_with_its_entry_and_leaves_pending_uploads(s
 async fn discarding_touches_pending_uploads_only(stores: FileStores) {
     let org = new_org(&stores).await;
     let pending = pending_file(org, now() + Duration::minutes(15));
-    stores.files.create(&pending, None).await.expect("create pending");
+    stores.files.create_pending(&pending).await.expect("create pending");
     let file = ready_file(org, "kept.txt", 3);
-    stores.files.create(&file, Some(&uploaded(org))).await.expect("create");
+    stores.files.create(&file, &uploaded(org)).await.expect("create");
     assert_eq!(stores.files.discard_pending(org, file.id).await.expect("discard"), None);
     assert_eq!(stores.files.discard_pending(org, pending.id).await.expect("discard"), Some(pending.clone()));
     assert_eq!(stores.files.discard_pending(org, pending.id).await.expect("discard"), None);
@@ -180,10 +180,10 @@ async fn expired_pending_uploads_are_found_across_orgs_oldest_first(stores: File
     let old = pending_file(a, base - Duration::minutes(1));
     let live = pending_file(a, now() + Duration::minutes(15));
     for file in [&old, &older, &live] {
-        stores.files.create(file, None).await.expect("create pending");
+        stores.files.create_pending(file).await.expect("create pending");
     }
     let ready = ready_file(a, "ready.txt", 1);
-    stores.files.create(&ready, Some(&uploaded(a))).await.expect("create");
+    stores.files.create(&ready, &uploaded(a)).await.expect("create");
     let found = stores.files.expired_pending(base, 10).await.expect("expired");
     let ids: Vec<Uuid> = found.iter().map(|f| f.id).collect();
     assert_eq!(ids, [older.id, old.id], "both orgs, oldest expiry first, nothing live or ready");
@@ -197,9 +197,9 @@ async fn expired_pending_uploads_are_found_across_orgs_oldest_first(stores: File
 async fn existing_names_the_ids_that_have_rows_in_any_org(stores: FileStores) {
     let (a, b) = (new_org(&stores).await, new_org(&stores).await);
     let ready = ready_file(a, "a.txt", 1);
-    stores.files.create(&ready, Some(&uploaded(a))).await.expect("create");
+    stores.files.create(&ready, &uploaded(a)).await.expect("create");
     let pending = pending_file(b, now() + Duration::minutes(15));
-    stores.files.create(&pending, None).await.expect("create pending");
+    stores.files.create_pending(&pending).await.expect("create pending");
     let orphan = Uuid::now_v7();
     let mut found = stores.files.existing(&[ready.id, orphan, pending.id]).await.expect("existing");
     found.sort();
@@ -212,8 +212,8 @@ async fn existing_names_the_ids_that_have_rows_in_any_org(stores: FileStores) {
 async fn a_reused_id_is_a_conflict_and_writes_no_entry(stores: FileStores) {
     let org = new_org(&stores).await;
     let file = ready_file(org, "one.txt", 1);
-    stores.files.create(&file, Some(&uploaded(org))).await.expect("create");
-    let result = stores.files.create(&file, Some(&uploaded(org))).await;
+    stores.files.create(&file, &uploaded(org)).await.expect("create");
+    let result = stores.files.create(&file, &uploaded(org)).await;
     assert!(
         matches!(result, Err(tenantry_ports::StoreError::Conflict(tenantry_ports::Conflict::Duplicate))),
         "{result:?}"
@@ -224,7 +224,7 @@ async fn a_reused_id_is_a_conflict_and_writes_no_entry(stores: FileStores) {
 async fn rows_go_with_their_org(stores: FileStores) {
     let org = new_org(&stores).await;
     let file = ready_file(org, "a.txt", 1);
-    stores.files.create(&file, Some(&uploaded(org))).await.expect("create");
+    stores.files.create(&file, &uploaded(org)).await.expect("create");
     stores.orgs.delete(org, &event(org, "org.deleted")).await.expect("delete org");
     assert!(stores.files.existing(&[file.id]).await.expect("existing").is_empty(), "the row went with its org");
 }

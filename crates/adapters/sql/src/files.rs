@@ -26,6 +26,26 @@ impl SqlFileRepository {
     pub fn new(db: SqlDatabase) -> Self {
         Self { db }
     }
+
+    async fn insert(&self, file: &FileRecord, audit: Option<&AuditEvent>) -> Result<(), StoreError> {
+        let model = files::ActiveModel {
+            id: Set(file.id),
+            org_id: Set(file.org_id.as_uuid()),
+            name: Set(file.name.clone()),
+            size: Set(size_of(file.size)?),
+            content_type: Set(file.content_type.clone()),
+            sha256: Set(file.sha256.clone()),
+            status: Set(file.status.as_str().to_owned()),
+            created_at: Set(file.created_at),
+            expires_at: Set(file.expires_at),
+        };
+        let txn = self.db.tenant(file.org_id).await?;
+        if let Some(audit) = audit {
+            crate::audit::append(&txn, audit).await?;
+        }
+        files::Entity::insert(model).exec_without_returning(&txn).await.map_err(store_error)?;
+        txn.commit().await.map_err(store_error)
+    }
 }
 
 fn record_from(model: files::Model) -> Result<FileRecord, StoreError> {
@@ -56,24 +76,13 @@ fn one(org_id: OrgId, id: uuid::Uuid, status: FileStatus) -> sea_orm::Select<fil
 #[async_trait::async_trait]
 impl FileRepository for SqlFileRepository {
     #[tracing::instrument(name = "adapter.sql.files.create", skip_all, fields(org_id = %file.org_id))]
-    async fn create(&self, file: &FileRecord, audit: Option<&AuditEvent>) -> Result<(), StoreError> {
-        let model = files::ActiveModel {
-            id: Set(file.id),
-            org_id: Set(file.org_id.as_uuid()),
-            name: Set(file.name.clone()),
-            size: Set(size_of(file.size)?),
-            content_type: Set(file.content_type.clone()),
-            sha256: Set(file.sha256.clone()),
-            status: Set(file.status.as_str().to_owned()),
-            created_at: Set(file.created_at),
-            expires_at: Set(file.expires_at),
-        };
-        let txn = self.db.tenant(file.org_id).await?;
-        if let Some(audit) = audit {
-            crate::audit::append(&txn, audit).await?;
-        }
-        files::Entity::insert(model).exec_without_returning(&txn).await.map_err(store_error)?;
-        txn.commit().await.map_err(store_error)
+    async fn create(&self, file: &FileRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.insert(file, Some(audit)).await
+    }
+
+    #[tracing::instrument(name = "adapter.sql.files.create_pending", skip_all, fields(org_id = %file.org_id))]
+    async fn create_pending(&self, file: &FileRecord) -> Result<(), StoreError> {
+        self.insert(file, None).await
     }
 
     #[tracing::instrument(name = "adapter.sql.files.list", skip_all, fields(org_id = %org_id))]
