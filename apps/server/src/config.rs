@@ -45,6 +45,17 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
+/// Which object store `TENANTRY_STORAGE_URL` names, with the adapter's own configuration.
+#[derive(Debug, Clone)]
+pub enum StorageSection {
+    /// A local folder.
+    Local(PathBuf),
+    /// An S3-compatible bucket.
+    S3(tenantry_adapter_storage::S3Config),
+    /// This process's memory.
+    Memory,
+}
+
 /// Everything the server reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -88,6 +99,13 @@ pub struct Settings {
     pub webhook_disable_after: Duration,
     /// `TENANTRY_MAX_UPLOAD_BYTES`.
     pub max_upload_bytes: u64,
+    /// `TENANTRY_UPLOAD_ALLOWED_TYPES`: sniffed content types an upload may have.
+    pub upload_allowed_types: tenantry_domain::files::TypeAllowlist,
+    /// `AWS_REGION` (or `AWS_DEFAULT_REGION`): the region S3 requests are signed for.
+    pub s3_region: String,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, when given;
+    /// otherwise the S3 client looks for credentials itself (web identity, instance metadata).
+    pub s3_credentials: Option<tenantry_adapter_storage::S3Credentials>,
     /// `TENANTRY_REQUIRE_VERIFIED_EMAIL`.
     pub require_verified_email: bool,
     /// `TENANTRY_LOGIN_MAX_FAILURES`.
@@ -165,6 +183,11 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The standard AWS variables the S3 store reads through the settings (so a config file or a
+/// test can give them like any other).
+pub const AWS_VARIABLES: [&str; 5] =
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION"];
+
 /// Every variable this version understands; anything else starting with `TENANTRY_` is
 /// reported as a likely typo.
 pub const KNOWN_VARIABLES: &[&str] = &[
@@ -189,6 +212,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANTRY_WEBHOOK_TIMEOUT_SECS",
     "TENANTRY_WEBHOOK_DISABLE_AFTER",
     "TENANTRY_MAX_UPLOAD_BYTES",
+    "TENANTRY_UPLOAD_ALLOWED_TYPES",
     "TENANTRY_REQUIRE_VERIFIED_EMAIL",
     "TENANTRY_LOGIN_MAX_FAILURES",
     "TENANTRY_LOG",
@@ -248,7 +272,11 @@ impl Sources {
             if value.trim().is_empty() {
                 continue;
             }
-            if name.starts_with("TENANTRY_") || name == "OTEL_EXPORTER_OTLP_ENDPOINT" || name == "RUST_LOG" {
+            if name.starts_with("TENANTRY_")
+                || name == "OTEL_EXPORTER_OTLP_ENDPOINT"
+                || name == "RUST_LOG"
+                || AWS_VARIABLES.contains(&name.as_str())
+            {
                 sources.insert(name, value);
             }
         }
@@ -256,8 +284,10 @@ impl Sources {
     }
 
     fn insert(&mut self, name: String, value: String) {
-        let known =
-            KNOWN_VARIABLES.contains(&name.as_str()) || name == "OTEL_EXPORTER_OTLP_ENDPOINT" || name == "RUST_LOG";
+        let known = KNOWN_VARIABLES.contains(&name.as_str())
+            || name == "OTEL_EXPORTER_OTLP_ENDPOINT"
+            || name == "RUST_LOG"
+            || AWS_VARIABLES.contains(&name.as_str());
         // Variables read by the test suites and the benchmarks, not by the server.
         let tooling =
             ["TENANTRY_TEST_", "TENANTRY_BENCH_", "TENANTRY_CI_"].iter().any(|prefix| name.starts_with(prefix));
@@ -590,6 +620,33 @@ impl Settings {
             }
         };
         let max_upload_bytes = p.ranged("TENANTRY_MAX_UPLOAD_BYTES", 104_857_600_u64, 1, 1 << 40, "a number of bytes");
+        let upload_allowed_types = match sources.get("TENANTRY_UPLOAD_ALLOWED_TYPES") {
+            None => tenantry_domain::files::TypeAllowlist::default(),
+            Some(raw) => tenantry_domain::files::TypeAllowlist::parse(raw).unwrap_or_else(|err| {
+                p.fail("TENANTRY_UPLOAD_ALLOWED_TYPES", err.to_string());
+                tenantry_domain::files::TypeAllowlist::default()
+            }),
+        };
+        let aws = |name: &str| sources.get(name).map(|value| value.trim().to_owned()).filter(|v| !v.is_empty());
+        let s3_region =
+            aws("AWS_REGION").or_else(|| aws("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".to_owned());
+        let s3_credentials = match (aws("AWS_ACCESS_KEY_ID"), aws("AWS_SECRET_ACCESS_KEY")) {
+            (Some(access_key_id), Some(secret)) => Some(tenantry_adapter_storage::S3Credentials {
+                access_key_id,
+                secret_access_key: SecretString::from(secret),
+                session_token: aws("AWS_SESSION_TOKEN").map(SecretString::from),
+            }),
+            (None, None) => None,
+            _ => {
+                p.fail("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together".to_owned());
+                None
+            }
+        };
+        if let Some(bucket) = storage_url.strip_prefix("s3://")
+            && bucket.split('/').next().is_none_or(str::is_empty)
+        {
+            p.fail("TENANTRY_STORAGE_URL", "s3:// needs a bucket: s3://<bucket>[/<prefix>]");
+        }
         let require_verified_email = p.bool("TENANTRY_REQUIRE_VERIFIED_EMAIL", false);
         let login_max_failures = p.ranged("TENANTRY_LOGIN_MAX_FAILURES", 5_u32, 1, 1000, "a number");
 
@@ -685,6 +742,9 @@ impl Settings {
             webhook_timeout,
             webhook_disable_after,
             max_upload_bytes,
+            upload_allowed_types,
+            s3_region,
+            s3_credentials,
             require_verified_email,
             login_max_failures,
             log_filter,
@@ -753,6 +813,16 @@ impl Settings {
             flag(
                 "TENANTRY_STORAGE_URL",
                 "local storage is not shared between replicas and is lost with the container; use s3://",
+            );
+        }
+        if self
+            .s3_endpoint
+            .as_deref()
+            .is_some_and(|endpoint| endpoint.starts_with("http://") && !is_loopback_url(endpoint))
+        {
+            flag(
+                "TENANTRY_S3_ENDPOINT",
+                "http:// to another host sends files, credentials and signed URLs unencrypted; use https://",
             );
         }
         if !self.public_url.starts_with("https://") {
@@ -884,6 +954,34 @@ impl Settings {
         })
     }
 
+    /// The object store's section, from `TENANTRY_STORAGE_URL`: `file://<folder>` (the
+    /// embedded default), `s3://<bucket>[/<prefix>]` (with `TENANTRY_S3_ENDPOINT` for an
+    /// S3-compatible server: path-style requests, and plain http allowed when the endpoint
+    /// says http), or `memory://` (lost on exit).
+    #[must_use]
+    pub fn storage(&self) -> StorageSection {
+        if let Some(rest) = self.storage_url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let prefix = prefix.trim_matches('/');
+            return StorageSection::S3(tenantry_adapter_storage::S3Config {
+                bucket: bucket.to_owned(),
+                region: self.s3_region.clone(),
+                endpoint: self.s3_endpoint.clone(),
+                credentials: self.s3_credentials.clone(),
+                // Self-hosted servers (MinIO, Ceph, moto) answer path-style requests only.
+                path_style: self.s3_endpoint.is_some(),
+                // The endpoint's own scheme decides; production refuses http:// off-host.
+                allow_http: self.s3_endpoint.as_deref().is_some_and(|endpoint| endpoint.starts_with("http://")),
+                prefix: (!prefix.is_empty()).then(|| prefix.to_owned()),
+            });
+        }
+        if self.storage_url.starts_with("memory://") {
+            return StorageSection::Memory;
+        }
+        let folder = self.storage_url.strip_prefix("file://").unwrap_or(&self.storage_url);
+        StorageSection::Local(PathBuf::from(folder))
+    }
+
     /// The webhook sender's section (its timeout and SSRF guard).
     #[must_use]
     pub fn webhook_sender(&self) -> tenantry_adapter_http::SenderSettings {
@@ -916,6 +1014,11 @@ impl Settings {
                 catalog: self.limits.catalog.clone(),
                 meter_api_calls: self.limits.meter_api_calls,
                 ..tenantry_application::QuotaSettings::default()
+            },
+            files: tenantry_application::FileSettings {
+                max_upload_bytes: self.max_upload_bytes,
+                allowed_types: self.upload_allowed_types.clone(),
+                ..tenantry_application::FileSettings::default()
             },
             webhooks: tenantry_application::WebhookSettings {
                 https_only: self.environment == Environment::Production,

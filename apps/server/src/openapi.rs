@@ -89,6 +89,13 @@ use crate::routes;
         routes::webhooks::deliveries,
         routes::webhooks::delivery,
         routes::webhooks::retry,
+        routes::files::upload,
+        routes::files::list,
+        routes::files::get,
+        routes::files::download,
+        routes::files::delete,
+        routes::files::presign_upload,
+        routes::files::complete,
     ),
     components(schemas(Problem, FieldError, routes::health::LiveResponse, routes::health::ReadyResponse)),
     modifiers(&SecuritySchemes),
@@ -99,6 +106,7 @@ use crate::routes;
         (name = "users", description = "The signed-in user's own account."),
         (name = "orgs", description = "Organizations, members and roles."),
         (name = "audit", description = "The tamper-evident audit log of each organization."),
+        (name = "files", description = "Files: streamed uploads, downloads, presigned uploads."),
         (name = "admin", description = "Platform administration (platform admins only)."),
     )
 )]
@@ -185,7 +193,11 @@ const SHARED_ERRORS: [(u16, &str, &str); 11] = [
         "`conflict` (with `reason`), or `idempotency_in_progress` while a request with the same `idempotency-key` runs.",
     ),
     (413, "PayloadTooLarge", "`payload_too_large`: the body is over the limit (`limit_bytes`)."),
-    (415, "UnsupportedMediaType", "`unsupported_media_type`: the body is not `application/json`."),
+    (
+        415,
+        "UnsupportedMediaType",
+        "`unsupported_media_type`: the body is not `application/json` (nor `multipart/form-data` for an upload), or an uploaded file's sniffed type is not allowed (`content_type`).",
+    ),
     (
         422,
         "ValidationFailed",

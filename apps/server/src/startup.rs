@@ -18,20 +18,22 @@ use tenantry_adapter_memory::{
     CachedUserRepository, InMemoryCache, InMemoryRateLimitStore, SystemClock, UserCacheAwareTwoFactor, UuidV7Generator,
 };
 use tenantry_adapter_redis::{RedisBroadcast, RedisCache, RedisPool, RedisRateLimitStore, RedisUsageStore};
+use tenantry_adapter_sql::SqlFileRepository;
 use tenantry_adapter_sql::{
     SqlApiKeyRepository, SqlAuditLog, SqlDatabase, SqlDeliveryQueue, SqlHealthProbe, SqlInvitationRepository,
     SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader, SqlPlanRepository, SqlRoleRepository,
     SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository,
     SqlWebhookRepository,
 };
+use tenantry_adapter_storage::ObjectStoreStorage;
 use tenantry_application::{
-    AccountService, AdminService, ApiKeyService, AuditService, AuthService, CacheProbe, HealthService,
-    InvalidationListener, InvitationService, Observers, Ports, QuotaService, RateLimiter, TeamService, TenancyService,
-    Tenantry, TwoFactorService, WebhookService,
+    AccountService, AdminService, ApiKeyService, AuditService, AuthService, CacheProbe, FileService, HealthService,
+    InvalidationListener, InvitationService, Observers, Ports, QuotaService, RateLimiter, StorageProbe, TeamService,
+    TenancyService, Tenantry, TwoFactorService, WebhookService,
 };
 use tenantry_ports::{
-    AccessTokenIssuer, Broadcast, Cache, Clock, HealthProbe, IdGenerator, Mailer, OrgRepository, PasswordHasher,
-    RateLimitStore, SecretCipher, TwoFactorRepository, UsageStore, UserRepository, WebhookSender,
+    AccessTokenIssuer, Broadcast, Cache, Clock, HealthProbe, IdGenerator, Mailer, ObjectStorage, OrgRepository,
+    PasswordHasher, RateLimitStore, SecretCipher, TwoFactorRepository, UsageStore, UserRepository, WebhookSender,
 };
 
 use crate::config::{CorsOrigins, Settings};
@@ -107,6 +109,8 @@ pub struct Services {
     pub access_tokens: Arc<dyn AccessTokenIssuer>,
     /// Readiness of the mail transport (the SMTP relay, or the mail folder).
     pub mail_probe: Arc<dyn HealthProbe>,
+    /// The files' bytes (S3, a local folder, memory).
+    pub storage: Arc<dyn ObjectStorage>,
     /// Encryption of secrets at rest.
     pub cipher: Arc<dyn SecretCipher>,
     /// Work done after responses, and webhook attempts.
@@ -182,6 +186,7 @@ impl Services {
         );
         let access_tokens: Arc<dyn AccessTokenIssuer> = Arc::new(access_tokens(settings)?);
         let (mailer, mail_probe) = mail(settings)?;
+        let storage = storage(settings)?;
         let cipher: Arc<dyn SecretCipher> = Arc::new(
             match &settings.encryption_key {
                 Some(key) => XChaChaCipher::from_base64(key.expose_secret()),
@@ -217,6 +222,8 @@ impl Services {
             webhooks: Arc::new(SqlWebhookRepository::new(database.clone())),
             deliveries: Arc::new(SqlDeliveryQueue::new(database.clone())),
             webhook_sender,
+            files: Arc::new(SqlFileRepository::new(database.clone())),
+            storage: storage.clone(),
             cache: cache.clone(),
             broadcast,
             mailer,
@@ -237,6 +244,7 @@ impl Services {
             clock,
             access_tokens,
             mail_probe,
+            storage,
             cipher,
             tasks,
             invalidation_listener: app.invalidation_listener(),
@@ -309,6 +317,7 @@ impl Services {
         let probes: Vec<Arc<dyn HealthProbe>> = vec![
             Arc::new(SqlHealthProbe::new(self.database.clone())),
             Arc::new(CacheProbe::new(self.cache.clone())),
+            Arc::new(StorageProbe::new(self.storage.clone())),
             self.mail_probe.clone(),
         ];
         HealthService::new(probes)
@@ -319,7 +328,13 @@ impl Services {
         self.app.webhooks()
     }
 
-    /// The background jobs of this build: webhook delivery and the payload sweeper.
+    /// Files.
+    pub fn files(&self) -> FileService {
+        self.app.files()
+    }
+
+    /// The background jobs of this build: webhook delivery, the payload sweeper and the file
+    /// sweeper.
     ///
     /// The dispatcher runs each attempt as a tracked task (so shutdown waits for them), and a
     /// step never waits for an endpoint that hangs: the per-endpoint cap keeps one endpoint
@@ -331,8 +346,22 @@ impl Services {
             worker.register(dispatcher.clone());
         }
         worker.register(Arc::new(Tenantry::payload_sweeper(dispatcher)));
+        worker.register(self.app.file_sweeper());
         worker
     }
+}
+
+/// The object store `TENANTRY_STORAGE_URL` names (built without contacting it: readiness
+/// reports a store that is down).
+fn storage(settings: &Settings) -> Result<Arc<dyn ObjectStorage>, StartupError> {
+    let built = match settings.storage() {
+        crate::config::StorageSection::Local(folder) => ObjectStoreStorage::local(folder),
+        crate::config::StorageSection::S3(config) => ObjectStoreStorage::s3(&config),
+        crate::config::StorageSection::Memory => Ok(ObjectStoreStorage::in_memory()),
+    };
+    let store =
+        built.map_err(|err| StartupError::Setting { variable: "TENANTRY_STORAGE_URL", message: err.to_string() })?;
+    Ok(Arc::new(store))
 }
 
 /// A mailer and the probe that tells whether it can send.
@@ -479,6 +508,7 @@ impl Application {
             quotas: services.quotas.clone(),
             limits: limits.clone(),
             webhooks: services.webhooks(),
+            files: services.files(),
         });
         let http = HttpSettings::from(&settings);
         let idempotency = Data::new(

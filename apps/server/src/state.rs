@@ -41,6 +41,8 @@ pub struct AppState {
     pub openapi_json: String,
     /// Webhook endpoints and deliveries.
     pub webhooks: tenantry_application::WebhookService,
+    /// Files.
+    pub files: tenantry_application::FileService,
     /// Plans, quotas and usage.
     pub quotas: Arc<tenantry_application::QuotaService>,
     /// Rate limits per route group.

@@ -66,6 +66,12 @@ pub enum ConflictReason {
     AlreadyMember,
     /// The webhook endpoint is disabled (a test or a retry would never be attempted).
     EndpointDisabled,
+    /// The file store cannot presign URLs (a local folder, memory): upload through the API.
+    PresignUnsupported,
+    /// A presigned upload is completed before anything was uploaded.
+    UploadMissing,
+    /// A presigned upload stored another size than it announced (it was discarded).
+    UploadMismatch,
 }
 
 impl ConflictReason {
@@ -80,6 +86,9 @@ impl ConflictReason {
             Self::TeamNameTaken => "team_name_taken",
             Self::AlreadyMember => "already_member",
             Self::EndpointDisabled => "endpoint_disabled",
+            Self::PresignUnsupported => "presign_unsupported",
+            Self::UploadMissing => "upload_missing",
+            Self::UploadMismatch => "upload_mismatch",
         }
     }
 }
@@ -178,6 +187,7 @@ impl ApiError {
             413 => ("payload_too_large", "The request body is too large."),
             414 => ("uri_too_long", "The request URI is too long."),
             415 => ("unsupported_media_type", "This content type is not supported."),
+            416 => ("range_not_satisfiable", "The requested range is outside the resource."),
             422 => ("validation_failed", "The request is well-formed but invalid."),
             429 => ("rate_limited", "Too many requests; retry later."),
             431 => ("headers_too_large", "The request headers are too large."),

@@ -244,28 +244,39 @@ pub async fn idempotency(
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(invalid_key)?;
 
-    // Read the body once, for the fingerprint, and hand it back to the handler.
-    let limit = req.app_data::<JsonLimit>().map_or(1_048_576, |limit| limit.0);
-    let mut payload = req.take_payload();
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| ApiError::malformed(format!("the request body could not be read: {err}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into());
+    // A streamed upload (multipart) is never read here: buffering it would hold the whole
+    // file, and its random boundary makes every retry's bytes differ anyway. Its fingerprint
+    // is the route, so a repeat with the key replays the first upload's answer.
+    let streamed = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/"));
+    let mut hasher = Sha256::new();
+    hasher.update(req.path().as_bytes());
+    hasher.update(b"?");
+    hasher.update(req.query_string().as_bytes());
+    hasher.update(b"\n");
+    if streamed {
+        hasher.update(b"multipart");
+    } else {
+        // Read the body once, for the fingerprint, and hand it back to the handler.
+        let limit = req.app_data::<JsonLimit>().map_or(1_048_576, |limit| limit.0);
+        let mut payload = req.take_payload();
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|err| ApiError::malformed(format!("the request body could not be read: {err}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into());
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
-    let fingerprint = {
-        let mut hasher = Sha256::new();
-        hasher.update(req.path().as_bytes());
-        hasher.update(b"?");
-        hasher.update(req.query_string().as_bytes());
-        hasher.update(b"\n");
+        let body = body.freeze();
         hasher.update(&body);
-        hex::encode(hasher.finalize())
-    };
-    req.set_payload(Payload::from(body));
+        req.set_payload(Payload::from(body));
+    }
+    let fingerprint = hex::encode(hasher.finalize());
     let record = IdempotencyStore::key(&store.caller(&req), &key);
 
     match store.begin(&record, &fingerprint).await? {

@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use tenantry_application::{Actor, OrgAccess, QuotaError, TenancyError, looks_like_api_key};
+use tenantry_application::{Actor, FileError, OrgAccess, QuotaError, TenancyError, looks_like_api_key};
 use tenantry_domain::OrgId;
 use tenantry_domain::audit::Origin;
 use tenantry_domain::tenancy::{MembershipChangeError, Permission};
@@ -63,6 +63,8 @@ needs! {
     MembersManage => MembersManage,
     AuditRead => AuditRead,
     WebhooksManage => WebhooksManage,
+    FilesRead => FilesRead,
+    FilesWrite => FilesWrite,
 }
 
 /// The caller's access to the `{org_id}` of the path, with permission `P` checked: 401 without
@@ -225,6 +227,55 @@ pub fn tenancy_error(err: TenancyError) -> ApiError {
         ),
         TenancyError::QuotaExceeded(refusal) => quota_exceeded(&refusal),
         TenancyError::Dependency(cause) => auth_error(tenantry_application::AuthError::Dependency(cause)),
+    }
+}
+
+/// The HTTP answer for each file failure.
+pub fn file_error(err: FileError) -> ApiError {
+    match err {
+        FileError::Tenancy(err) => tenancy_error(err),
+        FileError::TooLarge { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The file is larger than the upload limit of {limit} bytes; nothing was kept."),
+        )
+        .with_extra("limit_bytes", limit),
+        FileError::UnsupportedType { content_type } => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Files of type `{content_type}` are not accepted here; nothing was kept."),
+        )
+        .with_extra("content_type", content_type),
+        FileError::Interrupted(cause) => {
+            tracing::info!(error = format!("{cause:#}"), "an upload stopped before its end");
+            ApiError::malformed("The upload's body ended early or is not well-formed multipart; nothing was kept.")
+        }
+        FileError::RangeNotSatisfiable { size } => ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            format!("The requested range is outside the file's {size} bytes."),
+        )
+        .with_header(
+            actix_web::http::header::CONTENT_RANGE,
+            actix_web::http::header::HeaderValue::from_str(&format!("bytes */{size}"))
+                .unwrap_or_else(|_| actix_web::http::header::HeaderValue::from_static("bytes */0")),
+        ),
+        FileError::PresignUnsupported => ApiError::conflict(
+            ConflictReason::PresignUnsupported,
+            "This server's file store cannot presign URLs; upload with POST …/files (multipart) instead.",
+        ),
+        FileError::UploadMissing => ApiError::conflict(
+            ConflictReason::UploadMissing,
+            "Nothing was uploaded to the presigned URL yet; PUT the bytes there, then complete again.",
+        ),
+        FileError::UploadMismatch { expected, found } => ApiError::conflict(
+            ConflictReason::UploadMismatch,
+            format!("{found} bytes were uploaded where {expected} were announced; the upload was discarded."),
+        ),
+        FileError::StorageUnavailable(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "object storage failed");
+            ApiError::unavailable("File storage is unavailable; retry shortly.")
+        }
     }
 }
 

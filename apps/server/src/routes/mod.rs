@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod docs;
+pub mod files;
 pub mod health;
 pub mod invitations;
 pub mod members;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(roles::configure)
         .configure(plans::configure)
         .configure(webhooks::configure)
+        .configure(files::configure)
         .configure(orgs::configure)
         .configure(metrics::configure)
         .configure(docs::configure)
