@@ -367,6 +367,34 @@ impl TestApp {
         request.send().await.expect("sent")
     }
 
+    /// Uploads `bytes` as a file named `name` to `org` (multipart, one `file` part), as the
+    /// bearer `access`.
+    ///
+    /// # Panics
+    /// When the server does not answer.
+    pub async fn upload(&self, org: &str, access: &str, name: &str, bytes: &[u8]) -> Response {
+        let (content_type, body) = multipart_file(name, bytes);
+        self.client
+            .post(self.url(&format!("/api/v1/orgs/{org}/files")))
+            .bearer_auth(access)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("upload sent")
+    }
+
+    /// Uploads a small text file and returns its id.
+    ///
+    /// # Panics
+    /// When the upload does not answer 201.
+    pub async fn uploaded_file(&self, org: &str, access: &str, name: &str) -> String {
+        let response = self.upload(org, access, name, format!("contents of {name}\n").as_bytes()).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+        let body: Value = response.json().await.expect("json");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
     /// Creates an organization as `owner_access` and returns its id.
     ///
     /// # Panics
@@ -518,6 +546,19 @@ impl TestApp {
         assert_eq!(verified.status(), 204);
         self.login(email, PASSWORD).await["access_token"].as_str().expect("token").to_owned()
     }
+}
+
+/// A `multipart/form-data` body with one part `file` holding `bytes` under the file name
+/// `name`: its content type (with the boundary) and its bytes.
+pub fn multipart_file(name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("tenantry-test-{}", uuid::Uuid::now_v7().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// A fresh address, `label-<unique>@example.com`.
