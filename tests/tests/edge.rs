@@ -45,6 +45,7 @@ async fn world(app: &TestApp) -> World {
         .expect("json");
     let delivery_id = queued["delivery_id"].as_str().expect("id").to_owned();
     let sessions: Value = app.get_auth("/api/v1/auth/sessions", &owner).await.json().await.expect("json");
+    let file_id = app.uploaded_file(&org, &owner, "a.txt").await;
     let ids = vec![
         ("{org_id}", org),
         ("{team_id}", team["id"].as_str().expect("id").to_owned()),
@@ -53,6 +54,7 @@ async fn world(app: &TestApp) -> World {
         ("{key_id}", key["id"].as_str().expect("id").to_owned()),
         ("{webhook_id}", hook_id),
         ("{delivery_id}", delivery_id),
+        ("{file_id}", file_id),
         ("{user_id}", member_id),
         ("{session_id}", sessions["items"][0]["id"].as_str().expect("id").to_owned()),
     ];

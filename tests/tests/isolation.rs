@@ -25,6 +25,9 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("POST", "/api/v1/orgs/{org_id}/teams") => json!({"name": "t2"}),
         ("PATCH", "/api/v1/orgs/{org_id}/teams/{team_id}") => json!({"name": "t3"}),
         ("POST", "/api/v1/orgs/{org_id}/webhooks") => json!({"url": "https://x.example.com/in", "events": []}),
+        ("POST", "/api/v1/orgs/{org_id}/files/presign-upload") => {
+            json!({"name": "a.txt", "size": 1, "content_type": "text/plain"})
+        }
         ("GET" | "DELETE" | "PUT", _) => return None,
         _ => json!({}),
     };
@@ -58,6 +61,7 @@ async fn another_tenants_member_and_key_get_404_from_every_org_route() {
         .await
         .expect("json");
     let delivery_id = queued["delivery_id"].as_str().expect("id").to_owned();
+    let file_id = app.uploaded_file(&org, &owner, "a.txt").await;
     let ids = [
         ("{org_id}", org.clone()),
         ("{team_id}", team["id"].as_str().expect("id").to_owned()),
@@ -66,6 +70,7 @@ async fn another_tenants_member_and_key_get_404_from_every_org_route() {
         ("{key_id}", key["id"].as_str().expect("id").to_owned()),
         ("{webhook_id}", hook_id),
         ("{delivery_id}", delivery_id),
+        ("{file_id}", file_id.clone()),
         ("{user_id}", member_id.clone()),
     ];
     let before: Value = app.get_auth(&format!("{base}/audit-log/verify"), &owner).await.json().await.expect("json");
@@ -121,5 +126,7 @@ async fn another_tenants_member_and_key_get_404_from_every_org_route() {
         .await
         .expect("json");
     assert_eq!(team_still["name"], "t");
+    let file_still = app.get_auth(&format!("{base}/files/{file_id}/download"), &owner).await;
+    assert_eq!(file_still.text().await.expect("body"), "contents of a.txt\n", "the file is untouched");
     app.stop().await;
 }

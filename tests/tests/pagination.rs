@@ -130,7 +130,9 @@ async fn every_list_route_pages_the_same_way() {
         .await;
         let (member, _) = app.user().await;
         app.add_member(&org, &member, "viewer").await;
+        app.uploaded_file(&org, &owner, &format!("file-{n:02}.txt")).await;
     }
+    app.uploaded_file(&org, &owner, "file-45.txt").await;
     created(&app, &format!("{base}/teams"), &owner, json!({"name": "team 45"})).await;
     created(&app, &format!("{base}/roles"), &owner, json!({"name": "role-45", "permissions": ["org:read"]})).await;
     created(&app, &format!("{base}/invitations"), &owner, json!({"email": "i45@example.com", "role": "viewer"})).await;
