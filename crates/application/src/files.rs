@@ -12,7 +12,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tenantry_domain::files::{FileStatus, SNIFF_BYTES, TypeAllowlist, sanitize_file_name, sniff};
@@ -339,7 +339,9 @@ impl FileService {
             content_type: content_type.to_owned(),
             sha256: Some(blob.sha256.clone()),
             status: FileStatus::Ready,
-            created_at: self.ports.clock.now(),
+            // In whole microseconds: what every database stores, so the answer and later reads
+            // agree.
+            created_at: self.ports.clock.now().trunc_subsecs(6),
             expires_at: None,
         };
         let event = access.event(
@@ -465,7 +467,7 @@ impl FileService {
         let Some(upload_url) = self.ports.storage.presign_put(&key, self.settings.upload_ttl).await? else {
             return Err(FileError::PresignUnsupported);
         };
-        let now = self.ports.clock.now();
+        let now = self.ports.clock.now().trunc_subsecs(6);
         let expires_at = now + chrono::Duration::from_std(self.settings.upload_ttl).unwrap_or(chrono::Duration::MAX);
         let held = self.reserve(access, size).await?;
         let pending = FileRecord {
