@@ -79,7 +79,7 @@ async fn an_upload_round_trips_through_list_get_and_download_with_its_sha256() {
     assert_eq!(file["sha256"], sha256_hex(&bytes), "the hash of exactly the bytes sent");
     let id = file["id"].as_str().expect("id");
 
-    assert_eq!(listed(&app, &org, &owner).await, [file.clone()]);
+    assert_eq!(listed(&app, &org, &owner).await, std::slice::from_ref(&file));
     let got = json_of(app.get_auth(&format!("/api/v1/orgs/{org}/files/{id}"), &owner).await).await;
     assert_eq!(got, file);
 
@@ -121,7 +121,7 @@ async fn an_upload_over_the_limit_is_413_and_leaves_no_row_no_object_and_no_usag
     assert_eq!(response.status(), 201);
     let fits = json_of(response).await;
     let items = listed(&app, &org, &owner).await;
-    assert_eq!(items, [fits.clone()], "no row for the refused uploads");
+    assert_eq!(items, [fits], "no row for the refused uploads");
     assert_eq!(files_under(folder.path()).len(), 1, "no object for the refused uploads");
     assert_eq!(storage_used(&app, &org, &owner).await, 65536, "the refused uploads gave their reservation back");
     app.stop().await;
