@@ -131,7 +131,7 @@ async fn metrics_count_requests_by_route_template_never_by_raw_path() {
     for _ in 0..3 {
         assert_eq!(app.get("/health/live").await.status(), 200);
     }
-    assert_eq!(app.get("/api/v1/orgs/secret-tenant-name/files").await.status(), 404);
+    assert_eq!(app.get("/api/v1/orgs/secret-tenant-name/no-such-thing").await.status(), 404);
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain"));

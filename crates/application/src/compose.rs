@@ -369,7 +369,7 @@ impl Tenantry {
             self.ports.ids.clone(),
         )
         .with_default_plan(self.policies.quotas.catalog.default_plan())
-        .with_files(Arc::new(self.files()))
+        .with_deletion_follow_up(Arc::new(self.files()))
     }
 
     /// Invitations, under the members quota.

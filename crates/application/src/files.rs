@@ -551,10 +551,13 @@ impl FileService {
             Err(err) => tracing::warn!(error = %err, "discarding a pending upload failed; the sweeper will"),
         }
     }
+}
 
+#[async_trait::async_trait]
+impl crate::tenancy::OrgDeletionFollowUp for FileService {
     /// Removes the organization's objects after the organization was deleted (its rows went
     /// with it). Best effort: what is left has no row, so the sweeper removes it later.
-    pub async fn org_deleted(&self, org_id: tenantry_domain::OrgId) {
+    async fn org_deleted(&self, org_id: tenantry_domain::OrgId) {
         match self.ports.storage.delete_org(org_id).await {
             Ok(removed) => tracing::info!(%org_id, removed, "removed a deleted organization's files"),
             Err(err) => {

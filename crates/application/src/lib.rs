@@ -56,7 +56,7 @@ pub use quotas::{
 pub use rate_limits::{RateDecision, RateLimiter};
 pub use revocations::SessionRevocations;
 pub use teams::TeamService;
-pub use tenancy::{Actor, LastOwnerGuard, OrgAccess, TenancyError, TenancyService, resolve_role};
+pub use tenancy::{Actor, LastOwnerGuard, OrgAccess, OrgDeletionFollowUp, TenancyError, TenancyService, resolve_role};
 pub use two_factor::{TwoFactorPorts, TwoFactorService};
 pub use webhooks::{
     DeliveryObserver, Dispatcher, EndpointChange, EndpointWithSecret, PayloadSweeper, WebhookPorts, WebhookService,

@@ -181,7 +181,15 @@ pub struct TenancyService {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     default_plan: String,
-    files: Option<Arc<crate::files::FileService>>,
+    after_deletion: Vec<Arc<dyn OrgDeletionFollowUp>>,
+}
+
+/// Cleans up what an organization leaves outside the database (its stored files' bytes) once
+/// its deletion committed. Best effort: the organization is gone whatever happens here.
+#[async_trait::async_trait]
+pub trait OrgDeletionFollowUp: Send + Sync {
+    /// `org_id` was deleted (its rows went with it).
+    async fn org_deleted(&self, org_id: OrgId);
 }
 
 impl TenancyService {
@@ -194,7 +202,7 @@ impl TenancyService {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
-        Self { orgs, roles, invitations, clock, ids, default_plan: "free".to_owned(), files: None }
+        Self { orgs, roles, invitations, clock, ids, default_plan: "free".to_owned(), after_deletion: Vec::new() }
     }
 
     /// New organizations start on `plan` (the configured default) instead of `free`.
@@ -204,11 +212,11 @@ impl TenancyService {
         self
     }
 
-    /// Deleting an organization also removes its stored files' bytes (after the deletion
-    /// committed: its rows went with it).
+    /// Runs `follow_up` after every organization deletion (the file service removes the
+    /// organization's objects).
     #[must_use]
-    pub fn with_files(mut self, files: Arc<crate::files::FileService>) -> Self {
-        self.files = Some(files);
+    pub fn with_deletion_follow_up(mut self, follow_up: Arc<dyn OrgDeletionFollowUp>) -> Self {
+        self.after_deletion.push(follow_up);
         self
     }
 
@@ -357,8 +365,8 @@ impl TenancyService {
         }
         // Best effort, after the commit: the organization is gone whatever happens to its
         // bytes, and what is left has no row, so the file sweeper removes it later.
-        if let Some(files) = &self.files {
-            files.org_deleted(access.org_id).await;
+        for follow_up in &self.after_deletion {
+            follow_up.org_deleted(access.org_id).await;
         }
         Ok(())
     }

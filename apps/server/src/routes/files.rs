@@ -187,7 +187,12 @@ pub async fn upload(
     };
     let upload =
         state.files.upload(&scope.access, NewUpload { name, size_bound: announced }, Box::new(ChannelSource(receiver)));
-    let ((), stored) = futures_util::join!(feed, upload);
+    // Once the service has answered (stored, or refused: too large, a type not allowed, a
+    // quota), the rest of the body is not read, even from a client that stalls.
+    let stored = match futures_util::future::select(std::pin::pin!(upload), std::pin::pin!(feed)).await {
+        futures_util::future::Either::Left((stored, _feed)) => stored,
+        futures_util::future::Either::Right(((), upload)) => upload.await,
+    };
     let file = stored.map_err(file_error)?;
     Ok(HttpResponse::Created().json(FileResponse::from(file)))
 }
