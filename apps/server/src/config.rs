@@ -1147,6 +1147,62 @@ mod tests {
     }
 
     #[test]
+    fn the_storage_section_follows_the_url() {
+        let settings = load(&[]).expect("defaults");
+        assert!(matches!(settings.storage(), StorageSection::Local(folder) if folder == Path::new("data/files")));
+        let settings = load(&[("TENANTRY_STORAGE_URL", "memory://")]).expect("memory");
+        assert!(matches!(settings.storage(), StorageSection::Memory));
+        let settings = load(&[
+            ("TENANTRY_STORAGE_URL", "s3://files/tenantry/prod/"),
+            ("TENANTRY_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_DEFAULT_REGION", "eu-west-3"),
+        ])
+        .expect("s3");
+        let StorageSection::S3(s3) = settings.storage() else { panic!("an S3 section") };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_deref(), s3.region.as_str()),
+            ("files", Some("tenantry/prod"), "eu-west-3")
+        );
+        assert!(s3.path_style && s3.allow_http, "a self-hosted http endpoint: path-style, plain http");
+        assert_eq!(s3.credentials.map(|c| c.access_key_id), Some("id".to_owned()));
+        let aws = load(&[("TENANTRY_STORAGE_URL", "s3://files")]).expect("AWS itself");
+        let StorageSection::S3(s3) = aws.storage() else { panic!("an S3 section") };
+        assert!(!s3.path_style && !s3.allow_http && s3.credentials.is_none() && s3.region == "us-east-1");
+        let err = load(&[
+            ("TENANTRY_STORAGE_URL", "s3://"),
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("TENANTRY_UPLOAD_ALLOWED_TYPES", "images"),
+        ])
+        .expect_err("no bucket, half a key pair, a bad type");
+        let mut named = variables(&err.invalid);
+        named.sort_unstable();
+        assert_eq!(named, ["AWS_SECRET_ACCESS_KEY", "TENANTRY_STORAGE_URL", "TENANTRY_UPLOAD_ALLOWED_TYPES"], "{err}");
+    }
+
+    #[test]
+    fn production_refuses_an_http_s3_endpoint_on_another_host() {
+        let production = |endpoint: &str| {
+            load(&[
+                ("TENANTRY_ENV", "production"),
+                ("TENANTRY_DATABASE_URL", "postgres://tenantry:pw@db:5432/tenantry"),
+                ("TENANTRY_REDIS_URL", "redis://cache:6379"),
+                ("TENANTRY_JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----"),
+                ("TENANTRY_ENCRYPTION_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+                ("TENANTRY_SMTP_URL", "smtps://user:pw@mail.example.com:465"),
+                ("TENANTRY_STORAGE_URL", "s3://tenantry-files"),
+                ("TENANTRY_S3_ENDPOINT", endpoint),
+                ("TENANTRY_PUBLIC_URL", "https://api.example.com/"),
+            ])
+        };
+        let refused = production("http://minio.internal:9000").expect_err("plain http off-host");
+        assert_eq!(variables(&refused.insecure), vec!["TENANTRY_S3_ENDPOINT"]);
+        production("https://minio.internal:9000").expect("https");
+        production("http://127.0.0.1:9000").expect("loopback");
+    }
+
+    #[test]
     fn production_refuses_plain_smtp_to_a_remote_relay_only() {
         let production = |smtp: &str| {
             load(&[
