@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tenantry_domain::FileId;
 use tenantry_domain::files::{FileStatus, SNIFF_BYTES, TypeAllowlist, sanitize_file_name, sniff};
 use tenantry_domain::quota::Quota;
 use tenantry_domain::tenancy::Permission;
@@ -165,7 +166,7 @@ pub enum FileBody {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignedUpload {
     /// The file it will become (complete it with this id).
-    pub file_id: uuid::Uuid,
+    pub file_id: FileId,
     /// The presigned `PUT` URL.
     pub upload_url: String,
     /// When the URL stops working and the pending upload is swept.
@@ -240,8 +241,8 @@ impl FileService {
         &self.settings
     }
 
-    fn key(org_id: tenantry_domain::OrgId, id: uuid::Uuid) -> ObjectKey {
-        ObjectKey::new(org_id, id)
+    fn key(org_id: tenantry_domain::OrgId, id: FileId) -> ObjectKey {
+        ObjectKey::new(org_id, id.as_uuid())
     }
 
     async fn reserve(&self, access: &OrgAccess, bytes: u64) -> Result<Held, FileError> {
@@ -303,7 +304,7 @@ impl FileService {
         let max = self.settings.max_upload_bytes;
         let bound = upload.size_bound.map_or(max, |bound| bound.min(max));
         let held = self.reserve(access, bound).await?;
-        let id = self.ports.ids.new_id();
+        let id = FileId::from_uuid(self.ports.ids.new_id());
         let key = Self::key(access.org_id, id);
         let stored = async {
             let (head, source) = read_head(source, bound).await?;
@@ -366,7 +367,7 @@ impl FileService {
     pub async fn list(
         &self,
         access: &OrgAccess,
-        after: Option<uuid::Uuid>,
+        after: Option<FileId>,
         limit: u32,
     ) -> Result<Vec<FileRecord>, FileError> {
         access.require(Permission::FilesRead)?;
@@ -377,7 +378,7 @@ impl FileService {
     ///
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
-    pub async fn get(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<FileRecord, FileError> {
+    pub async fn get(&self, access: &OrgAccess, id: FileId) -> Result<FileRecord, FileError> {
         access.require(Permission::FilesRead)?;
         match self.ports.files.get(access.org_id, id).await? {
             Some(file) if file.status == FileStatus::Ready => Ok(file),
@@ -395,7 +396,7 @@ impl FileService {
     pub async fn download(
         &self,
         access: &OrgAccess,
-        id: uuid::Uuid,
+        id: FileId,
         range: Option<ByteRange>,
     ) -> Result<(FileRecord, FileBody), FileError> {
         let file = self.get(access, id).await?;
@@ -423,7 +424,7 @@ impl FileService {
     /// # Errors
     /// `Forbidden`, `NotFound`, `Dependency`.
     #[tracing::instrument(name = "application.files.delete", skip_all, fields(org_id = %access.org_id))]
-    pub async fn delete(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<(), FileError> {
+    pub async fn delete(&self, access: &OrgAccess, id: FileId) -> Result<(), FileError> {
         access.require(Permission::FilesWrite)?;
         let event = access.event(
             (self.ports.ids.as_ref(), self.ports.clock.as_ref()),
@@ -462,7 +463,7 @@ impl FileService {
         if !self.settings.allowed_types.allows(&declared) {
             return Err(FileError::UnsupportedType { content_type: declared });
         }
-        let id = self.ports.ids.new_id();
+        let id = FileId::from_uuid(self.ports.ids.new_id());
         let key = Self::key(access.org_id, id);
         let Some(upload_url) = self.ports.storage.presign_put(&key, self.settings.upload_ttl).await? else {
             return Err(FileError::PresignUnsupported);
@@ -497,7 +498,7 @@ impl FileService {
     /// `Forbidden`, `NotFound` (no such upload, or expired), `UploadMissing`,
     /// `UploadMismatch`, `UnsupportedType`, `StorageUnavailable`, `Dependency`.
     #[tracing::instrument(name = "application.files.complete", skip_all, fields(org_id = %access.org_id))]
-    pub async fn complete(&self, access: &OrgAccess, id: uuid::Uuid) -> Result<FileRecord, FileError> {
+    pub async fn complete(&self, access: &OrgAccess, id: FileId) -> Result<FileRecord, FileError> {
         access.require(Permission::FilesWrite)?;
         let pending = match self.ports.files.get(access.org_id, id).await? {
             Some(file) if file.status == FileStatus::Ready => return Ok(file),
@@ -615,10 +616,10 @@ impl FileSweeper {
         let before = ports.clock.now() - age;
         let after = *self.cursor.lock().unwrap_or_else(PoisonError::into_inner);
         let page = ports.storage.list_older_than(before, after, SWEEP_BATCH).await.map_err(|e| JobError(e.into()))?;
-        let ids: Vec<uuid::Uuid> = page.iter().map(|info| info.key.file_id()).collect();
-        let known: HashSet<uuid::Uuid> =
+        let ids: Vec<FileId> = page.iter().map(|info| FileId::from_uuid(info.key.file_id())).collect();
+        let known: HashSet<FileId> =
             ports.files.existing(&ids).await.map_err(|e| JobError(e.into()))?.into_iter().collect();
-        for info in page.iter().filter(|info| !known.contains(&info.key.file_id())) {
+        for info in page.iter().filter(|info| !known.contains(&FileId::from_uuid(info.key.file_id()))) {
             tracing::info!(org_id = %info.key.org_id(), "removing an orphaned object");
             ports.storage.delete(&info.key).await.map_err(|e| JobError(e.into()))?;
         }
@@ -882,7 +883,7 @@ mod tests {
 
     fn pending(access: &OrgAccess, size: u64) -> FileRecord {
         FileRecord {
-            id: uuid::Uuid::now_v7(),
+            id: FileId::from_uuid(uuid::Uuid::now_v7()),
             org_id: access.org_id,
             name: "a.pdf".into(),
             size,
@@ -932,7 +933,7 @@ mod tests {
     async fn the_sweeper_removes_expired_uploads_and_orphans_but_never_an_object_with_a_row() {
         let access = access(BuiltinRole::Member);
         let expired = pending(&access, 10);
-        let expired_key = ObjectKey::new(expired.org_id, expired.id);
+        let expired_key = ObjectKey::new(expired.org_id, expired.id.as_uuid());
         let kept = ObjectKey::new(access.org_id, uuid::Uuid::now_v7());
         let orphan = ObjectKey::new(access.org_id, uuid::Uuid::now_v7());
         let mut files = MockFileRepository::new();
@@ -944,7 +945,7 @@ mod tests {
         files.expect_discard_pending().times(1).returning(move |_, _| Ok(Some(discarded.clone())));
         files
             .expect_existing()
-            .returning(move |ids| Ok(ids.iter().copied().filter(|id| *id == kept.file_id()).collect()));
+            .returning(move |ids| Ok(ids.iter().copied().filter(|id| id.as_uuid() == kept.file_id()).collect()));
         let mut storage = MockObjectStorage::new();
         storage.expect_list_older_than().returning(move |before, after, _| {
             assert_eq!(before, start() - chrono::Duration::hours(1), "only objects older than an hour");

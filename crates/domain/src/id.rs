@@ -77,6 +77,11 @@ define_id!(
     /// stable across attempts so receivers can deduplicate.
     DeliveryId
 );
+define_id!(
+    /// Identifies a stored file of an organization; also names its object
+    /// (`orgs/{org_id}/files/{file_id}`), so a user's file name never reaches a path.
+    FileId
+);
 
 #[cfg(test)]
 mod tests {

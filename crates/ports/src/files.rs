@@ -3,9 +3,9 @@
 //! the [`crate::ObjectStorage`]'s.
 
 use chrono::{DateTime, Utc};
-use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::files::FileStatus;
+use tenantry_domain::{FileId, OrgId};
 
 use crate::StoreError;
 
@@ -13,7 +13,7 @@ use crate::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRecord {
     /// Id (UUIDv7): also the object's key inside the org's prefix.
-    pub id: uuid::Uuid,
+    pub id: FileId,
     /// Its organization.
     pub org_id: OrgId,
     /// The sanitised name, for display and `content-disposition` only.
@@ -67,13 +67,13 @@ pub trait FileRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn list(&self, org_id: OrgId, after: Option<uuid::Uuid>, limit: u32) -> Result<Vec<FileRecord>, StoreError>;
+    async fn list(&self, org_id: OrgId, after: Option<FileId>, limit: u32) -> Result<Vec<FileRecord>, StoreError>;
 
     /// One file of the organization, ready or pending.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<FileRecord>, StoreError>;
+    async fn get(&self, org_id: OrgId, id: FileId) -> Result<Option<FileRecord>, StoreError>;
 
     /// Makes a pending upload ready with what its completion found, with `audit`
     /// (`file.uploaded`), in one transaction. `None`, with nothing written, when there is no
@@ -85,7 +85,7 @@ pub trait FileRepository: Send + Sync {
     async fn complete(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: FileId,
         completion: &Completion,
         audit: &AuditEvent,
     ) -> Result<Option<FileRecord>, StoreError>;
@@ -95,15 +95,14 @@ pub trait FileRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn delete(&self, org_id: OrgId, id: uuid::Uuid, audit: &AuditEvent)
-    -> Result<Option<FileRecord>, StoreError>;
+    async fn delete(&self, org_id: OrgId, id: FileId, audit: &AuditEvent) -> Result<Option<FileRecord>, StoreError>;
 
     /// Deletes a pending upload's row (refused at completion, or expired) and returns it;
     /// `None` when it is not pending (any more). Not audited: nothing was ever stored.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn discard_pending(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<FileRecord>, StoreError>;
+    async fn discard_pending(&self, org_id: OrgId, id: FileId) -> Result<Option<FileRecord>, StoreError>;
 
     /// Up to `limit` pending uploads of any organization that expired before `now`, oldest
     /// first: the sweeper's work (cross-tenant).
@@ -117,5 +116,5 @@ pub trait FileRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn existing(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, StoreError>;
+    async fn existing(&self, ids: &[FileId]) -> Result<Vec<FileId>, StoreError>;
 }

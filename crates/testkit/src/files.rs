@@ -6,9 +6,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::files::FileStatus;
+use tenantry_domain::{FileId, OrgId};
 use tenantry_ports::{AuditFilter, AuditLog, Completion, FileRecord, FileRepository, OrgRepository, UserRepository};
 use uuid::Uuid;
 
@@ -53,7 +53,7 @@ async fn new_org(stores: &FileStores) -> OrgId {
 /// A ready file of `org`, as an upload records it.
 pub fn ready_file(org: OrgId, name: &str, size: u64) -> FileRecord {
     FileRecord {
-        id: Uuid::now_v7(),
+        id: FileId::from_uuid(Uuid::now_v7()),
         org_id: org,
         name: name.to_owned(),
         size,
@@ -91,7 +91,7 @@ async fn a_ready_file_round_trips_with_its_audit_entry(stores: FileStores) {
     stores.files.create(&file, &entry).await.expect("create");
     assert_eq!(stores.files.get(org, file.id).await.expect("get"), Some(file.clone()));
     assert_eq!(entries(&stores, org, "file.uploaded").await, [entry.id], "the entry commits with the row");
-    assert_eq!(stores.files.get(org, Uuid::now_v7()).await.expect("get"), None);
+    assert_eq!(stores.files.get(org, FileId::from_uuid(Uuid::now_v7())).await.expect("get"), None);
 }
 
 async fn lists_page_ready_files_oldest_first_and_hide_pending_ones(stores: FileStores) {
@@ -106,7 +106,7 @@ async fn lists_page_ready_files_oldest_first_and_hide_pending_ones(stores: FileS
     }
     let first = stores.files.list(org, None, 3).await.expect("list");
     let second = stores.files.list(org, first.last().map(|f| f.id), 3).await.expect("list");
-    let listed: Vec<Uuid> = first.iter().chain(&second).map(|f| f.id).collect();
+    let listed: Vec<FileId> = first.iter().chain(&second).map(|f| f.id).collect();
     assert_eq!(listed, ids, "ready files only, oldest first, no gap");
     assert!(first.iter().chain(&second).all(|f| f.status == FileStatus::Ready));
 }
@@ -185,7 +185,7 @@ async fn expired_pending_uploads_are_found_across_orgs_oldest_first(stores: File
     let ready = ready_file(a, "ready.txt", 1);
     stores.files.create(&ready, &uploaded(a)).await.expect("create");
     let found = stores.files.expired_pending(base, 10).await.expect("expired");
-    let ids: Vec<Uuid> = found.iter().map(|f| f.id).collect();
+    let ids: Vec<FileId> = found.iter().map(|f| f.id).collect();
     assert_eq!(ids, [older.id, old.id], "both orgs, oldest expiry first, nothing live or ready");
     assert_eq!(stores.files.expired_pending(base, 1).await.expect("expired").len(), 1, "at most the limit");
     for file in found {
@@ -200,7 +200,7 @@ async fn existing_names_the_ids_that_have_rows_in_any_org(stores: FileStores) {
     stores.files.create(&ready, &uploaded(a)).await.expect("create");
     let pending = pending_file(b, now() + Duration::minutes(15));
     stores.files.create_pending(&pending).await.expect("create pending");
-    let orphan = Uuid::now_v7();
+    let orphan = FileId::from_uuid(Uuid::now_v7());
     let mut found = stores.files.existing(&[ready.id, orphan, pending.id]).await.expect("existing");
     found.sort();
     let mut expected = vec![ready.id, pending.id];

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tenantry_application::{FileBody, NewUpload, PresignedUpload};
+use tenantry_domain::FileId;
 use tenantry_domain::files::content_disposition;
 use tenantry_ports::{ByteRange, ChunkSource, FileRecord, StorageError};
 use tokio::sync::mpsc;
@@ -204,7 +205,7 @@ pub async fn list(
     scope: InOrg<FilesRead>,
     query: ApiQuery<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.page::<uuid::Uuid>(&state.cursors, "files")?;
+    let page = query.page::<FileId>(&state.cursors, "files")?;
     let found = state.files.list(&scope.access, page.after, page.fetch()).await.map_err(file_error)?;
     let page = state.cursors.finish("files", found, &page, |file| file.id)?;
     Ok(HttpResponse::Ok().json(page.map(FileResponse::from)))
@@ -215,7 +216,7 @@ pub async fn list(
 pub async fn get(
     state: Data<AppState>,
     scope: InOrg<FilesRead>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, FileId)>,
 ) -> Result<HttpResponse, ApiError> {
     let file = state.files.get(&scope.access, path.into_inner().1).await.map_err(file_error)?;
     Ok(HttpResponse::Ok().json(FileResponse::from(file)))
@@ -266,7 +267,7 @@ fn requested_range(value: Option<&HeaderValue>) -> Option<ByteRange> {
 pub async fn download(
     state: Data<AppState>,
     scope: InOrg<FilesRead>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, FileId)>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let range = requested_range(req.headers().get(header::RANGE));
@@ -313,7 +314,7 @@ pub async fn download(
 pub async fn delete(
     state: Data<AppState>,
     scope: InOrg<FilesWrite>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, FileId)>,
 ) -> Result<HttpResponse, ApiError> {
     state.files.delete(&scope.access, path.into_inner().1).await.map_err(file_error)?;
     Ok(HttpResponse::NoContent().finish())
@@ -379,7 +380,7 @@ pub async fn presign_upload(
 pub async fn complete(
     state: Data<AppState>,
     scope: InOrg<FilesWrite>,
-    path: web::Path<(String, uuid::Uuid)>,
+    path: web::Path<(String, FileId)>,
 ) -> Result<HttpResponse, ApiError> {
     let file = state.files.complete(&scope.access, path.into_inner().1).await.map_err(file_error)?;
     Ok(HttpResponse::Ok().json(FileResponse::from(file)))

@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::files::FileStatus;
+use tenantry_domain::{FileId, OrgId};
 use tenantry_ports::{Completion, FileRecord, FileRepository, StoreError};
 
 use crate::SqlDatabase;
@@ -29,7 +29,7 @@ impl SqlFileRepository {
 
     async fn insert(&self, file: &FileRecord, audit: Option<&AuditEvent>) -> Result<(), StoreError> {
         let model = files::ActiveModel {
-            id: Set(file.id),
+            id: Set(file.id.as_uuid()),
             org_id: Set(file.org_id.as_uuid()),
             name: Set(file.name.clone()),
             size: Set(size_of(file.size)?),
@@ -50,7 +50,7 @@ impl SqlFileRepository {
 
 fn record_from(model: files::Model) -> Result<FileRecord, StoreError> {
     Ok(FileRecord {
-        id: model.id,
+        id: FileId::from_uuid(model.id),
         org_id: OrgId::from_uuid(model.org_id),
         name: model.name,
         size: u64::try_from(model.size).map_err(|_| corrupt("file size"))?,
@@ -66,10 +66,10 @@ fn size_of(size: u64) -> Result<i64, StoreError> {
     i64::try_from(size).map_err(|_| StoreError::Unexpected(anyhow::anyhow!("a file of {size} bytes")))
 }
 
-fn one(org_id: OrgId, id: uuid::Uuid, status: FileStatus) -> sea_orm::Select<files::Entity> {
+fn one(org_id: OrgId, id: FileId, status: FileStatus) -> sea_orm::Select<files::Entity> {
     files::Entity::find()
         .filter(files::Column::OrgId.eq(org_id.as_uuid()))
-        .filter(files::Column::Id.eq(id))
+        .filter(files::Column::Id.eq(id.as_uuid()))
         .filter(files::Column::Status.eq(status.as_str()))
 }
 
@@ -86,12 +86,12 @@ impl FileRepository for SqlFileRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.files.list", skip_all, fields(org_id = %org_id))]
-    async fn list(&self, org_id: OrgId, after: Option<uuid::Uuid>, limit: u32) -> Result<Vec<FileRecord>, StoreError> {
+    async fn list(&self, org_id: OrgId, after: Option<FileId>, limit: u32) -> Result<Vec<FileRecord>, StoreError> {
         let mut query = files::Entity::find()
             .filter(files::Column::OrgId.eq(org_id.as_uuid()))
             .filter(files::Column::Status.eq(FileStatus::Ready.as_str()));
         if let Some(after) = after {
-            query = query.filter(files::Column::Id.gt(after));
+            query = query.filter(files::Column::Id.gt(after.as_uuid()));
         }
         // Ids are UUIDv7: id order is creation order, and a total one for the cursor.
         let query = query.order_by_asc(files::Column::Id).limit(u64::from(limit));
@@ -100,9 +100,10 @@ impl FileRepository for SqlFileRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.files.get", skip_all, fields(org_id = %org_id))]
-    async fn get(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<FileRecord>, StoreError> {
-        let query =
-            files::Entity::find().filter(files::Column::OrgId.eq(org_id.as_uuid())).filter(files::Column::Id.eq(id));
+    async fn get(&self, org_id: OrgId, id: FileId) -> Result<Option<FileRecord>, StoreError> {
+        let query = files::Entity::find()
+            .filter(files::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(files::Column::Id.eq(id.as_uuid()));
         let found = self.db.read(Scope::Tenant(org_id), |txn| Box::pin(async move { query.one(txn).await })).await?;
         found.map(record_from).transpose()
     }
@@ -111,7 +112,7 @@ impl FileRepository for SqlFileRepository {
     async fn complete(
         &self,
         org_id: OrgId,
-        id: uuid::Uuid,
+        id: FileId,
         completion: &Completion,
         audit: &AuditEvent,
     ) -> Result<Option<FileRecord>, StoreError> {
@@ -129,7 +130,7 @@ impl FileRepository for SqlFileRepository {
             .col_expr(files::Column::Status, Expr::value(FileStatus::Ready.as_str()))
             .col_expr(files::Column::ExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
             .filter(files::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(files::Column::Id.eq(id))
+            .filter(files::Column::Id.eq(id.as_uuid()))
             .filter(files::Column::Status.eq(FileStatus::Pending.as_str()))
             .exec(&txn)
             .await
@@ -148,12 +149,7 @@ impl FileRepository for SqlFileRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.files.delete", skip_all, fields(org_id = %org_id))]
-    async fn delete(
-        &self,
-        org_id: OrgId,
-        id: uuid::Uuid,
-        audit: &AuditEvent,
-    ) -> Result<Option<FileRecord>, StoreError> {
+    async fn delete(&self, org_id: OrgId, id: FileId, audit: &AuditEvent) -> Result<Option<FileRecord>, StoreError> {
         let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
         let Some(found) = one(org_id, id, FileStatus::Ready).one(&txn).await.map_err(store_error)? else {
@@ -161,7 +157,7 @@ impl FileRepository for SqlFileRepository {
         };
         let deleted = files::Entity::delete_many()
             .filter(files::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(files::Column::Id.eq(id))
+            .filter(files::Column::Id.eq(id.as_uuid()))
             .filter(files::Column::Status.eq(FileStatus::Ready.as_str()))
             .exec(&txn)
             .await
@@ -174,14 +170,14 @@ impl FileRepository for SqlFileRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.files.discard_pending", skip_all, fields(org_id = %org_id))]
-    async fn discard_pending(&self, org_id: OrgId, id: uuid::Uuid) -> Result<Option<FileRecord>, StoreError> {
+    async fn discard_pending(&self, org_id: OrgId, id: FileId) -> Result<Option<FileRecord>, StoreError> {
         let txn = self.db.tenant(org_id).await?;
         let Some(found) = one(org_id, id, FileStatus::Pending).one(&txn).await.map_err(store_error)? else {
             return Ok(None);
         };
         let deleted = files::Entity::delete_many()
             .filter(files::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(files::Column::Id.eq(id))
+            .filter(files::Column::Id.eq(id.as_uuid()))
             .filter(files::Column::Status.eq(FileStatus::Pending.as_str()))
             .exec(&txn)
             .await
@@ -205,15 +201,16 @@ impl FileRepository for SqlFileRepository {
     }
 
     #[tracing::instrument(name = "adapter.sql.files.existing", skip_all)]
-    async fn existing(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, StoreError> {
+    async fn existing(&self, ids: &[FileId]) -> Result<Vec<FileId>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let query = files::Entity::find()
             .select_only()
             .column(files::Column::Id)
-            .filter(files::Column::Id.is_in(ids.iter().copied()))
+            .filter(files::Column::Id.is_in(ids.iter().map(FileId::as_uuid)))
             .into_tuple::<uuid::Uuid>();
-        self.db.read(Scope::Platform, |txn| Box::pin(async move { query.all(txn).await })).await
+        let found = self.db.read(Scope::Platform, |txn| Box::pin(async move { query.all(txn).await })).await?;
+        Ok(found.into_iter().map(FileId::from_uuid).collect())
     }
 }
