@@ -1,7 +1,8 @@
 //! The production shape starts: `TENANTRY_ENV=production` on PostgreSQL (a role bound by
 //! Row-Level Security), Redis, an SMTP relay (a loopback sink), a managed signing key and
-//! encryption key, S3-style storage, an https public URL. The whole service graph is built from
-//! that configuration, serves `/health/ready`, and delivers mail over SMTP.
+//! encryption key, S3 storage (the S3-compatible test server of `TENANTRY_TEST_S3_URL`, on
+//! loopback), an https public URL. The whole service graph is built from that configuration,
+//! serves `/health/ready`, and delivers mail over SMTP.
 
 use std::time::Duration;
 
@@ -17,12 +18,20 @@ async fn a_production_configuration_starts_is_ready_and_sends_mail_over_smtp() {
         .map(|_| std::fs::read_to_string(key_dir.path().join("jwt.pem")).expect("pem"))
         .expect("signing key");
     let smtp = sink.url();
+    // Readiness probes the bucket: it must be reachable (moto in CI, which accepts any key).
+    let Some(s3) = tenantry_testkit::storage::s3_url() else { return };
+    let s3 = s3.trim_end_matches('/').to_owned();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new().put(format!("{s3}/tenantry-files")).send().await.expect("the S3 server answers");
     let Some(app) = spawn_app_on_services_with(&[
         ("TENANTRY_ENV", "production"),
         ("TENANTRY_JWT_PRIVATE_KEY", &pem),
         ("TENANTRY_ENCRYPTION_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
         ("TENANTRY_SMTP_URL", &smtp),
-        ("TENANTRY_STORAGE_URL", "s3://tenantry-files"),
+        ("TENANTRY_STORAGE_URL", "s3://tenantry-files/production-test"),
+        ("TENANTRY_S3_ENDPOINT", &s3),
+        ("AWS_ACCESS_KEY_ID", "tenantry-test"),
+        ("AWS_SECRET_ACCESS_KEY", "tenantry-test-secret"),
         ("TENANTRY_PUBLIC_URL", "https://api.tenantry.test"),
         ("TENANTRY_CORS_ORIGINS", "https://app.tenantry.test"),
         ("TENANTRY_MAIL_FROM", "Tenantry <no-reply@tenantry.test>"),
@@ -35,7 +44,7 @@ async fn a_production_configuration_starts_is_ready_and_sends_mail_over_smtp() {
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.expect("json");
     assert_eq!(ready["status"], "ready", "{ready}");
-    for check in ["database", "cache", "mail"] {
+    for check in ["database", "cache", "storage", "mail"] {
         assert_eq!(ready["checks"][check], "ok", "{check}: {ready}");
     }
     // A registration's verification mail leaves over SMTP, with an https link.

@@ -45,6 +45,8 @@ async fn populated_org(app: &TestApp) -> String {
         let response = app.post_json(&format!("{base}/{path}"), &body, Some(&owner)).await;
         assert_eq!(response.status(), 201, "{path}");
     }
+    // A stored file (a row in `files`).
+    app.uploaded_file(&org, &owner, "a.txt").await;
     // A webhook endpoint with a delivery that the dispatcher attempted (the host does not
     // resolve here: the attempt records its error).
     let hook: Value = app
