@@ -98,6 +98,11 @@ pub struct UploadForm {
     pub file: Vec<u8>,
 }
 
+/// A file's bytes, as a download sends them.
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
+
 /// The pulling end of an upload's channel.
 struct ChannelSource(mpsc::Receiver<Result<Vec<u8>, StorageError>>);
 
@@ -258,8 +263,8 @@ fn requested_range(value: Option<&HeaderValue>) -> Option<ByteRange> {
         ("range" = Option<String>, Header, description = "One range, `bytes=first-last`, `bytes=first-` or `bytes=-suffix`.")
     ),
     responses(
-        (status = 200, description = "The whole file.", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested range, with `content-range`.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The whole file, as the type sniffed at upload (`content-type`), with `content-length` and `content-disposition: attachment`.", content((FileBytes = "application/octet-stream"), (FileBytes = "*/*"))),
+        (status = 206, description = "The requested range, with `content-range`.", content((FileBytes = "application/octet-stream"), (FileBytes = "*/*"))),
         (status = 302, description = "Where the store signs URLs: `location` is a presigned URL valid for at most 5 minutes."),
         (status = 416, description = "`range_not_satisfiable`: the range is outside the file (`content-range: bytes */size`).", content_type = "application/problem+json", body = crate::http::error::Problem)
     )
@@ -325,13 +330,13 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct PresignUploadRequest {
     /// The file's name (made safe for display).
-    #[schema(example = "report.pdf")]
+    #[schema(example = "report.pdf", min_length = 1, max_length = 255)]
     #[validate(length(min = 1, max = 255, message = "must be 1 to 255 characters"))]
     pub name: String,
     /// Its exact size in bytes: completion refuses any other.
     pub size: u64,
     /// Its type; must be allowed (completion sniffs the stored bytes again).
-    #[schema(example = "application/pdf")]
+    #[schema(example = "application/pdf", min_length = 1, max_length = 255)]
     #[validate(length(min = 1, max = 255, message = "must be 1 to 255 characters"))]
     pub content_type: String,
 }
