@@ -73,6 +73,32 @@ fn one(org_id: OrgId, id: FileId, status: FileStatus) -> sea_orm::Select<files::
         .filter(files::Column::Status.eq(status.as_str()))
 }
 
+/// Deletes the file `id` of `org_id` in `status` within `txn` and commits; the row as it was,
+/// or `None` (nothing committed, not an audit entry written before) when there is no such
+/// file or another transaction took it first.
+async fn take(
+    txn: sea_orm::DatabaseTransaction,
+    org_id: OrgId,
+    id: FileId,
+    status: FileStatus,
+) -> Result<Option<FileRecord>, StoreError> {
+    let Some(found) = one(org_id, id, status).one(&txn).await.map_err(store_error)? else {
+        return Ok(None);
+    };
+    let deleted = files::Entity::delete_many()
+        .filter(files::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(files::Column::Id.eq(id.as_uuid()))
+        .filter(files::Column::Status.eq(status.as_str()))
+        .exec(&txn)
+        .await
+        .map_err(store_error)?;
+    if deleted.rows_affected != 1 {
+        return Ok(None);
+    }
+    txn.commit().await.map_err(store_error)?;
+    record_from(found).map(Some)
+}
+
 #[async_trait::async_trait]
 impl FileRepository for SqlFileRepository {
     #[tracing::instrument(name = "adapter.sql.files.create", skip_all, fields(org_id = %file.org_id))]
@@ -152,41 +178,13 @@ impl FileRepository for SqlFileRepository {
     async fn delete(&self, org_id: OrgId, id: FileId, audit: &AuditEvent) -> Result<Option<FileRecord>, StoreError> {
         let txn = self.db.tenant(org_id).await?;
         crate::audit::append(&txn, audit).await?;
-        let Some(found) = one(org_id, id, FileStatus::Ready).one(&txn).await.map_err(store_error)? else {
-            return Ok(None);
-        };
-        let deleted = files::Entity::delete_many()
-            .filter(files::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(files::Column::Id.eq(id.as_uuid()))
-            .filter(files::Column::Status.eq(FileStatus::Ready.as_str()))
-            .exec(&txn)
-            .await
-            .map_err(store_error)?;
-        if deleted.rows_affected != 1 {
-            return Ok(None);
-        }
-        txn.commit().await.map_err(store_error)?;
-        record_from(found).map(Some)
+        take(txn, org_id, id, FileStatus::Ready).await
     }
 
     #[tracing::instrument(name = "adapter.sql.files.discard_pending", skip_all, fields(org_id = %org_id))]
     async fn discard_pending(&self, org_id: OrgId, id: FileId) -> Result<Option<FileRecord>, StoreError> {
         let txn = self.db.tenant(org_id).await?;
-        let Some(found) = one(org_id, id, FileStatus::Pending).one(&txn).await.map_err(store_error)? else {
-            return Ok(None);
-        };
-        let deleted = files::Entity::delete_many()
-            .filter(files::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(files::Column::Id.eq(id.as_uuid()))
-            .filter(files::Column::Status.eq(FileStatus::Pending.as_str()))
-            .exec(&txn)
-            .await
-            .map_err(store_error)?;
-        if deleted.rows_affected != 1 {
-            return Ok(None);
-        }
-        txn.commit().await.map_err(store_error)?;
-        record_from(found).map(Some)
+        take(txn, org_id, id, FileStatus::Pending).await
     }
 
     #[tracing::instrument(name = "adapter.sql.files.expired_pending", skip_all)]
