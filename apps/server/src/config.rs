@@ -815,11 +815,7 @@ impl Settings {
                 "local storage is not shared between replicas and is lost with the container; use s3://",
             );
         }
-        if self
-            .s3_endpoint
-            .as_deref()
-            .is_some_and(|endpoint| endpoint.starts_with("http://") && !is_loopback_url(endpoint))
-        {
+        if plain_http_off_host(self.s3_endpoint.as_deref()) {
             flag(
                 "TENANTRY_S3_ENDPOINT",
                 "http:// to another host sends files, credentials and signed URLs unencrypted; use https://",
@@ -840,11 +836,7 @@ impl Settings {
                 "true lets tenants make the server call private and loopback addresses (SSRF)",
             );
         }
-        if self
-            .otlp_endpoint
-            .as_deref()
-            .is_some_and(|endpoint| endpoint.starts_with("http://") && !is_loopback_url(endpoint))
-        {
+        if plain_http_off_host(self.otlp_endpoint.as_deref()) {
             flag(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "traces would leave the host unencrypted; use https:// or a local collector",
@@ -871,6 +863,11 @@ fn smtp_in_clear(url: &str) -> bool {
     let tls =
         parsed.query_pairs().any(|(key, value)| key == "tls" && (value == "required" || value == "opportunistic"));
     parsed.scheme() == "smtp" && !tls && !is_loopback_url(url)
+}
+
+/// Whether `endpoint` is `http://` to a host other than this one (traffic leaves unencrypted).
+fn plain_http_off_host(endpoint: Option<&str>) -> bool {
+    endpoint.is_some_and(|endpoint| endpoint.starts_with("http://") && !is_loopback_url(endpoint))
 }
 
 fn is_loopback_url(endpoint: &str) -> bool {
