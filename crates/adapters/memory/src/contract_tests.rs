@@ -12,9 +12,10 @@ use tenantry_testkit::webhooks::WebhookStores;
 
 use crate::{
     InMemoryApiKeyRepository, InMemoryAuditLog, InMemoryDeliveryQueue, InMemoryFileRepository,
-    InMemoryInvitationRepository, InMemoryOneTimeTokenRepository, InMemoryOrgRepository, InMemoryPlanRepository,
-    InMemoryRoleRepository, InMemorySessionRepository, InMemoryTeamRepository, InMemoryTwoFactorRepository,
-    InMemoryUsageStore, InMemoryUserRepository, InMemoryWebhookRepository, MemoryDatabase, SystemClock,
+    InMemoryInvitationRepository, InMemoryObjectStorage, InMemoryOneTimeTokenRepository, InMemoryOrgRepository,
+    InMemoryPlanRepository, InMemoryRoleRepository, InMemorySessionRepository, InMemoryTeamRepository,
+    InMemoryTwoFactorRepository, InMemoryUsageStore, InMemoryUserRepository, InMemoryWebhookRepository, MemoryDatabase,
+    SystemClock,
 };
 
 #[tokio::test]
@@ -105,5 +106,14 @@ async fn files_contract_in_memory() {
             audit: Arc::new(InMemoryAuditLog::new(db)),
         }
     })
+    .await;
+}
+
+#[tokio::test]
+async fn storage_contract_in_memory() {
+    tenantry_testkit::storage::run_contract(
+        Arc::new(InMemoryObjectStorage::new(Arc::new(SystemClock))),
+        tenantry_testkit::storage::Signing::Unsupported,
+    )
     .await;
 }

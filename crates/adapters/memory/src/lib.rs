@@ -32,6 +32,8 @@ mod ids;
 mod mailer;
 mod plans;
 mod quota;
+mod storage;
+mod tasks;
 mod tenancy;
 mod user_cache;
 mod webhooks;
@@ -52,6 +54,8 @@ pub use ids::UuidV7Generator;
 pub use mailer::RecordingMailer;
 pub use plans::InMemoryPlanRepository;
 pub use quota::{InMemoryRateLimitStore, InMemoryUsageStore};
+pub use storage::InMemoryObjectStorage;
+pub use tasks::TokioTasks;
 pub use tenancy::{
     InMemoryApiKeyRepository, InMemoryInvitationRepository, InMemoryOrgRepository, InMemoryRoleRepository,
     InMemoryTeamRepository,
