@@ -151,7 +151,7 @@ impl PersonalDataReader for InMemoryPersonalDataReader {
                 })
                 .cloned()
                 .collect();
-            audit_entries.sort_by(|a, b| (a.event.created_at, a.event.id).cmp(&(b.event.created_at, b.event.id)));
+            audit_entries.sort_by_key(|entry| (entry.event.created_at, entry.event.id));
             Ok(TenantFootprint {
                 memberships,
                 team_memberships,

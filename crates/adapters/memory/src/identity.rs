@@ -290,7 +290,7 @@ impl SessionRepository for InMemorySessionRepository {
         self.db.read(|tables| {
             let mut all: Vec<Session> =
                 tables.sessions.values().filter(|session| session.user_id == user_id).cloned().collect();
-            all.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+            all.sort_by_key(|session| std::cmp::Reverse((session.created_at, session.id)));
             Ok(all)
         })
     }

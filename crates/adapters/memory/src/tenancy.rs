@@ -211,10 +211,10 @@ impl OrgRepository for InMemoryOrgRepository {
         org_id: OrgId,
         user_id: UserId,
         role: &str,
-        now: DateTime<Utc>,
+        // Memberships keep no update time here: nothing reads it back.
+        _now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let _ = now;
         self.db.write(|tables| {
             let key = (org_id.as_uuid(), user_id.as_uuid());
             guard_last_owner(tables, key.0, key.1, role == OWNER)?;
@@ -722,7 +722,7 @@ impl TeamRepository for InMemoryTeamRepository {
     ) -> Result<bool, StoreError> {
         self.db.write(|tables| {
             let key = (id.as_uuid(), user_id.as_uuid());
-            if !tables.team_members.get(&key).is_some_and(|member| member.org_id == org_id.as_uuid()) {
+            if tables.team_members.get(&key).is_none_or(|member| member.org_id != org_id.as_uuid()) {
                 return Ok(false);
             }
             tables.append(audit);

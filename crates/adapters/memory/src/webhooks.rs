@@ -321,7 +321,7 @@ impl DeliveryQueue for InMemoryDeliveryQueue {
     async fn record(&self, delivery: &Delivery, attempt: &Attempt, outcome: &AttemptOutcome) -> Result<(), StoreError> {
         self.db.write(|tables| {
             let id = delivery.id.as_uuid();
-            if !tables.deliveries.get(&id).is_some_and(|row| row.delivery.org_id == delivery.org_id) {
+            if tables.deliveries.get(&id).is_none_or(|row| row.delivery.org_id != delivery.org_id) {
                 return Ok(());
             }
             if tables.attempts.contains_key(&(id, attempt.attempt)) {
@@ -396,7 +396,7 @@ impl DeliveryQueue for InMemoryDeliveryQueue {
 
     async fn recovered(&self, org_id: OrgId, endpoint_id: WebhookId, audit: &AuditEvent) -> Result<bool, StoreError> {
         self.db.write(|tables| {
-            if !find_endpoint(tables, org_id, endpoint_id).is_some_and(|row| row.endpoint.failing_since.is_some()) {
+            if find_endpoint(tables, org_id, endpoint_id).is_none_or(|row| row.endpoint.failing_since.is_none()) {
                 return Ok(false);
             }
             tables.append(audit);
