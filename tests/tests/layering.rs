@@ -1,6 +1,6 @@
 //! The hexagonal layering, enforced from `cargo metadata`: the pure crates never depend (even
 //! transitively) on a web framework, database, Redis, HTTP client, mailer, object store or
-//! async runtime.
+//! async runtime, and the in-memory embedding example on none of them but the runtime.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -30,6 +30,10 @@ const FORBIDDEN: &[&str] = &[
     "object_store",
     "tokio",
 ];
+
+/// The example that embeds Tenantry over in-memory adapters: it runs on the caller's tokio
+/// runtime, and on nothing that reaches a database, a web framework or the network.
+const EMBEDDED: &str = "embed-in-memory";
 
 /// `package name → names of its normal (non-dev) dependencies`, from a `cargo metadata` resolve.
 fn graph(metadata: &Value) -> (BTreeMap<String, String>, BTreeMap<String, Vec<String>>) {
@@ -65,6 +69,11 @@ fn graph(metadata: &Value) -> (BTreeMap<String, String>, BTreeMap<String, Vec<St
 
 /// Every forbidden crate reachable from `root`, with the path that reaches it.
 fn violations(metadata: &Value, root: &str) -> Vec<String> {
+    violations_of(metadata, root, FORBIDDEN)
+}
+
+/// Every crate of `forbidden` reachable from `root`, with the path that reaches it.
+fn violations_of(metadata: &Value, root: &str, forbidden: &[&str]) -> Vec<String> {
     let (names, edges) = graph(metadata);
     let Some(root_id) = names.iter().find(|(_, name)| name.as_str() == root).map(|(id, _)| id.clone()) else {
         return vec![format!("{root} is not in the workspace")];
@@ -80,7 +89,7 @@ fn violations(metadata: &Value, root: &str) -> Vec<String> {
             let name = names.get(dep).cloned().unwrap_or_default();
             let mut next = path.clone();
             next.push(name.clone());
-            if FORBIDDEN.contains(&name.as_str()) {
+            if forbidden.contains(&name.as_str()) {
                 found.push(next.join(" → "));
             } else {
                 stack.push((dep.clone(), next));
@@ -109,6 +118,25 @@ fn domain_ports_and_application_stay_free_of_infrastructure_crates() {
         all.extend(violations(&metadata, root));
     }
     assert!(all.is_empty(), "forbidden dependencies of the pure layers:\n{}", all.join("\n"));
+}
+
+#[test]
+fn the_in_memory_embedding_example_pulls_no_database_web_framework_or_network_client() {
+    let metadata = workspace_metadata();
+    let forbidden: Vec<&str> = FORBIDDEN.iter().copied().filter(|name| *name != "tokio").collect();
+    let found = violations_of(&metadata, EMBEDDED, &forbidden);
+    assert!(found.is_empty(), "{EMBEDDED} reaches infrastructure crates:\n{}", found.join("\n"));
+    // The check covers the adapters it embeds: they are its direct dependencies.
+    let (names, edges) = graph(&metadata);
+    let direct: Vec<&str> = names
+        .iter()
+        .filter(|(_, name)| name.as_str() == EMBEDDED)
+        .flat_map(|(id, _)| edges.get(id).into_iter().flatten())
+        .map(|dep| names[dep].as_str())
+        .collect();
+    for adapter in ["tenantry-adapter-memory", "tenantry-adapter-crypto", "tenantry-application"] {
+        assert!(direct.contains(&adapter), "{EMBEDDED} embeds {adapter}: {direct:?}");
+    }
 }
 
 #[test]
