@@ -323,3 +323,102 @@ impl std::fmt::Debug for MemoryDatabase {
         f.debug_struct("MemoryDatabase").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use tenantry_domain::audit::{ActorKind, Origin};
+    use tenantry_domain::{Email, Slug};
+    use tenantry_ports::{AuditLog, Conflict, DeliveryQueue, NewUser, OrgRepository, UserRepository};
+
+    use super::*;
+    use crate::{InMemoryAuditLog, InMemoryDeliveryQueue, InMemoryOrgRepository, InMemoryUserRepository};
+
+    fn event(org: OrgId, action: &str) -> AuditEvent {
+        AuditEvent::new(
+            Uuid::now_v7(),
+            org,
+            action,
+            (ActorKind::User, Uuid::now_v7()),
+            ("member", None),
+            Origin::default(),
+            Utc::now(),
+            &serde_json::json!({}),
+        )
+    }
+
+    async fn org_with_owner(db: &MemoryDatabase) -> (OrgId, UserId) {
+        let owner = UserId::from_uuid(Uuid::now_v7());
+        let new = NewUser {
+            id: owner,
+            email: Email::parse(&format!("{}@example.com", owner.as_uuid().simple())).expect("an address"),
+            display_name: None,
+            password_hash: "hash".to_owned(),
+            is_admin: false,
+            email_verified_at: None,
+            created_at: Utc::now(),
+        };
+        InMemoryUserRepository::new(db.clone()).create(&new).await.expect("create the owner");
+        let org = Org {
+            id: OrgId::from_uuid(Uuid::now_v7()),
+            name: "Acme".to_owned(),
+            slug: Slug::parse(&format!("acme-{}", &owner.as_uuid().simple().to_string()[20..])).expect("a slug"),
+            plan: "free".to_owned(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        InMemoryOrgRepository::new(db.clone())
+            .create_with_owner(&org, owner, &event(org.id, "org.created"))
+            .await
+            .expect("create the org");
+        (org.id, owner)
+    }
+
+    fn queued(db: &MemoryDatabase) -> usize {
+        db.read(|tables| Ok(tables.events.len())).expect("read the outbox")
+    }
+
+    #[tokio::test]
+    async fn a_refused_change_writes_neither_its_entry_nor_its_event() {
+        let db = MemoryDatabase::new();
+        let (org, owner) = org_with_owner(&db).await;
+        let audit = InMemoryAuditLog::new(db.clone());
+        let before = audit.head(org).await.expect("head");
+        let refused =
+            InMemoryOrgRepository::new(db.clone()).remove_member(org, owner, &event(org, "member.removed")).await;
+        assert!(matches!(refused, Err(StoreError::Conflict(Conflict::LastOwner))), "{refused:?}");
+        assert_eq!(audit.head(org).await.expect("head"), before, "no entry for a refused change");
+        assert_eq!(queued(&db), 0, "no event for a refused change");
+    }
+
+    #[tokio::test]
+    async fn creating_an_org_is_no_event_and_deleting_it_keeps_only_its_log() {
+        let db = MemoryDatabase::new();
+        let (org, _) = org_with_owner(&db).await;
+        assert_eq!(queued(&db), 0, "the org had no endpoint when it was created, as in SQL");
+        let orgs = InMemoryOrgRepository::new(db.clone());
+        orgs.update(org, "Acme 2", &Slug::parse("acme-two").expect("a slug"), Utc::now(), &event(org, "org.updated"))
+            .await
+            .expect("rename");
+        assert_eq!(queued(&db), 1, "a change of an existing org is queued with its entry");
+        orgs.delete(org, &event(org, "org.deleted")).await.expect("delete");
+        assert_eq!(queued(&db), 0, "the org's events go with it");
+        assert_eq!(InMemoryDeliveryQueue::new(db.clone()).fan_out(Utc::now(), 10).await.expect("fan out"), 0);
+        let head = InMemoryAuditLog::new(db.clone()).head(org).await.expect("head").expect("the log is kept");
+        assert_eq!(head.seq, 3, "created, updated, deleted");
+        assert!(db.read(|tables| Ok(tables.memberships_of(org.as_uuid()).count() == 0)).expect("read"));
+    }
+
+    #[tokio::test]
+    async fn a_panic_inside_a_change_fails_every_later_call_instead_of_reading_half_a_write() {
+        let db = MemoryDatabase::new();
+        let poisoner = db.clone();
+        let panicked = std::thread::spawn(move || {
+            let _ = poisoner.write::<()>(|_| panic!("a bug in the middle of a change"));
+        })
+        .join();
+        assert!(panicked.is_err(), "the change panicked");
+        let read = InMemoryUserRepository::new(db).by_id(UserId::from_uuid(Uuid::now_v7())).await;
+        assert!(matches!(read, Err(StoreError::Unexpected(_))), "{read:?}");
+    }
+}
