@@ -1,7 +1,7 @@
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::rngs::OsRng;
 use tenantry_ports::{CryptoError, PasswordCheck, PasswordHasher};
 use tokio::sync::oneshot;
@@ -31,16 +31,18 @@ impl Default for Argon2Settings {
     }
 }
 
-/// A job for the hashing threads.
-type Job = Box<dyn FnOnce() + Send>;
+/// A job for the hashing threads, handed that thread's argon2 working memory.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
 /// [`PasswordHasher`] with argon2id on a small pool of dedicated threads.
 ///
-/// Dedicated threads, not tokio's blocking pool: the pool bounds concurrency *and* memory —
-/// each thread's allocator keeps its one 19 MiB working area, where a growing set of blocking
-/// threads would each keep one (hundreds of MiB after a login flood). Queued jobs whose request
-/// has gone away (timeout, disconnect) are skipped, so a flood cannot leave minutes of
-/// pointless hashing behind.
+/// Dedicated threads, not tokio's blocking pool: the pool bounds concurrency *and* memory.
+/// Each thread allocates its argon2 working area (19 MiB by default) once and reuses it for
+/// every hash: allocating and freeing it per hash made glibc raise its mmap threshold after the
+/// first free, after which each hash's area came from the heap and fragments of it stayed
+/// resident (the server's peak grew by 19 MiB per registration, to ~195 MiB after eight;
+/// `bench/memory.sh`). Queued jobs whose request has gone away (timeout, disconnect) are
+/// skipped, so a flood cannot leave minutes of pointless hashing behind.
 pub struct Argon2Hasher {
     params: Params,
     jobs: Mutex<mpsc::Sender<Job>>,
@@ -57,7 +59,7 @@ impl Argon2Hasher {
     pub fn new(settings: Argon2Settings) -> Result<Self, CryptoError> {
         let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
             .map_err(|_| CryptoError::Malformed)?;
-        let dummy_hash = hash_now(&params, "tenantry dummy password for unknown accounts")?;
+        let dummy_hash = hash_now(&params, "tenantry dummy password for unknown accounts", &mut Vec::new())?;
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..settings.max_concurrent.max(1) {
@@ -65,6 +67,7 @@ impl Argon2Hasher {
             std::thread::Builder::new()
                 .name(format!("tenantry-argon2-{index}"))
                 .spawn(move || {
+                    let mut memory = Vec::new();
                     loop {
                         let job = {
                             let guard = receiver.lock().unwrap_or_else(PoisonError::into_inner);
@@ -74,7 +77,7 @@ impl Argon2Hasher {
                                 Err(_) => break,
                             }
                         };
-                        job();
+                        job(&mut memory);
                     }
                 })
                 .map_err(|err| CryptoError::Unavailable(anyhow::Error::new(err)))?;
@@ -84,16 +87,16 @@ impl Argon2Hasher {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, CryptoError> + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> Result<T, CryptoError> + Send + 'static,
     ) -> Result<T, CryptoError> {
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move |memory| {
             if reply.is_closed() {
                 return;
             }
             // The caller may have gone meanwhile: nobody to tell, nothing to do.
-            let _ = reply.send(span.in_scope(work));
+            let _ = reply.send(span.in_scope(|| work(memory)));
         });
         self.jobs
             .lock()
@@ -104,34 +107,77 @@ impl Argon2Hasher {
     }
 }
 
-fn argon(params: &Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-}
-
-fn hash_now(params: &Params, password: &str) -> Result<String, CryptoError> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon(params)
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|_| CryptoError::Malformed)
-}
-
-fn verify_now(params: &Params, password: &str, phc: &str) -> Result<PasswordCheck, CryptoError> {
-    let parsed = PasswordHash::new(phc).map_err(|_| CryptoError::Malformed)?;
-    // Verify with the parameters stored in the hash, whatever today's are.
-    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => {
-            let current = parsed.algorithm.as_str() == "argon2id"
-                && Params::try_from(&parsed).is_ok_and(|stored| {
-                    stored.m_cost() == params.m_cost()
-                        && stored.t_cost() == params.t_cost()
-                        && stored.p_cost() == params.p_cost()
-                });
-            Ok(PasswordCheck::Valid { needs_rehash: !current })
-        }
-        Err(argon2::password_hash::Error::Password) => Ok(PasswordCheck::Invalid),
-        Err(_) => Err(CryptoError::Malformed),
+/// `memory` with room for `params`' blocks: grown (never shrunk) to the largest cost seen, so
+/// the hashing thread keeps one area for good instead of allocating one per hash.
+fn working_area<'a>(memory: &'a mut Vec<Block>, params: &Params) -> &'a mut [Block] {
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
     }
+    &mut memory[..blocks]
+}
+
+/// The raw argon2 output of `password` with `salt` under `algorithm`, `version` and `params`,
+/// `length` bytes long, computed in `memory`.
+fn derive(
+    (algorithm, version, params): (Algorithm, Version, &Params),
+    password: &str,
+    salt: &[u8],
+    length: usize,
+    memory: &mut Vec<Block>,
+) -> Result<Output, CryptoError> {
+    let argon = Argon2::new(algorithm, version, params.clone());
+    Output::init_with(length, |out| {
+        argon
+            .hash_password_into_with_memory(password.as_bytes(), salt, out, working_area(memory, params))
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|_| CryptoError::Malformed)
+}
+
+fn hash_now(params: &Params, password: &str, memory: &mut Vec<Block>) -> Result<String, CryptoError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0_u8; 64];
+    let raw_salt = salt.as_salt().decode_b64(&mut salt_bytes).map_err(|_| CryptoError::Malformed)?;
+    let length = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = derive((Algorithm::Argon2id, Version::V0x13, params), password, raw_salt, length, memory)?;
+    let hash = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|_| CryptoError::Malformed)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+fn verify_now(
+    params: &Params,
+    password: &str,
+    phc: &str,
+    memory: &mut Vec<Block>,
+) -> Result<PasswordCheck, CryptoError> {
+    let parsed = PasswordHash::new(phc).map_err(|_| CryptoError::Malformed)?;
+    // Verify with the algorithm, version and parameters stored in the hash, whatever today's are.
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|_| CryptoError::Malformed)?;
+    let version = parsed.version.map_or(Ok(Version::V0x13), Version::try_from).map_err(|_| CryptoError::Malformed)?;
+    let stored = Params::try_from(&parsed).map_err(|_| CryptoError::Malformed)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(CryptoError::Malformed);
+    };
+    let mut salt_bytes = [0_u8; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(|_| CryptoError::Malformed)?;
+    let computed = derive((algorithm, version, &stored), password, raw_salt, expected.len(), memory)?;
+    // `Output`'s equality is constant-time.
+    if computed != expected {
+        return Ok(PasswordCheck::Invalid);
+    }
+    let current = algorithm == Algorithm::Argon2id
+        && version == Version::V0x13
+        && stored.m_cost() == params.m_cost()
+        && stored.t_cost() == params.t_cost()
+        && stored.p_cost() == params.p_cost();
+    Ok(PasswordCheck::Valid { needs_rehash: !current })
 }
 
 #[async_trait::async_trait]
@@ -139,7 +185,7 @@ impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &str) -> Result<String, CryptoError> {
         let params = self.params.clone();
         let password = password.to_owned();
-        self.blocking(move || hash_now(&params, &password))
+        self.blocking(move |memory| hash_now(&params, &password, memory))
             .instrument(tracing::info_span!("adapter.crypto.argon2.hash"))
             .await
     }
@@ -147,7 +193,7 @@ impl PasswordHasher for Argon2Hasher {
     async fn verify(&self, password: &str, phc: &str) -> Result<PasswordCheck, CryptoError> {
         let params = self.params.clone();
         let (password, phc) = (password.to_owned(), phc.to_owned());
-        self.blocking(move || verify_now(&params, &password, &phc))
+        self.blocking(move |memory| verify_now(&params, &password, &phc, memory))
             .instrument(tracing::info_span!("adapter.crypto.argon2.verify"))
             .await
     }
@@ -209,6 +255,58 @@ mod tests {
         for task in tasks {
             assert!(task.await.expect("joined").expect("hashed").starts_with("$argon2id$"));
         }
+    }
+
+    #[tokio::test]
+    async fn hashes_read_both_ways_with_the_argon2_crates_own_phc_code() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = Argon2Hasher::new(cheap()).expect("params");
+        // Ours, checked by the crate's verifier (as every stored hash before this code was).
+        let ours = hasher.hash("correct horse battery staple").await.expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("a PHC string");
+        Argon2::default().verify_password(b"correct horse battery staple", &parsed).expect("the crate agrees");
+        assert!(Argon2::default().verify_password(b"wrong", &parsed).is_err());
+        // The crate's, checked by ours: stored hashes keep working.
+        let params = Params::new(1024, 1, 1, None).expect("params");
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password(b"correct horse battery staple", &salt)
+            .expect("hash")
+            .to_string();
+        assert_eq!(
+            hasher.verify("correct horse battery staple", &theirs).await.expect("verify"),
+            PasswordCheck::Valid { needs_rehash: false }
+        );
+        assert_eq!(
+            hasher.verify("correct horse battery stapler", &theirs).await.expect("verify"),
+            PasswordCheck::Invalid
+        );
+        // Another variant of argon2 verifies, and asks to be replaced by argon2id.
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params.clone())
+            .hash_password(b"correct horse battery staple", &salt)
+            .expect("hash")
+            .to_string();
+        assert_eq!(
+            hasher.verify("correct horse battery staple", &argon2i).await.expect("verify"),
+            PasswordCheck::Valid { needs_rehash: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_larger_stored_cost_still_verifies_on_a_thread_sized_for_todays() {
+        let small = Argon2Hasher::new(Argon2Settings { max_concurrent: 1, ..cheap() }).expect("params");
+        let big = Argon2Hasher::new(Argon2Settings { memory_kib: 4096, ..cheap() }).expect("params");
+        let phc = big.hash("correct horse battery staple").await.expect("hash");
+        small.hash("warm the thread's area at 1 MiB").await.expect("hash");
+        assert_eq!(
+            small.verify("correct horse battery staple", &phc).await.expect("verify"),
+            PasswordCheck::Valid { needs_rehash: true }
+        );
+        let cheaper = Argon2Hasher::new(cheap()).expect("params").hash("x y z long enough").await.expect("hash");
+        assert_eq!(
+            small.verify("x y z long enough", &cheaper).await.expect("verify"),
+            PasswordCheck::Valid { needs_rehash: false }
+        );
     }
 
     #[test]
