@@ -148,6 +148,30 @@ impl SqlDatabase {
         Ok(Self { connection, backend })
     }
 
+    /// Wraps a pool the caller already opened, for a service that embeds Tenantry and keeps
+    /// one pool for its own queries and Tenantry's: one pool means one connection budget
+    /// against the server's `max_connections` and one place that sets timeouts, instead of two
+    /// pools competing. (A `sqlx` pool becomes a `DatabaseConnection` with sea-orm's
+    /// `SqlxPostgresConnector::from_sqlx_postgres_pool`.)
+    ///
+    /// The pool's options are the caller's: set a `statement_timeout` on PostgreSQL (what
+    /// [`Self::connect`] does), and on SQLite WAL mode, a busy timeout and foreign keys on.
+    /// Tenant isolation does not depend on them — every tenant transaction sets its own
+    /// `tenantry.org_id` — but connecting as a role without `BYPASSRLS` does
+    /// ([`Self::role_bypassing_row_security`] tells).
+    ///
+    /// # Errors
+    /// [`SqlError::UnsupportedScheme`] for a pool of a database other than PostgreSQL or
+    /// SQLite.
+    pub fn from_connection(connection: DatabaseConnection) -> Result<Self, SqlError> {
+        let backend = match connection.get_database_backend() {
+            DbBackend::Postgres => Backend::Postgres,
+            DbBackend::Sqlite => Backend::Sqlite,
+            _ => return Err(SqlError::UnsupportedScheme),
+        };
+        Ok(Self { connection, backend })
+    }
+
     /// Applies every pending migration. On PostgreSQL the run holds an advisory lock inside one
     /// transaction, so replicas starting together migrate once and a failure leaves nothing
     /// half-applied (PostgreSQL DDL is transactional).
@@ -351,6 +375,26 @@ mod tests {
         assert!(db.pending_migrations().await.expect("reads").is_empty());
         assert!(file.exists());
         db.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_callers_own_pool_is_wrapped_migrated_and_shared() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("shared.db").display());
+        let pool = sea_orm::sqlx::SqlitePool::connect(&url).await.expect("the caller's pool");
+        let connection = sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone());
+        let db = SqlDatabase::from_connection(connection).expect("wraps");
+        assert_eq!(db.backend(), Backend::Sqlite);
+        db.migrate().await.expect("migrates through the caller's pool");
+        // The caller's own handle on the same pool sees Tenantry's tables.
+        let (tables,): (i64,) =
+            sea_orm::sqlx::query_as("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'")
+                .fetch_one(&pool)
+                .await
+                .expect("query");
+        assert_eq!(tables, 1);
+        db.close().await;
+        assert!(pool.is_closed(), "one pool: closing it through Tenantry closes the caller's too");
     }
 
     #[tokio::test]
