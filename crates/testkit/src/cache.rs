@@ -98,7 +98,7 @@ async fn ttl_reports_time_left(cache: Arc<dyn Cache>) {
     cache.set(&k, b"v", None).await.expect("set");
     assert_eq!(cache.ttl(&k).await.expect("ttl"), None, "a key without expiry has no ttl");
     cache.set(&k, b"v", Some(Duration::from_secs(30))).await.expect("set");
-    let ttl = cache.ttl(&k).await.expect("ttl").expect("has ttl");
+    let ttl = cache.ttl(&k).await.expect("ttl").expect("a key set with a ttl reports the time it has left");
     assert!(ttl > Duration::from_secs(25) && ttl <= Duration::from_secs(30), "{ttl:?}");
 }
 
