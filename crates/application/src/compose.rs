@@ -5,13 +5,8 @@
 //! invalidating decorators around the repositories that feed it, one session-revocation list
 //! and one quota service per process (they hold this process's leases and local copies), and
 //! cross-replica invalidation when a broadcast bus is given. A caller chooses adapters (SQL or
-//! in-memory, Redis or not) and policies; it never re-implements the wiring.
-//!
-//! ```ignore
-//! let app = Tenantry::build(ports, Policies::default());
-//! let tenancy = app.tenancy();
-//! let access = tenancy.access(principal, org_id).await?;
-//! ```
+//! in-memory, Redis or not) and policies; it never re-implements the wiring. [`Tenantry`]
+//! shows it in a runnable example.
 
 use std::sync::Arc;
 
@@ -145,6 +140,76 @@ pub struct Observers {
 
 /// Every use case of one process, wired once. Cloning shares the process-wide parts (the
 /// tenancy cache, revocations, quota and rate-limit leases).
+///
+/// Build it once at start-up from one adapter per port ([`Ports`]) and the [`Policies`], then
+/// take the use cases from it where they are needed; each accessor is a cheap handle on the
+/// shared wiring, so a request handler may call `app.tenancy()` per request.
+///
+/// ```
+/// use tenantry_application::{Policies, Tenantry};
+/// use tenantry_domain::rate::RatePolicy;
+///
+/// # fn ports() -> tenantry_application::Ports {
+/// #     use std::sync::Arc;
+/// #     use tenantry_adapter_memory::{
+/// #         InMemoryCache, InMemoryRateLimitStore, InMemoryUsageStore, RecordingMailer, SystemClock, UuidV7Generator,
+/// #     };
+/// #     use tenantry_ports::*;
+/// #     // The stateful ports this example uses run on the in-process adapters; the rest are
+/// #     // mocks that fail the example if it calls them.
+/// #     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+/// #     tenantry_application::Ports {
+/// #         users: Arc::new(MockUserRepository::new()),
+/// #         sessions: Arc::new(MockSessionRepository::new()),
+/// #         tokens: Arc::new(MockOneTimeTokenRepository::new()),
+/// #         two_factor: Arc::new(MockTwoFactorRepository::new()),
+/// #         footprint: Arc::new(MockPersonalDataReader::new()),
+/// #         orgs: Arc::new(MockOrgRepository::new()),
+/// #         roles: Arc::new(MockRoleRepository::new()),
+/// #         invitations: Arc::new(MockInvitationRepository::new()),
+/// #         teams: Arc::new(MockTeamRepository::new()),
+/// #         api_keys: Arc::new(MockApiKeyRepository::new()),
+/// #         audit: Arc::new(MockAuditLog::new()),
+/// #         plans: Arc::new(MockPlanRepository::new()),
+/// #         durable_usage: Arc::new(InMemoryUsageStore::new(clock.clone())),
+/// #         metered_usage: Arc::new(InMemoryUsageStore::new(clock.clone())),
+/// #         rate_limits: Arc::new(InMemoryRateLimitStore::new()),
+/// #         webhooks: Arc::new(MockWebhookRepository::new()),
+/// #         deliveries: Arc::new(MockDeliveryQueue::new()),
+/// #         webhook_sender: Arc::new(MockWebhookSender::new()),
+/// #         files: Arc::new(MockFileRepository::new()),
+/// #         storage: Arc::new(MockObjectStorage::new()),
+/// #         cache: Arc::new(InMemoryCache::new(clock.clone())),
+/// #         broadcast: None,
+/// #         mailer: Arc::new(RecordingMailer::default()),
+/// #         hasher: Arc::new(MockPasswordHasher::new()),
+/// #         access_tokens: Arc::new(MockAccessTokenIssuer::new()),
+/// #         totp: Arc::new(MockTotpAlgorithm::new()),
+/// #         cipher: Arc::new(MockSecretCipher::new()),
+/// #         secrets: Arc::new(MockSecretGenerator::new()),
+/// #         clock,
+/// #         ids: Arc::new(UuidV7Generator),
+/// #         tasks: Arc::new(MockBackgroundTasks::new()),
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // One adapter per port: SQL and Redis in production (examples/embed-postgres), in-process
+/// // ones in tests. `ports()` is yours.
+/// let app = Tenantry::build(ports(), Policies::default());
+///
+/// // Take a use case where it is needed; clones share the process-wide state.
+/// let limiter = app.rate_limiter();
+/// let policy = RatePolicy::parse("2/min")?.ok_or("a limit, not `off`")?;
+/// let bucket = "signup:203.0.113.7";
+/// assert!(limiter.check(bucket, policy).await?.allowed);
+/// assert!(app.rate_limiter().check(bucket, policy).await?.allowed);
+/// let third = limiter.check(bucket, policy).await?;
+/// assert!(!third.allowed, "a third sign-up from one address in a minute is refused");
+/// assert!(third.retry_after.is_some());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Tenantry {
     ports: Ports,

@@ -3,6 +3,43 @@
 //! Services take their collaborators as `Arc<dyn Port>` in `new`, so the same code runs with
 //! PostgreSQL and Redis in production, SQLite and in-process adapters in the embedded default,
 //! and mockall mocks in unit tests. Nothing here knows about HTTP or a particular database.
+//!
+//! # The layers
+//!
+//! ```text
+//! apps/server or your service     HTTP routes, configuration, choosing adapters
+//!         │ calls
+//! tenantry-application  ◀── here  use cases (AuthService, TenancyService, QuotaService,
+//!         │ holds Arc<dyn Port>     WebhookService, …), worker jobs, the composition root
+//! tenantry-ports                  traits: repositories, Cache, Mailer, WebhookSender, Clock, …
+//!         │
+//! tenantry-domain                 values and rules, no I/O
+//!
+//! adapters (sql, redis, memory, crypto, http, mail, storage) implement tenantry-ports
+//! ```
+//!
+//! This crate, the ports and the domain never depend on a web framework, a database driver,
+//! Redis, an HTTP client, a mailer or an object store (`tests/tests/layering.rs` checks it),
+//! so embedding them pulls in none of those: the service that embeds chooses.
+//!
+//! # Embedding Tenantry in your own service
+//!
+//! 1. **Pick an adapter for every port** and put them in [`Ports`]: the `sql` adapter's
+//!    repositories (on your own pool: `SqlDatabase::from_connection`), `redis` for state
+//!    replicas share, `crypto` for hashing, tokens and secrets, `http` for webhook delivery —
+//!    or your own implementation of any port, checked with its suite in `tenantry-testkit`.
+//! 2. **Choose [`Policies`]**: [`Policies::default`] documents every default; replace a
+//!    section (your plan catalog, token lifetimes, the public URL used in mail links).
+//! 3. **Build once** with [`Tenantry::build`] at start-up and keep the [`Tenantry`] value:
+//!    it owns the process-wide parts (the tenancy cache, session revocations, quota and
+//!    rate-limit leases). Take use cases from it ([`Tenantry::auth`], [`Tenantry::tenancy`],
+//!    [`Tenantry::quotas`], [`Tenantry::webhooks`], …) and call them from your handlers.
+//! 4. **Run the jobs** you need ([`Tenantry::dispatcher`] delivers webhooks) with
+//!    [`run_until_idle`] or a loop of your own; each step is bounded and never sleeps.
+//!
+//! The [`Tenantry`] type has a runnable example; `examples/embed-postgres` is a complete
+//! service (its own actix-web routes, tokio runtime and sqlx pool) and
+//! `examples/custom-adapter` a port implemented outside the workspace.
 
 pub mod account;
 pub mod admin;

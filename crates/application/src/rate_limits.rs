@@ -1,5 +1,5 @@
 //! Rate limits shared by every replica, nearly free per request: GCRA buckets in a
-//! [`RateLimitStore`], taken from through local leases (see [`crate::leases`]).
+//! [`RateLimitStore`], taken from through local leases (see [`LeasePolicy`]).
 
 use std::sync::Arc;
 use std::time::Duration;

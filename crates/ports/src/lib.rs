@@ -5,6 +5,43 @@
 //! documents the error variants it returns, so callers branch on them instead of on driver
 //! errors. With the `mock` feature, mockall generates a `Mock<Port>` for each trait, usable from
 //! any crate's tests.
+//!
+//! # Where this crate sits
+//!
+//! ```text
+//! tenantry-application      use cases: hold `Arc<dyn Port>`, never an adapter type
+//!         │
+//! tenantry-ports  ◀── here  the traits, their data types and error enums
+//!         │
+//! tenantry-domain           the values the traits take and return
+//!
+//! adapters (sql, redis, memory, crypto, http, mail, storage, or yours) implement the traits
+//! ```
+//!
+//! # Writing an adapter
+//!
+//! Implement the trait, translate your store's errors into the port's variants at the seam,
+//! and run the port's contract suite from `tenantry-testkit` against it (its crate docs list
+//! one suite per port; `examples/custom-adapter` walks through a `Cache` on files). Then hand
+//! it to the composition root, `tenantry_application::Ports`.
+//!
+//! ```
+//! use chrono::{DateTime, TimeZone, Utc};
+//! use tenantry_ports::Clock;
+//!
+//! /// A clock stopped at one instant: a complete adapter of the `Clock` port.
+//! struct Frozen(DateTime<Utc>);
+//!
+//! impl Clock for Frozen {
+//!     fn now(&self) -> DateTime<Utc> {
+//!         self.0
+//!     }
+//! }
+//!
+//! let at = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+//! let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(Frozen(at));
+//! assert_eq!(clock.now(), at);
+//! ```
 
 mod audit;
 mod broadcast;

@@ -36,7 +36,7 @@
 //!
 //! Fixtures: [`receiver::Receiver`] (a loopback HTTP receiver with scripted answers),
 //! [`smtp::SmtpSink`] (a loopback SMTP server), [`postgres::ScratchPostgres`] (a throw-away
-//! database) and [`env`] (which real backends a run may use).
+//! database) and [`env`](mod@env) (which real backends a run may use).
 //!
 //! # Running a suite against your own adapter
 //!

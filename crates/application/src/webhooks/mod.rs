@@ -1,6 +1,6 @@
 //! Outgoing webhooks: an organization's endpoints (here), and the dispatcher step that
 //! delivers the events its changes wrote to the outbox — signed, at least once, retried on a
-//! schedule ([`dispatcher`]).
+//! schedule ([`Dispatcher`]).
 
 mod dispatcher;
 
