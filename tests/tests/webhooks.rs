@@ -4,120 +4,17 @@
 //! endpoint quota.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
+use tenantry_testkit::receiver::{Received, Receiver, Reply};
 use tenantry_tests::{TestApp, address, assert_problem, spawn_app_with};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// A status and an optional extra header.
-type Reply = (u16, Option<(String, String)>);
-
-/// A loopback HTTP receiver answering each request with the next of `replies` (the last one
-/// repeats): `(status, extra header)`.
-struct Receiver {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    replies: Arc<Mutex<Vec<Reply>>>,
-}
-
-impl Receiver {
-    async fn start(replies: Vec<(u16, Option<(&str, &str)>)>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
-        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let replies: Arc<Mutex<Vec<Reply>>> = Arc::new(Mutex::new(
-            replies.into_iter().map(|(s, h)| (s, h.map(|(n, v)| (n.to_owned(), v.to_owned())))).collect(),
-        ));
-        let (log, script) = (received.clone(), replies.clone());
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let (log, script) = (log.clone(), script.clone());
-                tokio::spawn(async move {
-                    let mut buffer = Vec::new();
-                    let mut chunk = [0_u8; 8192];
-                    let (head_end, length) = loop {
-                        let Ok(read) = stream.read(&mut chunk).await else { return };
-                        if read == 0 {
-                            return;
-                        }
-                        buffer.extend_from_slice(&chunk[..read]);
-                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buffer[..end]).to_string();
-                            let length = head
-                                .lines()
-                                .find_map(|l| {
-                                    let (n, v) = l.split_once(':')?;
-                                    n.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
-                                })
-                                .unwrap_or(0);
-                            break (end + 4, length);
-                        }
-                    };
-                    while buffer.len() < head_end + length {
-                        let Ok(read) = stream.read(&mut chunk).await else { return };
-                        if read == 0 {
-                            break;
-                        }
-                        buffer.extend_from_slice(&chunk[..read]);
-                    }
-                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
-                    let headers = head
-                        .lines()
-                        .skip(1)
-                        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())))
-                        .collect();
-                    let body = String::from_utf8_lossy(&buffer[head_end..]).to_string();
-                    log.lock().expect("log").push(Received { headers, body });
-                    let (status, extra) = {
-                        let mut script = script.lock().expect("script");
-                        if script.len() > 1 { script.remove(0) } else { script[0].clone() }
-                    };
-                    let extra = extra.map(|(n, v)| format!("{n}: {v}\r\n")).unwrap_or_default();
-                    let reply =
-                        format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}\r\nok");
-                    let _ = stream.write_all(reply.as_bytes()).await;
-                });
-            }
-        });
-        Self { url, received, replies }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("log").clone()
-    }
-
-    fn answer_from_now_on(&self, status: u16) {
-        *self.replies.lock().expect("script") = vec![(status, None)];
-    }
-
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
-        for _ in 0..150 {
-            let got = self.received();
-            if got.len() >= count {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the receiver got {} requests, expected {count}", self.received().len());
-    }
-}
+/// How long a test waits for deliveries that must come (retries included); a guard against
+/// hanging, not a speed check.
+const PATIENCE: Duration = Duration::from_secs(15);
 
 /// An independent Standard Webhooks verifier: `true` when one of the header's signatures is
 /// the HMAC-SHA256 of `id.timestamp.body` under `secret`.
@@ -130,7 +27,7 @@ fn verifies(secret: &str, received: &Received) -> bool {
         return false;
     };
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
-    mac.update(format!("{id}.{timestamp}.{}", received.body).as_bytes());
+    mac.update(format!("{id}.{timestamp}.{}", received.body_text()).as_bytes());
     let expected = format!("v1,{}", engine.encode(mac.finalize().into_bytes()));
     signatures.split(' ').any(|signature| signature == expected)
 }
@@ -245,22 +142,22 @@ async fn endpoints_are_managed_with_their_secret_shown_only_once() {
 #[tokio::test]
 async fn events_are_delivered_signed_and_a_test_reaches_only_its_endpoint() {
     let app = app_with_schedule("1s").await;
-    let receiver = Receiver::start(vec![(204, None)]).await;
-    let other = Receiver::start(vec![(204, None)]).await;
+    let receiver = Receiver::start([Reply::status(204)]).await;
+    let other = Receiver::start([Reply::status(204)]).await;
     let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let hook = endpoint(&app, &org, &owner, &receiver.url, json!(["invitation.created"])).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url("/hook"), json!(["invitation.created"])).await;
     let secret = hook["secret"].as_str().expect("secret").to_owned();
-    let other_hook = endpoint(&app, &org, &owner, &other.url, json!(["member.removed"])).await;
+    let other_hook = endpoint(&app, &org, &owner, &other.url("/hook"), json!(["member.removed"])).await;
     // A real change: its event was committed with it, and is delivered.
     let email = address("invitee");
     let invited = app
         .post_json(&format!("/api/v1/orgs/{org}/invitations"), &json!({"email": email, "role": "viewer"}), Some(&owner))
         .await;
     assert_eq!(invited.status(), 201);
-    let got = receiver.wait_for(1).await;
+    let got = receiver.wait_for(1, PATIENCE).await;
     assert!(verifies(&secret, &got[0]), "signature: {got:?}");
-    let body: Value = serde_json::from_str(&got[0].body).expect("json body");
+    let body: Value = serde_json::from_str(&got[0].body_text()).expect("json body");
     assert_eq!(body["type"], "invitation.created");
     assert_eq!(body["data"]["email"], email.as_str());
     assert!(body["timestamp"].is_string());
@@ -270,8 +167,8 @@ async fn events_are_delivered_signed_and_a_test_reaches_only_its_endpoint() {
     let hook_id = hook["id"].as_str().expect("id");
     let test = app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
     assert_eq!(test.status(), 202);
-    let got = receiver.wait_for(2).await;
-    let body: Value = serde_json::from_str(&got[1].body).expect("json");
+    let got = receiver.wait_for(2, PATIENCE).await;
+    let body: Value = serde_json::from_str(&got[1].body_text()).expect("json");
     assert_eq!(body["type"], "webhook.test");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(other.received().is_empty(), "the other endpoint subscribed to nothing that happened");
@@ -284,14 +181,15 @@ async fn events_are_delivered_signed_and_a_test_reaches_only_its_endpoint() {
 #[tokio::test]
 async fn failures_are_retried_and_retry_after_is_honoured() {
     let app = app_with_schedule("1s,1s,1s").await;
-    let receiver = Receiver::start(vec![(500, None), (503, Some(("retry-after", "3"))), (200, None)]).await;
+    let receiver =
+        Receiver::start([Reply::status(500), Reply::status(503).header("retry-after", "3"), Reply::status(200)]).await;
     let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url("/hook"), json!([])).await;
     let hook_id = hook["id"].as_str().expect("id").to_owned();
     let test = app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
     let delivery_id = test.json::<Value>().await.expect("json")["delivery_id"].as_str().expect("id").to_owned();
-    let got = receiver.wait_for(3).await;
+    let got = receiver.wait_for(3, PATIENCE).await;
     let ids: HashSet<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
     assert_eq!(ids.len(), 1, "every attempt carries the same webhook-id");
     wait_status(&app, &org, &owner, &hook_id, "succeeded").await;
@@ -315,15 +213,15 @@ async fn failures_are_retried_and_retry_after_is_honoured() {
 #[tokio::test]
 async fn a_delivery_dies_after_the_schedule_and_can_be_retried_by_hand() {
     let app = app_with_schedule("1s").await;
-    let receiver = Receiver::start(vec![(500, None)]).await;
+    let receiver = Receiver::start([Reply::status(500)]).await;
     let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url("/hook"), json!([])).await;
     let hook_id = hook["id"].as_str().expect("id").to_owned();
     app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
     let dead = wait_status(&app, &org, &owner, &hook_id, "dead").await;
     assert_eq!(dead["attempts"], 2, "the first attempt and one retry");
-    receiver.answer_from_now_on(200);
+    receiver.answer_from_now_on("", vec![Reply::status(200)]);
     let id = dead["id"].as_str().expect("id");
     let retry = app
         .post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/deliveries/{id}/retry"), &json!({}), Some(&owner))
@@ -341,10 +239,10 @@ async fn a_delivery_dies_after_the_schedule_and_can_be_retried_by_hand() {
 #[tokio::test]
 async fn gone_disables_the_endpoint_at_once() {
     let app = app_with_schedule("1s,1s,1s").await;
-    let receiver = Receiver::start(vec![(410, None)]).await;
+    let receiver = Receiver::start([Reply::status(410)]).await;
     let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url("/hook"), json!([])).await;
     let hook_id = hook["id"].as_str().expect("id").to_owned();
     app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
     let dead = wait_status(&app, &org, &owner, &hook_id, "dead").await;
@@ -358,10 +256,10 @@ async fn gone_disables_the_endpoint_at_once() {
 #[tokio::test]
 async fn a_rotated_secret_signs_alongside_the_new_one() {
     let app = app_with_schedule("1s").await;
-    let receiver = Receiver::start(vec![(200, None)]).await;
+    let receiver = Receiver::start([Reply::status(200)]).await;
     let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url("/hook"), json!([])).await;
     let (hook_id, old) = (hook["id"].as_str().expect("id").to_owned(), hook["secret"].as_str().expect("s").to_owned());
     let rotated =
         app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/rotate-secret"), &json!({}), Some(&owner)).await;
@@ -369,7 +267,7 @@ async fn a_rotated_secret_signs_alongside_the_new_one() {
     let new = rotated.json::<Value>().await.expect("json")["secret"].as_str().expect("secret").to_owned();
     assert_ne!(new, old);
     app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
-    let got = receiver.wait_for(1).await;
+    let got = receiver.wait_for(1, PATIENCE).await;
     assert_eq!(got[0].header("webhook-signature").expect("signature").split(' ').count(), 2);
     assert!(verifies(&new, &got[0]) && verifies(&old, &got[0]), "both secrets verify during the grace period");
     app.stop().await;
@@ -378,7 +276,7 @@ async fn a_rotated_secret_signs_alongside_the_new_one() {
 #[tokio::test]
 async fn private_targets_are_refused_unless_allowed() {
     let app = spawn_app_with(&[("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "1s")]).await;
-    let receiver = Receiver::start(vec![(200, None)]).await;
+    let receiver = Receiver::start([Reply::status(200)]).await;
     let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
     for url in [
@@ -397,7 +295,7 @@ async fn private_targets_are_refused_unless_allowed() {
         assert_eq!(body["errors"][0]["field"], "url", "{url}");
     }
     // A name that resolves to loopback passes creation and is refused when sending.
-    let port = receiver.url.rsplit(':').next().expect("port").trim_end_matches("/hook").to_owned();
+    let port = receiver.addr().port().to_string();
     let hook = endpoint(&app, &org, &owner, &format!("http://localhost:{port}/hook"), json!([])).await;
     let hook_id = hook["id"].as_str().expect("id").to_owned();
     app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
@@ -465,16 +363,10 @@ async fn an_endpoint_that_hangs_does_not_delay_another_orgs_deliveries() {
         ("TENANTRY_WEBHOOK_TIMEOUT_SECS", "5"),
     ])
     .await;
-    // Accepts connections and never answers.
-    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let hang_url = format!("http://{}/slow", hang.local_addr().expect("address"));
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = hang.accept().await {
-            held.push(stream);
-        }
-    });
-    let fast = Receiver::start(vec![(204, None)]).await;
+    // Reads each request and never answers.
+    let hang = Receiver::start([Reply::silent()]).await;
+    let hang_url = hang.url("/slow");
+    let fast = Receiver::start([Reply::status(204)]).await;
     let (_, slow_owner) = app.user().await;
     let slow_org = app.create_org(&slow_owner).await;
     let slow = endpoint(&app, &slow_org, &slow_owner, &hang_url, json!([])).await;
@@ -482,14 +374,15 @@ async fn an_endpoint_that_hangs_does_not_delay_another_orgs_deliveries() {
     for _ in 0..30 {
         app.post_json(&format!("/api/v1/orgs/{slow_org}/webhooks/{slow_id}/test"), &json!({}), Some(&slow_owner)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await; // the slow deliveries are in flight
+    // The endpoint's whole cap of attempts (16) is in flight before the other org commits.
+    hang.wait_until(PATIENCE, "16 open requests", |got| got.iter().filter(|r| r.is_open()).count() >= 16).await;
     let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let hook = endpoint(&app, &org, &owner, &fast.url, json!([])).await;
+    let hook = endpoint(&app, &org, &owner, &fast.url("/hook"), json!([])).await;
     let hook_id = hook["id"].as_str().expect("id").to_owned();
     let sent = std::time::Instant::now();
     app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
-    fast.wait_for(1).await;
+    fast.wait_for(1, PATIENCE).await;
     let waited = sent.elapsed();
     assert!(waited < Duration::from_secs(2), "another org waited {waited:?} behind an endpoint that hangs for 5 s");
     app.stop().await;
@@ -513,10 +406,10 @@ async fn an_endpoint_failing_for_the_whole_period_is_disabled_and_its_owner_mail
         ("TENANTRY_WEBHOOK_DISABLE_AFTER", "2s"),
     ])
     .await;
-    let receiver = Receiver::start(vec![(500, None)]).await;
+    let receiver = Receiver::start([Reply::status(500)]).await;
     let (owner_email, owner, _) = app.signed_in_user().await;
     let org = app.create_org(&owner).await;
-    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url("/hook"), json!([])).await;
     let hook_id = hook["id"].as_str().expect("id").to_owned();
     assert_eq!(hook["failing_since"], Value::Null, "a new endpoint is not failing");
     app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
@@ -536,7 +429,7 @@ async fn an_endpoint_failing_for_the_whole_period_is_disabled_and_its_owner_mail
     let mails = app.mails().await;
     let told: Vec<&String> = mails.iter().filter(|m| m.contains("A webhook endpoint was disabled")).collect();
     assert_eq!(told.len(), 1, "the owner is told once");
-    assert!(told[0].contains(&format!("To: {owner_email}")) && told[0].contains(&receiver.url));
+    assert!(told[0].contains(&format!("To: {owner_email}")) && told[0].contains(&receiver.url("/hook")));
 
     // Nothing reaches a disabled endpoint: a test or a retry is a conflict that says why.
     let test = app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
@@ -560,7 +453,7 @@ async fn an_endpoint_failing_for_the_whole_period_is_disabled_and_its_owner_mail
     assert_eq!(enabled.status(), 200);
     let enabled: Value = enabled.json().await.expect("json");
     assert_eq!((&enabled["disabled_reason"], &enabled["failing_since"]), (&Value::Null, &Value::Null), "{enabled}");
-    receiver.answer_from_now_on(200);
+    receiver.answer_from_now_on("", vec![Reply::status(200)]);
     let retry = app
         .post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/deliveries/{id}/retry"), &json!({}), Some(&owner))
         .await;
@@ -572,13 +465,13 @@ async fn an_endpoint_failing_for_the_whole_period_is_disabled_and_its_owner_mail
 #[tokio::test]
 async fn a_success_after_failures_records_a_recovery() {
     let app = app_with_schedule("1s").await;
-    let receiver = Receiver::start(vec![(500, None), (200, None)]).await;
+    let receiver = Receiver::start([Reply::status(500), Reply::status(200)]).await;
     let (_, owner) = app.user().await;
     let org = app.create_org(&owner).await;
-    let hook = endpoint(&app, &org, &owner, &receiver.url, json!([])).await;
+    let hook = endpoint(&app, &org, &owner, &receiver.url("/hook"), json!([])).await;
     let hook_id = hook["id"].as_str().expect("id").to_owned();
     app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;
-    receiver.wait_for(1).await;
+    receiver.wait_for(1, PATIENCE).await;
     let mut failing = Value::Null;
     for _ in 0..50 {
         failing = get_endpoint(&app, &org, &owner, &hook_id).await;

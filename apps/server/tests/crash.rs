@@ -5,11 +5,10 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tenantry_testkit::receiver::{Received, Receiver, Reply};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
 const EVENTS: usize = 40;
@@ -56,36 +55,9 @@ fn serve(dir: &std::path::Path) -> (Child, u16) {
     }
 }
 
-/// A receiver that takes 150 ms per request and records each `webhook-id`.
-async fn receiver(seen: Arc<Mutex<Vec<String>>>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0_u8; 4096];
-                while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buffer).to_string();
-                let id = head.lines().find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("webhook-id").then(|| value.trim().to_owned())
-                });
-                tokio::time::sleep(Duration::from_millis(150)).await;
-                if let Some(id) = id {
-                    seen.lock().expect("seen").push(id);
-                }
-                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
-            });
-        }
-    });
-    url
+/// The distinct `webhook-id`s among `requests`.
+fn ids(requests: &[Received]) -> HashSet<String> {
+    requests.iter().filter_map(|r| r.header("webhook-id")).map(str::to_owned).collect()
 }
 
 async fn call(client: &reqwest::Client, port: u16, path: &str, token: Option<&str>, body: Value) -> Value {
@@ -102,8 +74,9 @@ async fn call(client: &reqwest::Client, port: u16, path: &str, token: Option<&st
 async fn a_killed_server_delivers_every_committed_event_after_a_restart() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let url = receiver(seen.clone()).await;
+    // 150 ms per request, so the kill comes in the middle of delivering.
+    let receiver = Receiver::start([Reply::status(204).after(Duration::from_millis(150))]).await;
+    let url = receiver.url("/hook");
     let client = reqwest::Client::new();
 
     let (mut first, port) = serve(dir.path());
@@ -126,26 +99,16 @@ async fn a_killed_server_delivers_every_committed_event_after_a_restart() {
         queued.insert(answer["delivery_id"].as_str().expect("delivery id").to_owned());
     }
     // Kill it mid-delivery: some arrived, most did not.
-    for _ in 0..200 {
-        if seen.lock().expect("seen").len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    receiver.wait_for(3, Duration::from_secs(30)).await;
     first.kill().expect("SIGKILL");
     let _ = first.wait();
-    let before = seen.lock().expect("seen").iter().cloned().collect::<HashSet<_>>().len();
+    let before = ids(&receiver.received()).len();
     assert!(before < EVENTS, "the kill came too late to test anything ({before} delivered)");
 
     let (mut second, _) = serve(dir.path());
-    let mut delivered = HashSet::new();
-    for _ in 0..300 {
-        delivered = seen.lock().expect("seen").iter().cloned().collect::<HashSet<_>>();
-        if delivered.len() >= EVENTS {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let delivered = ids(&receiver
+        .wait_until(Duration::from_secs(30), &format!("all {EVENTS} deliveries"), |got| ids(got).len() >= EVENTS)
+        .await);
     let _ = second.kill();
     let _ = second.wait();
     let missing: Vec<_> = queued.difference(&delivered).collect();

@@ -13,13 +13,12 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tenantry_testkit::postgres::ScratchPostgres;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tenantry_testkit::receiver::{Received, Receiver, Reply, most_open_at_once};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
 /// Deliveries to the endpoint that hangs.
@@ -101,74 +100,39 @@ impl Drop for Process {
     }
 }
 
-/// What the receiver saw.
-#[derive(Default)]
-struct Seen {
-    /// Arrival of each healthy delivery (by `webhook-id`).
-    arrived: HashMap<String, Vec<Instant>>,
-    /// `webhook-id`s with a request open now.
-    open: HashSet<String>,
-    /// `webhook-id`s that arrived while a request with the same id was open.
-    overlapping: Vec<String>,
+/// The receiver: `/hang` reads each request and never answers (past the 15 s timeout);
+/// `/ok` answers 204 after 100 ms.
+async fn receiver() -> Receiver {
+    Receiver::routed([
+        ("/hang", vec![Reply::silent()]),
+        ("/ok", vec![Reply::status(204).after(Duration::from_millis(100))]),
+    ])
+    .await
 }
 
-/// Requests to `/hang` open now, and the most ever open at once.
-#[derive(Default)]
-struct Hanging {
-    now: AtomicUsize,
-    most: AtomicUsize,
-}
-
-/// A receiver: `/hang` holds every request for 20 s (past the 15 s timeout); `/ok` answers 204
-/// after 100 ms. It records when each `/ok` delivery arrived and any id seen twice at once.
-async fn receiver(seen: Arc<Mutex<Seen>>, hanging: Arc<Hanging>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let (seen, hanging) = (seen.clone(), hanging.clone());
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0_u8; 4096];
-                while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buffer).to_string();
-                let Some(id) = head.lines().find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("webhook-id").then(|| value.trim().to_owned())
-                }) else {
-                    return;
-                };
-                {
-                    let mut seen = seen.lock().expect("seen");
-                    if !seen.open.insert(id.clone()) {
-                        seen.overlapping.push(id.clone());
-                    }
-                }
-                if head.starts_with("POST /hang") {
-                    let now = hanging.now.fetch_add(1, Ordering::SeqCst) + 1;
-                    hanging.most.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_secs(20)).await;
-                    hanging.now.fetch_sub(1, Ordering::SeqCst);
-                    seen.lock().expect("seen").open.remove(&id);
-                    return;
-                }
-                let arrived = Instant::now();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                {
-                    let mut seen = seen.lock().expect("seen");
-                    seen.open.remove(&id);
-                    seen.arrived.entry(id).or_default().push(arrived);
-                }
-                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
-            });
+/// `webhook-id`s that arrived while a request with the same id was still open (two attempts
+/// of one delivery at once).
+fn overlapping(requests: &[Received]) -> Vec<String> {
+    let now = Instant::now();
+    let mut by_id: HashMap<&str, Vec<(Instant, Instant)>> = HashMap::new();
+    for request in requests {
+        if let Some(id) = request.header("webhook-id") {
+            by_id.entry(id).or_default().push((request.arrived, request.answered.unwrap_or(now)));
         }
-    });
-    base
+    }
+    let mut found = Vec::new();
+    for (id, mut spans) in by_id {
+        spans.sort();
+        if spans.windows(2).any(|pair| pair[1].0 < pair[0].1) {
+            found.push(id.to_owned());
+        }
+    }
+    found
+}
+
+/// The requests to `prefix`.
+fn under<'a>(requests: &'a [Received], prefix: &str) -> Vec<Received> {
+    requests.iter().filter(|r| r.path.starts_with(prefix)).cloned().collect::<Vec<_>>()
 }
 
 async fn call(client: &reqwest::Client, port: u16, path: &str, token: Option<&str>, body: Value) -> Value {
@@ -214,9 +178,8 @@ async fn two_workers_share_the_queue_and_a_hanging_endpoint_delays_no_other_org(
         worker.wait_for("worker starting");
     }
 
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let hanging: Arc<Hanging> = Arc::default();
-    let base = receiver(seen.clone(), hanging.clone()).await;
+    let receiver = receiver().await;
+    let base = receiver.url("");
     let client = reqwest::Client::new();
     let (slow_token, slow_org, slow_hook) = org_with_endpoint(&client, port, "slow", &format!("{base}/hang")).await;
     let (token, org, hook) = org_with_endpoint(&client, port, "fast", &format!("{base}/ok")).await;
@@ -232,11 +195,11 @@ async fn two_workers_share_the_queue_and_a_hanging_endpoint_delays_no_other_org(
         .await;
     }
     // The hanging endpoint's cap is in flight before the other organization commits anything.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while hanging.now.load(Ordering::SeqCst) < 16 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(hanging.now.load(Ordering::SeqCst) >= 16, "the hanging endpoint never filled its cap");
+    receiver
+        .wait_until(Duration::from_secs(10), "the hanging endpoint's cap of 16 in flight", |got| {
+            under(got, "/hang").iter().filter(|r| r.is_open()).count() >= 16
+        })
+        .await;
 
     let mut committed: HashMap<String, Instant> = HashMap::new();
     for _ in 0..HEALTHY {
@@ -244,14 +207,18 @@ async fn two_workers_share_the_queue_and_a_hanging_endpoint_delays_no_other_org(
             call(&client, port, &format!("/api/v1/orgs/{org}/webhooks/{hook}/test"), Some(&token), json!({})).await;
         committed.insert(answer["delivery_id"].as_str().expect("delivery id").to_owned(), Instant::now());
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while seen.lock().expect("seen").arrived.len() < HEALTHY && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let got = receiver
+        .wait_until(Duration::from_secs(20), "every healthy delivery", |got| {
+            under(got, "/ok").iter().filter_map(|r| r.header("webhook-id")).collect::<HashSet<_>>().len() >= HEALTHY
+        })
+        .await;
+    let overlapping = overlapping(&got);
+    let mut arrived: HashMap<String, Vec<Instant>> = HashMap::new();
+    for request in under(&got, "/ok") {
+        if let Some(id) = request.header("webhook-id") {
+            arrived.entry(id.to_owned()).or_default().push(request.arrived);
+        }
     }
-    let (overlapping, arrived) = {
-        let seen = seen.lock().expect("seen");
-        (seen.overlapping.clone(), seen.arrived.clone())
-    };
     assert!(overlapping.is_empty(), "attempts made twice at once: {overlapping:?}");
     assert_eq!(arrived.len(), HEALTHY, "every healthy delivery arrived");
     let mut worst = Duration::ZERO;
@@ -262,7 +229,7 @@ async fn two_workers_share_the_queue_and_a_hanging_endpoint_delays_no_other_org(
     }
     eprintln!("worst commit-to-arrival of the other org while {HANGING} hang: {worst:?}");
     assert!(worst < BOUND, "another org's delivery waited {worst:?} behind a hanging endpoint (bound {BOUND:?})");
-    let most = hanging.most.load(Ordering::SeqCst);
+    let most = most_open_at_once(&under(&receiver.received(), "/hang"));
     assert_eq!(most, 16, "the per-endpoint cap holds across both workers: {most} hanging at once");
     let claimed: Vec<u64> = workers.iter().map(Process::claimed).collect();
     assert!(claimed.iter().all(|n| *n > 0), "both workers took deliveries: {claimed:?}");
