@@ -35,8 +35,9 @@
 //! the black-box export tests (`tests/tests/export.rs`).
 //!
 //! Fixtures: [`receiver::Receiver`] (a loopback HTTP receiver with scripted answers),
-//! [`smtp::SmtpSink`] (a loopback SMTP server), [`postgres::ScratchPostgres`] (a throw-away
-//! database) and [`env`](mod@env) (which real backends a run may use).
+//! [`smtp::SmtpSink`] (a loopback SMTP server), `postgres::ScratchPostgres` (a throw-away
+//! database; the default `postgres` feature, which brings sea-orm) and [`env`](mod@env) (which
+//! real backends a run may use).
 //!
 //! # Running a suite against your own adapter
 //!
@@ -79,6 +80,7 @@ pub mod ids;
 pub mod mail;
 pub mod password;
 pub mod plans;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod rate_limit;
 pub mod receiver;
