@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tenantry_testkit::receiver::{Received, Receiver, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -67,36 +68,13 @@ fn serve(dir: &std::path::Path) -> (Child, u16) {
     }
 }
 
-/// A webhook receiver taking 100 ms per request; counts requests per `webhook-id`.
-async fn receiver(seen: Arc<Mutex<BTreeMap<String, usize>>>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0_u8; 4096];
-                while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buffer).to_string();
-                let id = head.lines().find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("webhook-id").then(|| value.trim().to_owned())
-                });
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if let Some(id) = id {
-                    *seen.lock().expect("seen").entry(id).or_default() += 1;
-                }
-                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
-            });
-        }
-    });
-    url
+/// Requests per `webhook-id` among `requests`.
+fn per_delivery(requests: &[Received]) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for id in requests.iter().filter_map(|r| r.header("webhook-id")) {
+        *seen.entry(id.to_owned()).or_default() += 1;
+    }
+    seen
 }
 
 /// What became of one request.
@@ -221,8 +199,9 @@ struct Tally {
 async fn sigterm_under_load_loses_no_request_and_leaves_no_step_half_recorded() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let seen: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
-    let hook_url = receiver(seen.clone()).await;
+    // A webhook receiver taking 100 ms per request.
+    let hooks = Receiver::start([Reply::status(204).after(Duration::from_millis(100))]).await;
+    let hook_url = hooks.url("/hook");
     let client = reqwest::Client::new();
 
     let (mut first, port) = serve(dir.path());
@@ -301,7 +280,7 @@ async fn sigterm_under_load_loses_no_request_and_leaves_no_step_half_recorded() 
 
     // Load for a while (so deliveries are in flight), then SIGTERM.
     for _ in 0..300 {
-        if seen.lock().expect("seen").len() >= 20 && tally.lock().expect("tally").answered_before >= 200 {
+        if per_delivery(&hooks.received()).len() >= 20 && tally.lock().expect("tally").answered_before >= 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -319,7 +298,7 @@ async fn sigterm_under_load_loses_no_request_and_leaves_no_step_half_recorded() 
     }
 
     let tally = Arc::try_unwrap(tally).ok().expect("one owner").into_inner().expect("tally");
-    let received_at_exit: usize = seen.lock().expect("seen").values().sum();
+    let received_at_exit = hooks.received().len();
     eprintln!(
         "SIGTERM: {} answered before, {} answered after the signal, {} refused, {} never accepted, \
          {} dropped, {} cut off; statuses {:?}; exit {:?} after {} ms; {} webhook requests received by then",
@@ -374,7 +353,7 @@ async fn sigterm_under_load_loses_no_request_and_leaves_no_step_half_recorded() 
     };
     let _ = second.kill();
     let _ = second.wait();
-    let seen = seen.lock().expect("seen").clone();
+    let seen = per_delivery(&hooks.received());
     let mut mismatched = Vec::new();
     for delivery in &deliveries {
         let id = delivery["id"].as_str().expect("delivery id");
