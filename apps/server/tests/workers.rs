@@ -131,7 +131,7 @@ fn overlapping(requests: &[Received]) -> Vec<String> {
 }
 
 /// The requests to `prefix`.
-fn under<'a>(requests: &'a [Received], prefix: &str) -> Vec<Received> {
+fn under(requests: &[Received], prefix: &str) -> Vec<Received> {
     requests.iter().filter(|r| r.path.starts_with(prefix)).cloned().collect::<Vec<_>>()
 }
 
