@@ -137,7 +137,7 @@ pub fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError>
 }
 
 /// Reads `document` as `T`, collecting every field error rather than the first: an unknown
-/// field is dropped, a wrong or missing one is stood in for (see [`STAND_INS`]), and the
+/// field is dropped, a wrong or missing one is stood in for (see `STAND_INS`), and the
 /// document is read again, until it reads; then `T`'s own rules run, and their errors are
 /// added for the fields not already named.
 ///
