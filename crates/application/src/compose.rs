@@ -33,75 +33,88 @@ use crate::{
     TwoFactorPorts, TwoFactorService, WebhookPorts, WebhookService, WebhookSettings,
 };
 
-/// One implementation of every port the use cases need. Repositories are given plain: the
-/// build wraps the ones the tenancy cache reads in its decorators.
+/// One implementation of every port the use cases need, chosen by the caller: the struct is
+/// the whole list of what Tenantry needs from outside, so a missing adapter is a compile
+/// error, not a failure at run time. Repositories are given plain: the build wraps the ones
+/// the tenancy cache reads in its decorators.
 #[derive(Clone)]
 pub struct Ports {
-    /// Accounts.
+    /// Accounts: wrapped by the build so disabling or deleting one drops the tenancy cache's
+    /// copies of it.
     pub users: Arc<dyn UserRepository>,
-    /// Sign-in sessions.
+    /// Sign-in sessions: refresh tokens and the activity that revocation lists check.
     pub sessions: Arc<dyn SessionRepository>,
-    /// Verification and reset tokens.
+    /// Single-use e-mail verification and password-reset tokens (stored as digests).
     pub tokens: Arc<dyn OneTimeTokenRepository>,
-    /// Second-factor state.
+    /// Second-factor state: the sealed TOTP secret and the last step used (no code is
+    /// accepted twice).
     pub two_factor: Arc<dyn TwoFactorRepository>,
-    /// Everything that names a user, for the personal-data export.
+    /// Everything that names a user across organizations, for the personal-data export
+    /// (cross-tenant by nature, so a port of its own rather than a repository method).
     pub footprint: Arc<dyn PersonalDataReader>,
-    /// Organizations and memberships.
+    /// Organizations and memberships: read through the tenancy cache, so this adapter sees
+    /// only misses and writes.
     pub orgs: Arc<dyn OrgRepository>,
-    /// Custom roles.
+    /// Custom roles, also behind the tenancy cache (every permission check resolves one).
     pub roles: Arc<dyn RoleRepository>,
-    /// Invitations.
+    /// Invitations; an acceptance changes membership, so the build invalidates the cache on it.
     pub invitations: Arc<dyn InvitationRepository>,
     /// Teams.
     pub teams: Arc<dyn TeamRepository>,
-    /// API keys.
+    /// API keys, looked up on every key-authenticated request (hence behind the cache).
     pub api_keys: Arc<dyn ApiKeyRepository>,
-    /// The hash-chained audit log.
+    /// The hash-chained audit log's read side and stand-alone appends.
     pub audit: Arc<dyn AuditLog>,
-    /// Plans and their assignments.
+    /// Plans and their assignments, whose limits every quota check reads.
     pub plans: Arc<dyn PlanRepository>,
-    /// Counters that must survive restarts (storage, uploads).
+    /// Counters that must survive restarts (storage bytes, uploads): a database, not a cache.
     pub durable_usage: Arc<dyn UsageStore>,
-    /// The API-call counter (shared by replicas).
+    /// The API-call counter: hit on every request, so a fast store shared by replicas
+    /// (Redis), read through local leases.
     pub metered_usage: Arc<dyn UsageStore>,
-    /// Rate-limit buckets (shared by replicas).
+    /// Rate-limit buckets, shared by replicas so a limit holds across the fleet.
     pub rate_limits: Arc<dyn RateLimitStore>,
-    /// Webhook endpoints.
+    /// Webhook endpoints and their sealed signing secrets.
     pub webhooks: Arc<dyn WebhookRepository>,
-    /// The webhook delivery queue.
+    /// The webhook delivery queue the dispatcher claims from (outbox fan-out, attempts).
     pub deliveries: Arc<dyn DeliveryQueue>,
-    /// Sends webhook requests (behind the SSRF guard).
+    /// Sends webhook requests; tenants choose the URLs, so it must refuse private addresses.
     pub webhook_sender: Arc<dyn WebhookSender>,
-    /// Files' metadata rows.
+    /// Files' metadata rows (tenant data, under the same isolation as the rest).
     pub files: Arc<dyn FileRepository>,
-    /// Files' bytes (S3, a local folder, memory).
+    /// Files' bytes (S3, a local folder, memory), kept apart from the rows so the database
+    /// never holds blobs.
     pub storage: Arc<dyn ObjectStorage>,
-    /// The shared cache.
+    /// The shared cache: lockout counters, revocations, the tenancy cache's entries,
+    /// idempotency markers. Shared by replicas in production.
     pub cache: Arc<dyn Cache>,
-    /// Tells other replicas about invalidations; `None` for a single process.
+    /// Tells other replicas about invalidations so their in-process copies do not wait out
+    /// their bound; `None` for a single process.
     pub broadcast: Option<Arc<dyn Broadcast>>,
-    /// Outgoing mail.
+    /// Outgoing mail (verification, resets, invitations, webhook failure notices).
     pub mailer: Arc<dyn Mailer>,
-    /// Password hashing.
+    /// Password hashing: slow on purpose, so kept behind a port that can bound its concurrency.
     pub hasher: Arc<dyn PasswordHasher>,
-    /// Access-token signing.
+    /// Access-token signing and verification; the keys never leave the adapter.
     pub access_tokens: Arc<dyn AccessTokenIssuer>,
-    /// TOTP codes.
+    /// TOTP codes for second factors.
     pub totp: Arc<dyn TotpAlgorithm>,
-    /// Encryption of secrets at rest.
+    /// Encryption of secrets at rest (TOTP secrets, webhook signing secrets), so a database
+    /// dump alone reveals none.
     pub cipher: Arc<dyn SecretCipher>,
-    /// Random tokens and digests.
+    /// Random tokens and their digests (refresh tokens, API keys, invitation tokens).
     pub secrets: Arc<dyn SecretGenerator>,
-    /// Time.
+    /// Time, injected so tests can expire tokens and move quota periods without waiting.
     pub clock: Arc<dyn Clock>,
-    /// Ids.
+    /// Ids (UUIDv7), injected so tests can predict them.
     pub ids: Arc<dyn IdGenerator>,
-    /// Work done after a response, and webhook attempts (shutdown waits for them).
+    /// Work done after a response (so its duration is not observable by the client) and
+    /// webhook attempts; shutdown waits for them.
     pub tasks: Arc<dyn BackgroundTasks>,
 }
 
-/// The policies of every use case; each section has the documented defaults.
+/// The policies of every use case; each section has the documented defaults, so a caller
+/// replaces only what differs (`Policies { quotas: …, ..Policies::default() }`).
 #[derive(Clone)]
 pub struct Policies {
     /// Identity: token lifetimes, lockouts, the public URL of links in mail.
@@ -129,7 +142,9 @@ impl Default for Policies {
     }
 }
 
-/// Who is told about quota decisions and webhook attempts (metrics).
+/// Who is told about quota decisions and webhook attempts: the server's metrics. Optional, so
+/// an embedding service without metrics passes `Observers::default()` (or uses
+/// [`Tenantry::build`]).
 #[derive(Clone, Default)]
 pub struct Observers {
     /// Quota refusals and thresholds.
