@@ -29,10 +29,8 @@
 //! | `TotpAlgorithm` | [`totp::run_contract`] | RFC 6238 (totp-rs) |
 //! | `SecretCipher` | [`cipher::run_contract`] | XChaCha20-Poly1305 |
 //! | `HealthProbe` | [`health::run_contract`], [`health::run_unreachable_contract`] | SQL, cache, storage, SMTP, mail folder |
+//! | `PersonalDataReader` | [`personal::run_contract`] | SQL |
 //! | `BackgroundTasks` | [`tasks::run_contract`] | the server's tracked tokio tasks |
-//!
-//! `PersonalDataReader` has no suite of its own yet: the SQL adapter's export is covered by
-//! the black-box export tests (`tests/tests/export.rs`).
 //!
 //! Fixtures: [`receiver::Receiver`] (a loopback HTTP receiver with scripted answers),
 //! [`smtp::SmtpSink`] (a loopback SMTP server), `postgres::ScratchPostgres` (a throw-away
@@ -79,6 +77,7 @@ pub mod identity;
 pub mod ids;
 pub mod mail;
 pub mod password;
+pub mod personal;
 pub mod plans;
 #[cfg(feature = "postgres")]
 pub mod postgres;

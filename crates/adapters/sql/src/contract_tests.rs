@@ -14,9 +14,9 @@ use tenantry_testkit::webhooks::WebhookStores;
 
 use crate::{
     SqlApiKeyRepository, SqlAuditLog, SqlConfig, SqlDatabase, SqlDeliveryQueue, SqlFileRepository,
-    SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository, SqlPlanRepository, SqlRoleRepository,
-    SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository,
-    SqlWebhookRepository,
+    SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader, SqlPlanRepository,
+    SqlRoleRepository, SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore,
+    SqlUserRepository, SqlWebhookRepository,
 };
 
 async fn migrated(url: String) -> SqlDatabase {
@@ -253,6 +253,43 @@ async fn files_contract_on_postgres() {
     let db = migrated(scratch.url.clone()).await;
     tenantry_testkit::files::run_contract(|| {
         let stores = file_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+    scratch.drop_database().await;
+}
+
+fn personal_stores(db: &SqlDatabase) -> tenantry_testkit::personal::PersonalStores {
+    tenantry_testkit::personal::PersonalStores {
+        users: Arc::new(SqlUserRepository::new(db.clone())),
+        orgs: Arc::new(SqlOrgRepository::new(db.clone())),
+        footprint: Arc::new(SqlPersonalDataReader::new(db.clone())),
+    }
+}
+
+#[tokio::test]
+async fn personal_data_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("personal.db").display());
+    let db = migrated(url).await;
+    tenantry_testkit::personal::run_contract(|| {
+        let stores = personal_stores(&db);
+        async move { stores }
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn personal_data_contract_on_postgres() {
+    let Some(server) = tenantry_testkit::env::postgres_url() else {
+        return;
+    };
+    let scratch = ScratchPostgres::create(&server).await;
+    let db = migrated(scratch.url.clone()).await;
+    tenantry_testkit::personal::run_contract(|| {
+        let stores = personal_stores(&db);
         async move { stores }
     })
     .await;
