@@ -29,8 +29,8 @@
 //! | `TotpAlgorithm` | [`totp::run_contract`] | RFC 6238 (totp-rs) |
 //! | `SecretCipher` | [`cipher::run_contract`] | XChaCha20-Poly1305 |
 //! | `HealthProbe` | [`health::run_contract`], [`health::run_unreachable_contract`] | SQL, cache, storage, SMTP, mail folder |
-//! | `PersonalDataReader` | [`personal::run_contract`] | SQL |
-//! | `BackgroundTasks` | [`tasks::run_contract`] | the server's tracked tokio tasks |
+//! | `PersonalDataReader` | [`personal::run_contract`] | in-memory, SQL |
+//! | `BackgroundTasks` | [`tasks::run_contract`] | the server's tracked tasks, in-memory `TokioTasks`, `examples/embed-postgres` |
 //!
 //! Fixtures: [`receiver::Receiver`] (a loopback HTTP receiver with scripted answers),
 //! [`smtp::SmtpSink`] (a loopback SMTP server), `postgres::ScratchPostgres` (a throw-away
