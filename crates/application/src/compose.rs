@@ -161,39 +161,42 @@ pub struct Observers {
 /// shared wiring, so a request handler may call `app.tenancy()` per request.
 ///
 /// ```
-/// use tenantry_application::{Policies, Tenantry};
+/// use tenantry_application::{Policies, Principal, Tenantry};
+/// use tenantry_domain::audit::Origin;
 /// use tenantry_domain::rate::RatePolicy;
+/// use tenantry_domain::{Email, SessionId, UserId};
+/// use tenantry_ports::NewUser;
+/// use uuid::Uuid;
 ///
 /// # fn ports() -> tenantry_application::Ports {
 /// #     use std::sync::Arc;
-/// #     use tenantry_adapter_memory::{
-/// #         InMemoryCache, InMemoryRateLimitStore, InMemoryUsageStore, RecordingMailer, SystemClock, UuidV7Generator,
-/// #     };
+/// #     use tenantry_adapter_memory::*;
 /// #     use tenantry_ports::*;
-/// #     // The stateful ports this example uses run on the in-process adapters; the rest are
-/// #     // mocks that fail the example if it calls them.
+/// #     // Every repository in process (one `MemoryDatabase`); the crypto ports and the
+/// #     // webhook sender are mocks that fail the example if it calls them.
 /// #     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+/// #     let db = MemoryDatabase::new();
 /// #     tenantry_application::Ports {
-/// #         users: Arc::new(MockUserRepository::new()),
-/// #         sessions: Arc::new(MockSessionRepository::new()),
-/// #         tokens: Arc::new(MockOneTimeTokenRepository::new()),
-/// #         two_factor: Arc::new(MockTwoFactorRepository::new()),
-/// #         footprint: Arc::new(MockPersonalDataReader::new()),
-/// #         orgs: Arc::new(MockOrgRepository::new()),
-/// #         roles: Arc::new(MockRoleRepository::new()),
-/// #         invitations: Arc::new(MockInvitationRepository::new()),
-/// #         teams: Arc::new(MockTeamRepository::new()),
-/// #         api_keys: Arc::new(MockApiKeyRepository::new()),
-/// #         audit: Arc::new(MockAuditLog::new()),
-/// #         plans: Arc::new(MockPlanRepository::new()),
+/// #         users: Arc::new(InMemoryUserRepository::new(db.clone())),
+/// #         sessions: Arc::new(InMemorySessionRepository::new(db.clone())),
+/// #         tokens: Arc::new(InMemoryOneTimeTokenRepository::new(db.clone())),
+/// #         two_factor: Arc::new(InMemoryTwoFactorRepository::new(db.clone())),
+/// #         footprint: Arc::new(InMemoryPersonalDataReader::new(db.clone())),
+/// #         orgs: Arc::new(InMemoryOrgRepository::new(db.clone())),
+/// #         roles: Arc::new(InMemoryRoleRepository::new(db.clone())),
+/// #         invitations: Arc::new(InMemoryInvitationRepository::new(db.clone())),
+/// #         teams: Arc::new(InMemoryTeamRepository::new(db.clone())),
+/// #         api_keys: Arc::new(InMemoryApiKeyRepository::new(db.clone())),
+/// #         audit: Arc::new(InMemoryAuditLog::new(db.clone())),
+/// #         plans: Arc::new(InMemoryPlanRepository::new(db.clone())),
 /// #         durable_usage: Arc::new(InMemoryUsageStore::new(clock.clone())),
 /// #         metered_usage: Arc::new(InMemoryUsageStore::new(clock.clone())),
 /// #         rate_limits: Arc::new(InMemoryRateLimitStore::new()),
-/// #         webhooks: Arc::new(MockWebhookRepository::new()),
-/// #         deliveries: Arc::new(MockDeliveryQueue::new()),
+/// #         webhooks: Arc::new(InMemoryWebhookRepository::new(db.clone())),
+/// #         deliveries: Arc::new(InMemoryDeliveryQueue::new(db.clone())),
 /// #         webhook_sender: Arc::new(MockWebhookSender::new()),
-/// #         files: Arc::new(MockFileRepository::new()),
-/// #         storage: Arc::new(MockObjectStorage::new()),
+/// #         files: Arc::new(InMemoryFileRepository::new(db)),
+/// #         storage: Arc::new(InMemoryObjectStorage::new(clock.clone())),
 /// #         cache: Arc::new(InMemoryCache::new(clock.clone())),
 /// #         broadcast: None,
 /// #         mailer: Arc::new(RecordingMailer::default()),
@@ -204,24 +207,43 @@ pub struct Observers {
 /// #         secrets: Arc::new(MockSecretGenerator::new()),
 /// #         clock,
 /// #         ids: Arc::new(UuidV7Generator),
-/// #         tasks: Arc::new(MockBackgroundTasks::new()),
+/// #         tasks: Arc::new(TokioTasks::new()),
 /// #     }
 /// # }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // One adapter per port: SQL and Redis in production (examples/embed-postgres), in-process
-/// // ones in tests. `ports()` is yours.
+/// // ones here (examples/embed-in-memory). `ports()` is yours.
 /// let app = Tenantry::build(ports(), Policies::default());
 ///
-/// // Take a use case where it is needed; clones share the process-wide state.
-/// let limiter = app.rate_limiter();
+/// // An account, and a principal for it (`app.auth().authenticate(token)` gives you one from
+/// // an access token).
+/// let user_id = UserId::from_uuid(Uuid::now_v7());
+/// app.users()
+///     .create(&NewUser {
+///         id: user_id,
+///         email: Email::parse("ann@example.com")?,
+///         display_name: None,
+///         password_hash: "stored by the PasswordHasher".to_owned(),
+///         is_admin: false,
+///         email_verified_at: None,
+///         created_at: chrono::Utc::now(),
+///     })
+///     .await?;
+/// let ann = Principal { user_id, session_id: SessionId::from_uuid(Uuid::now_v7()) };
+///
+/// // Take a use case where it is needed: each accessor is a cheap handle on shared wiring.
+/// let org = app.tenancy().create_org(ann, Origin::default(), "Acme", "acme").await?;
+/// let mine = app.tenancy().my_orgs(ann, None, 10).await?;
+/// assert_eq!((mine[0].0.id, mine[0].1.as_str()), (org.id, "owner"));
+/// assert_eq!(app.quotas().usage(org.id).await?.plan, "free", "new orgs start on the default plan");
+///
+/// // Process-wide parts are shared by every handle: two handles, one bucket.
 /// let policy = RatePolicy::parse("2/min")?.ok_or("a limit, not `off`")?;
-/// let bucket = "signup:203.0.113.7";
-/// assert!(limiter.check(bucket, policy).await?.allowed);
-/// assert!(app.rate_limiter().check(bucket, policy).await?.allowed);
-/// let third = limiter.check(bucket, policy).await?;
+/// assert!(app.rate_limiter().check("signup:203.0.113.7", policy).await?.allowed);
+/// assert!(app.rate_limiter().check("signup:203.0.113.7", policy).await?.allowed);
+/// let third = app.rate_limiter().check("signup:203.0.113.7", policy).await?;
 /// assert!(!third.allowed, "a third sign-up from one address in a minute is refused");
-/// assert!(third.retry_after.is_some());
 /// # Ok(())
 /// # }
 /// ```

@@ -13,12 +13,12 @@
 //! | `Broadcast` | [`broadcast::run_contract`] | in-memory, Redis |
 //! | `RateLimitStore` | [`rate_limit::run_contract`] | in-memory, Redis |
 //! | `UsageStore` | [`usage::run_contract`] | in-memory, Redis, SQL |
-//! | `PlanRepository` | [`plans::run_contract`] | SQL |
-//! | `UserRepository`, `SessionRepository`, `OneTimeTokenRepository`, `TwoFactorRepository` | [`identity::run_contract`] | SQL |
-//! | `OrgRepository`, `RoleRepository`, `InvitationRepository`, `TeamRepository`, `ApiKeyRepository`, `AuditLog` | [`tenancy::run_contract`] | SQL |
-//! | `WebhookRepository`, `DeliveryQueue` | [`webhooks::run_contract`] | SQL |
-//! | `FileRepository` | [`files::run_contract`] | SQL |
-//! | `ObjectStorage` | [`storage::run_contract`] | local folder, memory, S3 |
+//! | `PlanRepository` | [`plans::run_contract`] | SQL, in-memory |
+//! | `UserRepository`, `SessionRepository`, `OneTimeTokenRepository`, `TwoFactorRepository` | [`identity::run_contract`] | SQL, in-memory |
+//! | `OrgRepository`, `RoleRepository`, `InvitationRepository`, `TeamRepository`, `ApiKeyRepository`, `AuditLog` | [`tenancy::run_contract`] | SQL, in-memory |
+//! | `WebhookRepository`, `DeliveryQueue` | [`webhooks::run_contract`] | SQL, in-memory |
+//! | `FileRepository` | [`files::run_contract`] | SQL, in-memory |
+//! | `ObjectStorage` | [`storage::run_contract`] | local folder, memory (object_store and in-memory adapter), S3 |
 //! | `Mailer` | [`mail::delivers_each_message_once_with_both_parts`] | SMTP, `.eml` folder |
 //! | `WebhookSender` | [`webhook_sender::run_contract`] | reqwest (http adapter) |
 //! | `Clock` | [`clock::run_contract`], [`clock::run_wall_clock_contract`] | system clock, manual clock |
