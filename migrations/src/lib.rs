@@ -19,6 +19,7 @@ mod m20261206_000011_quotas;
 mod m20261206_000012_webhooks;
 mod m20261206_000013_webhook_health;
 mod m20261206_000014_files;
+mod m20261206_000015_mail_outbox;
 
 /// Every tenant-owned table and the column naming its organization: each is under the same
 /// Row-Level Security policy on PostgreSQL, and the isolation tests walk this list, so a new
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_webhooks::Migration),
             Box::new(m20261206_000013_webhook_health::Migration),
             Box::new(m20261206_000014_files::Migration),
+            Box::new(m20261206_000015_mail_outbox::Migration),
         ]
     }
 }

@@ -78,6 +78,11 @@ define_id!(
     DeliveryId
 );
 define_id!(
+    /// Identifies one message of the mail outbox: the worker's claims, retries and the
+    /// `Message-ID` a relay sees all name it, so a retried mail stays the same mail.
+    MailId
+);
+define_id!(
     /// Identifies a stored file of an organization; also names its object
     /// (`orgs/{org_id}/files/{file_id}`), so a user's file name never reaches a path.
     FileId

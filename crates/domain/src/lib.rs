@@ -49,6 +49,6 @@ pub mod tenancy;
 pub mod webhooks;
 
 pub use email::{Email, EmailError};
-pub use id::{ApiKeyId, DeliveryId, FileId, InvitationId, OrgId, RoleId, SessionId, TeamId, UserId, WebhookId};
+pub use id::{ApiKeyId, DeliveryId, FileId, InvitationId, MailId, OrgId, RoleId, SessionId, TeamId, UserId, WebhookId};
 pub use name::{ApiKeyName, NameError, OrgName, TeamName};
 pub use slug::{Slug, SlugError};

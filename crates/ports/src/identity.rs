@@ -6,6 +6,8 @@ use tenantry_domain::identity::DisplayName;
 use tenantry_domain::identity::{Session, TokenPurpose, User, UserSettings};
 use tenantry_domain::{Email, OrgId, SessionId, UserId};
 
+use crate::QueuedMail;
+
 /// Which rule a change met: each is its own variant, so a caller maps exactly the ones its
 /// port documents and a store cannot make one mean another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -174,11 +176,12 @@ pub struct AccountDeleted {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait SessionRepository: Send + Sync {
-    /// Stores a new session with its first refresh token (by hash).
+    /// Stores a new session with its first refresh token (by hash), and queues `mails` (a
+    /// new-sign-in alert) in the same transaction.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
-    async fn create(&self, session: &Session, refresh_hash: &str) -> Result<(), StoreError>;
+    async fn create(&self, session: &Session, refresh_hash: &str, mails: &[QueuedMail]) -> Result<(), StoreError>;
 
     /// Atomically retires the refresh token with `presented_hash` and installs `next_hash` for
     /// the same session, extending it to `expires_at`. Exactly one of several concurrent calls
@@ -259,7 +262,9 @@ pub enum RefreshOutcome {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait OneTimeTokenRepository: Send + Sync {
-    /// Stores a token hash for `user_id`.
+    /// Stores a token hash for `user_id`, and queues `mails` (the one carrying the token's
+    /// link) in the same transaction: a token is never issued without its mail, nor a mail
+    /// queued for a token that was not stored (ADR 0018).
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -270,6 +275,7 @@ pub trait OneTimeTokenRepository: Send + Sync {
         token_hash: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError>;
 
     /// Marks the token used and returns its user, if it exists for `purpose`, is unused and

@@ -76,7 +76,7 @@ pub use identity::{
     StoreError, UserRepository,
 };
 pub use ids::IdGenerator;
-pub use mail::{MailError, Mailer, OutgoingEmail};
+pub use mail::{ClaimedMail, MailError, MailOutbox, Mailer, OutgoingEmail, QueuedMail};
 pub use personal::{MembershipRecord, PersonalDataReader, TeamMembershipRecord, TenantFootprint};
 pub use quota::{Consumed, CounterError, PlanRepository, RateLimitStore, Take, UsageKey, UsageStore};
 pub use storage::{
@@ -113,7 +113,7 @@ pub use identity::{MockOneTimeTokenRepository, MockSessionRepository, MockUserRe
 #[cfg(feature = "mock")]
 pub use ids::MockIdGenerator;
 #[cfg(feature = "mock")]
-pub use mail::MockMailer;
+pub use mail::{MockMailOutbox, MockMailer};
 #[cfg(feature = "mock")]
 pub use personal::MockPersonalDataReader;
 #[cfg(feature = "mock")]

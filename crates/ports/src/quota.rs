@@ -7,7 +7,7 @@ use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::quota::{PlanAssignment, Quota};
 use tenantry_domain::rate::{RateGrant, RatePolicy};
 
-use crate::StoreError;
+use crate::{QueuedMail, StoreError};
 
 /// Failures of a counter store ([`UsageStore`], [`RateLimitStore`]); callers decide per route
 /// group whether an unavailable store fails open or closed, so the two are kept apart.
@@ -144,7 +144,8 @@ pub trait PlanRepository: Send + Sync {
 
     /// Records that `mark` (`"80"`, `"100"`, `"exceeded"`) of `quota` happened in `period`,
     /// and writes `audit` with it in one transaction, only the first time: `true` when this
-    /// call was the first.
+    /// call was the first. `mails` (the threshold notice to owners and admins) are queued in
+    /// that transaction, so each crossing mails once (ADR 0018).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`], [`StoreError::Unexpected`].
@@ -155,5 +156,6 @@ pub trait PlanRepository: Send + Sync {
         period: &str,
         mark: &str,
         audit: &AuditEvent,
+        mails: &[QueuedMail],
     ) -> Result<bool, StoreError>;
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{ApiKeyId, Email, InvitationId, OrgId, RoleId, Slug, TeamId, UserId};
 
-use crate::StoreError;
+use crate::{QueuedMail, StoreError};
 
 /// An organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +192,8 @@ pub trait InvitationRepository: Send + Sync {
     /// address to the same organization (a re-invite replaces the old link). With a
     /// `seat_limit`, refuses when members plus pending invitations (the new one included)
     /// would pass it, counted inside the transaction so concurrent invitations cannot both pass.
+    /// `mails` (the invitation's link) are queued in the same transaction, so a refused
+    /// invitation mails nothing (ADR 0018).
     ///
     /// # Errors
     /// [`StoreError::LimitReached`] with the seats already taken; `Unavailable`, `Unexpected`.
@@ -201,6 +203,7 @@ pub trait InvitationRepository: Send + Sync {
         token_hash: &str,
         seat_limit: Option<u64>,
         audit: &AuditEvent,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError>;
 
     /// A page of the organization's pending invitations at `now`, newest first: at most

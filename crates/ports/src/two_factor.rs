@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use tenantry_domain::UserId;
 
-use crate::{CryptoError, StoreError};
+use crate::{CryptoError, QueuedMail, StoreError};
 
 /// A user's two-factor state; secrets are sealed by a [`SecretCipher`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,7 +34,7 @@ pub trait TwoFactorRepository: Send + Sync {
     async fn set_pending(&self, user_id: UserId, sealed: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Activates `sealed` (the pending secret) with its first accepted step, and replaces the
-    /// backup codes, in one transaction.
+    /// backup codes, and queues `mails` (the "two-factor enabled" notice), in one transaction.
     ///
     /// # Errors
     /// `NotFound`, `Unavailable`, `Unexpected`.
@@ -45,13 +45,15 @@ pub trait TwoFactorRepository: Send + Sync {
         first_step: i64,
         backup_code_hashes: &[String],
         now: DateTime<Utc>,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError>;
 
-    /// Turns two-factor sign-in off and forgets secrets and backup codes.
+    /// Turns two-factor sign-in off and forgets secrets and backup codes, and queues `mails`
+    /// (the "two-factor disabled" notice), in one transaction.
     ///
     /// # Errors
     /// `NotFound`, `Unavailable`, `Unexpected`.
-    async fn disable(&self, user_id: UserId, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn disable(&self, user_id: UserId, now: DateTime<Utc>, mails: &[QueuedMail]) -> Result<(), StoreError>;
 
     /// Records `step` as used if it is later than the last one; `false` means replay. Atomic.
     ///

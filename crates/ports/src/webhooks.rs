@@ -6,7 +6,7 @@ use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::webhooks::DeliveryStatus;
 use tenantry_domain::{DeliveryId, OrgId, WebhookId};
 
-use crate::StoreError;
+use crate::{QueuedMail, StoreError};
 
 /// An organization's webhook endpoint (never its secret: that is read on its own, sealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +252,8 @@ pub trait DeliveryQueue: Send + Sync {
     /// the entry), when there is no such enabled endpoint, or when `FailingSince(t)` and the
     /// endpoint is not failing since `t` or earlier. `sparing` is the delivery whose attempt
     /// led here: it is left for that attempt's record to end, so it never shows `dead` with
-    /// its attempt missing.
+    /// its attempt missing. `mails` (to the organization's owners and admins) are queued in
+    /// the same transaction, so only the call that disabled the endpoint mails (ADR 0018).
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -263,6 +264,7 @@ pub trait DeliveryQueue: Send + Sync {
         why: Disabling,
         sparing: Option<DeliveryId>,
         audit: &AuditEvent,
+        mails: &[QueuedMail],
     ) -> Result<bool, StoreError>;
 
     /// Clears the endpoint's failing mark, with `audit` (a recovery), in one transaction;

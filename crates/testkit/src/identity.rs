@@ -137,7 +137,7 @@ async fn create_session(
 ) -> (Session, String) {
     let session = session_for(user_id, created_at, expires_at);
     let hash = unique("refresh");
-    stores.sessions.create(&session, &hash).await.expect("create session");
+    stores.sessions.create(&session, &hash, &[]).await.expect("create session");
     (session, hash)
 }
 
@@ -287,11 +287,11 @@ async fn delete_removes_the_user_and_everything_it_owns(stores: IdentityStores) 
     let (session, refresh) = create_session(&stores, new.id, at, at + minutes(60)).await;
     stores
         .tokens
-        .create(new.id, TokenPurpose::PasswordReset, &unique("ott"), at, at + minutes(60))
+        .create(new.id, TokenPurpose::PasswordReset, &unique("ott"), at, at + minutes(60), &[])
         .await
         .expect("create token");
     stores.two_factor.set_pending(new.id, "sealed-secret", at).await.expect("set pending");
-    stores.two_factor.enable(new.id, "sealed-secret", 7, &codes(3), at).await.expect("enable");
+    stores.two_factor.enable(new.id, "sealed-secret", 7, &codes(3), at, &[]).await.expect("enable");
 
     let bystander = create_user(&stores).await;
     let (kept, _) = create_session(&stores, bystander, at, at + minutes(60)).await;
@@ -580,7 +580,7 @@ async fn a_one_time_token_is_consumed_once(stores: IdentityStores) {
     let at = now();
     let hash = unique("ott");
     let purpose = TokenPurpose::EmailVerification;
-    stores.tokens.create(user, purpose, &hash, at, at + minutes(60)).await.expect("create");
+    stores.tokens.create(user, purpose, &hash, at, at + minutes(60), &[]).await.expect("create");
     assert_eq!(stores.tokens.consume(purpose, &hash, at).await.expect("consume"), Some(user), "first use: the user");
     assert_eq!(stores.tokens.consume(purpose, &hash, at).await.expect("consume"), None, "second use: None");
     let issued = stores.tokens.list_for_user(user).await.expect("list");
@@ -592,10 +592,10 @@ async fn peek_shows_the_user_of_a_live_token_without_using_it(stores: IdentitySt
     let user = create_user(&stores).await;
     let at = now();
     let (live, expired) = (unique("ott"), unique("ott"));
-    stores.tokens.create(user, TokenPurpose::PasswordReset, &live, at, at + minutes(60)).await.expect("create");
+    stores.tokens.create(user, TokenPurpose::PasswordReset, &live, at, at + minutes(60), &[]).await.expect("create");
     stores
         .tokens
-        .create(user, TokenPurpose::PasswordReset, &expired, at - minutes(120), at - minutes(60))
+        .create(user, TokenPurpose::PasswordReset, &expired, at - minutes(120), at - minutes(60), &[])
         .await
         .expect("create");
     assert_eq!(stores.tokens.peek(TokenPurpose::PasswordReset, &live, at).await.expect("peek"), Some(user));
@@ -625,7 +625,7 @@ async fn invalidate_voids_every_unused_token_of_that_purpose_only(stores: Identi
         (user, &verify, TokenPurpose::EmailVerification),
         (other, &others, TokenPurpose::PasswordReset),
     ] {
-        stores.tokens.create(owner, purpose, hash, at, at + minutes(60)).await.expect("create");
+        stores.tokens.create(owner, purpose, hash, at, at + minutes(60), &[]).await.expect("create");
     }
     stores.tokens.invalidate(user, TokenPurpose::PasswordReset, at).await.expect("invalidate");
     for hash in [&first, &second] {
@@ -647,7 +647,7 @@ async fn a_one_time_token_does_not_work_for_another_purpose(stores: IdentityStor
     let user = create_user(&stores).await;
     let at = now();
     let hash = unique("ott");
-    stores.tokens.create(user, TokenPurpose::PasswordReset, &hash, at, at + minutes(60)).await.expect("create");
+    stores.tokens.create(user, TokenPurpose::PasswordReset, &hash, at, at + minutes(60), &[]).await.expect("create");
     assert_eq!(
         stores.tokens.consume(TokenPurpose::EmailVerification, &hash, at).await.expect("consume"),
         None,
@@ -665,11 +665,11 @@ async fn an_expired_or_unknown_one_time_token_is_refused(stores: IdentityStores)
     let at = now();
     let purpose = TokenPurpose::PasswordReset;
     let hash = unique("ott");
-    stores.tokens.create(user, purpose, &hash, at - minutes(120), at - minutes(60)).await.expect("create");
+    stores.tokens.create(user, purpose, &hash, at - minutes(120), at - minutes(60), &[]).await.expect("create");
     assert_eq!(stores.tokens.consume(purpose, &hash, at).await.expect("consume"), None, "expired before now");
 
     let live = unique("ott");
-    stores.tokens.create(user, purpose, &live, at, at + minutes(60)).await.expect("create");
+    stores.tokens.create(user, purpose, &live, at, at + minutes(60), &[]).await.expect("create");
     assert_eq!(
         stores.tokens.consume(purpose, &live, at + minutes(61)).await.expect("consume"),
         None,
@@ -685,7 +685,7 @@ async fn concurrent_consumes_of_one_token_let_exactly_one_win(stores: IdentitySt
     let at = now();
     let purpose = TokenPurpose::EmailVerification;
     let hash = unique("ott");
-    stores.tokens.create(user, purpose, &hash, at, at + minutes(60)).await.expect("create");
+    stores.tokens.create(user, purpose, &hash, at, at + minutes(60), &[]).await.expect("create");
     let attempts = (0..8).map(|_| {
         let tokens = stores.tokens.clone();
         let hash = hash.clone();
@@ -703,17 +703,17 @@ async fn issued_tokens_are_listed_oldest_first_without_other_users_tokens(stores
     assert!(stores.tokens.list_for_user(user).await.expect("list").is_empty(), "nothing issued yet");
 
     let newer = unique("ott");
-    stores.tokens.create(user, TokenPurpose::PasswordReset, &newer, at, at + minutes(60)).await.expect("create");
+    stores.tokens.create(user, TokenPurpose::PasswordReset, &newer, at, at + minutes(60), &[]).await.expect("create");
     let older = unique("ott");
     let older_at = at - minutes(90);
     stores
         .tokens
-        .create(user, TokenPurpose::EmailVerification, &older, older_at, older_at + minutes(60 * 24))
+        .create(user, TokenPurpose::EmailVerification, &older, older_at, older_at + minutes(60 * 24), &[])
         .await
         .expect("create");
     stores
         .tokens
-        .create(other, TokenPurpose::PasswordReset, &unique("ott"), at, at + minutes(60))
+        .create(other, TokenPurpose::PasswordReset, &unique("ott"), at, at + minutes(60), &[])
         .await
         .expect("create");
     let used_at = older_at + minutes(5);
@@ -773,7 +773,7 @@ async fn enable_activates_the_secret_with_its_first_step_and_backup_codes(stores
     let user = create_user(&stores).await;
     let at = now();
     stores.two_factor.set_pending(user, "sealed", at).await.expect("set pending");
-    stores.two_factor.enable(user, "sealed", 1000, &codes(5), at).await.expect("enable");
+    stores.two_factor.enable(user, "sealed", 1000, &codes(5), at, &[]).await.expect("enable");
     assert_eq!(
         stores.two_factor.get(user).await.expect("get"),
         Some(TwoFactorRecord { pending_secret: None, secret: Some("sealed".to_owned()), last_step: Some(1000) }),
@@ -787,7 +787,7 @@ async fn enable_activates_the_secret_with_its_first_step_and_backup_codes(stores
 async fn advance_step_accepts_only_strictly_later_steps(stores: IdentityStores) {
     let user = create_user(&stores).await;
     let at = now();
-    stores.two_factor.enable(user, "sealed", 1000, &codes(1), at).await.expect("enable");
+    stores.two_factor.enable(user, "sealed", 1000, &codes(1), at, &[]).await.expect("enable");
     assert!(!stores.two_factor.advance_step(user, 1000).await.expect("advance"), "the same step is a replay");
     assert!(!stores.two_factor.advance_step(user, 999).await.expect("advance"), "an earlier step is a replay");
     assert!(stores.two_factor.advance_step(user, 1001).await.expect("advance"), "a later step is accepted");
@@ -803,8 +803,8 @@ async fn a_backup_code_is_consumed_once_and_only_by_its_owner(stores: IdentitySt
     let at = now();
     let mine = codes(3);
     let theirs = codes(1);
-    stores.two_factor.enable(user, "sealed", 1, &mine, at).await.expect("enable");
-    stores.two_factor.enable(other, "sealed", 1, &theirs, at).await.expect("enable");
+    stores.two_factor.enable(user, "sealed", 1, &mine, at, &[]).await.expect("enable");
+    stores.two_factor.enable(other, "sealed", 1, &theirs, at, &[]).await.expect("enable");
 
     assert!(stores.two_factor.consume_backup_code(user, &mine[0], at).await.expect("consume"), "first use: true");
     assert_eq!(stores.two_factor.backup_codes_left(user).await.expect("left"), 2, "one fewer left");
@@ -824,10 +824,10 @@ async fn enabling_again_replaces_the_backup_codes(stores: IdentityStores) {
     let user = create_user(&stores).await;
     let at = now();
     let first = codes(3);
-    stores.two_factor.enable(user, "sealed-one", 10, &first, at).await.expect("enable");
+    stores.two_factor.enable(user, "sealed-one", 10, &first, at, &[]).await.expect("enable");
     assert!(stores.two_factor.consume_backup_code(user, &first[0], at).await.expect("consume"));
     let second = codes(2);
-    stores.two_factor.enable(user, "sealed-two", 20, &second, at).await.expect("enable again");
+    stores.two_factor.enable(user, "sealed-two", 20, &second, at, &[]).await.expect("enable again");
     assert_eq!(stores.two_factor.backup_codes_left(user).await.expect("left"), 2, "only the new codes count");
     assert!(!stores.two_factor.consume_backup_code(user, &first[1], at).await.expect("consume"), "old codes die");
     assert!(stores.two_factor.consume_backup_code(user, &second[0], at).await.expect("consume"), "new codes work");
@@ -839,9 +839,9 @@ async fn enabling_again_replaces_the_backup_codes(stores: IdentityStores) {
 async fn disable_forgets_secrets_and_backup_codes(stores: IdentityStores) {
     let user = create_user(&stores).await;
     let at = now();
-    stores.two_factor.enable(user, "sealed", 10, &codes(4), at).await.expect("enable");
+    stores.two_factor.enable(user, "sealed", 10, &codes(4), at, &[]).await.expect("enable");
     stores.two_factor.set_pending(user, "sealed-next", at).await.expect("set pending");
-    stores.two_factor.disable(user, at).await.expect("disable");
+    stores.two_factor.disable(user, at, &[]).await.expect("disable");
     assert_eq!(
         stores.two_factor.get(user).await.expect("get"),
         Some(TwoFactorRecord::default()),
@@ -855,6 +855,6 @@ async fn disable_forgets_secrets_and_backup_codes(stores: IdentityStores) {
 async fn two_factor_changes_for_an_unknown_user_are_not_found(stores: IdentityStores) {
     let at = now();
     assert_not_found(stores.two_factor.set_pending(unknown_user(), "sealed", at).await, "set_pending");
-    assert_not_found(stores.two_factor.enable(unknown_user(), "sealed", 1, &codes(2), at).await, "enable");
-    assert_not_found(stores.two_factor.disable(unknown_user(), at).await, "disable");
+    assert_not_found(stores.two_factor.enable(unknown_user(), "sealed", 1, &codes(2), at, &[]).await, "enable");
+    assert_not_found(stores.two_factor.disable(unknown_user(), at, &[]).await, "disable");
 }

@@ -76,6 +76,7 @@ pub mod health;
 pub mod identity;
 pub mod ids;
 pub mod mail;
+pub mod mail_outbox;
 pub mod password;
 pub mod personal;
 pub mod plans;

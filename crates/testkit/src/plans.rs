@@ -115,7 +115,7 @@ async fn seats_count_members_and_pending_invitations(stores: PlanStores) {
         let pending = invitation(org.id, owner, now());
         stores
             .invitations
-            .create(&pending, &unique("digest"), None, &event(org.id, "invitation.created"))
+            .create(&pending, &unique("digest"), None, &event(org.id, "invitation.created"), &[])
             .await
             .expect("invite");
         sent.push(pending);
@@ -123,7 +123,7 @@ async fn seats_count_members_and_pending_invitations(stores: PlanStores) {
     let expired = invitation(org.id, owner, now() - chrono::Duration::days(8));
     stores
         .invitations
-        .create(&expired, &unique("digest"), None, &event(org.id, "invitation.created"))
+        .create(&expired, &unique("digest"), None, &event(org.id, "invitation.created"), &[])
         .await
         .expect("invite");
     assert!(
@@ -159,7 +159,7 @@ async fn a_mark_is_written_once_with_one_audit_entry(stores: PlanStores) {
     let period = "1767225600";
     let mark = |quota, period, mark| {
         let stores = stores.clone();
-        async move { stores.plans.mark_once(org.id, quota, period, mark, &event(org.id, "quota.threshold")).await }
+        async move { stores.plans.mark_once(org.id, quota, period, mark, &event(org.id, "quota.threshold"), &[]).await }
     };
     assert!(mark(Quota::ApiCalls, period, "80").await.expect("mark"), "the first time");
     assert!(!mark(Quota::ApiCalls, period, "80").await.expect("mark"), "not again in the period");
@@ -181,7 +181,7 @@ async fn concurrent_marks_let_exactly_one_win(stores: PlanStores) {
             let plans = stores.plans.clone();
             async move {
                 plans
-                    .mark_once(org.id, Quota::Members, "0", "100", &event(org.id, "quota.threshold"))
+                    .mark_once(org.id, Quota::Members, "0", "100", &event(org.id, "quota.threshold"), &[])
                     .await
                     .expect("mark")
             }

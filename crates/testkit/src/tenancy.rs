@@ -205,7 +205,7 @@ async fn invitations_are_single_use_and_bound_to_their_inviters_role(stores: Ten
     let org = org_owned_by(&stores, owner).await;
     let sent = invitation(org.id, owner, "viewer");
     let digest = unique("digest");
-    stores.invitations.create(&sent, &digest, None, &event(org.id, "invitation.created")).await.expect("create");
+    stores.invitations.create(&sent, &digest, None, &event(org.id, "invitation.created"), &[]).await.expect("create");
     assert_eq!(stores.invitations.by_token(&digest).await.expect("by token"), Some(sent.clone()));
     assert_eq!(stores.invitations.pending_from(org.id, owner, now()).await.expect("pending").len(), 1);
     let accepted = [event(org.id, "invitation.accepted"), event(org.id, "member.added")];
@@ -242,7 +242,7 @@ async fn pending_invitations_page_newest_first(stores: TenancyStores) {
         let sent = invitation(org.id, owner, "viewer");
         stores
             .invitations
-            .create(&sent, &unique("digest"), None, &event(org.id, "invitation.created"))
+            .create(&sent, &unique("digest"), None, &event(org.id, "invitation.created"), &[])
             .await
             .expect("create");
         ids.push(sent.id);
@@ -267,13 +267,14 @@ async fn an_invitation_past_the_seat_limit_is_refused_and_a_reinvite_is_not(stor
     for sent in [&first, &second] {
         stores
             .invitations
-            .create(sent, &unique("digest"), limit, &event(org.id, "invitation.created"))
+            .create(sent, &unique("digest"), limit, &event(org.id, "invitation.created"), &[])
             .await
             .expect("the owner and two invitations fit three seats");
     }
     let third = invitation(org.id, owner, "viewer");
     let third_digest = unique("digest");
-    let refused = stores.invitations.create(&third, &third_digest, limit, &event(org.id, "invitation.refused")).await;
+    let refused =
+        stores.invitations.create(&third, &third_digest, limit, &event(org.id, "invitation.refused"), &[]).await;
     assert!(matches!(refused, Err(StoreError::LimitReached { used: 3 })), "one member and two pending: {refused:?}");
     assert_eq!(stores.invitations.by_token(&third_digest).await.expect("by token"), None, "nothing is kept");
     let actions: Vec<String> =
@@ -283,7 +284,7 @@ async fn an_invitation_past_the_seat_limit_is_refused_and_a_reinvite_is_not(stor
     let again_digest = unique("digest");
     stores
         .invitations
-        .create(&again, &again_digest, limit, &event(org.id, "invitation.created"))
+        .create(&again, &again_digest, limit, &event(org.id, "invitation.created"), &[])
         .await
         .expect("a re-invite replaces the old invitation, so it takes no new seat");
     let pending: Vec<InvitationId> =
@@ -291,7 +292,7 @@ async fn an_invitation_past_the_seat_limit_is_refused_and_a_reinvite_is_not(stor
     assert_eq!(pending, vec![again.id, second.id], "the re-invite replaced the first one");
     stores
         .invitations
-        .create(&third, &third_digest, Some(4), &event(org.id, "invitation.created"))
+        .create(&third, &third_digest, Some(4), &event(org.id, "invitation.created"), &[])
         .await
         .expect("a raised limit lets it in");
 }
@@ -302,7 +303,7 @@ async fn accepting_needs_a_free_seat(stores: TenancyStores) {
     let sent = invitation(org.id, owner, "viewer");
     stores
         .invitations
-        .create(&sent, &unique("digest"), None, &event(org.id, "invitation.created"))
+        .create(&sent, &unique("digest"), None, &event(org.id, "invitation.created"), &[])
         .await
         .expect("create");
     let joiner = user(&stores).await;
@@ -330,16 +331,15 @@ async fn accepting_needs_a_free_seat(stores: TenancyStores) {
 async fn concurrent_invitations_take_exactly_the_seats_left(stores: TenancyStores) {
     let owner = user(&stores).await;
     let org = org_owned_by(&stores, owner).await;
-    let calls: Vec<_> =
-        (0..20)
-            .map(|_| {
-                let invitations = stores.invitations.clone();
-                let sent = invitation(org.id, owner, "viewer");
-                async move {
-                    invitations.create(&sent, &unique("digest"), Some(4), &event(org.id, "invitation.created")).await
-                }
-            })
-            .collect();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let invitations = stores.invitations.clone();
+            let sent = invitation(org.id, owner, "viewer");
+            async move {
+                invitations.create(&sent, &unique("digest"), Some(4), &event(org.id, "invitation.created"), &[]).await
+            }
+        })
+        .collect();
     let results = join_all(calls).await;
     let created = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(created, 3, "the owner plus three invitations fill four seats: {results:?}");

@@ -137,7 +137,7 @@ async fn invite(stores: &WebhookStores, org: OrgId, owner: UserId) -> (Invitatio
     let sent = invitation(org, owner);
     let audit =
         event_with(org, "invitation.created", &serde_json::json!({"email": sent.email.as_str(), "role": "viewer"}));
-    stores.invitations.create(&sent, &unique("digest"), None, &audit).await.expect("invite");
+    stores.invitations.create(&sent, &unique("digest"), None, &audit, &[]).await.expect("invite");
     (sent, audit)
 }
 
@@ -323,10 +323,10 @@ async fn a_committed_change_queues_one_event_and_a_rolled_back_one_none(stores: 
     // Two seats: the owner and this invitation.
     let sent = invitation(org, owner);
     let created = event_with(org, "invitation.created", &serde_json::json!({"email": sent.email.as_str()}));
-    stores.invitations.create(&sent, &unique("digest"), Some(2), &created).await.expect("invite");
+    stores.invitations.create(&sent, &unique("digest"), Some(2), &created, &[]).await.expect("invite");
     let refused = stores
         .invitations
-        .create(&invitation(org, owner), &unique("digest"), Some(2), &event(org, "invitation.created"))
+        .create(&invitation(org, owner), &unique("digest"), Some(2), &event(org, "invitation.created"), &[])
         .await;
     assert!(matches!(refused, Err(StoreError::LimitReached { .. })), "{refused:?}");
     assert!(
@@ -663,7 +663,7 @@ async fn a_gone_endpoint_is_disabled_and_its_waiting_deliveries_end_dead(stores:
     assert!(
         stores
             .deliveries
-            .disable(org, gone.id, Disabling::Gone, None, &event(org, "webhook.disabled"))
+            .disable(org, gone.id, Disabling::Gone, None, &event(org, "webhook.disabled"), &[])
             .await
             .expect("gone")
     );
@@ -692,14 +692,14 @@ async fn a_gone_endpoint_is_disabled_and_its_waiting_deliveries_end_dead(stores:
     assert!(
         !stores
             .deliveries
-            .disable(org, stray, Disabling::Gone, None, &event(org, "webhook.disabled"))
+            .disable(org, stray, Disabling::Gone, None, &event(org, "webhook.disabled"), &[])
             .await
             .expect("gone")
     );
     assert!(
         !stores
             .deliveries
-            .disable(org, gone.id, Disabling::Gone, None, &event(org, "webhook.disabled"))
+            .disable(org, gone.id, Disabling::Gone, None, &event(org, "webhook.disabled"), &[])
             .await
             .expect("gone"),
         "disabled once"
@@ -937,10 +937,10 @@ async fn a_failing_endpoint_is_marked_disabled_once_and_recovers(stores: Webhook
 
     let entries = actions(&stores, org).await.len();
     let too_soon = Disabling::FailingSince(failed_at - Duration::seconds(1));
-    assert!(!q.disable(org, hook.id, too_soon, None, &event(org, "webhook.disabled")).await.expect("disable"));
+    assert!(!q.disable(org, hook.id, too_soon, None, &event(org, "webhook.disabled"), &[]).await.expect("disable"));
     assert_eq!(actions(&stores, org).await.len(), entries, "not failing long enough: nothing written");
     assert!(
-        !q.disable(org, healthy.id, Disabling::FailingSince(at), None, &event(org, "webhook.disabled"))
+        !q.disable(org, healthy.id, Disabling::FailingSince(at), None, &event(org, "webhook.disabled"), &[])
             .await
             .expect("disable"),
         "an endpoint that is not failing is never disabled for failing"
@@ -951,7 +951,8 @@ async fn a_failing_endpoint_is_marked_disabled_once_and_recovers(stores: Webhook
             hook.id,
             Disabling::FailingSince(at - Duration::days(5)),
             Some(mine[2].delivery.id),
-            &event(org, "webhook.disabled")
+            &event(org, "webhook.disabled"),
+            &[],
         )
         .await
         .expect("disable")

@@ -29,6 +29,7 @@ mod database;
 mod files;
 mod identity;
 mod ids;
+mod mail_outbox;
 mod mailer;
 mod plans;
 mod quota;
@@ -51,6 +52,7 @@ pub use identity::{
     InMemoryOneTimeTokenRepository, InMemorySessionRepository, InMemoryTwoFactorRepository, InMemoryUserRepository,
 };
 pub use ids::UuidV7Generator;
+pub use mail_outbox::{InMemoryMailOutbox, MailRow};
 pub use mailer::RecordingMailer;
 pub use plans::InMemoryPlanRepository;
 pub use quota::{InMemoryRateLimitStore, InMemoryUsageStore};

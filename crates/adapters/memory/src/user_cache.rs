@@ -14,7 +14,7 @@ use tenantry_domain::audit::AccountDeletion;
 use tenantry_domain::identity::{DisplayName, User, UserSettings};
 use tenantry_domain::{Email, UserId};
 use tenantry_ports::{
-    AccountDeleted, Cache, NewUser, StoreError, TwoFactorRecord, TwoFactorRepository, UserRepository,
+    AccountDeleted, Cache, NewUser, QueuedMail, StoreError, TwoFactorRecord, TwoFactorRepository, UserRepository,
 };
 
 /// How long a cached user row may be served.
@@ -147,14 +147,15 @@ impl TwoFactorRepository for UserCacheAwareTwoFactor {
         first_step: i64,
         backup_code_hashes: &[String],
         now: DateTime<Utc>,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError> {
-        let result = self.inner.enable(user_id, sealed, first_step, backup_code_hashes, now).await;
+        let result = self.inner.enable(user_id, sealed, first_step, backup_code_hashes, now, mails).await;
         forget(self.cache.as_ref(), user_id).await;
         result
     }
 
-    async fn disable(&self, user_id: UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let result = self.inner.disable(user_id, now).await;
+    async fn disable(&self, user_id: UserId, now: DateTime<Utc>, mails: &[QueuedMail]) -> Result<(), StoreError> {
+        let result = self.inner.disable(user_id, now, mails).await;
         forget(self.cache.as_ref(), user_id).await;
         result
     }

@@ -14,7 +14,8 @@ use tenantry_testkit::webhooks::WebhookStores;
 
 use crate::{
     SqlApiKeyRepository, SqlAuditLog, SqlConfig, SqlDatabase, SqlDeliveryQueue, SqlFileRepository,
-    SqlInvitationRepository, SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader, SqlPlanRepository,
+    SqlInvitationRepository, SqlMailOutbox, SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader,
+    SqlPlanRepository,
     SqlRoleRepository, SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore,
     SqlUserRepository, SqlWebhookRepository,
 };
@@ -293,6 +294,43 @@ async fn personal_data_contract_on_postgres() {
         async move { stores }
     })
     .await;
+    db.close().await;
+    scratch.drop_database().await;
+}
+
+fn mail_cause_stores(db: &SqlDatabase) -> tenantry_testkit::mail_outbox::MailCauseStores {
+    tenantry_testkit::mail_outbox::MailCauseStores {
+        outbox: Arc::new(SqlMailOutbox::new(db.clone())),
+        users: Arc::new(SqlUserRepository::new(db.clone())),
+        orgs: Arc::new(SqlOrgRepository::new(db.clone())),
+        tokens: Arc::new(SqlOneTimeTokenRepository::new(db.clone())),
+        invitations: Arc::new(SqlInvitationRepository::new(db.clone())),
+        sessions: Arc::new(SqlSessionRepository::new(db.clone())),
+        two_factor: Arc::new(SqlTwoFactorRepository::new(db.clone())),
+    }
+}
+
+async fn mail_outbox_cases(db: &SqlDatabase) {
+    tenantry_testkit::mail_outbox::run_contract(Arc::new(SqlMailOutbox::new(db.clone()))).await;
+    tenantry_testkit::mail_outbox::mail_commits_and_rolls_back_with_its_change(mail_cause_stores(db)).await;
+}
+
+#[tokio::test]
+async fn mail_outbox_contract_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = migrated(format!("sqlite://{}?mode=rwc", dir.path().join("mail.db").display())).await;
+    mail_outbox_cases(&db).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn mail_outbox_contract_on_postgres() {
+    let Some(server) = tenantry_testkit::env::postgres_url() else {
+        return;
+    };
+    let scratch = ScratchPostgres::create(&server).await;
+    let db = migrated(scratch.url.clone()).await;
+    mail_outbox_cases(&db).await;
     db.close().await;
     scratch.drop_database().await;
 }

@@ -5,7 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{Email, InvitationId, OrgId, UserId};
-use tenantry_ports::{Conflict, Invitation, InvitationRepository, StoreError};
+use tenantry_ports::{Conflict, Invitation, InvitationRepository, QueuedMail, StoreError};
 
 use crate::SqlDatabase;
 use crate::database::Scope;
@@ -49,6 +49,7 @@ impl InvitationRepository for SqlInvitationRepository {
         token_hash: &str,
         seat_limit: Option<u64>,
         audit: &AuditEvent,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError> {
         let txn = self.db.tenant(invitation.org_id).await?;
         // The audit head is the org's write lock: seats counted after it cannot change
@@ -85,6 +86,7 @@ impl InvitationRepository for SqlInvitationRepository {
                 return Err(StoreError::LimitReached { used: members + pending - 1 });
             }
         }
+        crate::mail::queue(&txn, mails).await?;
         txn.commit().await.map_err(store_error)
     }
 

@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, Statement, Value};
 use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::quota::{Limits, PlanAssignment, Quota};
-use tenantry_ports::{PlanRepository, StoreError};
+use tenantry_ports::{PlanRepository, QueuedMail, StoreError};
 
 use crate::SqlDatabase;
 use crate::errors::{corrupt, store_error};
@@ -105,6 +105,7 @@ impl PlanRepository for SqlPlanRepository {
         period: &str,
         mark: &str,
         audit: &AuditEvent,
+        mails: &[QueuedMail],
     ) -> Result<bool, StoreError> {
         let txn = self.db.tenant(org_id).await?;
         // The audit head first: concurrent marks of the organization queue here, and the one
@@ -126,6 +127,7 @@ impl PlanRepository for SqlPlanRepository {
             txn.rollback().await.map_err(store_error)?;
             return Ok(false);
         }
+        crate::mail::queue(&txn, mails).await?;
         txn.commit().await.map_err(store_error)?;
         Ok(true)
     }

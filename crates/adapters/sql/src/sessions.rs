@@ -7,7 +7,7 @@ use sea_orm::{
 };
 use tenantry_domain::identity::Session;
 use tenantry_domain::{SessionId, UserId};
-use tenantry_ports::{RefreshOutcome, SessionRepository, StoreError};
+use tenantry_ports::{QueuedMail, RefreshOutcome, SessionRepository, StoreError};
 
 use crate::SqlDatabase;
 use crate::entities::{refresh_tokens, sessions};
@@ -58,7 +58,7 @@ async fn insert_refresh<C: ConnectionTrait>(
 #[async_trait::async_trait]
 impl SessionRepository for SqlSessionRepository {
     #[tracing::instrument(name = "adapter.sql.sessions.create", skip_all)]
-    async fn create(&self, session: &Session, refresh_hash: &str) -> Result<(), StoreError> {
+    async fn create(&self, session: &Session, refresh_hash: &str, mails: &[QueuedMail]) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
         let model = sessions::ActiveModel {
             id: Set(session.id.as_uuid()),
@@ -72,6 +72,7 @@ impl SessionRepository for SqlSessionRepository {
         };
         sessions::Entity::insert(model).exec_without_returning(&txn).await.map_err(store_error)?;
         insert_refresh(&txn, refresh_hash, session.id, session.created_at).await?;
+        crate::mail::queue(&txn, mails).await?;
         txn.commit().await.map_err(store_error)
     }
 

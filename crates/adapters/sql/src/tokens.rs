@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use tenantry_domain::UserId;
 use tenantry_domain::identity::TokenPurpose;
-use tenantry_ports::{IssuedToken, OneTimeTokenRepository, StoreError};
+use tenantry_ports::{IssuedToken, OneTimeTokenRepository, QueuedMail, StoreError};
 
 use crate::SqlDatabase;
 use crate::entities::one_time_tokens;
@@ -34,6 +34,7 @@ impl OneTimeTokenRepository for SqlOneTimeTokenRepository {
         token_hash: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError> {
         let model = one_time_tokens::ActiveModel {
             token_hash: Set(token_hash.to_owned()),
@@ -43,11 +44,10 @@ impl OneTimeTokenRepository for SqlOneTimeTokenRepository {
             expires_at: Set(expires_at),
             used_at: Set(None),
         };
-        one_time_tokens::Entity::insert(model)
-            .exec_without_returning(self.db.connection())
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        let txn = self.db.connection().begin().await.map_err(store_error)?;
+        one_time_tokens::Entity::insert(model).exec_without_returning(&txn).await.map_err(store_error)?;
+        crate::mail::queue(&txn, mails).await?;
+        txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.one_time_tokens.consume", skip_all)]

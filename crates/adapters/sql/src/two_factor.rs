@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Value};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
 use tenantry_domain::UserId;
-use tenantry_ports::{StoreError, TwoFactorRecord, TwoFactorRepository};
+use tenantry_ports::{QueuedMail, StoreError, TwoFactorRecord, TwoFactorRepository};
 
 use crate::SqlDatabase;
 use crate::entities::{backup_codes, users};
@@ -60,6 +60,7 @@ impl TwoFactorRepository for SqlTwoFactorRepository {
         first_step: i64,
         backup_code_hashes: &[String],
         now: DateTime<Utc>,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
         let result = users::Entity::update_many()
@@ -85,11 +86,12 @@ impl TwoFactorRepository for SqlTwoFactorRepository {
             used_at: Set(None),
         });
         backup_codes::Entity::insert_many(rows).exec_without_returning(&txn).await.map_err(store_error)?;
+        crate::mail::queue(&txn, mails).await?;
         txn.commit().await.map_err(store_error)
     }
 
     #[tracing::instrument(name = "adapter.sql.two_factor.disable", skip_all)]
-    async fn disable(&self, user_id: UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn disable(&self, user_id: UserId, now: DateTime<Utc>, mails: &[QueuedMail]) -> Result<(), StoreError> {
         let txn = self.db.connection().begin().await.map_err(store_error)?;
         let result = users::Entity::update_many()
             .col_expr(users::Column::TotpSecret, Expr::value(Value::String(None)))
@@ -107,6 +109,7 @@ impl TwoFactorRepository for SqlTwoFactorRepository {
             .exec(&txn)
             .await
             .map_err(store_error)?;
+        crate::mail::queue(&txn, mails).await?;
         txn.commit().await.map_err(store_error)
     }
 

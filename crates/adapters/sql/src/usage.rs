@@ -255,7 +255,9 @@ mod tests {
             for quota in [Quota::ApiCalls, Quota::FileUploads] {
                 let key = UsageKey { org_id: *org, quota, period: "0".to_owned() };
                 usage.consume(&key, Take::Exactly(1), Some(10), None).await.expect("consume");
-                assert!(plans.mark_once(*org, quota, "0", "80", &event(*org, "quota.threshold")).await.expect("mark"));
+                assert!(
+                    plans.mark_once(*org, quota, "0", "80", &event(*org, "quota.threshold"), &[]).await.expect("mark")
+                );
             }
         }
         let server = db.connection();

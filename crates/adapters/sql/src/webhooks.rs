@@ -18,8 +18,8 @@ use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::webhooks::{DeliveryStatus, subscribed};
 use tenantry_domain::{DeliveryId, OrgId, WebhookId};
 use tenantry_ports::{
-    Attempt, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryQueue, Disabling, StoreError, WebhookEndpoint,
-    WebhookRepository,
+    Attempt, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryQueue, Disabling, QueuedMail, StoreError,
+    WebhookEndpoint, WebhookRepository,
 };
 
 use crate::SqlDatabase;
@@ -584,6 +584,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
         why: Disabling,
         sparing: Option<DeliveryId>,
         audit: &AuditEvent,
+        mails: &[QueuedMail],
     ) -> Result<bool, StoreError> {
         let org = org_id.as_uuid();
         let now = audit.created_at;
@@ -619,6 +620,7 @@ impl DeliveryQueue for SqlDeliveryQueue {
             .exec(&txn)
             .await
             .map_err(store_error)?;
+        crate::mail::queue(&txn, mails).await?;
         txn.commit().await.map_err(store_error)?;
         Ok(true)
     }

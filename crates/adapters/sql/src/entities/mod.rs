@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod backup_codes;
 pub mod files;
 pub mod invitations;
+pub mod mail_outbox;
 pub mod memberships;
 pub mod one_time_tokens;
 pub mod orgs;
