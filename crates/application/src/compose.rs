@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use tenantry_ports::{
     AccessTokenIssuer, ApiKeyRepository, AuditLog, BackgroundTasks, Broadcast, Cache, Clock, DeliveryQueue,
-    FileRepository, IdGenerator, InvitationRepository, Mailer, ObjectStorage, OneTimeTokenRepository, OrgRepository,
-    PasswordHasher, PersonalDataReader, PlanRepository, RateLimitStore, RoleRepository, SecretCipher, SecretGenerator,
-    SessionRepository, TeamRepository, TotpAlgorithm, TwoFactorRepository, UsageStore, UserRepository,
+    FileRepository, IdGenerator, InvitationRepository, MailOutbox, Mailer, ObjectStorage, OneTimeTokenRepository,
+    OrgRepository, PasswordHasher, PersonalDataReader, PlanRepository, RateLimitStore, RoleRepository, SecretCipher,
+    SecretGenerator, SessionRepository, TeamRepository, TotpAlgorithm, TwoFactorRepository, UsageStore, UserRepository,
     WebhookRepository, WebhookSender,
 };
 
@@ -22,6 +22,7 @@ use crate::invalidating::{
     InvalidatingApiKeyRepository, InvalidatingInvitationRepository, InvalidatingOrgRepository,
     InvalidatingRoleRepository, InvalidatingUserRepository,
 };
+use crate::mail::{MailComposer, MailObserver, MailSender, MailSettings, MailSweeper, MailTemplates};
 use crate::org_cache::OrgCache;
 use crate::quotas::QuotaObserver;
 use crate::webhooks::DeliveryObserver;
@@ -91,8 +92,11 @@ pub struct Ports {
     /// Tells other replicas about invalidations so their in-process copies do not wait out
     /// their bound; `None` for a single process.
     pub broadcast: Option<Arc<dyn Broadcast>>,
-    /// Outgoing mail (verification, resets, invitations, webhook failure notices).
+    /// Where mail leaves (SMTP, `.eml` files): only the mail sender step uses it; use cases
+    /// queue mail in the outbox instead (ADR 0018).
     pub mailer: Arc<dyn Mailer>,
+    /// Where mail waits until it is sent: written by the causing changes' transactions.
+    pub outbox: Arc<dyn MailOutbox>,
     /// Password hashing: slow on purpose, so kept behind a port that can bound its concurrency.
     pub hasher: Arc<dyn PasswordHasher>,
     /// Access-token signing and verification; the keys never leave the adapter.
@@ -128,6 +132,10 @@ pub struct Policies {
     /// How rate-limit tokens are leased locally: [`LeasePolicy::REMOTE`] when the store is
     /// shared over the network, [`LeasePolicy::NONE`] in process.
     pub rate_lease: LeasePolicy,
+    /// Mail delivery: retries, batch, lease, retention.
+    pub mail: MailSettings,
+    /// The mail templates (the embedded defaults, or with a deployment's overrides).
+    pub mail_templates: Arc<MailTemplates>,
 }
 
 impl Default for Policies {
@@ -138,6 +146,8 @@ impl Default for Policies {
             webhooks: WebhookSettings::default(),
             files: FileSettings::default(),
             rate_lease: LeasePolicy::NONE,
+            mail: MailSettings::default(),
+            mail_templates: Arc::new(MailTemplates::embedded()),
         }
     }
 }
@@ -151,6 +161,8 @@ pub struct Observers {
     pub quotas: Option<Arc<dyn QuotaObserver>>,
     /// Webhook attempts and the queue depth.
     pub deliveries: Option<Arc<dyn DeliveryObserver>>,
+    /// Mail sends and the outbox backlog.
+    pub mail: Option<Arc<dyn MailObserver>>,
 }
 
 /// Every use case of one process, wired once. Cloning shares the process-wide parts (the
@@ -256,6 +268,7 @@ pub struct Tenantry {
     revocations: SessionRevocations,
     invalidations: Option<Invalidations>,
     quotas: Arc<QuotaService>,
+    composer: MailComposer,
     rate_limiter: Arc<RateLimiter>,
     anonymous_rate_limiter: Arc<RateLimiter>,
 }
@@ -291,6 +304,14 @@ impl Tenantry {
         if let Some(observer) = &observers.quotas {
             quotas = quotas.with_observer(observer.clone());
         }
+        let composer = MailComposer::new(
+            policies.mail_templates.clone(),
+            ports.cipher.clone(),
+            ports.ids.clone(),
+            ports.clock.clone(),
+            &policies.auth.public_url,
+        );
+        let quotas = quotas.with_mail(composer.clone(), ports.orgs.clone());
         let rate_limiter =
             Arc::new(RateLimiter::new(ports.rate_limits.clone(), ports.clock.clone(), policies.rate_lease));
         // Buckets keyed by client addresses hold no leases: there are too many of them.
@@ -304,6 +325,7 @@ impl Tenantry {
             revocations,
             invalidations,
             quotas: Arc::new(quotas),
+            composer,
             rate_limiter,
             anonymous_rate_limiter,
         }
@@ -408,6 +430,7 @@ impl Tenantry {
             clock: self.ports.clock.clone(),
             cache: self.ports.cache.clone(),
             lockout: self.policies.auth.account_lockout,
+            mail: self.composer.clone(),
         })
     }
 
@@ -423,7 +446,7 @@ impl Tenantry {
                 hasher: self.ports.hasher.clone(),
                 access: self.ports.access_tokens.clone(),
                 secrets: self.ports.secrets.clone(),
-                mailer: self.ports.mailer.clone(),
+                mail: self.composer.clone(),
                 cache: self.ports.cache.clone(),
                 revocations: self.revocations.clone(),
                 clock: self.ports.clock.clone(),
@@ -477,20 +500,17 @@ impl Tenantry {
     /// Invitations, under the members quota.
     #[must_use]
     pub fn invitations(&self) -> InvitationService {
-        InvitationService::new(
-            InvitationPorts {
-                invitations: self.invitation_store(),
-                orgs: self.orgs(),
-                roles: self.roles(),
-                users: self.users(),
-                mailer: self.ports.mailer.clone(),
-                secrets: self.ports.secrets.clone(),
-                clock: self.ports.clock.clone(),
-                ids: self.ports.ids.clone(),
-                quotas: Some(self.quotas.clone()),
-            },
-            self.policies.auth.public_url.clone(),
-        )
+        InvitationService::new(InvitationPorts {
+            invitations: self.invitation_store(),
+            orgs: self.orgs(),
+            roles: self.roles(),
+            users: self.users(),
+            mail: self.composer.clone(),
+            secrets: self.ports.secrets.clone(),
+            clock: self.ports.clock.clone(),
+            ids: self.ports.ids.clone(),
+            quotas: Some(self.quotas.clone()),
+        })
     }
 
     /// Teams.
@@ -546,7 +566,7 @@ impl Tenantry {
             ids: self.ports.ids.clone(),
             quotas: Some(self.quotas.clone()),
             orgs: self.orgs(),
-            mailer: self.ports.mailer.clone(),
+            mail: self.composer.clone(),
         }
     }
 
@@ -586,6 +606,35 @@ impl Tenantry {
     #[must_use]
     pub fn file_sweeper(&self) -> Arc<FileSweeper> {
         Arc::new(FileSweeper::new(Arc::new(self.files())))
+    }
+
+    /// Renders and seals mail for the outbox.
+    #[must_use]
+    pub fn mail_composer(&self) -> MailComposer {
+        self.composer.clone()
+    }
+
+    /// The mail sender step: sends what waits in the outbox, with retries.
+    #[must_use]
+    pub fn mail_sender(&self) -> Arc<MailSender> {
+        let mut sender = MailSender::new(
+            self.ports.outbox.clone(),
+            self.ports.mailer.clone(),
+            self.composer.clone(),
+            self.ports.clock.clone(),
+            self.ports.ids.clone(),
+            self.policies.mail.clone(),
+        );
+        if let Some(observer) = &self.observers.mail {
+            sender = sender.with_observer(observer.clone());
+        }
+        Arc::new(sender)
+    }
+
+    /// The retention sweeper of the mail outbox.
+    #[must_use]
+    pub fn mail_sweeper(sender: Arc<MailSender>) -> MailSweeper {
+        MailSweeper(sender)
     }
 
     /// The retention sweeper of `dispatcher`.

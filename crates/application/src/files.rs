@@ -724,7 +724,7 @@ mod tests {
             overrides.set(Quota::StorageBytes, Some(bytes));
             Ok(Some(PlanAssignment { plan: "free".into(), overrides, started_at: start() }))
         });
-        plans.expect_mark_once().returning(|_, _, _, _, _| Ok(true));
+        plans.expect_mark_once().returning(|_, _, _, _, _, _| Ok(true));
         Arc::new(QuotaService::new(
             QuotaPorts {
                 plans: Arc::new(plans),

@@ -323,8 +323,9 @@ impl InvitationRepository for InvalidatingInvitationRepository {
         token_hash: &str,
         seat_limit: Option<u64>,
         audit: &AuditEvent,
+        mails: &[tenantry_ports::QueuedMail],
     ) -> Result<(), StoreError> {
-        self.inner.create(invitation, token_hash, seat_limit, audit).await
+        self.inner.create(invitation, token_hash, seat_limit, audit, mails).await
     }
 
     async fn list_pending(

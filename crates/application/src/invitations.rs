@@ -10,12 +10,12 @@ use tenantry_domain::quota::Quota;
 use tenantry_domain::tenancy::{Permission, authorize_invitation};
 use tenantry_domain::{Email, InvitationId, OrgId};
 use tenantry_ports::{
-    Clock, Conflict, IdGenerator, Invitation, InvitationRepository, Mailer, OrgRepository, RoleRepository,
-    SecretGenerator, StoreError, UserRepository,
+    Clock, Conflict, IdGenerator, Invitation, InvitationRepository, OrgRepository, RoleRepository, SecretGenerator,
+    StoreError, UserRepository,
 };
 
 use crate::auth::Principal;
-use crate::emails;
+use crate::mail::{MailComposer, MailKind, human};
 use crate::quotas::{Caller, QuotaService};
 use crate::tenancy::{OrgAccess, TenancyError, resolve_role};
 
@@ -30,8 +30,8 @@ pub struct InvitationPorts {
     pub roles: Arc<dyn RoleRepository>,
     /// Accounts (the acceptor's address and verification).
     pub users: Arc<dyn UserRepository>,
-    /// Outgoing mail.
-    pub mailer: Arc<dyn Mailer>,
+    /// Renders and seals the invitation's mail, queued with the invitation.
+    pub mail: MailComposer,
     /// Tokens and their digests.
     pub secrets: Arc<dyn SecretGenerator>,
     /// Time.
@@ -48,13 +48,12 @@ pub const INVITATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The invitation use cases.
 pub struct InvitationService {
     ports: InvitationPorts,
-    public_url: String,
 }
 
 impl InvitationService {
-    /// Wires the service; links in mail start with `public_url`.
-    pub fn new(ports: InvitationPorts, public_url: String) -> Self {
-        Self { ports, public_url }
+    /// Wires the service; links in mail start with the composer's public URL.
+    pub fn new(ports: InvitationPorts) -> Self {
+        Self { ports }
     }
 
     /// Invites `email` as `role` (`members:invite`, and only a role the inviter could grant);
@@ -97,8 +96,22 @@ impl InvitationService {
             ("invitation", Some(invitation.id.to_string())),
             &json!({"email": invitation.email.as_str(), "role": invitation.role}),
         );
+        let context = json!({
+            "org_name": org.name,
+            "role": role.name(),
+            "link": self.ports.mail.link("accept-invitation", &token),
+            "validity": human(INVITATION_LIFETIME),
+        });
+        let mail = self
+            .ports
+            .mail
+            .compose(MailKind::Invitation, &email, &context)
+            .map_err(|err| TenancyError::Dependency(err.into()))?;
         let seat_limit = self.seat_limit(access.org_id).await?;
-        match self.ports.invitations.create(&invitation, &self.ports.secrets.digest(&token), seat_limit, &event).await {
+        // The mail is queued by the invitation's own transaction: a refused invitation mails
+        // nothing, and an accepted one cannot lose its mail (ADR 0018).
+        let digest = self.ports.secrets.digest(&token);
+        match self.ports.invitations.create(&invitation, &digest, seat_limit, &event, &[mail]).await {
             Ok(()) => {}
             Err(StoreError::LimitReached { used }) => {
                 return Err(self.seats_refused(&Caller::of(access), used, seat_limit).await);
@@ -106,12 +119,6 @@ impl InvitationService {
             Err(err) => return Err(err.into()),
         }
         self.seat_taken(&Caller::of(access), seat_limit, true).await;
-        let mail =
-            emails::invitation_mail(&email, &org.name, role.name(), &self.public_url, &token, INVITATION_LIFETIME);
-        if let Err(err) = self.ports.mailer.send(&mail).await {
-            // The invitation stands; it can be re-sent by inviting again.
-            tracing::warn!(error = %err, "sending an invitation e-mail failed");
-        }
         Ok(invitation)
     }
 

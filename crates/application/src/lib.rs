@@ -48,7 +48,6 @@ pub mod audit;
 pub mod auth;
 mod cached_entries;
 pub mod compose;
-mod emails;
 pub mod files;
 mod health;
 pub mod invalidating;
@@ -57,6 +56,7 @@ pub mod invalidations;
 pub mod invitations;
 pub mod jobs;
 mod leases;
+pub mod mail;
 pub mod org_cache;
 pub mod quotas;
 pub mod rate_limits;
@@ -86,6 +86,10 @@ pub use invalidations::Invalidations;
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
 pub use jobs::{Job, JobError, Pacing, StepOutcome, run_until_idle};
 pub use leases::LeasePolicy;
+pub use mail::{
+    ComposeError, MailComposer, MailKind, MailObserver, MailSender, MailSettings, MailSweeper, MailTemplates,
+    TemplateError,
+};
 pub use quotas::{
     Caller, PlanChange, QuotaError, QuotaExceeded, QuotaObserver, QuotaPorts, QuotaService, QuotaSettings, QuotaUsage,
     Reservation, UsageReport,

@@ -11,10 +11,12 @@ use tenantry_domain::audit::{ActorKind, AuditEvent, Origin};
 pub use tenantry_domain::quota::QuotaExceeded;
 use tenantry_domain::quota::{Limits, Period, PlanAssignment, PlanCatalog, Quota, thresholds_crossed};
 use tenantry_ports::{
-    Clock, Consumed, CounterError, IdGenerator, PlanRepository, StoreError, Take, UsageKey, UsageStore,
+    Clock, Consumed, CounterError, IdGenerator, OrgRepository, PlanRepository, QueuedMail, StoreError, Take, UsageKey,
+    UsageStore,
 };
 
 use crate::leases::{LeasePolicy, Leases};
+use crate::mail::{MailComposer, MailKind};
 use crate::tenancy::{Actor, OrgAccess, TenancyError};
 
 /// Why a quota operation failed.
@@ -187,6 +189,8 @@ pub struct QuotaService {
     plans: Mutex<HashMap<OrgId, CachedPlan>>,
     calls: Leases<OrgId, CallLease>,
     observer: Option<Arc<dyn QuotaObserver>>,
+    /// Who is mailed about threshold crossings (the org's owners and admins), and how.
+    mail: Option<(MailComposer, Arc<dyn OrgRepository>)>,
     /// Marks known to be recorded: an org past its limit is refused on every request, and each
     /// refusal must not open a write transaction to learn the mark exists.
     announced: Mutex<std::collections::HashSet<(OrgId, Quota, String, String)>>,
@@ -201,8 +205,42 @@ impl QuotaService {
             plans: Mutex::new(HashMap::new()),
             calls: Leases::new(),
             observer: None,
+            mail: None,
             announced: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// Mails each first crossing of 80 % and 100 % to the organization's owners and admins
+    /// (found in `orgs`), queued with the crossing's mark in one transaction: once per
+    /// crossing, whichever replica records it.
+    #[must_use]
+    pub fn with_mail(mut self, composer: MailComposer, orgs: Arc<dyn OrgRepository>) -> Self {
+        self.mail = Some((composer, orgs));
+        self
+    }
+
+    /// The threshold mails of a crossing of `percent` (none for a refusal, or without mail).
+    async fn threshold_mails(&self, org_id: OrgId, quota: Quota, percent: u8, what: &QuotaExceeded) -> Vec<QueuedMail> {
+        let Some((composer, orgs)) = &self.mail else { return Vec::new() };
+        let composed = async {
+            let org_name = orgs.get(org_id).await?.map_or_else(|| org_id.to_string(), |org| org.name);
+            let context = serde_json::json!({
+                "org_name": org_name,
+                "quota": quota.as_str(),
+                "percent": percent,
+                "used": what.used,
+                "limit": what.limit,
+                "period_end": what.period_end.map(|end| end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "usage_path": format!("/api/v1/orgs/{org_id}/usage"),
+            });
+            composer.to_admins(orgs.as_ref(), org_id, MailKind::QuotaThreshold, &context).await
+        };
+        composed.await.unwrap_or_else(|err| {
+            // The mark (and its webhook event) is still recorded: the announcement must not fail
+            // the request it rides on.
+            tracing::warn!(error = %err, quota = quota.as_str(), percent, "composing a quota threshold mail failed");
+            Vec::new()
+        })
     }
 
     /// Reports refusals and crossings to `observer`.
@@ -379,7 +417,11 @@ impl QuotaService {
         if self.announced.lock().unwrap_or_else(PoisonError::into_inner).contains(&memo) {
             return false;
         }
-        match self.ports.plans.mark_once(by.org_id, quota, &period_key, mark, &event).await {
+        let mails = match mark.parse::<u8>() {
+            Ok(percent) => self.threshold_mails(by.org_id, quota, percent, what).await,
+            Err(_) => Vec::new(),
+        };
+        match self.ports.plans.mark_once(by.org_id, quota, &period_key, mark, &event, &mails).await {
             Ok(first) => {
                 let mut announced = self.announced.lock().unwrap_or_else(PoisonError::into_inner);
                 if announced.len() > 100_000 {
@@ -662,7 +704,7 @@ mod tests {
         plans.expect_assignment().returning(move |_| {
             Ok(Some(PlanAssignment { plan: "free".into(), overrides: overrides.clone(), started_at: start() }))
         });
-        plans.expect_mark_once().returning(move |_, quota, _, mark, event| {
+        plans.expect_mark_once().returning(move |_, quota, _, mark, event, _| {
             let mut marks = marks.lock().expect("marks");
             let first = !marks.iter().any(|(q, m, _)| *q == quota && m == mark);
             if first {

@@ -10,6 +10,7 @@ use tenantry_ports::{
 };
 
 use crate::auth::{AuthError, PasswordConfirmer, Principal, SecondFactor};
+use crate::mail::{MailComposer, MailKind};
 
 /// Everything [`TwoFactorService`] needs.
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct TwoFactorPorts {
     /// How many wrong codes an account may see before code checks are refused for a while:
     /// the sign-in lockout's policy, so a code is as hard to guess as a password.
     pub lockout: LockoutPolicy,
+    /// The "two-factor changed" notice, queued with the change.
+    pub mail: MailComposer,
 }
 
 /// Wrong second-factor codes per account, counted wherever a code is checked (sign-in and
@@ -126,7 +129,10 @@ impl TwoFactorService {
             .ok_or_else(|| AuthError::Invalid { field: "code", message: "is not the current code".to_owned() })?;
         let codes: Vec<String> = (0..BACKUP_CODES).map(|_| backup_code(self.ports.secrets.as_ref())).collect();
         let hashes: Vec<String> = codes.iter().map(|code| self.ports.secrets.digest(code)).collect();
-        self.ports.store.enable(principal.user_id, &sealed, step, &hashes, self.ports.clock.now()).await?;
+        let user = self.ports.users.by_id(principal.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+        let now = self.ports.clock.now();
+        let notice = self.notice(&user.email, true, now)?;
+        self.ports.store.enable(principal.user_id, &sealed, step, &hashes, now, &[notice]).await?;
         tracing::info!(target: "audit", action = "user.two_factor_enabled", user_id = %principal.user_id);
         Ok(codes)
     }
@@ -145,9 +151,26 @@ impl TwoFactorService {
         if !self.check_code(user.id, code).await? {
             return Err(AuthError::Invalid { field: "code", message: "is not a valid code".to_owned() });
         }
-        self.ports.store.disable(user.id, self.ports.clock.now()).await?;
+        let now = self.ports.clock.now();
+        let notice = self.notice(&user.email, false, now)?;
+        self.ports.store.disable(user.id, now, &[notice]).await?;
         tracing::info!(target: "audit", action = "user.two_factor_disabled", user_id = %user.id);
         Ok(())
+    }
+
+    /// The mail telling the account's owner that two-factor sign-in went on or off: whoever
+    /// holds a stolen session could otherwise switch it off unnoticed.
+    fn notice(
+        &self,
+        to: &tenantry_domain::Email,
+        enabled: bool,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<tenantry_ports::QueuedMail, AuthError> {
+        let context = serde_json::json!({
+            "enabled": enabled,
+            "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        Ok(self.ports.mail.compose(MailKind::TwoFactorChanged, to, &context)?)
     }
 
     /// As [`Self::code_matches`], under the per-account limit on wrong codes: the attempt is

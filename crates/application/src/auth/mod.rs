@@ -10,8 +10,8 @@ use tenantry_domain::identity::{
 };
 use tenantry_domain::{Email, SessionId, UserId};
 use tenantry_ports::{
-    AccessTokenIssuer, BackgroundTasks, Cache, Clock, CryptoError, IdGenerator, Mailer, OneTimeTokenRepository,
-    PasswordCheck, PasswordHasher, SecretGenerator, SessionRepository, StoreError, UserRepository,
+    AccessTokenIssuer, BackgroundTasks, Cache, Clock, CryptoError, IdGenerator, OneTimeTokenRepository, PasswordCheck,
+    PasswordHasher, SecretGenerator, SessionRepository, StoreError, UserRepository,
 };
 
 use crate::revocations::SessionRevocations;
@@ -31,8 +31,8 @@ pub struct AuthPorts {
     pub access: Arc<dyn AccessTokenIssuer>,
     /// Random tokens and their digests.
     pub secrets: Arc<dyn SecretGenerator>,
-    /// Outgoing mail.
-    pub mailer: Arc<dyn Mailer>,
+    /// Renders and seals mail for the outbox (token links, sign-in alerts).
+    pub mail: crate::mail::MailComposer,
     /// Shared fast-path state (lockout counters, mail throttles).
     pub cache: Arc<dyn Cache>,
     /// Session revocation, checked on every authenticated request.
@@ -153,6 +153,12 @@ impl From<StoreError> for AuthError {
 
 impl From<CryptoError> for AuthError {
     fn from(err: CryptoError) -> Self {
+        Self::Dependency(anyhow::Error::new(err))
+    }
+}
+
+impl From<crate::mail::ComposeError> for AuthError {
+    fn from(err: crate::mail::ComposeError) -> Self {
         Self::Dependency(anyhow::Error::new(err))
     }
 }

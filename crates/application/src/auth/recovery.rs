@@ -14,7 +14,7 @@ impl AuthService {
         if let Some(user) = self.ports.users.by_email(&email).await?
             && user.disabled_at.is_none()
         {
-            self.send_token_mail_later(user.id, &user.email, TokenPurpose::PasswordReset);
+            self.queue_token_mail_later(user.id, &user.email, TokenPurpose::PasswordReset);
         }
         Ok(())
     }

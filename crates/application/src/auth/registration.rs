@@ -35,7 +35,7 @@ impl AuthService {
         };
         self.insert_user(&new_user).await?;
         tracing::info!(target: "audit", action = "user.registered", user_id = %new_user.id);
-        self.send_token_mail(new_user.id, &email, TokenPurpose::EmailVerification).await;
+        self.queue_token_mail(new_user.id, &email, TokenPurpose::EmailVerification).await;
         self.ports.users.by_id(new_user.id).await?.ok_or(AuthError::Dependency(anyhow::anyhow!("new user vanished")))
     }
 
@@ -100,7 +100,7 @@ impl AuthService {
             && user.email_verified_at.is_none()
             && user.disabled_at.is_none()
         {
-            self.send_token_mail_later(user.id, &user.email, TokenPurpose::EmailVerification);
+            self.queue_token_mail_later(user.id, &user.email, TokenPurpose::EmailVerification);
         }
         Ok(())
     }

@@ -1,8 +1,11 @@
 //! Sign-in with lockout and second factor, and refresh-token rotation.
 
-use tenantry_ports::{AccessClaims, RefreshOutcome};
+use serde_json::json;
+use tenantry_domain::identity::is_new_sign_in;
+use tenantry_ports::{AccessClaims, QueuedMail, RefreshOutcome};
 
 use super::*;
+use crate::mail::MailKind;
 
 impl AuthService {
     /// Signs in: checks lockout, credentials (in constant-ish time), account state and the
@@ -69,7 +72,7 @@ impl AuthService {
         if let Some(key) = &ip_key {
             self.ports.cache.increment(key, -1, Some(self.settings.ip_lockout.window)).await?;
         }
-        let (session_id, pair) = self.open_session(user.id, client).await?;
+        let (session_id, pair) = self.open_session(&user, client).await?;
         // A password reset or change that landed while this sign-in was checking the old
         // password must not be outlived by it: if the hash moved, this session is void. (If the
         // change lands after this read, its own revocation of every session covers this one.)
@@ -118,9 +121,10 @@ impl AuthService {
 
     pub(super) async fn open_session(
         &self,
-        user_id: UserId,
+        user: &User,
         client: &ClientInfo,
     ) -> Result<(SessionId, TokenPair), AuthError> {
+        let user_id = user.id;
         let now = self.now();
         let session = Session {
             id: SessionId::from_uuid(self.ports.ids.new_id()),
@@ -132,8 +136,9 @@ impl AuthService {
             expires_at: self.after(self.settings.lifetimes.refresh),
             revoked_at: None,
         };
+        let alert = self.sign_in_alert(user, &session).await?;
         let refresh_token = self.ports.secrets.token(TOKEN_BYTES);
-        self.ports.sessions.create(&session, &self.ports.secrets.digest(&refresh_token)).await?;
+        self.ports.sessions.create(&session, &self.ports.secrets.digest(&refresh_token), &alert).await?;
         // A bounded number of devices: the oldest sessions give way (a script signing in in a
         // loop must not grow the table and every "your sessions" page without limit).
         // One page past the bound holds the surplus: every sign-in trims, so it stays small.
@@ -145,6 +150,22 @@ impl AuthService {
         }
         self.mark_revoked(&surplus).await?;
         Ok((session.id, self.pair(user_id, session.id, refresh_token)?))
+    }
+
+    /// The "new sign-in" mail for `session`, when its device and network are new to the
+    /// account (never for the account's first session): queued with the session itself.
+    async fn sign_in_alert(&self, user: &User, session: &Session) -> Result<Vec<QueuedMail>, AuthError> {
+        let earlier = self.ports.sessions.list_all(user.id).await?;
+        if !is_new_sign_in(&earlier, session.user_agent.as_deref(), session.ip.as_deref()) {
+            return Ok(Vec::new());
+        }
+        let context = json!({
+            "at": session.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "user_agent": session.user_agent.as_deref().unwrap_or("unknown"),
+            "ip": session.ip.as_deref().unwrap_or("unknown"),
+            "sessions_url": format!("{}/api/v1/auth/sessions", self.ports.mail.public_url()),
+        });
+        Ok(vec![self.ports.mail.compose(MailKind::NewSignIn, &user.email, &context)?])
     }
 
     pub(super) fn pair(

@@ -10,7 +10,7 @@ use tenantry_domain::identity::{Session, TokenLifetimes, TokenPurpose, User, Use
 use tenantry_domain::{Email, SessionId, UserId};
 use tenantry_ports::{AccessClaims, BackgroundTasks, Cache, PasswordCheck, RefreshOutcome};
 
-use tenantry_adapter_memory::{InMemoryCache, ManualClock, RecordingMailer, UuidV7Generator};
+use tenantry_adapter_memory::{InMemoryCache, ManualClock, UuidV7Generator};
 use tenantry_ports::{
     AccessTokenError, MockAccessTokenIssuer, MockOneTimeTokenRepository, MockPasswordHasher, MockSecretGenerator,
     MockSessionRepository, MockUserRepository,
@@ -53,7 +53,9 @@ impl Mocks {
         }
     }
 
-    fn service(self, cache: Arc<InMemoryCache>, clock: Arc<ManualClock>) -> AuthService {
+    fn service(mut self, cache: Arc<InMemoryCache>, clock: Arc<ManualClock>) -> AuthService {
+        // No earlier sessions unless a test says otherwise: a first sign-in, no alert.
+        self.sessions.expect_list_all().returning(|_| Ok(Vec::new()));
         let counter = Arc::new(AtomicUsize::new(0));
         let mut secrets = MockSecretGenerator::new();
         secrets.expect_token().returning(move |_| format!("token-{}", counter.fetch_add(1, Ordering::SeqCst)));
@@ -65,7 +67,7 @@ impl Mocks {
             hasher: Arc::new(self.hasher),
             access: Arc::new(self.access),
             secrets: Arc::new(secrets),
-            mailer: Arc::new(RecordingMailer::default()),
+            mail: crate::mail::tests::composer(),
             revocations: SessionRevocations::new(cache.clone(), clock.clone(), TokenLifetimes::default()),
             cache,
             clock,
@@ -144,7 +146,7 @@ async fn the_lockout_ends_when_its_window_has_passed() {
     mocks.users.expect_by_email().returning(move |_| Ok(Some(ann.clone())));
     mocks.hasher.expect_verify().times(3).returning(|_, _| Ok(PasswordCheck::Invalid));
     mocks.hasher.expect_verify().times(1).returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
-    mocks.sessions.expect_create().times(1).returning(|_, _| Ok(()));
+    mocks.sessions.expect_create().times(1).returning(|_, _, _| Ok(()));
     mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
     mocks.access.expect_issue().times(1).returning(|_| Ok("jwt".into()));
     let stored = user("ann@example.com");
@@ -184,8 +186,10 @@ async fn a_successful_login_opens_one_session_storing_only_the_refresh_digest() 
         .sessions
         .expect_create()
         .times(1)
-        .withf(move |session, hash| session.user_id == ann_id && hash.starts_with("digest:token-"))
-        .returning(|_, _| Ok(()));
+        .withf(move |session, hash, mails| {
+            session.user_id == ann_id && hash.starts_with("digest:token-") && mails.is_empty()
+        })
+        .returning(|_, _, _| Ok(()));
     mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
     mocks.access.expect_issue().times(1).withf(move |claims| claims.user_id == ann_id).returning(|_| Ok("jwt".into()));
     let service = mocks.service(Arc::new(InMemoryCache::new(clock.clone())), clock);
@@ -211,7 +215,7 @@ async fn an_outdated_hash_is_replaced_after_a_successful_check() {
         .times(1)
         .withf(|_, hash, _| hash == "$argon2id$new")
         .returning(|_, _, _| Ok(()));
-    mocks.sessions.expect_create().returning(|_, _| Ok(()));
+    mocks.sessions.expect_create().returning(|_, _, _| Ok(()));
     mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
     mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
     let service = mocks.service(Arc::new(InMemoryCache::new(clock.clone())), clock);
@@ -229,7 +233,7 @@ async fn the_oldest_sessions_give_way_beyond_the_cap() {
     mocks.users.expect_by_email().returning(move |_| Ok(Some(ann.clone())));
     mocks.users.expect_by_id().returning(move |_| Ok(Some(stored.clone())));
     mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
-    mocks.sessions.expect_create().returning(|_, _| Ok(()));
+    mocks.sessions.expect_create().returning(|_, _, _| Ok(()));
     let sessions: Vec<Session> = (0..MAX_SESSIONS + 2).map(|_| session_of(ann_id)).collect();
     let oldest: Vec<SessionId> = sessions.iter().skip(MAX_SESSIONS).map(|s| s.id).collect();
     mocks.sessions.expect_list_active().returning(move |_, _, _, _| Ok(sessions.clone()));
@@ -254,7 +258,7 @@ async fn a_sign_in_that_raced_a_password_change_is_voided() {
     mocks.users.expect_by_email().returning(move |_| Ok(Some(ann.clone())));
     mocks.users.expect_by_id().returning(move |_| Ok(Some(changed.clone())));
     mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
-    mocks.sessions.expect_create().times(1).returning(|_, _| Ok(()));
+    mocks.sessions.expect_create().times(1).returning(|_, _, _| Ok(()));
     mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
     mocks.sessions.expect_revoke().times(1).returning(|_, _, _| Ok(true));
     mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
@@ -400,4 +404,79 @@ async fn a_password_reset_revokes_every_session() {
     for id in revoked {
         assert!(cache.get(&format!("auth:session-revoked:{id}")).await.expect("get").is_some());
     }
+}
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_device_queues_an_alert_with_its_session() {
+    let clock = clock();
+    let mut mocks = Mocks::new();
+    let ann = user("ann@example.com");
+    let ann_id = ann.id;
+    let stored = ann.clone();
+    mocks.users.expect_by_email().returning(move |_| Ok(Some(ann.clone())));
+    mocks.users.expect_by_id().returning(move |_| Ok(Some(stored.clone())));
+    mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
+    // An earlier session from another browser on another network.
+    let mut earlier = session_of(ann_id);
+    earlier.user_agent = Some("Firefox".into());
+    earlier.ip = Some("198.51.100.4".into());
+    mocks.sessions.expect_list_all().times(1).returning(move |_| Ok(vec![earlier.clone()]));
+    mocks
+        .sessions
+        .expect_create()
+        .times(1)
+        .withf(|_, _, mails| mails.len() == 1 && mails[0].kind == "new_sign_in")
+        .returning(|_, _, _| Ok(()));
+    mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
+    mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
+    let service = mocks.service(Arc::new(InMemoryCache::new(clock.clone())), clock);
+    service.login("ann@example.com", "right", None, &client()).await.expect("signed in");
+}
+
+#[tokio::test]
+async fn a_sign_in_from_a_known_device_and_network_queues_no_alert() {
+    let clock = clock();
+    let mut mocks = Mocks::new();
+    let ann = user("ann@example.com");
+    let ann_id = ann.id;
+    let stored = ann.clone();
+    mocks.users.expect_by_email().returning(move |_| Ok(Some(ann.clone())));
+    mocks.users.expect_by_id().returning(move |_| Ok(Some(stored.clone())));
+    mocks.hasher.expect_verify().returning(|_, _| Ok(PasswordCheck::Valid { needs_rehash: false }));
+    let mut earlier = session_of(ann_id);
+    earlier.user_agent = Some("test".into());
+    earlier.ip = Some("192.0.2.200".into());
+    mocks.sessions.expect_list_all().times(1).returning(move |_| Ok(vec![earlier.clone()]));
+    mocks.sessions.expect_create().times(1).withf(|_, _, mails| mails.is_empty()).returning(|_, _, _| Ok(()));
+    mocks.sessions.expect_list_active().returning(|_, _, _, _| Ok(Vec::new()));
+    mocks.access.expect_issue().returning(|_| Ok("jwt".into()));
+    let service = mocks.service(Arc::new(InMemoryCache::new(clock.clone())), clock);
+    service.login("ann@example.com", "right", None, &client()).await.expect("signed in");
+}
+
+#[tokio::test]
+async fn a_token_is_stored_with_its_mail_and_the_link_carries_the_token_once_a_minute() {
+    let clock = clock();
+    let mut mocks = Mocks::new();
+    let ann = user("ann@example.com");
+    let ann_id = ann.id;
+    mocks
+        .tokens
+        .expect_create()
+        .times(1)
+        .withf(move |user, purpose, hash, _, _, mails| {
+            let opened = crate::mail::tests::composer().open(mails[0].id, &mails[0].sealed).expect("opens");
+            *user == ann_id
+                && *purpose == TokenPurpose::PasswordReset
+                && mails.len() == 1
+                && mails[0].kind == "password_reset"
+                && opened
+                    .text
+                    .contains(&format!("https://app.example/reset-password?token={}", &hash["digest:".len()..]))
+        })
+        .returning(|_, _, _, _, _, _| Ok(()));
+    let service = mocks.service(Arc::new(InMemoryCache::new(clock.clone())), clock);
+    service.try_queue_token_mail(ann.id, &ann.email, TokenPurpose::PasswordReset).await.expect("queued");
+    // A second request within the minute is throttled: no second token, no second mail.
+    service.try_queue_token_mail(ann.id, &ann.email, TokenPurpose::PasswordReset).await.expect("throttled");
 }

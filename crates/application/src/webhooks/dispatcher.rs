@@ -17,6 +17,7 @@ use tenantry_ports::{
 
 use super::{WebhookPorts, WebhookSettings};
 use crate::jobs::{Job, JobError, StepOutcome};
+use crate::mail::MailKind;
 
 /// Told about attempts and the queue, for metrics.
 pub trait DeliveryObserver: Send + Sync {
@@ -201,7 +202,8 @@ impl DispatcherCore {
     }
 
     /// After an attempt that did not deliver: disables the endpoint when it has failed for
-    /// the whole configured period, and mails the organization's owners and admins.
+    /// the whole configured period, and queues a mail to the organization's owners and admins
+    /// in the same transaction.
     async fn after_failure(
         &self,
         claimed: &Delivery,
@@ -219,48 +221,31 @@ impl DispatcherCore {
             &json!({"reason": "failing", "failing_since": failing_since, "delivery_id": claimed.id}),
         );
         let cutoff = now - period;
+        // The owners and admins are told by mail queued in the disabling transaction: only
+        // the call that disables the endpoint mails, and an SMTP outage delays the mail
+        // instead of losing it (ADR 0018).
+        let context = json!({
+            "url": url,
+            "endpoint_id": claimed.endpoint_id.to_string(),
+            "org_id": claimed.org_id.to_string(),
+            "failing_since": failing_since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "path": format!("/api/v1/orgs/{}/webhooks/{}", claimed.org_id, claimed.endpoint_id),
+        });
+        let mails = self
+            .ports
+            .mail
+            .to_admins(self.ports.orgs.as_ref(), claimed.org_id, MailKind::WebhookEndpointDisabled, &context)
+            .await?;
         if self
             .ports
             .queue
             // The attempt is recorded already: this delivery ends dead with the others.
-            .disable(claimed.org_id, claimed.endpoint_id, Disabling::FailingSince(cutoff), None, &event)
+            .disable(claimed.org_id, claimed.endpoint_id, Disabling::FailingSince(cutoff), None, &event, &mails)
             .await?
         {
-            tracing::warn!(org_id = %claimed.org_id, endpoint_id = %claimed.endpoint_id, "a webhook endpoint failing since {failing_since} was disabled");
-            self.mail_admins(claimed, url, failing_since).await;
+            tracing::warn!(org_id = %claimed.org_id, endpoint_id = %claimed.endpoint_id, admins_mailed = mails.len(), "a webhook endpoint failing since {failing_since} was disabled");
         }
         Ok(())
-    }
-
-    /// Tells the organization's owners and admins that an endpoint was disabled. Best effort:
-    /// the endpoint is disabled and audited whether or not a message goes out.
-    async fn mail_admins(&self, delivery: &Delivery, url: &str, failing_since: DateTime<Utc>) {
-        let mut after = None;
-        loop {
-            let members = match self.ports.orgs.list_members(delivery.org_id, after, 100).await {
-                Ok(members) => members,
-                Err(err) => {
-                    tracing::warn!(error = %err, "listing who to tell about a disabled webhook endpoint failed");
-                    return;
-                }
-            };
-            for member in members.iter().filter(|member| matches!(member.role.as_str(), "owner" | "admin")) {
-                let email = crate::emails::endpoint_disabled_mail(
-                    &member.email,
-                    delivery.org_id,
-                    delivery.endpoint_id,
-                    url,
-                    failing_since,
-                );
-                if let Err(err) = self.ports.mailer.send(&email).await {
-                    tracing::warn!(error = %err, "mailing an admin about a disabled webhook endpoint failed");
-                }
-            }
-            if members.len() < 100 {
-                return;
-            }
-            after = members.last().map(|member| member.user_id);
-        }
     }
 
     /// Records an attempt that could not be made, ending the delivery.
@@ -346,7 +331,7 @@ impl DispatcherCore {
                 // never shows dead with the attempt missing.
                 self.ports
                     .queue
-                    .disable(delivery.org_id, delivery.endpoint_id, Disabling::Gone, Some(delivery.id), &event)
+                    .disable(delivery.org_id, delivery.endpoint_id, Disabling::Gone, Some(delivery.id), &event, &[])
                     .await?;
                 AttemptOutcome { status: DeliveryStatus::Dead, next_attempt_at: None }
             }
@@ -436,8 +421,8 @@ mod tests {
     use tenantry_domain::OrgId;
     use tenantry_domain::{Email, UserId};
     use tenantry_ports::{
-        Member, MockDeliveryQueue, MockMailer, MockOrgRepository, MockSecretCipher, MockSecretGenerator,
-        MockWebhookRepository, MockWebhookSender, OutgoingEmail, WebhookAnswer,
+        Member, MockDeliveryQueue, MockOrgRepository, MockSecretCipher, MockSecretGenerator, MockWebhookRepository,
+        MockWebhookSender, OutgoingEmail, WebhookAnswer,
     };
 
     use super::*;
@@ -521,8 +506,13 @@ mod tests {
             Ok(())
         });
         let disabled = Arc::clone(&seen.disabled);
-        queue.expect_disable().returning(move |_, _, why, _, event| {
+        let mailed = Arc::clone(&seen.mailed);
+        queue.expect_disable().returning(move |_, _, why, _, event, mails| {
             disabled.lock().expect("disabled").push((why, event.action.clone()));
+            // The mails ride the disabling transaction: what it was given is what is sent.
+            let composer = crate::mail::tests::composer();
+            let mut mailed = mailed.lock().expect("mailed");
+            mailed.extend(mails.iter().map(|mail| composer.open(mail.id, &mail.sealed).expect("opens")));
             Ok(true)
         });
         let recovered = Arc::clone(&seen.recovered);
@@ -537,12 +527,6 @@ mod tests {
                 member("admin@example.com", "admin"),
                 member("v@example.com", "viewer"),
             ])
-        });
-        let mut mailer = MockMailer::new();
-        let mailed = Arc::clone(&seen.mailed);
-        mailer.expect_send().returning(move |email| {
-            mailed.lock().expect("mailed").push(email.clone());
-            Ok(())
         });
         let endpoints = MockWebhookRepository::new();
         let mut cipher = MockSecretCipher::new();
@@ -563,7 +547,7 @@ mod tests {
             ids: Arc::new(UuidV7Generator),
             quotas: None,
             orgs: Arc::new(orgs),
-            mailer: Arc::new(mailer),
+            mail: crate::mail::tests::composer(),
         };
         Dispatcher::new(ports, WebhookSettings::default())
     }

@@ -15,8 +15,8 @@ use tenantry_domain::tenancy::Permission;
 use tenantry_domain::webhooks::{check_endpoint_url, format_secret};
 use tenantry_domain::{DeliveryId, WebhookId};
 use tenantry_ports::{
-    Attempt, Clock, Delivery, DeliveryQueue, IdGenerator, Mailer, OrgRepository, SecretCipher, SecretGenerator,
-    StoreError, WebhookEndpoint, WebhookRepository, WebhookSender,
+    Attempt, Clock, Delivery, DeliveryQueue, IdGenerator, OrgRepository, SecretCipher, SecretGenerator, StoreError,
+    WebhookEndpoint, WebhookRepository, WebhookSender,
 };
 
 use crate::quotas::{Caller, QuotaService};
@@ -43,8 +43,8 @@ pub struct WebhookPorts {
     pub quotas: Option<Arc<QuotaService>>,
     /// The organization's owners and admins, told when an endpoint is disabled.
     pub orgs: Arc<dyn OrgRepository>,
-    /// How they are told.
-    pub mailer: Arc<dyn Mailer>,
+    /// How they are told: mail queued by the disabling transaction.
+    pub mail: crate::mail::MailComposer,
 }
 
 /// Webhook policy from configuration.
