@@ -856,4 +856,76 @@ mod tests {
         let next = quotas.change_plan(admin, Origin::default(), org, &upgrade).await.expect("changed");
         assert_eq!(next.started_at, start() + chrono::Duration::days(3), "a new plan starts a new period");
     }
+
+    #[tokio::test]
+    async fn a_first_crossing_mails_the_owners_and_admins_with_its_mark_and_a_refusal_mails_nobody() {
+        use tenantry_ports::{Member, MockOrgRepository, Org};
+        let org = OrgId::from_uuid(uuid::Uuid::now_v7());
+        let mailed: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+        let mut plans = MockPlanRepository::new();
+        plans.expect_assignment().returning(move |_| {
+            let overrides = limits(&[(Quota::StorageBytes, 100)]);
+            Ok(Some(PlanAssignment { plan: "free".into(), overrides, started_at: start() }))
+        });
+        let seen = Arc::clone(&mailed);
+        plans.expect_mark_once().returning(move |_, _, _, mark, _, mails| {
+            let composer = crate::mail::tests::composer();
+            let to = mails
+                .iter()
+                .map(|mail| composer.open(mail.id, &mail.sealed).expect("opens").to.as_str().to_owned())
+                .collect();
+            seen.lock().expect("mailed").push((mark.to_owned(), to));
+            Ok(true)
+        });
+        let mut orgs = MockOrgRepository::new();
+        orgs.expect_get().returning(move |id| {
+            Ok(Some(Org {
+                id,
+                name: "Acme".into(),
+                slug: tenantry_domain::Slug::parse("acme").expect("slug"),
+                plan: "free".into(),
+                created_at: start(),
+                updated_at: start(),
+            }))
+        });
+        orgs.expect_list_members().returning(|_, _, _| {
+            let member = |email: &str, role: &str| Member {
+                user_id: tenantry_domain::UserId::from_uuid(uuid::Uuid::now_v7()),
+                email: tenantry_domain::Email::parse(email).expect("email"),
+                display_name: None,
+                role: role.into(),
+                joined_at: start(),
+            };
+            Ok(vec![
+                member("owner@acme.io", "owner"),
+                member("admin@acme.io", "admin"),
+                member("dev@acme.io", "member"),
+            ])
+        });
+        let clock = Arc::new(ManualClock::new(start()));
+        let durable = Arc::new(InMemoryUsageStore::new(clock.clone()));
+        let quotas = QuotaService::new(
+            QuotaPorts {
+                plans: Arc::new(plans),
+                durable: durable.clone(),
+                metered: durable,
+                clock,
+                ids: Arc::new(UuidV7Generator),
+            },
+            QuotaSettings::default(),
+        )
+        .with_mail(crate::mail::tests::composer(), Arc::new(orgs));
+        let caller = access(org);
+        let _kept = quotas.try_consume(&caller, Quota::StorageBytes, 85).await.expect("fits");
+        assert!(quotas.try_consume(&caller, Quota::StorageBytes, 40).await.is_err(), "refused");
+        let mailed = mailed.lock().expect("mailed").clone();
+        assert_eq!(
+            mailed,
+            [
+                ("80".to_owned(), vec!["owner@acme.io".to_owned(), "admin@acme.io".to_owned()]),
+                ("exceeded".to_owned(), vec![]),
+            ],
+            "the crossing mails owners and admins with its mark; a refusal is an event, not a mail"
+        );
+    }
 }
