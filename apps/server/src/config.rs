@@ -85,6 +85,14 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     /// `TENANTRY_MAIL_DIR`.
     pub mail_dir: PathBuf,
+    /// `TENANTRY_MAIL_TEMPLATES_DIR`: overrides of the embedded mail templates, read and
+    /// checked at load (a file that does not parse stops start-up, named).
+    pub mail_templates_dir: Option<PathBuf>,
+    /// The mail templates: the embedded defaults with the folder's overrides.
+    pub mail_templates: std::sync::Arc<tenantry_application::MailTemplates>,
+    /// `TENANTRY_MAIL_RETRY_SCHEDULE`: delays between attempts while the relay is
+    /// unavailable; after the last the mail is dead.
+    pub mail_retry_schedule: Vec<Duration>,
     /// `TENANTRY_PUBLIC_URL`, without a trailing slash.
     pub public_url: String,
     /// `TENANTRY_JWT_PRIVATE_KEY`, or the content of `TENANTRY_JWT_PRIVATE_KEY_FILE`.
@@ -204,6 +212,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANTRY_S3_ENDPOINT",
     "TENANTRY_SMTP_URL",
     "TENANTRY_MAIL_DIR",
+    "TENANTRY_MAIL_TEMPLATES_DIR",
+    "TENANTRY_MAIL_RETRY_SCHEDULE",
     "TENANTRY_PUBLIC_URL",
     "TENANTRY_JWT_PRIVATE_KEY",
     "TENANTRY_JWT_PRIVATE_KEY_FILE",
@@ -558,6 +568,23 @@ impl Settings {
         }
         let mail_dir =
             sources.get("TENANTRY_MAIL_DIR").map_or_else(|| data_dir.join("mail"), |dir| PathBuf::from(dir.trim()));
+        let mail_templates_dir = sources.get("TENANTRY_MAIL_TEMPLATES_DIR").map(|dir| PathBuf::from(dir.trim()));
+        let mail_templates = match mail_templates_dir.as_deref().map(load_mail_templates) {
+            None => std::sync::Arc::new(tenantry_application::MailTemplates::embedded()),
+            Some(Ok(templates)) => std::sync::Arc::new(templates),
+            Some(Err(message)) => {
+                p.fail("TENANTRY_MAIL_TEMPLATES_DIR", message);
+                std::sync::Arc::new(tenantry_application::MailTemplates::embedded())
+            }
+        };
+        let mail_schedule_raw = p.string("TENANTRY_MAIL_RETRY_SCHEDULE", "10s,1m,5m,15m,30m,1h,2h,4h,8h,12h");
+        let mail_retry_schedule = match parse_schedule(&mail_schedule_raw) {
+            Ok(schedule) => schedule,
+            Err(message) => {
+                p.fail("TENANTRY_MAIL_RETRY_SCHEDULE", message);
+                Vec::new()
+            }
+        };
 
         // Unset: where this process can be reached locally, so printed and e-mailed links work
         // out of the box on another port too.
@@ -735,6 +762,9 @@ impl Settings {
             s3_endpoint,
             smtp_url: smtp_url.map(SecretString::from),
             mail_dir,
+            mail_templates_dir,
+            mail_templates,
+            mail_retry_schedule,
             public_url,
             jwt_private_key,
             webhook_allow_private,
@@ -860,8 +890,9 @@ fn is_http_url(text: &str) -> bool {
 /// a test sink may speak plain SMTP, a remote relay may not.
 fn smtp_in_clear(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else { return false };
-    let tls =
-        parsed.query_pairs().any(|(key, value)| key == "tls" && (value == "required" || value == "opportunistic"));
+    let tls = parsed
+        .query_pairs()
+        .any(|(key, value)| key == "tls" && (value == "required" || value == "starttls" || value == "opportunistic"));
     parsed.scheme() == "smtp" && !tls && !is_loopback_url(url)
 }
 
@@ -874,6 +905,26 @@ fn is_loopback_url(endpoint: &str) -> bool {
     url::Url::parse(endpoint).ok().and_then(|url| url.host_str().map(str::to_owned)).is_some_and(|host| {
         host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || host == "[::1]"
     })
+}
+
+/// The templates of `dir` (every regular file, by name) over the embedded defaults; the
+/// message names the folder and the file at fault.
+fn load_mail_templates(dir: &std::path::Path) -> Result<tenantry_application::MailTemplates, String> {
+    let entries = std::fs::read_dir(dir).map_err(|err| format!("cannot read `{}`: {err}", dir.display()))?;
+    let mut overrides = std::collections::BTreeMap::new();
+    for entry in entries {
+        let entry = entry.map_err(|err| format!("cannot read `{}`: {err}", dir.display()))?;
+        let path = entry.path();
+        // Editors' and `ls`' leftovers (hidden files, folders) are not templates.
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        let source =
+            std::fs::read_to_string(&path).map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
+        overrides.insert(name, source);
+    }
+    tenantry_application::MailTemplates::new(overrides).map_err(|err| format!("{}/{err}", dir.display()))
 }
 
 /// Parses `5s,5m,30m,2h` into durations.
@@ -1031,6 +1082,14 @@ impl Settings {
             } else {
                 tenantry_application::LeasePolicy::NONE
             },
+            mail: tenantry_application::MailSettings {
+                schedule: self.mail_retry_schedule.clone(),
+                // Longer than a whole batch's sends can take (each SMTP exchange is bounded by
+                // the adapter's timeout), so a live sender's claim never lapses mid-send.
+                lease: Duration::from_secs(120),
+                ..tenantry_application::MailSettings::default()
+            },
+            mail_templates: self.mail_templates.clone(),
         }
     }
 }
@@ -1070,6 +1129,30 @@ mod tests {
         assert_eq!(both.log_filter, "warn", "TENANTRY_LOG wins");
         let err = load(&[("RUST_LOG", "tenantry=loud")]).expect_err("invalid");
         assert_eq!(variables(&err.invalid), ["RUST_LOG"], "the variable at fault is named");
+    }
+
+    #[test]
+    fn mail_template_overrides_are_loaded_and_a_broken_one_names_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("invitation.subject.txt"), "You are wanted at {{ org_name }}").expect("write");
+        std::fs::write(dir.path().join(".invitation.html.swp"), "editor leftovers are ignored").expect("write");
+        let folder = dir.path().display().to_string();
+        let settings = load(&[("TENANTRY_MAIL_TEMPLATES_DIR", &folder)]).expect("valid overrides");
+        let context = serde_json::json!({"org_name": "Acme", "role": "member", "link": "l", "validity": "v"});
+        let mail =
+            settings.mail_templates.render(tenantry_application::MailKind::Invitation, &context).expect("renders");
+        assert_eq!(mail.subject, "You are wanted at Acme");
+
+        std::fs::write(dir.path().join("password_reset.html"), "<a href=\"{{ link \">").expect("write");
+        let err = load(&[("TENANTRY_MAIL_TEMPLATES_DIR", &folder)]).expect_err("a template that does not parse");
+        assert_eq!(variables(&err.invalid), ["TENANTRY_MAIL_TEMPLATES_DIR"]);
+        assert!(err.to_string().contains("password_reset.html: "), "the file is named: {err}");
+
+        let missing =
+            load(&[("TENANTRY_MAIL_TEMPLATES_DIR", "/nonexistent/tenantry-templates")]).expect_err("no folder");
+        assert_eq!(variables(&missing.invalid), ["TENANTRY_MAIL_TEMPLATES_DIR"]);
+        let schedule = load(&[("TENANTRY_MAIL_RETRY_SCHEDULE", "10s,later")]).expect_err("a bad schedule");
+        assert_eq!(variables(&schedule.invalid), ["TENANTRY_MAIL_RETRY_SCHEDULE"]);
     }
 
     #[test]

@@ -21,9 +21,9 @@ use tenantry_adapter_redis::{RedisBroadcast, RedisCache, RedisPool, RedisRateLim
 use tenantry_adapter_sql::SqlFileRepository;
 use tenantry_adapter_sql::{
     SqlApiKeyRepository, SqlAuditLog, SqlDatabase, SqlDeliveryQueue, SqlHealthProbe, SqlInvitationRepository,
-    SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader, SqlPlanRepository, SqlRoleRepository,
-    SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository,
-    SqlWebhookRepository,
+    SqlMailOutbox, SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader, SqlPlanRepository,
+    SqlRoleRepository, SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore,
+    SqlUserRepository, SqlWebhookRepository,
 };
 use tenantry_adapter_storage::ObjectStoreStorage;
 use tenantry_application::{
@@ -227,6 +227,7 @@ impl Services {
             cache: cache.clone(),
             broadcast,
             mailer,
+            outbox: Arc::new(SqlMailOutbox::new(database.clone())),
             hasher,
             access_tokens: access_tokens.clone(),
             totp: Arc::new(Rfc6238Totp::new("Tenantry")),
@@ -236,7 +237,8 @@ impl Services {
             ids,
             tasks: tasks.clone(),
         };
-        let observers = Observers { quotas: Some(metrics.clone()), deliveries: Some(metrics.clone()) };
+        let observers =
+            Observers { quotas: Some(metrics.clone()), deliveries: Some(metrics.clone()), mail: Some(metrics.clone()) };
         let app = Tenantry::build_observed(ports, settings.policies(), observers);
         Ok(Self {
             database,
@@ -333,8 +335,8 @@ impl Services {
         self.app.files()
     }
 
-    /// The background jobs of this build: webhook delivery, the payload sweeper and the file
-    /// sweeper.
+    /// The background jobs of this build: webhook delivery, the payload sweeper, the file
+    /// sweeper, the mail sender and the mail outbox's sweeper.
     ///
     /// The dispatcher runs each attempt as a tracked task (so shutdown waits for them), and a
     /// step never waits for an endpoint that hangs: the per-endpoint cap keeps one endpoint
@@ -347,6 +349,9 @@ impl Services {
         }
         worker.register(Arc::new(Tenantry::payload_sweeper(dispatcher)));
         worker.register(self.app.file_sweeper());
+        let mail = self.app.mail_sender();
+        worker.register(mail.clone());
+        worker.register(Arc::new(Tenantry::mail_sweeper(mail)));
         worker
     }
 }

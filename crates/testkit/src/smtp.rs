@@ -8,11 +8,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-/// A running sink on `127.0.0.1` and a random port; stops when dropped.
+/// A running sink on `127.0.0.1` and a random port; stops when dropped, closing the
+/// connections it accepted too (a pooled client sees the relay go away, as in an outage).
 pub struct SmtpSink {
     port: u16,
     inbox: Arc<(Mutex<Vec<String>>, Notify)>,
     task: tokio::task::JoinHandle<()>,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl SmtpSink {
@@ -21,16 +23,34 @@ impl SmtpSink {
     /// # Panics
     /// When no loopback port can be bound.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        Self::start_on(0).await
+    }
+
+    /// Starts on `port` (`0`: any free one): a test that stops its relay starts it again on
+    /// the same port, where the server under test keeps sending.
+    ///
+    /// # Panics
+    /// When the port cannot be bound.
+    pub async fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind a loopback port");
         let port = listener.local_addr().expect("local address").port();
         let inbox = Arc::new((Mutex::new(Vec::new()), Notify::new()));
-        let shared = inbox.clone();
+        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (shared, tracked) = (inbox.clone(), connections.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, shared.clone()));
+                let connection = tokio::spawn(serve(stream, shared.clone()));
+                if let Ok(mut tracked) = tracked.lock() {
+                    tracked.push(connection);
+                }
             }
         });
-        Self { port, inbox, task }
+        Self { port, inbox, task, connections }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `smtp://127.0.0.1:<port>`.
@@ -70,6 +90,11 @@ impl SmtpSink {
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         self.task.abort();
+        if let Ok(connections) = self.connections.lock() {
+            for connection in connections.iter() {
+                connection.abort();
+            }
+        }
     }
 }
 

@@ -24,6 +24,10 @@ pub struct Metrics {
     webhook_attempt_seconds: HistogramVec,
     webhook_commit_to_delivery: HistogramVec,
     webhook_queue_depth: IntGauge,
+    mail_outbox_depth: IntGauge,
+    mail_sent: IntCounterVec,
+    mail_failed: IntCounterVec,
+    mail_queued_to_sent: HistogramVec,
     logins: IntCounterVec,
     pool_open: IntGauge,
     pool_in_use: IntGauge,
@@ -93,6 +97,24 @@ impl Metrics {
         )?;
         let webhook_queue_depth =
             IntGauge::new("webhook_queue_depth", "Webhook deliveries waiting (pending or failed).")?;
+        let mail_outbox_depth = IntGauge::new(
+            "mail_outbox_depth",
+            "Mails waiting in the outbox (queued, or retrying while the relay is unavailable).",
+        )?;
+        let mail_sent =
+            IntCounterVec::new(Opts::new("mail_sent_total", "Mails the relay accepted, by kind."), &["kind"])?;
+        let mail_failed = IntCounterVec::new(
+            Opts::new(
+                "mail_failed_total",
+                "Failed mail attempts, by kind and outcome (`retry`: it waits for another attempt; `dead`: given up).",
+            ),
+            &["kind", "outcome"],
+        )?;
+        let mail_queued_to_sent = HistogramVec::new(
+            HistogramOpts::new("mail_queued_to_sent_seconds", "Time from a mail's commit to the relay accepting it.")
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 14_400.0]),
+            &[],
+        )?;
         let logins = IntCounterVec::new(
             Opts::new("logins_total", "Sign-in attempts, by outcome (success or the reason for a refusal)."),
             &["outcome"],
@@ -117,6 +139,10 @@ impl Metrics {
         registry.register(Box::new(webhook_attempt_seconds.clone()))?;
         registry.register(Box::new(webhook_commit_to_delivery.clone()))?;
         registry.register(Box::new(webhook_queue_depth.clone()))?;
+        registry.register(Box::new(mail_outbox_depth.clone()))?;
+        registry.register(Box::new(mail_sent.clone()))?;
+        registry.register(Box::new(mail_failed.clone()))?;
+        registry.register(Box::new(mail_queued_to_sent.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -137,6 +163,10 @@ impl Metrics {
             webhook_attempt_seconds,
             webhook_commit_to_delivery,
             webhook_queue_depth,
+            mail_outbox_depth,
+            mail_sent,
+            mail_failed,
+            mail_queued_to_sent,
             logins,
             pool_open,
             pool_in_use,
@@ -230,9 +260,40 @@ impl tenantry_application::DeliveryObserver for Metrics {
     }
 }
 
+impl tenantry_application::MailObserver for Metrics {
+    fn sent(&self, kind: &str, since_queued: Duration) {
+        self.mail_sent.with_label_values(&[kind]).inc();
+        self.mail_queued_to_sent.with_label_values(&[] as &[&str]).observe(since_queued.as_secs_f64());
+    }
+
+    fn failed(&self, kind: &str, dead: bool) {
+        self.mail_failed.with_label_values(&[kind, if dead { "dead" } else { "retry" }]).inc();
+    }
+
+    fn backlog(&self, depth: u64) {
+        self.mail_outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mail_sends_failures_and_the_backlog_are_exported() {
+        use tenantry_application::MailObserver;
+        let metrics = Metrics::new().expect("registers");
+        metrics.backlog(7);
+        metrics.sent("invitation", Duration::from_millis(40));
+        metrics.failed("invitation", false);
+        metrics.failed("password_reset", true);
+        let text = metrics.render();
+        assert!(text.contains("tenantry_mail_outbox_depth 7"), "{text}");
+        assert!(text.contains(r#"tenantry_mail_sent_total{kind="invitation"} 1"#), "{text}");
+        assert!(text.contains(r#"tenantry_mail_failed_total{kind="invitation",outcome="retry"} 1"#), "{text}");
+        assert!(text.contains(r#"tenantry_mail_failed_total{kind="password_reset",outcome="dead"} 1"#), "{text}");
+        assert!(text.contains("tenantry_mail_queued_to_sent_seconds_bucket"), "{text}");
+    }
 
     #[test]
     fn requests_are_counted_by_route_template_and_odd_methods_are_folded() {
