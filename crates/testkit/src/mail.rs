@@ -13,6 +13,7 @@ pub fn sample(subject: &str) -> OutgoingEmail {
         subject: subject.to_owned(),
         text: "plain body, a link: https://app.example.com/verify?token=abc".to_owned(),
         html: "<p>html body</p>".to_owned(),
+        message_id: None,
     }
 }
 
