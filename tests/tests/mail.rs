@@ -120,3 +120,109 @@ async fn mail_waits_sealed_and_its_body_is_erased_once_sent() {
     assert_eq!(kept, ["sent:erased"], "a sent mail keeps no body");
     app.stop().await;
 }
+
+/// The mails the embedded server wrote to `email` whose subject contains `subject`.
+async fn mails_to(app: &TestApp, email: &str, subject: &str) -> Vec<String> {
+    app.mails()
+        .await
+        .into_iter()
+        .filter(|mail| mail.contains(&format!("To: {email}")) && mail.contains(subject))
+        .collect()
+}
+
+async fn login_as(app: &TestApp, email: &str, user_agent: &str) -> u16 {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("user-agent", user_agent)
+        .json(&json!({"email": email, "password": tenantry_tests::PASSWORD}))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_device_is_mailed_but_never_the_first_or_a_known_one() {
+    let app = tenantry_tests::spawn_app().await;
+    let email = app.register().await;
+    assert_eq!(login_as(&app, &email, "Firefox/140").await, 200, "the first sign-in");
+    assert_eq!(login_as(&app, &email, "Firefox/140").await, 200, "the same device again");
+    assert!(mails_to(&app, &email, "New sign-in").await.is_empty(), "the first and a known device are not news");
+    assert_eq!(login_as(&app, &email, "curl/8.9").await, 200, "another device");
+    let alerts = mails_to(&app, &email, "New sign-in").await;
+    assert_eq!(alerts.len(), 1, "one alert for the new device");
+    assert!(alerts[0].contains("curl/8.9") && alerts[0].contains("/api/v1/auth/sessions"), "{}", alerts[0]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn turning_two_factor_on_and_off_is_mailed_each_time() {
+    let (app, clock) = tenantry_tests::spawn_app_with_manual_clock(&[]).await;
+    let (email, access, _) = app.signed_in_user().await;
+    let setup: serde_json::Value =
+        app.post_json("/api/v1/auth/2fa/setup", &json!({}), Some(&access)).await.json().await.expect("json");
+    let secret = setup["secret"].as_str().expect("secret").to_owned();
+    let code = |at: i64| {
+        let secret = totp_rs::Secret::Encoded(secret.clone()).to_bytes().expect("base32 secret");
+        let totp =
+            totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret, None, "test".to_owned()).expect("totp");
+        totp.generate(u64::try_from(at).expect("positive"))
+    };
+    let now = || {
+        use tenantry_tests::Clock as _;
+        clock.now().timestamp()
+    };
+    let enabled = app.post_json("/api/v1/auth/2fa/enable", &json!({"code": code(now())}), Some(&access)).await;
+    assert_eq!(enabled.status(), 200);
+    let on = mails_to(&app, &email, "Two-factor sign-in is on").await;
+    assert_eq!(on.len(), 1, "enabling is mailed once");
+    clock.advance(chrono::Duration::seconds(30));
+    let disabled = app
+        .post_json(
+            "/api/v1/auth/2fa/disable",
+            &json!({"password": tenantry_tests::PASSWORD, "code": code(now())}),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(disabled.status(), 204);
+    let off = mails_to(&app, &email, "Two-factor sign-in was turned off").await;
+    assert_eq!(off.len(), 1, "disabling is mailed once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_quota_crossing_mails_the_org_owners_once_per_threshold() {
+    let app = tenantry_tests::spawn_app().await;
+    let admin = app.admin().await;
+    let (owner_email, owner, _) = app.signed_in_user().await;
+    let org = app.create_org(&owner).await;
+    let plan = app
+        .send(
+            "PUT",
+            &format!("/api/v1/admin/orgs/{org}/plan"),
+            ("authorization", &format!("Bearer {admin}")),
+            Some(json!({"plan": "free", "overrides": {"members": 3}})),
+        )
+        .await;
+    assert_eq!(plan.status(), 200);
+    // One member of three seats: the first invitation takes the second seat (67 %), the second
+    // takes the third and crosses 80 % and 100 % at once; each threshold is mailed once.
+    for label in ["quota-a", "quota-b"] {
+        let email = tenantry_tests::address(label);
+        let response = app
+            .post_json(
+                &format!("/api/v1/orgs/{org}/invitations"),
+                &json!({"email": email, "role": "member"}),
+                Some(&owner),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+    }
+    let told = mails_to(&app, &owner_email, "of its members quota").await;
+    let subjects: Vec<&str> =
+        told.iter().filter_map(|m| m.lines().find_map(|line| line.strip_prefix("Subject: "))).collect();
+    assert_eq!(subjects.len(), 2, "one mail per threshold: {subjects:?}");
+    assert!(subjects.iter().any(|s| s.contains("80%")) && subjects.iter().any(|s| s.contains("100%")), "{subjects:?}");
+    app.stop().await;
+}
