@@ -277,7 +277,7 @@ impl TestApp {
             // Work after a response (token mails of the "202 always" flows) queues mail too.
             self.tasks.wait_idle().await;
             // A step that fails (the relay is down) leaves its mail for a retry: not an error.
-            let _ = tenantry_application::run_until_idle(&[sender.clone()], 10_000).await;
+            let _ = tenantry_application::run_until_idle(std::slice::from_ref(&sender), 10_000).await;
             let waiting = outbox.depth().await.expect("the outbox answers");
             let due = outbox.next_due().await.expect("the outbox answers");
             let now = self.services.clock.now();

@@ -65,7 +65,7 @@ async fn an_smtp_outage_delays_mail_and_loses_none_and_each_arrives_once() {
     let back = Instant::now();
     let messages = sink.wait_for(5, Duration::from_secs(30)).await;
     let drained = back.elapsed();
-    println!("mail outage: five mails arrived {drained:?} after the relay came back");
+    eprintln!("mail outage: five mails arrived {drained:?} after the relay came back");
     assert_eq!(app.deliver_mail().await, 0, "nothing is left waiting");
     // Past the retry delay once more: nothing goes out twice.
     tokio::time::sleep(Duration::from_millis(1500)).await;

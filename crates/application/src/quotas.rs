@@ -861,7 +861,9 @@ mod tests {
     async fn a_first_crossing_mails_the_owners_and_admins_with_its_mark_and_a_refusal_mails_nobody() {
         use tenantry_ports::{Member, MockOrgRepository, Org};
         let org = OrgId::from_uuid(uuid::Uuid::now_v7());
-        let mailed: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+        /// Each mark, with the recipients of the mails it carried.
+        type Mailed = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+        let mailed: Mailed = Arc::default();
         let mut plans = MockPlanRepository::new();
         plans.expect_assignment().returning(move |_| {
             let overrides = limits(&[(Quota::StorageBytes, 100)]);

@@ -190,7 +190,7 @@ async fn concurrent_claimers_never_share_a_mail(outbox: Arc<dyn MailOutbox>) {
             assert!(seen.insert(mail.id), "mail {} was given to two claimers", mail.id);
         }
     }
-    assert!(total <= 60 && total >= 10, "the claimers took {total} of 60");
+    assert!((10..=60).contains(&total), "the claimers took {total} of 60");
     assert_eq!(outbox.depth().await.expect("depth"), 60, "claiming sends nothing");
 }
 
