@@ -23,15 +23,15 @@ use tenantry_adapter_crypto::{
 };
 use tenantry_adapter_memory::{
     InMemoryApiKeyRepository, InMemoryAuditLog, InMemoryCache, InMemoryDeliveryQueue, InMemoryFileRepository,
-    InMemoryInvitationRepository, InMemoryObjectStorage, InMemoryOneTimeTokenRepository, InMemoryOrgRepository,
-    InMemoryPersonalDataReader, InMemoryPlanRepository, InMemoryRateLimitStore, InMemoryRoleRepository,
-    InMemorySessionRepository, InMemoryTeamRepository, InMemoryTwoFactorRepository, InMemoryUsageStore,
-    InMemoryUserRepository, InMemoryWebhookRepository, MemoryDatabase, RecordingMailer, SystemClock, TokioTasks,
-    UuidV7Generator,
+    InMemoryInvitationRepository, InMemoryMailOutbox, InMemoryObjectStorage, InMemoryOneTimeTokenRepository,
+    InMemoryOrgRepository, InMemoryPersonalDataReader, InMemoryPlanRepository, InMemoryRateLimitStore,
+    InMemoryRoleRepository, InMemorySessionRepository, InMemoryTeamRepository, InMemoryTwoFactorRepository,
+    InMemoryUsageStore, InMemoryUserRepository, InMemoryWebhookRepository, MemoryDatabase, RecordingMailer,
+    SystemClock, TokioTasks, UuidV7Generator,
 };
 use tenantry_application::{
-    AuthError, AuthSettings, ClientInfo, FileSettings, LeasePolicy, Policies, Ports, Principal, QuotaSettings,
-    TenancyError, Tenantry, WebhookSettings,
+    AuthError, AuthSettings, ClientInfo, FileSettings, Job, LeasePolicy, MailSettings, MailTemplates, Policies, Ports,
+    Principal, QuotaSettings, TenancyError, Tenantry, WebhookSettings, run_until_idle,
 };
 use tenantry_domain::audit::Origin;
 use tenantry_domain::quota::{Limits, Plan, PlanCatalog, Quota};
@@ -100,6 +100,9 @@ impl Stack {
     /// `accept-invitation`), once the background mail has gone.
     async fn mailed_token(&self, to: &str, path: &str) -> anyhow::Result<String> {
         self.tasks.wait_idle().await;
+        // Mail waits in the outbox until the mail job sends it: step it here, as a worker would.
+        let sender: Arc<dyn Job> = self.app.mail_sender();
+        run_until_idle(&[sender], 1000).await.context("send the queued mail")?;
         let marker = format!("/{path}?token=");
         let mail = self
             .mailer
@@ -149,7 +152,8 @@ pub fn build() -> anyhow::Result<Stack> {
         webhooks: Arc::new(InMemoryWebhookRepository::new(db.clone())),
         deliveries: Arc::new(InMemoryDeliveryQueue::new(db.clone())),
         webhook_sender: receiver.clone(),
-        files: Arc::new(InMemoryFileRepository::new(db)),
+        files: Arc::new(InMemoryFileRepository::new(db.clone())),
+        outbox: Arc::new(InMemoryMailOutbox::new(db)),
         storage: Arc::new(InMemoryObjectStorage::new(clock.clone())),
         cache: Arc::new(InMemoryCache::new(clock.clone())),
         broadcast: None,
@@ -173,6 +177,8 @@ pub fn build() -> anyhow::Result<Stack> {
         webhooks: WebhookSettings { https_only: true, ..WebhookSettings::default() },
         files: FileSettings::default(),
         rate_lease: LeasePolicy::NONE,
+        mail: MailSettings::default(),
+        mail_templates: Arc::new(MailTemplates::embedded()),
     };
     Ok(Stack { app: Tenantry::build(ports, policies), mailer, tasks, receiver })
 }

@@ -117,3 +117,20 @@ async fn storage_contract_in_memory() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn mail_commits_and_rolls_back_with_its_change_in_memory() {
+    let db = MemoryDatabase::new();
+    tenantry_testkit::mail_outbox::mail_commits_and_rolls_back_with_its_change(
+        tenantry_testkit::mail_outbox::MailCauseStores {
+            outbox: Arc::new(crate::InMemoryMailOutbox::new(db.clone())),
+            users: Arc::new(InMemoryUserRepository::new(db.clone())),
+            orgs: Arc::new(InMemoryOrgRepository::new(db.clone())),
+            tokens: Arc::new(InMemoryOneTimeTokenRepository::new(db.clone())),
+            invitations: Arc::new(InMemoryInvitationRepository::new(db.clone())),
+            sessions: Arc::new(InMemorySessionRepository::new(db.clone())),
+            two_factor: Arc::new(InMemoryTwoFactorRepository::new(db)),
+        },
+    )
+    .await;
+}

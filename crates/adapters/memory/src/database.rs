@@ -159,9 +159,25 @@ pub(crate) struct Tables {
     /// Keyed by (delivery, attempt number).
     pub(crate) attempts: BTreeMap<(Uuid, u32), Attempt>,
     pub(crate) files: BTreeMap<Uuid, FileRecord>,
+    /// The mail outbox (ADR 0018): written by the changes that cause mail, in their critical
+    /// section.
+    pub(crate) mail: BTreeMap<tenantry_domain::MailId, crate::mail_outbox::Row>,
 }
 
 impl Tables {
+    /// Queues `mails` with the change being written; a reused id refuses the whole batch
+    /// before anything is written. Call it after the change's own checks, so a refused change
+    /// queues nothing.
+    pub(crate) fn queue_mail(&mut self, mails: &[tenantry_ports::QueuedMail]) -> Result<(), StoreError> {
+        if mails.iter().any(|mail| self.mail.contains_key(&mail.id)) {
+            return Err(StoreError::Conflict(tenantry_ports::Conflict::Duplicate));
+        }
+        for mail in mails {
+            self.mail.insert(mail.id, crate::mail_outbox::Row::queued(mail));
+        }
+        Ok(())
+    }
+
     /// Appends `event` to its organization's chain, exactly as the SQL adapter links it (so
     /// `AuditService::verify` checks an in-memory log the same way), and queues it in the
     /// outbox when it is a catalogued event of an organization that exists.

@@ -5,8 +5,8 @@ use tenantry_domain::audit::AccountDeletion;
 use tenantry_domain::identity::{DisplayName, Session, TokenPurpose, User, UserSettings};
 use tenantry_domain::{ApiKeyId, Email, OrgId, SessionId, UserId};
 use tenantry_ports::{
-    AccountDeleted, Conflict, IssuedToken, NewUser, OneTimeTokenRepository, RefreshOutcome, SessionRepository,
-    StoreError, TwoFactorRecord, TwoFactorRepository, UserRepository,
+    AccountDeleted, Conflict, IssuedToken, NewUser, OneTimeTokenRepository, QueuedMail, RefreshOutcome,
+    SessionRepository, StoreError, TwoFactorRecord, TwoFactorRepository, UserRepository,
 };
 use uuid::Uuid;
 
@@ -210,7 +210,7 @@ impl InMemorySessionRepository {
 
 #[async_trait::async_trait]
 impl SessionRepository for InMemorySessionRepository {
-    async fn create(&self, session: &Session, refresh_hash: &str) -> Result<(), StoreError> {
+    async fn create(&self, session: &Session, refresh_hash: &str, mails: &[QueuedMail]) -> Result<(), StoreError> {
         self.db.write(|tables| {
             if !tables.user_exists(session.user_id) {
                 return Err(missing("user"));
@@ -218,6 +218,7 @@ impl SessionRepository for InMemorySessionRepository {
             if tables.sessions.contains_key(&session.id.as_uuid()) || tables.refresh_tokens.contains_key(refresh_hash) {
                 return Err(StoreError::Conflict(Conflict::Duplicate));
             }
+            tables.queue_mail(mails)?;
             tables.sessions.insert(session.id.as_uuid(), session.clone());
             tables
                 .refresh_tokens
@@ -363,6 +364,7 @@ impl OneTimeTokenRepository for InMemoryOneTimeTokenRepository {
         token_hash: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError> {
         self.db.write(|tables| {
             if !tables.user_exists(user_id) {
@@ -371,6 +373,7 @@ impl OneTimeTokenRepository for InMemoryOneTimeTokenRepository {
             if tables.one_time_tokens.contains_key(token_hash) {
                 return Err(StoreError::Conflict(Conflict::Duplicate));
             }
+            tables.queue_mail(mails)?;
             tables.one_time_tokens.insert(
                 token_hash.to_owned(),
                 TokenRow { user_id: user_id.as_uuid(), purpose, created_at: now, expires_at, used_at: None },
@@ -482,8 +485,13 @@ impl TwoFactorRepository for InMemoryTwoFactorRepository {
         first_step: i64,
         backup_code_hashes: &[String],
         now: DateTime<Utc>,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError> {
         self.db.write(|tables| {
+            if !tables.user_exists(user_id) {
+                return Err(StoreError::NotFound);
+            }
+            tables.queue_mail(mails)?;
             let row = tables.users.get_mut(&user_id.as_uuid()).ok_or(StoreError::NotFound)?;
             row.totp_secret = Some(sealed.to_owned());
             row.totp_pending_secret = None;
@@ -500,8 +508,12 @@ impl TwoFactorRepository for InMemoryTwoFactorRepository {
         })
     }
 
-    async fn disable(&self, user_id: UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn disable(&self, user_id: UserId, now: DateTime<Utc>, mails: &[QueuedMail]) -> Result<(), StoreError> {
         self.db.write(|tables| {
+            if !tables.user_exists(user_id) {
+                return Err(StoreError::NotFound);
+            }
+            tables.queue_mail(mails)?;
             let row = tables.users.get_mut(&user_id.as_uuid()).ok_or(StoreError::NotFound)?;
             row.totp_secret = None;
             row.totp_pending_secret = None;

@@ -1,16 +1,17 @@
-//! [`MailOutbox`] in process: for tests of the mail worker and for embedders without a
-//! database. It keeps what it is given until the process ends: nothing is durable here.
-
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+//! [`MailOutbox`] in process: a view over the [`MemoryDatabase`]'s mail table, which the
+//! in-memory repositories write in the same critical section as the change that causes the
+//! mail (as the SQL adapter does in one transaction). Nothing is durable here: it is for tests
+//! and for embedders without a database.
 
 use chrono::{DateTime, Utc};
 use tenantry_domain::MailId;
-use tenantry_ports::{ClaimedMail, Conflict, MailOutbox, QueuedMail, StoreError};
+use tenantry_ports::{ClaimedMail, MailOutbox, QueuedMail, StoreError};
+
+use crate::MemoryDatabase;
 
 /// One mail and its state.
 #[derive(Debug, Clone)]
-struct Row {
+pub(crate) struct Row {
     kind: String,
     sealed: Option<String>,
     status: Status,
@@ -23,8 +24,26 @@ struct Row {
     finished_at: Option<DateTime<Utc>>,
 }
 
+impl Row {
+    /// A mail just queued: pending, due at once.
+    pub(crate) fn queued(mail: &QueuedMail) -> Self {
+        Self {
+            kind: mail.kind.clone(),
+            sealed: Some(mail.sealed.clone()),
+            status: Status::Pending,
+            attempts: 0,
+            next_attempt_at: Some(mail.created_at),
+            claimed_until: None,
+            claim: None,
+            last_error: None,
+            created_at: mail.created_at,
+            finished_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
+pub(crate) enum Status {
     Pending,
     Sent,
     Dead,
@@ -43,78 +62,56 @@ pub struct MailRow {
     pub last_error: Option<String>,
 }
 
-/// [`MailOutbox`] over a map behind a mutex: every operation is atomic, as the contract asks.
-#[derive(Debug, Default)]
+/// [`MailOutbox`] over a [`MemoryDatabase`]: every operation is one critical section, as the
+/// contract asks.
+#[derive(Debug, Clone, Default)]
 pub struct InMemoryMailOutbox {
-    rows: Mutex<BTreeMap<MailId, Row>>,
+    db: MemoryDatabase,
 }
 
 impl InMemoryMailOutbox {
-    /// An empty outbox.
+    /// The outbox of `db`, where its repositories queue mail.
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(db: MemoryDatabase) -> Self {
+        Self { db }
     }
 
     /// The state of mail `id`, if it is held.
     pub fn row(&self, id: MailId) -> Option<MailRow> {
-        self.lock().get(&id).map(|row| MailRow {
+        let row = self.db.read(|tables| Ok(tables.mail.get(&id).cloned())).ok()??;
+        Some(MailRow {
             status: match row.status {
                 Status::Pending => "pending",
                 Status::Sent => "sent",
                 Status::Dead => "dead",
             },
             attempts: row.attempts,
-            sealed: row.sealed.clone(),
-            last_error: row.last_error.clone(),
+            sealed: row.sealed,
+            last_error: row.last_error,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<MailId, Row>> {
-        self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Applies `change` to the claimed mail while the claim is still its; counts the attempt.
-    fn settle(&self, mail: &ClaimedMail, change: impl FnOnce(&mut Row)) -> bool {
-        let mut rows = self.lock();
-        match rows.get_mut(&mail.id) {
-            Some(row) if row.status == Status::Pending && row.claim == Some(mail.claim) => {
-                row.attempts += 1;
-                row.claimed_until = None;
-                row.claim = None;
-                change(row);
-                true
-            }
-            _ => false,
-        }
+    fn settle(&self, mail: &ClaimedMail, change: impl FnOnce(&mut Row)) -> Result<bool, StoreError> {
+        self.db.write(|tables| {
+            Ok(match tables.mail.get_mut(&mail.id) {
+                Some(row) if row.status == Status::Pending && row.claim == Some(mail.claim) => {
+                    row.attempts += 1;
+                    row.claimed_until = None;
+                    row.claim = None;
+                    change(row);
+                    true
+                }
+                _ => false,
+            })
+        })
     }
 }
 
 #[async_trait::async_trait]
 impl MailOutbox for InMemoryMailOutbox {
     async fn enqueue(&self, mails: &[QueuedMail]) -> Result<(), StoreError> {
-        let mut rows = self.lock();
-        if mails.iter().any(|mail| rows.contains_key(&mail.id)) {
-            return Err(StoreError::Conflict(Conflict::Duplicate));
-        }
-        for mail in mails {
-            rows.insert(
-                mail.id,
-                Row {
-                    kind: mail.kind.clone(),
-                    sealed: Some(mail.sealed.clone()),
-                    status: Status::Pending,
-                    attempts: 0,
-                    next_attempt_at: Some(mail.created_at),
-                    claimed_until: None,
-                    claim: None,
-                    last_error: None,
-                    created_at: mail.created_at,
-                    finished_at: None,
-                },
-            );
-        }
-        Ok(())
+        self.db.write(|tables| tables.queue_mail(mails))
     }
 
     async fn claim(
@@ -124,90 +121,96 @@ impl MailOutbox for InMemoryMailOutbox {
         lease_until: DateTime<Utc>,
         claim: uuid::Uuid,
     ) -> Result<Vec<ClaimedMail>, StoreError> {
-        let mut rows = self.lock();
-        let mut due: Vec<(DateTime<Utc>, MailId)> = rows
-            .iter()
-            .filter(|(_, row)| {
-                row.status == Status::Pending
-                    && row.next_attempt_at.is_some_and(|at| at <= now)
-                    && row.claimed_until.is_none_or(|until| until < now)
-            })
-            .filter_map(|(id, row)| Some((row.next_attempt_at?, *id)))
-            .collect();
-        due.sort();
-        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let mut claimed = Vec::with_capacity(due.len());
-        for (_, id) in due {
-            let Some(row) = rows.get_mut(&id) else { continue };
-            let Some(sealed) = row.sealed.clone() else {
-                return Err(StoreError::Unexpected(anyhow::anyhow!("pending mail without its envelope")));
-            };
-            row.claimed_until = Some(lease_until);
-            row.claim = Some(claim);
-            claimed.push(ClaimedMail {
-                id,
-                kind: row.kind.clone(),
-                sealed,
-                attempts: row.attempts,
-                created_at: row.created_at,
-                claim,
-            });
-        }
-        Ok(claimed)
+        self.db.write(|tables| {
+            let rows = &mut tables.mail;
+            let mut due: Vec<(DateTime<Utc>, MailId)> = rows
+                .iter()
+                .filter(|(_, row)| {
+                    row.status == Status::Pending
+                        && row.next_attempt_at.is_some_and(|at| at <= now)
+                        && row.claimed_until.is_none_or(|until| until < now)
+                })
+                .filter_map(|(id, row)| Some((row.next_attempt_at?, *id)))
+                .collect();
+            due.sort();
+            due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            let mut claimed = Vec::with_capacity(due.len());
+            for (_, id) in due {
+                let Some(row) = rows.get_mut(&id) else { continue };
+                let Some(sealed) = row.sealed.clone() else {
+                    return Err(StoreError::Unexpected(anyhow::anyhow!("pending mail without its envelope")));
+                };
+                row.claimed_until = Some(lease_until);
+                row.claim = Some(claim);
+                claimed.push(ClaimedMail {
+                    id,
+                    kind: row.kind.clone(),
+                    sealed,
+                    attempts: row.attempts,
+                    created_at: row.created_at,
+                    claim,
+                });
+            }
+            Ok(claimed)
+        })
     }
 
     async fn sent(&self, mail: &ClaimedMail, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        Ok(self.settle(mail, |row| {
+        self.settle(mail, |row| {
             row.status = Status::Sent;
             row.sealed = None;
             row.next_attempt_at = None;
             row.last_error = None;
             row.finished_at = Some(now);
-        }))
+        })
     }
 
     async fn retry(&self, mail: &ClaimedMail, next_attempt_at: DateTime<Utc>, error: &str) -> Result<bool, StoreError> {
-        Ok(self.settle(mail, |row| {
+        self.settle(mail, |row| {
             row.next_attempt_at = Some(next_attempt_at);
             row.last_error = Some(error.to_owned());
-        }))
+        })
     }
 
     async fn dead(&self, mail: &ClaimedMail, now: DateTime<Utc>, error: &str) -> Result<bool, StoreError> {
-        Ok(self.settle(mail, |row| {
+        self.settle(mail, |row| {
             row.status = Status::Dead;
             row.sealed = None;
             row.next_attempt_at = None;
             row.last_error = Some(error.to_owned());
             row.finished_at = Some(now);
-        }))
+        })
     }
 
     async fn depth(&self) -> Result<u64, StoreError> {
-        Ok(self.lock().values().filter(|row| row.status == Status::Pending).count() as u64)
+        self.db.read(|tables| Ok(tables.mail.values().filter(|row| row.status == Status::Pending).count() as u64))
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .lock()
-            .values()
-            .filter(|row| row.status == Status::Pending && row.claimed_until.is_none())
-            .filter_map(|row| row.next_attempt_at)
-            .min())
+        self.db.read(|tables| {
+            Ok(tables
+                .mail
+                .values()
+                .filter(|row| row.status == Status::Pending && row.claimed_until.is_none())
+                .filter_map(|row| row.next_attempt_at)
+                .min())
+        })
     }
 
     async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
-        let mut rows = self.lock();
-        let old: Vec<MailId> = rows
-            .iter()
-            .filter(|(_, row)| row.finished_at.is_some_and(|at| at < before))
-            .map(|(id, _)| *id)
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .collect();
-        for id in &old {
-            rows.remove(id);
-        }
-        Ok(old.len() as u64)
+        self.db.write(|tables| {
+            let old: Vec<MailId> = tables
+                .mail
+                .iter()
+                .filter(|(_, row)| row.finished_at.is_some_and(|at| at < before))
+                .map(|(id, _)| *id)
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .collect();
+            for id in &old {
+                tables.mail.remove(id);
+            }
+            Ok(old.len() as u64)
+        })
     }
 }
 
@@ -219,6 +222,6 @@ mod tests {
 
     #[tokio::test]
     async fn passes_the_mail_outbox_contract() {
-        tenantry_testkit::mail_outbox::run_contract(Arc::new(InMemoryMailOutbox::new())).await;
+        tenantry_testkit::mail_outbox::run_contract(Arc::new(InMemoryMailOutbox::new(MemoryDatabase::new()))).await;
     }
 }

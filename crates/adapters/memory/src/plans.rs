@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use tenantry_domain::OrgId;
 use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::quota::{PlanAssignment, Quota};
-use tenantry_ports::{PlanRepository, StoreError};
+use tenantry_ports::{PlanRepository, QueuedMail, StoreError};
 
 use crate::database::{MemoryDatabase, missing};
 
@@ -64,6 +64,7 @@ impl PlanRepository for InMemoryPlanRepository {
         period: &str,
         mark: &str,
         audit: &AuditEvent,
+        mails: &[QueuedMail],
     ) -> Result<bool, StoreError> {
         self.db.write(|tables| {
             let key = (org_id.as_uuid(), quota.as_str().to_owned(), period.to_owned(), mark.to_owned());
@@ -73,6 +74,7 @@ impl PlanRepository for InMemoryPlanRepository {
             if !tables.org_exists(org_id) {
                 return Err(missing("organization"));
             }
+            tables.queue_mail(mails)?;
             tables.append(audit);
             tables.quota_marks.insert(key);
             Ok(true)

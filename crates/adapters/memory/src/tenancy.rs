@@ -7,7 +7,7 @@ use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::{ApiKeyId, InvitationId, OrgId, RoleId, Slug, TeamId, UserId};
 use tenantry_ports::{
     ApiKey, ApiKeyRepository, Conflict, CustomRole, Invitation, InvitationRepository, Member, Org, OrgRepository,
-    RoleRepository, StoreError, Team, TeamRepository,
+    QueuedMail, RoleRepository, StoreError, Team, TeamRepository,
 };
 use uuid::Uuid;
 
@@ -273,6 +273,7 @@ impl InvitationRepository for InMemoryInvitationRepository {
         token_hash: &str,
         seat_limit: Option<u64>,
         audit: &AuditEvent,
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError> {
         self.db.write(|tables| {
             let org = invitation.org_id.as_uuid();
@@ -305,6 +306,7 @@ impl InvitationRepository for InMemoryInvitationRepository {
                     return Err(StoreError::LimitReached { used: total.saturating_sub(1) });
                 }
             }
+            tables.queue_mail(mails)?;
             tables.append(audit);
             for (other, _) in tables.invitations.values_mut() {
                 if replaced(other) {

@@ -9,7 +9,7 @@ use tenantry_domain::audit::AuditEvent;
 use tenantry_domain::webhooks::{DeliveryStatus, subscribed};
 use tenantry_domain::{DeliveryId, OrgId, WebhookId};
 use tenantry_ports::{
-    Attempt, AttemptOutcome, ClaimedDelivery, Conflict, Delivery, DeliveryQueue, Disabling, StoreError,
+    Attempt, AttemptOutcome, ClaimedDelivery, Conflict, Delivery, DeliveryQueue, Disabling, QueuedMail, StoreError,
     WebhookEndpoint, WebhookRepository,
 };
 use uuid::Uuid;
@@ -358,6 +358,7 @@ impl DeliveryQueue for InMemoryDeliveryQueue {
         why: Disabling,
         sparing: Option<DeliveryId>,
         audit: &AuditEvent,
+        mails: &[QueuedMail],
     ) -> Result<bool, StoreError> {
         let now = audit.created_at;
         self.db.write(|tables| {
@@ -371,6 +372,7 @@ impl DeliveryQueue for InMemoryDeliveryQueue {
             if !applies {
                 return Ok(false);
             }
+            tables.queue_mail(mails)?;
             tables.append(audit);
             if let Some(row) = find_endpoint_mut(tables, org_id, endpoint_id) {
                 row.endpoint.enabled = false;

@@ -276,7 +276,7 @@ mod tests {
     /// A sender over an in-memory outbox holding one verification mail, sending through
     /// `mailer`, retrying after 10 s and then 60 s.
     async fn rig(mailer: MockMailer) -> (Rig, tenantry_domain::MailId) {
-        let outbox = Arc::new(InMemoryMailOutbox::new());
+        let outbox = Arc::new(InMemoryMailOutbox::default());
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let composer = composer();
         let to = Email::parse("ann@example.com").expect("valid");
