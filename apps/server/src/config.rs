@@ -565,6 +565,11 @@ impl Settings {
             && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
         {
             p.fail("TENANTRY_SMTP_URL", "must start with smtp:// or smtps://");
+        } else if let Some(url) = &smtp_url
+            && let Err(err) = tenantry_adapter_mail::smtp_security(url)
+        {
+            // The adapter's message names the scheme or the `tls` value, never the password.
+            p.fail("TENANTRY_SMTP_URL", format!("{:#}", anyhow::Error::new(err)));
         }
         let mail_dir =
             sources.get("TENANTRY_MAIL_DIR").map_or_else(|| data_dir.join("mail"), |dir| PathBuf::from(dir.trim()));
@@ -887,13 +892,11 @@ fn is_http_url(text: &str) -> bool {
 }
 
 /// Whether `url` is plain SMTP (no TLS) to a host other than this machine: a local relay or
-/// a test sink may speak plain SMTP, a remote relay may not.
+/// a test sink may speak plain SMTP, a remote relay may not. The mail adapter reads the URL
+/// the way it will connect (`?tls=starttls` is STARTTLS, as `?tls=required`).
 fn smtp_in_clear(url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else { return false };
-    let tls = parsed
-        .query_pairs()
-        .any(|(key, value)| key == "tls" && (value == "required" || value == "starttls" || value == "opportunistic"));
-    parsed.scheme() == "smtp" && !tls && !is_loopback_url(url)
+    matches!(tenantry_adapter_mail::smtp_security(url), Ok((tenantry_adapter_mail::SmtpSecurity::Plain, _)))
+        && !is_loopback_url(url)
 }
 
 /// Whether `endpoint` is `http://` to a host other than this one (traffic leaves unencrypted).
@@ -1302,11 +1305,15 @@ mod tests {
         for accepted in [
             "smtps://user:pw@mail.example.com:465",
             "smtp://user:pw@mail.example.com:587?tls=required",
+            "smtp://user:pw@mail.example.com:587?tls=starttls",
             "smtp://127.0.0.1:1025",
             "smtp://localhost:25",
         ] {
             assert!(production(accepted).is_ok(), "{accepted}");
         }
+        let unknown = production("smtp://user:pw@mail.example.com:587?tls=sometimes").expect_err("an unknown tls mode");
+        assert_eq!(variables(&unknown.invalid), vec!["TENANTRY_SMTP_URL"]);
+        assert!(!unknown.to_string().contains("pw@"), "the URL's password is never printed: {unknown}");
     }
 
     #[test]
