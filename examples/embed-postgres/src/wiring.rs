@@ -19,9 +19,9 @@ use tenantry_adapter_memory::{SystemClock, UuidV7Generator};
 use tenantry_adapter_redis::{RedisCache, RedisConfig, RedisPool, RedisRateLimitStore, RedisUsageStore};
 use tenantry_adapter_sql::{
     SqlApiKeyRepository, SqlAuditLog, SqlDatabase, SqlDeliveryQueue, SqlFileRepository, SqlInvitationRepository,
-    SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader, SqlPlanRepository, SqlRoleRepository,
-    SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore, SqlUserRepository,
-    SqlWebhookRepository,
+    SqlMailOutbox, SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader, SqlPlanRepository,
+    SqlRoleRepository, SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore,
+    SqlUserRepository, SqlWebhookRepository,
 };
 use tenantry_adapter_storage::ObjectStoreStorage;
 use tenantry_application::{
@@ -114,6 +114,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<State> {
         // and run `Tenantry::invalidation_listener`.
         broadcast: None,
         mailer: Arc::new(LogMailer),
+        // Mail waits here, written with the change that causes it; this example runs no worker,
+        // so it stays queued (a service would step `Tenantry::mail_sender` as a job, ADR 0018).
+        outbox: Arc::new(SqlMailOutbox::new(database.clone())),
         hasher: Arc::new(Argon2Hasher::new(Default::default())?),
         access_tokens: Arc::new(access_tokens),
         totp: Arc::new(Rfc6238Totp::new("embed-postgres")),
