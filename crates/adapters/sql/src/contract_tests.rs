@@ -15,9 +15,8 @@ use tenantry_testkit::webhooks::WebhookStores;
 use crate::{
     SqlApiKeyRepository, SqlAuditLog, SqlConfig, SqlDatabase, SqlDeliveryQueue, SqlFileRepository,
     SqlInvitationRepository, SqlMailOutbox, SqlOneTimeTokenRepository, SqlOrgRepository, SqlPersonalDataReader,
-    SqlPlanRepository,
-    SqlRoleRepository, SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository, SqlUsageStore,
-    SqlUserRepository, SqlWebhookRepository,
+    SqlPlanRepository, SqlRoleRepository, SqlSessionRepository, SqlTeamRepository, SqlTwoFactorRepository,
+    SqlUsageStore, SqlUserRepository, SqlWebhookRepository,
 };
 
 async fn migrated(url: String) -> SqlDatabase {
