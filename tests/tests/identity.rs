@@ -539,6 +539,8 @@ async fn the_export_holds_every_row_about_the_user_and_no_secret() {
     let second = app.login(&email, PASSWORD).await["access_token"].as_str().expect("token").to_owned();
     assert_eq!(app.post_json("/api/v1/auth/logout", &json!({}), Some(&second)).await.status(), 204);
     app.post_json("/api/v1/auth/request-password-reset", &json!({"email": email}), None).await;
+    // The reset token is issued (with its mail, in one transaction) after the 202: wait for it.
+    app.deliver_mail().await;
 
     let response = app.get_auth("/api/v1/users/me/export", &access).await;
     assert_eq!(response.status(), 200);
