@@ -124,8 +124,15 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// `TENANTRY_WORKERS`: HTTP worker threads.
     pub http_workers: usize,
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL; unset means no export.
     pub otlp_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the full traces URL, used as given.
+    pub otlp_traces_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` or
+    /// `http/protobuf` (the default).
+    pub otlp_protocol: crate::telemetry::OtlpProtocol,
+    /// `OTEL_SERVICE_NAME`, default `tenantry`: the traces' `service.name`.
+    pub otel_service_name: String,
     /// `TENANTRY_MAIL_FROM`: the sender of every e-mail.
     pub mail_from: String,
     /// `TENANTRY_JWT_PREVIOUS_KEYS_FILE`: retired signing keys whose tokens must keep
@@ -187,6 +194,17 @@ impl fmt::Display for ConfigError {
 /// test can give them like any other).
 pub const AWS_VARIABLES: [&str; 5] =
     ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION"];
+
+/// The OpenTelemetry variables read through the settings (validated at start-up). The
+/// exporter and the SDK read the others themselves (`OTEL_EXPORTER_OTLP_HEADERS`,
+/// `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`…).
+pub const OTEL_VARIABLES: [&str; 5] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_SERVICE_NAME",
+];
 
 /// Every variable this version understands; anything else starting with `TENANTRY_` is
 /// reported as a likely typo.
@@ -273,7 +291,7 @@ impl Sources {
                 continue;
             }
             if name.starts_with("TENANTRY_")
-                || name == "OTEL_EXPORTER_OTLP_ENDPOINT"
+                || OTEL_VARIABLES.contains(&name.as_str())
                 || name == "RUST_LOG"
                 || AWS_VARIABLES.contains(&name.as_str())
             {
@@ -285,7 +303,7 @@ impl Sources {
 
     fn insert(&mut self, name: String, value: String) {
         let known = KNOWN_VARIABLES.contains(&name.as_str())
-            || name == "OTEL_EXPORTER_OTLP_ENDPOINT"
+            || OTEL_VARIABLES.contains(&name.as_str())
             || name == "RUST_LOG"
             || AWS_VARIABLES.contains(&name.as_str());
         // Variables read by the test suites and the benchmarks, not by the server.
@@ -713,11 +731,36 @@ impl Settings {
         let password_hash_concurrency =
             p.ranged("TENANTRY_PASSWORD_HASH_CONCURRENCY", default_hashers, 1, 256, "a number");
         let otlp_endpoint = sources.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|url| url.trim().to_owned());
-        if let Some(endpoint) = &otlp_endpoint
-            && !is_http_url(endpoint)
-        {
-            p.fail("OTEL_EXPORTER_OTLP_ENDPOINT", format!("`{endpoint}` is not an http(s):// URL"));
+        let otlp_traces_endpoint = sources.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").map(|url| url.trim().to_owned());
+        for (variable, value) in [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp_endpoint),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &otlp_traces_endpoint),
+        ] {
+            if let Some(endpoint) = value
+                && !is_http_url(endpoint)
+            {
+                p.fail(variable, format!("`{endpoint}` is not an http(s):// URL"));
+            }
         }
+        // The signal-specific variable wins, as the OpenTelemetry specification says.
+        let protocol_variable = if sources.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").is_some() {
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+        } else {
+            "OTEL_EXPORTER_OTLP_PROTOCOL"
+        };
+        let otlp_protocol = match sources.get(protocol_variable) {
+            None => crate::telemetry::OtlpProtocol::default(),
+            Some(raw) => crate::telemetry::OtlpProtocol::parse(raw).unwrap_or_else(|message| {
+                p.fail(protocol_variable, message);
+                crate::telemetry::OtlpProtocol::default()
+            }),
+        };
+        let otel_service_name = sources
+            .get("OTEL_SERVICE_NAME")
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .unwrap_or("tenantry")
+            .to_owned();
 
         let limits = LimitSettings::parse(&mut p);
 
@@ -755,6 +798,9 @@ impl Settings {
             shutdown_timeout,
             http_workers,
             otlp_endpoint,
+            otlp_traces_endpoint,
+            otlp_protocol,
+            otel_service_name,
             mail_from,
             jwt_previous_keys,
             password_hash_concurrency,
@@ -836,13 +882,25 @@ impl Settings {
                 "true lets tenants make the server call private and loopback addresses (SSRF)",
             );
         }
-        if plain_http_off_host(self.otlp_endpoint.as_deref()) {
+        if plain_http_off_host(self.otlp_endpoint.as_deref())
+            || plain_http_off_host(self.otlp_traces_endpoint.as_deref())
+        {
             flag(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "traces would leave the host unencrypted; use https:// or a local collector",
             );
         }
         problems
+    }
+
+    /// Where traces go, when an OTLP endpoint is set.
+    pub fn otlp_export(&self) -> Option<crate::telemetry::OtlpExport> {
+        crate::telemetry::OtlpExport::resolve(
+            self.otlp_endpoint.as_deref(),
+            self.otlp_traces_endpoint.as_deref(),
+            self.otlp_protocol,
+            self.otel_service_name.clone(),
+        )
     }
 
     /// Whether the database is the embedded SQLite file.
@@ -1273,6 +1331,39 @@ mod tests {
         let err = Settings::load(&sources).expect_err("invalid");
         assert_eq!(err.invalid.len(), 2);
         assert!(err.invalid[0].message.contains("unknown key `bnid`"));
+    }
+
+    #[test]
+    fn otlp_export_follows_the_standard_variables_and_names_a_bad_protocol() {
+        let off = load(&[]).expect("valid");
+        assert_eq!(off.otlp_export(), None, "no endpoint, no export");
+        let http = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).expect("valid");
+        let export = http.otlp_export().expect("exporting");
+        assert_eq!(export.protocol, crate::telemetry::OtlpProtocol::HttpProtobuf, "the specification's default");
+        assert_eq!(export.endpoint, "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(export.service_name, "tenantry");
+        let grpc = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_SERVICE_NAME", "api-eu"),
+        ])
+        .expect("valid");
+        let export = grpc.otlp_export().expect("exporting");
+        assert_eq!(
+            (export.protocol, export.endpoint.as_str()),
+            (crate::telemetry::OtlpProtocol::Grpc, "http://127.0.0.1:4317")
+        );
+        assert_eq!(export.service_name, "api-eu");
+        let err = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"),
+        ])
+        .expect_err("invalid");
+        assert_eq!(variables(&err.invalid), vec!["OTEL_EXPORTER_OTLP_PROTOCOL"]);
+        assert!(err.invalid[0].message.contains("grpc") && err.invalid[0].message.contains("http/protobuf"));
+        let err = load(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318")]).expect_err("invalid");
+        assert_eq!(variables(&err.invalid), vec!["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]);
     }
 
     #[test]
