@@ -22,9 +22,12 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Map, Value};
+use tracing::Level;
 use tracing::Subscriber;
 use tracing::field::{Field, Visit};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -158,12 +161,30 @@ pub fn init(filter: &str, format: LogFormat, export: Option<&OtlpExport>) -> Res
         None => SdkTracerProvider::builder().build(),
     };
     let tracer = provider.tracer("tenantry");
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_location(false).with_threads(false);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // Spans (INFO and above) exist whatever the log filter says, so a log line at `warn`
+    // still carries its request's trace id and `TENANTRY_LOG=warn` does not switch traces off.
+    // Events reach the OpenTelemetry layer from WARN up (they become span events), and the
+    // log output as the filter says.
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_location(false).with_threads(false).with_filter(
+        filter_fn(|metadata| {
+            let level = *metadata.level();
+            if metadata.is_span() { level <= Level::INFO } else { level <= Level::WARN }
+        })
+        .with_max_level_hint(LevelFilter::INFO),
+    );
+    let spans = || filter_fn(|metadata| metadata.is_span() && *metadata.level() <= Level::INFO);
+    let registry = tracing_subscriber::registry().with(otel);
     let result = if json {
-        registry.with(subscriber_fmt::layer().fmt_fields(JsonFields::new()).event_format(JsonLines)).try_init()
+        registry
+            .with(
+                subscriber_fmt::layer()
+                    .fmt_fields(JsonFields::new())
+                    .event_format(JsonLines)
+                    .with_filter(filter.or(spans())),
+            )
+            .try_init()
     } else {
-        registry.with(subscriber_fmt::layer().with_target(false)).try_init()
+        registry.with(subscriber_fmt::layer().with_target(false).with_filter(filter.or(spans()))).try_init()
     };
     // Already installed (several apps in one test process): keep the first.
     let installed = result.is_ok();
