@@ -151,6 +151,8 @@ pub struct Observers {
     pub quotas: Option<Arc<dyn QuotaObserver>>,
     /// Webhook attempts and the queue depth.
     pub deliveries: Option<Arc<dyn DeliveryObserver>>,
+    /// Hits and misses of the tenancy read cache.
+    pub cache: Option<Arc<dyn crate::org_cache::CacheObserver>>,
 }
 
 /// Every use case of one process, wired once. Cloning shares the process-wide parts (the
@@ -277,6 +279,9 @@ impl Tenantry {
         if let Some(invalidations) = &invalidations {
             org_cache = org_cache.with_invalidations(invalidations.clone());
             revocations = revocations.with_invalidations(invalidations.clone());
+        }
+        if let Some(observer) = &observers.cache {
+            org_cache = org_cache.with_observer(observer.clone());
         }
         let mut quotas = QuotaService::new(
             QuotaPorts {

@@ -86,6 +86,7 @@ pub use invalidations::Invalidations;
 pub use invitations::{INVITATION_LIFETIME, InvitationPorts, InvitationService};
 pub use jobs::{Job, JobError, Pacing, StepOutcome, run_until_idle};
 pub use leases::LeasePolicy;
+pub use org_cache::{CacheObserver, CacheRead};
 pub use quotas::{
     Caller, PlanChange, QuotaError, QuotaExceeded, QuotaObserver, QuotaPorts, QuotaService, QuotaSettings, QuotaUsage,
     Reservation, UsageReport,
