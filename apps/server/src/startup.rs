@@ -242,7 +242,11 @@ impl Services {
             ids,
             tasks: tasks.clone(),
         };
-        let observers = Observers { quotas: Some(metrics.clone()), deliveries: Some(metrics.clone()) };
+        let observers = Observers {
+            quotas: Some(metrics.clone()),
+            deliveries: Some(metrics.clone()),
+            cache: Some(metrics.clone()),
+        };
         let app = Tenantry::build_observed(ports, settings.policies(), observers);
         Ok(Self {
             database,

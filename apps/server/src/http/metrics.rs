@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Reads the database pool's figures now.
@@ -28,9 +29,21 @@ pub struct Metrics {
     pool_open: IntGauge,
     pool_in_use: IntGauge,
     pool_max: IntGauge,
+    pool_acquires: IntCounter,
+    pool_acquire_wait: Counter,
+    /// The pool's cumulative figures at the last scrape; the counters grow by the difference.
+    pool_seen: std::sync::Mutex<(u64, Duration)>,
+    cache_hits: IntCounterVec,
+    cache_misses: IntCounterVec,
     /// Reads the database pool's figures at each scrape (set once the database is open).
     pool_source: std::sync::OnceLock<PoolSource>,
 }
+
+/// Sign-in outcomes whose series exist from the start (at 0), so alert expressions over
+/// them have data before the first failure.
+const LOGIN_OUTCOMES: [&str; 4] = ["success", "invalid_credentials", "mfa_required", "locked"];
+
+use super::limits::Group;
 
 /// The route label of requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -101,6 +114,42 @@ impl Metrics {
         let pool_in_use =
             IntGauge::new("db_pool_connections_in_use", "Database connections checked out by requests or jobs now.")?;
         let pool_max = IntGauge::new("db_pool_connections_max", "The most database connections the pool opens.")?;
+        let pool_acquires = IntCounter::new(
+            "db_pool_acquires_total",
+            "Database transactions opened (each checks a connection out of the pool).",
+        )?;
+        let pool_acquire_wait = Counter::new(
+            "db_pool_acquire_wait_seconds_total",
+            "Time spent opening those transactions: waiting for a pooled connection, plus BEGIN. \
+             Divided by db_pool_acquires_total over an interval it is the mean wait.",
+        )?;
+        let cache_hits = IntCounterVec::new(
+            Opts::new(
+                "cache_hits_total",
+                "Reads of a read-through cache answered from it, by cache and tier (local copy or shared cache).",
+            ),
+            &["cache", "tier"],
+        )?;
+        let cache_misses = IntCounterVec::new(
+            Opts::new("cache_misses_total", "Reads of a read-through cache that went to the database, by cache."),
+            &["cache"],
+        )?;
+        for tier in ["local", "shared"] {
+            cache_hits.with_label_values(&["tenancy", tier]);
+        }
+        cache_misses.with_label_values(&["tenancy"]);
+        for outcome in LOGIN_OUTCOMES {
+            logins.with_label_values(&[outcome]);
+        }
+        // Every bounded label value exists from the start at 0: an alert over a family whose
+        // series are all absent has nothing to evaluate, and a dashboard shows "no data".
+        for group in [Group::Anonymous, Group::Principal, Group::Org] {
+            rate_limited.with_label_values(&[group.as_str()]);
+            limit_store_failures.with_label_values(&[group.as_str()]);
+        }
+        for quota in tenantry_domain::quota::Quota::ALL {
+            quota_refusals.with_label_values(&[quota.as_str()]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Always 1; the labels name the running build."),
             &["version", "rustc"],
@@ -112,6 +161,10 @@ impl Metrics {
             registry.register(Box::new(family.clone()))?;
         }
         registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(pool_acquires.clone()))?;
+        registry.register(Box::new(pool_acquire_wait.clone()))?;
+        registry.register(Box::new(cache_hits.clone()))?;
+        registry.register(Box::new(cache_misses.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         registry.register(Box::new(webhook_attempts.clone()))?;
         registry.register(Box::new(webhook_attempt_seconds.clone()))?;
@@ -141,6 +194,11 @@ impl Metrics {
             pool_open,
             pool_in_use,
             pool_max,
+            pool_acquires,
+            pool_acquire_wait,
+            pool_seen: std::sync::Mutex::new((0, Duration::ZERO)),
+            cache_hits,
+            cache_misses,
             pool_source: std::sync::OnceLock::new(),
         })
     }
@@ -195,6 +253,10 @@ impl Metrics {
             self.pool_open.set(i64::from(pool.open));
             self.pool_in_use.set(i64::from(pool.open.saturating_sub(pool.idle)));
             self.pool_max.set(i64::from(pool.max));
+            let mut seen = self.pool_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.pool_acquires.inc_by(pool.acquires.saturating_sub(seen.0));
+            self.pool_acquire_wait.inc_by(pool.acquire_wait.saturating_sub(seen.1).as_secs_f64());
+            *seen = (pool.acquires.max(seen.0), pool.acquire_wait.max(seen.1));
         }
         let mut buffer = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which `new` rules out.
@@ -212,6 +274,15 @@ impl tenantry_application::QuotaObserver for Metrics {
 
     fn crossed(&self, quota: tenantry_domain::quota::Quota, percent: u8) {
         self.quota_thresholds.with_label_values(&[quota.as_str(), &percent.to_string()]).inc();
+    }
+}
+
+impl tenantry_application::CacheObserver for Metrics {
+    fn read(&self, read: tenantry_application::CacheRead) {
+        match read {
+            tenantry_application::CacheRead::Miss => self.cache_misses.with_label_values(&["tenancy"]).inc(),
+            hit => self.cache_hits.with_label_values(&["tenancy", hit.as_str()]).inc(),
+        }
     }
 }
 
