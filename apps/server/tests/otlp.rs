@@ -178,6 +178,17 @@ struct Server {
 
 impl Server {
     fn start(dir: &std::path::Path, endpoint: &str, protocol: &str, schedule_delay_ms: &str) -> Self {
+        Self::start_with(
+            dir,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_BSP_SCHEDULE_DELAY", schedule_delay_ms),
+            ],
+        )
+    }
+
+    fn start_with(dir: &std::path::Path, otel: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .current_dir(dir)
             .env_clear()
@@ -188,10 +199,8 @@ impl Server {
                 ("TENANTRY_LOG", "info"),
                 ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
                 ("TENANTRY_RATE_LIMIT_ANONYMOUS", "off"),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
-                ("OTEL_BSP_SCHEDULE_DELAY", schedule_delay_ms),
             ])
+            .envs(otel.iter().copied())
             .arg("serve")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -404,4 +413,24 @@ async fn spans_reach_an_otlp_grpc_collector_and_sigterm_flushes_them() {
     assert!(server.terminate().success(), "a graceful stop exits 0");
     wait_for(&collected, "the flushed spans", |spans| spans.iter().any(|s| s.trace_id == TRACE_ID)).await;
     check(&collected.lock().expect("collected"), &org, &traceparent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_export_log_lines_still_carry_the_callers_trace_id() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hooks: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let hook_url = webhook_receiver(hooks.clone()).await;
+    let mut server = Server::start_with(dir.path(), &[]);
+    let (_, traceparent) = scripted_run(&server, &hook_url, &hooks).await;
+    check_logs(&server);
+    // The webhook's trace id is in the worker's log lines too, so a receiver's report can be
+    // found without a trace backend.
+    let trace_id = traceparent.split('-').nth(1).unwrap_or_default().to_owned();
+    assert_eq!(trace_id.len(), 32, "{traceparent}");
+    assert!(server.terminate().success());
+    let lines = server.lines.lock().expect("lines");
+    let in_trace: Vec<&String> = lines.iter().filter(|l| l.contains(&trace_id)).collect();
+    let no_line = format!("no log line in the webhook's trace {trace_id}: {lines:?}");
+    assert!(!in_trace.is_empty(), "{no_line}");
 }

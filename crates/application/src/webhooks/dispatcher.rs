@@ -375,6 +375,14 @@ impl DispatcherCore {
             }
         };
         self.ports.queue.record(&delivery, &attempt, &outcome).await?;
+        // One line per attempt, inside the attempt's span: its trace id is the one the
+        // receiver saw in `traceparent`, so a receiver's report leads here.
+        tracing::info!(
+            response_status = status,
+            latency_ms,
+            outcome = outcome.status.as_str(),
+            "webhook attempt recorded"
+        );
         match (outcome.status, failing_since) {
             (DeliveryStatus::Succeeded, Some(since)) => {
                 let event = self.system_event(
