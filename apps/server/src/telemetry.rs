@@ -443,8 +443,8 @@ mod tests {
     fn protocols_are_the_two_built_in_and_anything_else_is_named() {
         assert_eq!(OtlpProtocol::parse("grpc"), Ok(OtlpProtocol::Grpc));
         assert_eq!(OtlpProtocol::parse(" http/protobuf "), Ok(OtlpProtocol::HttpProtobuf));
-        assert!(OtlpProtocol::parse("http/json").unwrap_err().contains("not supported"));
-        assert!(OtlpProtocol::parse("udp").unwrap_err().contains("`udp`"));
+        assert!(OtlpProtocol::parse("http/json").expect_err("not built in").contains("not supported"));
+        assert!(OtlpProtocol::parse("udp").expect_err("not a protocol").contains("`udp`"));
         assert_eq!(OtlpProtocol::default(), OtlpProtocol::HttpProtobuf);
     }
 
