@@ -34,6 +34,75 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// The OTLP transport, from `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or
+/// `OTEL_EXPORTER_OTLP_PROTOCOL` (the OpenTelemetry names for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OtlpProtocol {
+    /// `grpc`: the collector's port 4317 by convention.
+    Grpc,
+    /// `http/protobuf`: the collector's port 4318, `/v1/traces`; the OpenTelemetry default.
+    #[default]
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    /// Parses the value of an `OTEL_EXPORTER_OTLP_*PROTOCOL` variable.
+    ///
+    /// # Errors
+    /// A message naming the values this build speaks (`http/json` is a valid OTLP protocol,
+    /// but not built in: saying so beats silently exporting nothing).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            "http/json" => Err("`http/json` is not supported by this build; use `grpc` or `http/protobuf`".to_owned()),
+            other => Err(format!("`{other}` is not an OTLP protocol; use `grpc` or `http/protobuf`")),
+        }
+    }
+
+    /// The variable's spelling of the protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// Where and how traces are exported (only when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpExport {
+    /// The URL spans are sent to, already resolved: for HTTP, the base endpoint with
+    /// `/v1/traces` appended, or the traces endpoint as given; for gRPC, the endpoint as given.
+    pub endpoint: String,
+    /// The transport.
+    pub protocol: OtlpProtocol,
+    /// `service.name` of the resource: `OTEL_SERVICE_NAME`, else `tenantry`.
+    pub service_name: String,
+}
+
+impl OtlpExport {
+    /// Resolves the traces URL the way the OTLP exporter specification says: a signal-specific
+    /// endpoint is used as given; the generic one gets `/v1/traces` appended for HTTP.
+    pub fn resolve(
+        base: Option<&str>,
+        traces: Option<&str>,
+        protocol: OtlpProtocol,
+        service_name: String,
+    ) -> Option<Self> {
+        let endpoint = match (traces, base) {
+            (Some(traces), _) => traces.to_owned(),
+            (None, Some(base)) => match protocol {
+                OtlpProtocol::Grpc => base.to_owned(),
+                OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+            },
+            (None, None) => return None,
+        };
+        Some(Self { endpoint, protocol, service_name })
+    }
+}
+
 /// Which browser origins may call the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorsOrigins {
@@ -130,7 +199,7 @@ pub struct Settings {
     pub otlp_traces_endpoint: Option<String>,
     /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` or
     /// `http/protobuf` (the default).
-    pub otlp_protocol: crate::telemetry::OtlpProtocol,
+    pub otlp_protocol: OtlpProtocol,
     /// `OTEL_SERVICE_NAME`, default `tenantry`: the traces' `service.name`.
     pub otel_service_name: String,
     /// `TENANTRY_MAIL_FROM`: the sender of every e-mail.
@@ -749,10 +818,10 @@ impl Settings {
             "OTEL_EXPORTER_OTLP_PROTOCOL"
         };
         let otlp_protocol = match sources.get(protocol_variable) {
-            None => crate::telemetry::OtlpProtocol::default(),
-            Some(raw) => crate::telemetry::OtlpProtocol::parse(raw).unwrap_or_else(|message| {
+            None => OtlpProtocol::default(),
+            Some(raw) => OtlpProtocol::parse(raw).unwrap_or_else(|message| {
                 p.fail(protocol_variable, message);
-                crate::telemetry::OtlpProtocol::default()
+                OtlpProtocol::default()
             }),
         };
         let otel_service_name = sources
@@ -894,8 +963,8 @@ impl Settings {
     }
 
     /// Where traces go, when an OTLP endpoint is set.
-    pub fn otlp_export(&self) -> Option<crate::telemetry::OtlpExport> {
-        crate::telemetry::OtlpExport::resolve(
+    pub fn otlp_export(&self) -> Option<OtlpExport> {
+        OtlpExport::resolve(
             self.otlp_endpoint.as_deref(),
             self.otlp_traces_endpoint.as_deref(),
             self.otlp_protocol,
@@ -1334,12 +1403,34 @@ mod tests {
     }
 
     #[test]
+    fn protocols_are_the_two_built_in_and_anything_else_is_named() {
+        assert_eq!(OtlpProtocol::parse("grpc"), Ok(OtlpProtocol::Grpc));
+        assert_eq!(OtlpProtocol::parse(" http/protobuf "), Ok(OtlpProtocol::HttpProtobuf));
+        assert!(OtlpProtocol::parse("http/json").expect_err("not built in").contains("not supported"));
+        assert!(OtlpProtocol::parse("udp").expect_err("not a protocol").contains("`udp`"));
+        assert_eq!(OtlpProtocol::default(), OtlpProtocol::HttpProtobuf);
+    }
+
+    #[test]
+    fn the_traces_url_follows_the_exporter_specification() {
+        let name = || "tenantry".to_owned();
+        let http = OtlpExport::resolve(Some("http://c:4318/"), None, OtlpProtocol::HttpProtobuf, name());
+        assert_eq!(http.map(|e| e.endpoint).as_deref(), Some("http://c:4318/v1/traces"));
+        let grpc = OtlpExport::resolve(Some("http://c:4317"), None, OtlpProtocol::Grpc, name());
+        assert_eq!(grpc.map(|e| e.endpoint).as_deref(), Some("http://c:4317"));
+        let specific =
+            OtlpExport::resolve(Some("http://c:4318"), Some("http://t:1/x"), OtlpProtocol::HttpProtobuf, name());
+        assert_eq!(specific.map(|e| e.endpoint).as_deref(), Some("http://t:1/x"));
+        assert_eq!(OtlpExport::resolve(None, None, OtlpProtocol::Grpc, name()), None);
+    }
+
+    #[test]
     fn otlp_export_follows_the_standard_variables_and_names_a_bad_protocol() {
         let off = load(&[]).expect("valid");
         assert_eq!(off.otlp_export(), None, "no endpoint, no export");
         let http = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).expect("valid");
         let export = http.otlp_export().expect("exporting");
-        assert_eq!(export.protocol, crate::telemetry::OtlpProtocol::HttpProtobuf, "the specification's default");
+        assert_eq!(export.protocol, OtlpProtocol::HttpProtobuf, "the specification's default");
         assert_eq!(export.endpoint, "http://127.0.0.1:4318/v1/traces");
         assert_eq!(export.service_name, "tenantry");
         let grpc = load(&[
@@ -1350,10 +1441,7 @@ mod tests {
         ])
         .expect("valid");
         let export = grpc.otlp_export().expect("exporting");
-        assert_eq!(
-            (export.protocol, export.endpoint.as_str()),
-            (crate::telemetry::OtlpProtocol::Grpc, "http://127.0.0.1:4317")
-        );
+        assert_eq!((export.protocol, export.endpoint.as_str()), (OtlpProtocol::Grpc, "http://127.0.0.1:4317"));
         assert_eq!(export.service_name, "api-eu");
         let err = load(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),

@@ -35,76 +35,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt as subscriber_fmt};
 
-use crate::config::LogFormat;
-
-/// The OTLP transport, from `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or
-/// `OTEL_EXPORTER_OTLP_PROTOCOL` (the OpenTelemetry names for them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OtlpProtocol {
-    /// `grpc`: the collector's port 4317 by convention.
-    Grpc,
-    /// `http/protobuf`: the collector's port 4318, `/v1/traces`; the OpenTelemetry default.
-    #[default]
-    HttpProtobuf,
-}
-
-impl OtlpProtocol {
-    /// Parses the value of an `OTEL_EXPORTER_OTLP_*PROTOCOL` variable.
-    ///
-    /// # Errors
-    /// A message naming the values this build speaks (`http/json` is a valid OTLP protocol,
-    /// but not built in: saying so beats silently exporting nothing).
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim() {
-            "grpc" => Ok(Self::Grpc),
-            "http/protobuf" => Ok(Self::HttpProtobuf),
-            "http/json" => Err("`http/json` is not supported by this build; use `grpc` or `http/protobuf`".to_owned()),
-            other => Err(format!("`{other}` is not an OTLP protocol; use `grpc` or `http/protobuf`")),
-        }
-    }
-
-    /// The variable's spelling of the protocol.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Grpc => "grpc",
-            Self::HttpProtobuf => "http/protobuf",
-        }
-    }
-}
-
-/// Where and how traces are exported (only when `OTEL_EXPORTER_OTLP_ENDPOINT` or
-/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OtlpExport {
-    /// The URL spans are sent to, already resolved: for HTTP, the base endpoint with
-    /// `/v1/traces` appended, or the traces endpoint as given; for gRPC, the endpoint as given.
-    pub endpoint: String,
-    /// The transport.
-    pub protocol: OtlpProtocol,
-    /// `service.name` of the resource: `OTEL_SERVICE_NAME`, else `tenantry`.
-    pub service_name: String,
-}
-
-impl OtlpExport {
-    /// Resolves the traces URL the way the OTLP exporter specification says: a signal-specific
-    /// endpoint is used as given; the generic one gets `/v1/traces` appended for HTTP.
-    pub fn resolve(
-        base: Option<&str>,
-        traces: Option<&str>,
-        protocol: OtlpProtocol,
-        service_name: String,
-    ) -> Option<Self> {
-        let endpoint = match (traces, base) {
-            (Some(traces), _) => traces.to_owned(),
-            (None, Some(base)) => match protocol {
-                OtlpProtocol::Grpc => base.to_owned(),
-                OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
-            },
-            (None, None) => return None,
-        };
-        Some(Self { endpoint, protocol, service_name })
-    }
-}
+use crate::config::{LogFormat, OtlpExport, OtlpProtocol};
 
 /// Why telemetry could not start (an exporter that cannot be built from its settings).
 #[derive(Debug, thiserror::Error)]
@@ -432,32 +363,5 @@ impl Visit for JsonVisitor<'_> {
             return;
         }
         self.0.insert(field.name().to_owned(), Value::String(format!("{value:?}")));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn protocols_are_the_two_built_in_and_anything_else_is_named() {
-        assert_eq!(OtlpProtocol::parse("grpc"), Ok(OtlpProtocol::Grpc));
-        assert_eq!(OtlpProtocol::parse(" http/protobuf "), Ok(OtlpProtocol::HttpProtobuf));
-        assert!(OtlpProtocol::parse("http/json").expect_err("not built in").contains("not supported"));
-        assert!(OtlpProtocol::parse("udp").expect_err("not a protocol").contains("`udp`"));
-        assert_eq!(OtlpProtocol::default(), OtlpProtocol::HttpProtobuf);
-    }
-
-    #[test]
-    fn the_traces_url_follows_the_exporter_specification() {
-        let name = || "tenantry".to_owned();
-        let http = OtlpExport::resolve(Some("http://c:4318/"), None, OtlpProtocol::HttpProtobuf, name());
-        assert_eq!(http.map(|e| e.endpoint).as_deref(), Some("http://c:4318/v1/traces"));
-        let grpc = OtlpExport::resolve(Some("http://c:4317"), None, OtlpProtocol::Grpc, name());
-        assert_eq!(grpc.map(|e| e.endpoint).as_deref(), Some("http://c:4317"));
-        let specific =
-            OtlpExport::resolve(Some("http://c:4318"), Some("http://t:1/x"), OtlpProtocol::HttpProtobuf, name());
-        assert_eq!(specific.map(|e| e.endpoint).as_deref(), Some("http://t:1/x"));
-        assert_eq!(OtlpExport::resolve(None, None, OtlpProtocol::Grpc, name()), None);
     }
 }

@@ -64,7 +64,7 @@ async fn run(job: Arc<dyn Job>, pacing: Pacing, mut shutdown: watch::Receiver<bo
     while !*shutdown.borrow() {
         // A span per step, so the step's log lines carry a trace id; the exporter's sampler
         // drops these roots (polling is not worth exporting), not what they spawn.
-        let span = tracing::info_span!("worker.step", job = name);
+        let span = tracing::info_span!("worker.step", job = name); // telemetry::WORKER_STEP
         let outcome = job.step().instrument(span).await;
         let wait = match &outcome {
             Ok(done) => {

@@ -43,8 +43,6 @@ pub struct Metrics {
 /// them have data before the first failure.
 const LOGIN_OUTCOMES: [&str; 4] = ["success", "invalid_credentials", "mfa_required", "locked"];
 
-use super::limits::Group;
-
 /// The route label of requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
@@ -143,10 +141,6 @@ impl Metrics {
         }
         // Every bounded label value exists from the start at 0: an alert over a family whose
         // series are all absent has nothing to evaluate, and a dashboard shows "no data".
-        for group in [Group::Anonymous, Group::Principal, Group::Org] {
-            rate_limited.with_label_values(&[group.as_str()]);
-            limit_store_failures.with_label_values(&[group.as_str()]);
-        }
         for quota in tenantry_domain::quota::Quota::ALL {
             quota_refusals.with_label_values(&[quota.as_str()]);
         }
@@ -224,6 +218,12 @@ impl Metrics {
         };
         self.requests.with_label_values(&[method, route, &status.to_string()]).inc();
         self.latency.with_label_values(&[method, route]).observe(elapsed.as_secs_f64());
+    }
+
+    /// Creates the rate-limit series of `group` at 0 (the limits know their groups).
+    pub fn prepare_group(&self, group: &'static str) {
+        self.rate_limited.with_label_values(&[group]);
+        self.limit_store_failures.with_label_values(&[group]);
     }
 
     /// Counts a rate-limit refusal of `group` (a fixed label set).
