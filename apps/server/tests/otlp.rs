@@ -355,6 +355,17 @@ fn check(collected: &[Received], org: &str, traceparent: &str) {
         .unwrap_or_else(|| panic!("the send span's parent was not exported: {send:?}"));
     assert_eq!(attempt.name, "app.webhooks.attempt");
     assert_eq!(attempt.attributes["org_id"], org);
+    assert!(attempt.parent_span_id.is_empty(), "an attempt is the root of its trace: {attempt:?}");
+
+    // Work a request leaves behind stays in its trace: the verification e-mail.
+    let register = collected
+        .iter()
+        .find(|s| s.name == "POST /api/v1/auth/register")
+        .unwrap_or_else(|| panic!("no registration span: {collected:#?}"));
+    assert!(
+        collected.iter().any(|s| s.trace_id == register.trace_id && s.name.starts_with("adapter.mail.")),
+        "the verification e-mail is not in the registration's trace"
+    );
 }
 
 /// The JSON line logging the traced request carries the caller's trace id.
@@ -386,6 +397,7 @@ async fn spans_of_a_request_reach_an_otlp_http_collector_in_the_callers_trace() 
             && spans.iter().any(|s| s.trace_id == TRACE_ID && s.name.starts_with("adapter.sql."))
             && spans.iter().any(|s| s.span_id == span_id)
             && spans.iter().any(|s| s.name == "app.webhooks.attempt")
+            && spans.iter().any(|s| s.name.starts_with("adapter.mail."))
     })
     .await;
     check(&collected.lock().expect("collected"), &org, &traceparent);
