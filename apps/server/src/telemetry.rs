@@ -27,7 +27,7 @@ use tracing::Subscriber;
 use tracing::field::{Field, Visit};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -92,10 +92,11 @@ pub fn init(filter: &str, format: LogFormat, export: Option<&OtlpExport>) -> Res
         None => SdkTracerProvider::builder().build(),
     };
     let tracer = provider.tracer("tenantry");
-    // Spans (INFO and above) exist whatever the log filter says, so a log line at `warn`
-    // still carries its request's trace id and `TENANTRY_LOG=warn` does not switch traces off.
-    // Events reach the OpenTelemetry layer from WARN up (they become span events), and the
-    // log output as the filter says.
+    // Spans (INFO and above) exist for the OpenTelemetry layer whatever the log filter says,
+    // so a log line at `warn` still carries its request's trace id and `TENANTRY_LOG=warn`
+    // does not switch traces off. Events reach the OpenTelemetry layer from WARN up (they
+    // become span events). The log layer sees only what the filter lets through: it does not
+    // format the fields of spans it would never print.
     let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_location(false).with_threads(false).with_filter(
         filter_fn(|metadata| {
             let level = *metadata.level();
@@ -103,19 +104,13 @@ pub fn init(filter: &str, format: LogFormat, export: Option<&OtlpExport>) -> Res
         })
         .with_max_level_hint(LevelFilter::INFO),
     );
-    let spans = || filter_fn(|metadata| metadata.is_span() && *metadata.level() <= Level::INFO);
     let registry = tracing_subscriber::registry().with(otel);
     let result = if json {
         registry
-            .with(
-                subscriber_fmt::layer()
-                    .fmt_fields(JsonFields::new())
-                    .event_format(JsonLines)
-                    .with_filter(filter.or(spans())),
-            )
+            .with(subscriber_fmt::layer().fmt_fields(JsonFields::new()).event_format(JsonLines).with_filter(filter))
             .try_init()
     } else {
-        registry.with(subscriber_fmt::layer().with_target(false).with_filter(filter.or(spans()))).try_init()
+        registry.with(subscriber_fmt::layer().with_target(false).with_filter(filter)).try_init()
     };
     // Already installed (several apps in one test process): keep the first.
     let installed = result.is_ok();
@@ -308,19 +303,26 @@ where
             };
             span.insert("name".to_owned(), Value::String(leaf.name().to_owned()));
             line.insert("span".to_owned(), Value::Object(span));
-            // The global dispatcher (the binary and the test harness install one), which
-            // holds the OpenTelemetry layer and its per-span ids. No extension lock is held
-            // here, as `get_otel_context` requires.
-            let context = tracing::dispatcher::get_default(|dispatch| {
-                tracing_opentelemetry::get_otel_context(&leaf.id(), dispatch)
-            });
-            if let Some(context) = context {
-                let span_ref = context.span();
-                let span_context = span_ref.span_context();
-                if span_context.is_valid() {
-                    line.insert("trace_id".to_owned(), Value::String(span_context.trace_id().to_string()));
-                    line.insert("span_id".to_owned(), Value::String(span_context.span_id().to_string()));
-                }
+        }
+        // The ids come from the innermost span of the whole subscriber, not of this layer: the
+        // log filter may hide INFO spans (`TENANTRY_LOG=warn`) that the trace still has. The
+        // global dispatcher (the binary and the test harness install one) holds the
+        // OpenTelemetry layer and its per-span ids; no extension lock is held here, as
+        // `get_otel_context` requires.
+        let context = tracing::dispatcher::get_default(|dispatch| {
+            let id = match event.parent() {
+                Some(parent) => Some(parent.clone()),
+                None if event.is_contextual() => dispatch.current_span().id().cloned(),
+                None => None,
+            };
+            id.and_then(|id| tracing_opentelemetry::get_otel_context(&id, dispatch))
+        });
+        if let Some(context) = context {
+            let span_ref = context.span();
+            let span_context = span_ref.span_context();
+            if span_context.is_valid() {
+                line.insert("trace_id".to_owned(), Value::String(span_context.trace_id().to_string()));
+                line.insert("span_id".to_owned(), Value::String(span_context.span_id().to_string()));
             }
         }
         let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
