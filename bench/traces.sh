@@ -10,6 +10,7 @@
 #
 #   bench/traces.sh                 # 10 s per run, 32 connections, 2 wrk threads
 #   DURATION=20 bench/traces.sh
+#   PROFILE=dev bench/traces.sh     # the debug build (figures only good for a quick look)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +20,9 @@ THREADS="${THREADS:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tenantry-target}"
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 2; }
 
-cargo build --release -q -p tenantry-server
-bin="$CARGO_TARGET_DIR/release/tenantry"
+PROFILE="${PROFILE:-release}"
+cargo build --profile "$PROFILE" -q -p tenantry-server
+bin="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/tenantry"
 work=$(mktemp -d)
 pids=()
 cleanup() {
