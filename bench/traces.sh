@@ -11,6 +11,7 @@
 #   bench/traces.sh                 # 10 s per run, 32 connections, 2 wrk threads
 #   DURATION=20 bench/traces.sh
 #   PROFILE=dev bench/traces.sh     # the debug build (figures only good for a quick look)
+#   NO_BUILD=1 bench/traces.sh      # use the binary already in $CARGO_TARGET_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tenantry-target}"
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 2; }
 
 PROFILE="${PROFILE:-release}"
-cargo build --profile "$PROFILE" -q -p tenantry-server
+[ -n "${NO_BUILD:-}" ] || cargo build --profile "$PROFILE" -q -p tenantry-server
 bin="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/tenantry"
 work=$(mktemp -d)
 pids=()
