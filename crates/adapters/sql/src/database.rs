@@ -183,7 +183,7 @@ impl SqlDatabase {
             DbBackend::Sqlite => Backend::Sqlite,
             _ => return Err(SqlError::UnsupportedScheme),
         };
-        Ok(Self { connection, backend })
+        Ok(Self { connection, backend, acquisitions: std::sync::Arc::default() })
     }
 
     /// Applies every pending migration. On PostgreSQL the run holds an advisory lock inside one
