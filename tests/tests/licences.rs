@@ -110,7 +110,7 @@ fn every_dependency_is_permissively_licensed_and_comes_from_crates_io() {
         }
         match package["source"].as_str() {
             None => {}
-            Some(source) if source == "registry+https://github.com/rust-lang/crates.io-index" => {}
+            Some("registry+https://github.com/rust-lang/crates.io-index") => {}
             Some(source) => foreign.push(format!("{name}: {source}")),
         }
     }
