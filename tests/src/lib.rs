@@ -166,7 +166,8 @@ async fn start(
 ) -> TestApp {
     let settings =
         Settings::load(&Sources::from_pairs(pairs.clone())).unwrap_or_else(|err| panic!("test settings: {err}"));
-    tenantry_server::telemetry::init(&settings.log_filter, settings.log_format);
+    // Logs and trace ids; no export in the in-process harness (the OTLP tests run the binary).
+    let _ = tenantry_server::telemetry::init(&settings.log_filter, settings.log_format, None);
     let options = ServeOptions { migrate: true, worker: true, handle_signals: false };
     let services = match clock.clone() {
         Some(clock) => Services::build_with_clock(&settings, clock).await,

@@ -32,6 +32,33 @@ fn verifies(secret: &str, received: &Received) -> bool {
     signatures.split(' ').any(|signature| signature == expected)
 }
 
+/// A valid W3C `traceparent`: version 00, a non-zero 32-hex trace id and 16-hex parent id,
+/// 2-hex flags.
+fn is_traceparent(value: &str) -> bool {
+    let hex = |part: &str, len: usize| {
+        part.len() == len && part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    match value.split('-').collect::<Vec<_>>().as_slice() {
+        [version, trace, parent, flags] => {
+            *version == "00"
+                && hex(trace, 32)
+                && hex(parent, 16)
+                && hex(flags, 2)
+                && trace.bytes().any(|b| b != b'0')
+                && parent.bytes().any(|b| b != b'0')
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn the_traceparent_check_refuses_what_is_not_one() {
+    assert!(is_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    assert!(!is_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+    assert!(!is_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+    assert!(!is_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-01"));
+}
+
 async fn app_with_schedule(schedule: &str) -> TestApp {
     spawn_app_with(&[("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"), ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", schedule)]).await
 }
@@ -163,6 +190,10 @@ async fn events_are_delivered_signed_and_a_test_reaches_only_its_endpoint() {
     assert!(body["timestamp"].is_string());
     let stamp: i64 = got[0].header("webhook-timestamp").expect("timestamp").parse().expect("unix seconds");
     assert!((chrono::Utc::now().timestamp() - stamp).abs() < 60);
+    // The request names the attempt's trace (W3C trace context), even with export off and the
+    // log filter at `warn`, so a receiver can quote it and our logs find it.
+    let traceparent = got[0].header("traceparent").expect("a traceparent header").to_owned();
+    assert!(is_traceparent(&traceparent), "{traceparent}");
     // A test event goes to its endpoint only.
     let hook_id = hook["id"].as_str().expect("id");
     let test = app.post_json(&format!("/api/v1/orgs/{org}/webhooks/{hook_id}/test"), &json!({}), Some(&owner)).await;

@@ -34,6 +34,75 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// The OTLP transport, from `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or
+/// `OTEL_EXPORTER_OTLP_PROTOCOL` (the OpenTelemetry names for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OtlpProtocol {
+    /// `grpc`: the collector's port 4317 by convention.
+    Grpc,
+    /// `http/protobuf`: the collector's port 4318, `/v1/traces`; the OpenTelemetry default.
+    #[default]
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    /// Parses the value of an `OTEL_EXPORTER_OTLP_*PROTOCOL` variable.
+    ///
+    /// # Errors
+    /// A message naming the values this build speaks (`http/json` is a valid OTLP protocol,
+    /// but not built in: saying so beats silently exporting nothing).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            "http/json" => Err("`http/json` is not supported by this build; use `grpc` or `http/protobuf`".to_owned()),
+            other => Err(format!("`{other}` is not an OTLP protocol; use `grpc` or `http/protobuf`")),
+        }
+    }
+
+    /// The variable's spelling of the protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// Where and how traces are exported (only when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpExport {
+    /// The URL spans are sent to, already resolved: for HTTP, the base endpoint with
+    /// `/v1/traces` appended, or the traces endpoint as given; for gRPC, the endpoint as given.
+    pub endpoint: String,
+    /// The transport.
+    pub protocol: OtlpProtocol,
+    /// `service.name` of the resource: `OTEL_SERVICE_NAME`, else `tenantry`.
+    pub service_name: String,
+}
+
+impl OtlpExport {
+    /// Resolves the traces URL the way the OTLP exporter specification says: a signal-specific
+    /// endpoint is used as given; the generic one gets `/v1/traces` appended for HTTP.
+    pub fn resolve(
+        base: Option<&str>,
+        traces: Option<&str>,
+        protocol: OtlpProtocol,
+        service_name: String,
+    ) -> Option<Self> {
+        let endpoint = match (traces, base) {
+            (Some(traces), _) => traces.to_owned(),
+            (None, Some(base)) => match protocol {
+                OtlpProtocol::Grpc => base.to_owned(),
+                OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+            },
+            (None, None) => return None,
+        };
+        Some(Self { endpoint, protocol, service_name })
+    }
+}
+
 /// Which browser origins may call the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorsOrigins {
@@ -132,8 +201,15 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// `TENANTRY_WORKERS`: HTTP worker threads.
     pub http_workers: usize,
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL; unset means no export.
     pub otlp_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the full traces URL, used as given.
+    pub otlp_traces_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` or
+    /// `http/protobuf` (the default).
+    pub otlp_protocol: OtlpProtocol,
+    /// `OTEL_SERVICE_NAME`, default `tenantry`: the traces' `service.name`.
+    pub otel_service_name: String,
     /// `TENANTRY_MAIL_FROM`: the sender of every e-mail.
     pub mail_from: String,
     /// `TENANTRY_JWT_PREVIOUS_KEYS_FILE`: retired signing keys whose tokens must keep
@@ -195,6 +271,17 @@ impl fmt::Display for ConfigError {
 /// test can give them like any other).
 pub const AWS_VARIABLES: [&str; 5] =
     ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION"];
+
+/// The OpenTelemetry variables read through the settings (validated at start-up). The
+/// exporter and the SDK read the others themselves (`OTEL_EXPORTER_OTLP_HEADERS`,
+/// `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`…).
+pub const OTEL_VARIABLES: [&str; 5] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_SERVICE_NAME",
+];
 
 /// Every variable this version understands; anything else starting with `TENANTRY_` is
 /// reported as a likely typo.
@@ -283,7 +370,7 @@ impl Sources {
                 continue;
             }
             if name.starts_with("TENANTRY_")
-                || name == "OTEL_EXPORTER_OTLP_ENDPOINT"
+                || OTEL_VARIABLES.contains(&name.as_str())
                 || name == "RUST_LOG"
                 || AWS_VARIABLES.contains(&name.as_str())
             {
@@ -295,7 +382,7 @@ impl Sources {
 
     fn insert(&mut self, name: String, value: String) {
         let known = KNOWN_VARIABLES.contains(&name.as_str())
-            || name == "OTEL_EXPORTER_OTLP_ENDPOINT"
+            || OTEL_VARIABLES.contains(&name.as_str())
             || name == "RUST_LOG"
             || AWS_VARIABLES.contains(&name.as_str());
         // Variables read by the test suites and the benchmarks, not by the server.
@@ -745,11 +832,36 @@ impl Settings {
         let password_hash_concurrency =
             p.ranged("TENANTRY_PASSWORD_HASH_CONCURRENCY", default_hashers, 1, 256, "a number");
         let otlp_endpoint = sources.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|url| url.trim().to_owned());
-        if let Some(endpoint) = &otlp_endpoint
-            && !is_http_url(endpoint)
-        {
-            p.fail("OTEL_EXPORTER_OTLP_ENDPOINT", format!("`{endpoint}` is not an http(s):// URL"));
+        let otlp_traces_endpoint = sources.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").map(|url| url.trim().to_owned());
+        for (variable, value) in [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp_endpoint),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &otlp_traces_endpoint),
+        ] {
+            if let Some(endpoint) = value
+                && !is_http_url(endpoint)
+            {
+                p.fail(variable, format!("`{endpoint}` is not an http(s):// URL"));
+            }
         }
+        // The signal-specific variable wins, as the OpenTelemetry specification says.
+        let protocol_variable = if sources.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").is_some() {
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+        } else {
+            "OTEL_EXPORTER_OTLP_PROTOCOL"
+        };
+        let otlp_protocol = match sources.get(protocol_variable) {
+            None => OtlpProtocol::default(),
+            Some(raw) => OtlpProtocol::parse(raw).unwrap_or_else(|message| {
+                p.fail(protocol_variable, message);
+                OtlpProtocol::default()
+            }),
+        };
+        let otel_service_name = sources
+            .get("OTEL_SERVICE_NAME")
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .unwrap_or("tenantry")
+            .to_owned();
 
         let limits = LimitSettings::parse(&mut p);
 
@@ -790,6 +902,9 @@ impl Settings {
             shutdown_timeout,
             http_workers,
             otlp_endpoint,
+            otlp_traces_endpoint,
+            otlp_protocol,
+            otel_service_name,
             mail_from,
             jwt_previous_keys,
             password_hash_concurrency,
@@ -871,13 +986,25 @@ impl Settings {
                 "true lets tenants make the server call private and loopback addresses (SSRF)",
             );
         }
-        if plain_http_off_host(self.otlp_endpoint.as_deref()) {
+        if plain_http_off_host(self.otlp_endpoint.as_deref())
+            || plain_http_off_host(self.otlp_traces_endpoint.as_deref())
+        {
             flag(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "traces would leave the host unencrypted; use https:// or a local collector",
             );
         }
         problems
+    }
+
+    /// Where traces go, when an OTLP endpoint is set.
+    pub fn otlp_export(&self) -> Option<OtlpExport> {
+        OtlpExport::resolve(
+            self.otlp_endpoint.as_deref(),
+            self.otlp_traces_endpoint.as_deref(),
+            self.otlp_protocol,
+            self.otel_service_name.clone(),
+        )
     }
 
     /// Whether the database is the embedded SQLite file.
@@ -1363,6 +1490,58 @@ mod tests {
         let err = Settings::load(&sources).expect_err("invalid");
         assert_eq!(err.invalid.len(), 2);
         assert!(err.invalid[0].message.contains("unknown key `bnid`"));
+    }
+
+    #[test]
+    fn protocols_are_the_two_built_in_and_anything_else_is_named() {
+        assert_eq!(OtlpProtocol::parse("grpc"), Ok(OtlpProtocol::Grpc));
+        assert_eq!(OtlpProtocol::parse(" http/protobuf "), Ok(OtlpProtocol::HttpProtobuf));
+        assert!(OtlpProtocol::parse("http/json").expect_err("not built in").contains("not supported"));
+        assert!(OtlpProtocol::parse("udp").expect_err("not a protocol").contains("`udp`"));
+        assert_eq!(OtlpProtocol::default(), OtlpProtocol::HttpProtobuf);
+    }
+
+    #[test]
+    fn the_traces_url_follows_the_exporter_specification() {
+        let name = || "tenantry".to_owned();
+        let http = OtlpExport::resolve(Some("http://c:4318/"), None, OtlpProtocol::HttpProtobuf, name());
+        assert_eq!(http.map(|e| e.endpoint).as_deref(), Some("http://c:4318/v1/traces"));
+        let grpc = OtlpExport::resolve(Some("http://c:4317"), None, OtlpProtocol::Grpc, name());
+        assert_eq!(grpc.map(|e| e.endpoint).as_deref(), Some("http://c:4317"));
+        let specific =
+            OtlpExport::resolve(Some("http://c:4318"), Some("http://t:1/x"), OtlpProtocol::HttpProtobuf, name());
+        assert_eq!(specific.map(|e| e.endpoint).as_deref(), Some("http://t:1/x"));
+        assert_eq!(OtlpExport::resolve(None, None, OtlpProtocol::Grpc, name()), None);
+    }
+
+    #[test]
+    fn otlp_export_follows_the_standard_variables_and_names_a_bad_protocol() {
+        let off = load(&[]).expect("valid");
+        assert_eq!(off.otlp_export(), None, "no endpoint, no export");
+        let http = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).expect("valid");
+        let export = http.otlp_export().expect("exporting");
+        assert_eq!(export.protocol, OtlpProtocol::HttpProtobuf, "the specification's default");
+        assert_eq!(export.endpoint, "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(export.service_name, "tenantry");
+        let grpc = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_SERVICE_NAME", "api-eu"),
+        ])
+        .expect("valid");
+        let export = grpc.otlp_export().expect("exporting");
+        assert_eq!((export.protocol, export.endpoint.as_str()), (OtlpProtocol::Grpc, "http://127.0.0.1:4317"));
+        assert_eq!(export.service_name, "api-eu");
+        let err = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"),
+        ])
+        .expect_err("invalid");
+        assert_eq!(variables(&err.invalid), vec!["OTEL_EXPORTER_OTLP_PROTOCOL"]);
+        assert!(err.invalid[0].message.contains("grpc") && err.invalid[0].message.contains("http/protobuf"));
+        let err = load(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318")]).expect_err("invalid");
+        assert_eq!(variables(&err.invalid), vec!["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]);
     }
 
     #[test]

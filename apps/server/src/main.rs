@@ -22,15 +22,6 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    tenantry_server::telemetry::init(&settings.log_filter, settings.log_format);
-    for name in &sources.unknown {
-        tracing::warn!(variable = %name, "unknown TENANTRY_* variable ignored (a typo?)");
-    }
-    if settings.otlp_endpoint.is_some() {
-        tracing::warn!(
-            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but OTLP trace export is not built into this version; traces stay in the logs"
-        );
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -38,7 +29,43 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The span exporter is a task on this runtime, so telemetry starts inside it.
+    let telemetry = {
+        let _entered = runtime.enter();
+        // A health probe runs every few seconds and serves no traffic: it exports nothing.
+        let probing = matches!(cli.command, Some(Command::Healthcheck { .. }));
+        let export = settings.otlp_export().filter(|_| !probing);
+        match tenantry_server::telemetry::init(&settings.log_filter, settings.log_format, export.as_ref()) {
+            Ok(telemetry) => telemetry,
+            Err(err) => {
+                eprintln!("tenantry: {err}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    };
+    for name in &sources.unknown {
+        tracing::warn!(variable = %name, "unknown TENANTRY_* variable ignored (a typo?)");
+    }
+    if telemetry.exporting()
+        && let Some(export) = settings.otlp_export()
+    {
+        // Scheme, host and path only: credentials belong in OTEL_EXPORTER_OTLP_HEADERS, but
+        // a URL may carry some too.
+        let endpoint = url::Url::parse(&export.endpoint).map_or_else(
+            |_| String::new(),
+            |url| {
+                let port = url.port().map(|port| format!(":{port}")).unwrap_or_default();
+                format!("{}://{}{port}{}", url.scheme(), url.host_str().unwrap_or(""), url.path())
+            },
+        );
+        tracing::info!(%endpoint, protocol = export.protocol.as_str(), "exporting traces over OTLP");
+    }
     let result = runtime.block_on(run(cli.command, settings));
+    // After the server and the worker stopped: the last spans (the shutdown's own included)
+    // leave before the runtime goes. This thread is not a runtime worker, so the blocking
+    // flush cannot starve the exporter task.
+    telemetry.shutdown();
+    drop(runtime);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -176,9 +176,15 @@ impl Services {
         let metrics = Arc::new(Metrics::new().map_err(|err| StartupError::Other(format!("metrics: {err}")))?);
         let watched = database.clone();
         metrics.watch_pool(Box::new(move || watched.pool_stats()));
+        // Each request carries the `traceparent` of its send span (a child of the attempt's).
+        let trace_headers =
+            tenantry_adapter_http::TraceHeaders(Arc::new(
+                || crate::telemetry::trace_headers(&tracing::Span::current()),
+            ));
         let webhook_sender: Arc<dyn WebhookSender> = Arc::new(
             ReqwestWebhookSender::new(settings.webhook_sender())
-                .map_err(|err| StartupError::Other(format!("webhook sender: {err}")))?,
+                .map_err(|err| StartupError::Other(format!("webhook sender: {err}")))?
+                .with_trace_headers(trace_headers),
         );
         let hasher: Arc<dyn PasswordHasher> = Arc::new(
             Argon2Hasher::new(settings.password_hashing())
@@ -237,8 +243,12 @@ impl Services {
             ids,
             tasks: tasks.clone(),
         };
-        let observers =
-            Observers { quotas: Some(metrics.clone()), deliveries: Some(metrics.clone()), mail: Some(metrics.clone()) };
+        let observers = Observers {
+            quotas: Some(metrics.clone()),
+            deliveries: Some(metrics.clone()),
+            mail: Some(metrics.clone()),
+            cache: Some(metrics.clone()),
+        };
         let app = Tenantry::build_observed(ports, settings.policies(), observers);
         Ok(Self {
             database,

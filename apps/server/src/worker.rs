@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tenantry_application::{Job, Pacing};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// Jobs to run, started together, stopped together.
 #[derive(Default)]
@@ -61,7 +62,10 @@ async fn run(job: Arc<dyn Job>, pacing: Pacing, mut shutdown: watch::Receiver<bo
     let name = job.name();
     let mut failures = 0_u32;
     while !*shutdown.borrow() {
-        let outcome = job.step().await;
+        // A span per step, so the step's log lines carry a trace id; the exporter's sampler
+        // drops these roots (polling is not worth exporting), not what they spawn.
+        let span = tracing::info_span!("worker.step", job = name); // telemetry::WORKER_STEP
+        let outcome = job.step().instrument(span).await;
         let wait = match &outcome {
             Ok(done) => {
                 failures = 0;

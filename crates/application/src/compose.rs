@@ -163,6 +163,8 @@ pub struct Observers {
     pub deliveries: Option<Arc<dyn DeliveryObserver>>,
     /// Mail sends and the outbox backlog.
     pub mail: Option<Arc<dyn MailObserver>>,
+    /// Hits and misses of the tenancy read cache.
+    pub cache: Option<Arc<dyn crate::org_cache::CacheObserver>>,
 }
 
 /// Every use case of one process, wired once. Cloning shares the process-wide parts (the
@@ -290,6 +292,9 @@ impl Tenantry {
         if let Some(invalidations) = &invalidations {
             org_cache = org_cache.with_invalidations(invalidations.clone());
             revocations = revocations.with_invalidations(invalidations.clone());
+        }
+        if let Some(observer) = &observers.cache {
+            org_cache = org_cache.with_observer(observer.clone());
         }
         let mut quotas = QuotaService::new(
             QuotaPorts {

@@ -90,6 +90,7 @@ pub use mail::{
     ComposeError, MailComposer, MailKind, MailObserver, MailSender, MailSettings, MailSweeper, MailTemplates,
     TemplateError,
 };
+pub use org_cache::{CacheObserver, CacheRead};
 pub use quotas::{
     Caller, PlanChange, QuotaError, QuotaExceeded, QuotaObserver, QuotaPorts, QuotaService, QuotaSettings, QuotaUsage,
     Reservation, UsageReport,

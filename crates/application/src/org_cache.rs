@@ -103,6 +103,36 @@ struct Bump {
     distrusted_until: Option<DateTime<Utc>>,
 }
 
+/// How a tenancy-cache read was answered: what the hit ratio metrics count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheRead {
+    /// From this process's copy, without a round trip.
+    LocalHit,
+    /// From the shared cache (Redis, or the in-process one without Redis).
+    SharedHit,
+    /// Not cached, stale, or the cache could not be read: the database answers.
+    Miss,
+}
+
+impl CacheRead {
+    /// The label value: `local`, `shared` or `miss`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LocalHit => "local",
+            Self::SharedHit => "shared",
+            Self::Miss => "miss",
+        }
+    }
+}
+
+/// Told about every tenancy-cache read, so the process can export hit and miss counts
+/// without the application knowing about a metrics library (the server's Prometheus registry
+/// implements it).
+pub trait CacheObserver: Send + Sync {
+    /// One read, answered as `read` says.
+    fn read(&self, read: CacheRead);
+}
+
 /// The tenancy read cache. Clones share one in-process copy: build one per process.
 #[derive(Clone)]
 pub struct OrgCache {
@@ -112,6 +142,8 @@ pub struct OrgCache {
     local: Arc<Mutex<Local>>,
     /// Tells other replicas a token changed, when there is a broadcast.
     invalidations: Option<Invalidations>,
+    /// Counts hits and misses, when the process watches them.
+    observer: Option<Arc<dyn CacheObserver>>,
 }
 
 fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -121,7 +153,14 @@ fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
 impl OrgCache {
     /// Over `cache`; `ids` mints the generation tokens, `clock` ages the local copy.
     pub fn new(cache: Arc<dyn Cache>, ids: Arc<dyn IdGenerator>, clock: Arc<dyn Clock>) -> Self {
-        Self { cache, ids, clock, local: Arc::new(Mutex::new(Local::default())), invalidations: None }
+        Self { cache, ids, clock, local: Arc::new(Mutex::new(Local::default())), invalidations: None, observer: None }
+    }
+
+    /// Reports every read to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn CacheObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Announces every bump to the other replicas through `invalidations`, so they need not
@@ -231,15 +270,31 @@ impl OrgCache {
     where
         T: for<'de> Deserialize<'de> + Clone + Send + Sync + 'static,
     {
+        let (lookup, local) = self.read(key, org, user).await;
+        if let Some(observer) = &self.observer {
+            observer.read(match (&lookup.hit, local) {
+                (Some(_), true) => CacheRead::LocalHit,
+                (Some(_), false) => CacheRead::SharedHit,
+                (None, _) => CacheRead::Miss,
+            });
+        }
+        lookup
+    }
+
+    /// [`Self::lookup`], and whether the answer came from the local copy.
+    async fn read<T>(&self, key: &str, org: OrgId, user: Option<UserId>) -> (Lookup<T>, bool)
+    where
+        T: for<'de> Deserialize<'de> + Clone + Send + Sync + 'static,
+    {
         let mut token_keys = vec![org_token_key(org)];
         if let Some(user) = user {
             token_keys.push(user_token_key(user));
         }
         if self.distrusted(&token_keys) {
-            return Lookup { hit: None, fill: None };
+            return (Lookup { hit: None, fill: None }, false);
         }
         if let Some((stamp, value)) = self.local_hit(key, &token_keys) {
-            return Lookup { hit: Some(value), fill: Some(stamp) };
+            return (Lookup { hit: Some(value), fill: Some(stamp) }, true);
         }
         let read_at = self.clock.now();
         let read_seq = self.local().seq;
@@ -249,10 +304,10 @@ impl OrgCache {
         }
         let values = match self.cache.get_many(&keys).await {
             Ok(values) if values.len() == keys.len() => values,
-            Ok(_) => return Lookup { hit: None, fill: None },
+            Ok(_) => return (Lookup { hit: None, fill: None }, false),
             Err(err) => {
                 tracing::warn!(error = %err, "tenancy cache read failed; reading the database");
-                return Lookup { hit: None, fill: None };
+                return (Lookup { hit: None, fill: None }, false);
             }
         };
         let text = |v: &Option<Vec<u8>>| v.as_ref().and_then(|bytes| String::from_utf8(bytes.clone()).ok());
@@ -268,7 +323,7 @@ impl OrgCache {
             _ => Some(None),
         };
         let (Some(org_token), Some(user_token)) = (org_token, user_token) else {
-            return Lookup { hit: None, fill: None };
+            return (Lookup { hit: None, fill: None }, false);
         };
         let current = Stamp { org: org_token, user: user_token };
         let mut fresh = vec![(&keys[0], &current.org)];
@@ -282,7 +337,7 @@ impl OrgCache {
             self.remember_entry(key, entry.stamp, &entry.value, PAGE_TTL);
             Some(entry.value)
         });
-        Lookup { hit, fill: Some(current) }
+        (Lookup { hit, fill: Some(current) }, false)
     }
 
     /// Stores `value` under the stamp of `lookup` (a no-op when there is none).
@@ -434,6 +489,35 @@ mod tests {
         let first = cache.lookup::<String>("k", org, Some(user)).await;
         cache.fill("k", &first, &"admin".to_owned(), ACCESS_TTL).await;
         (clock, remote, cache, org, user)
+    }
+
+    /// Counts reads by how they were answered.
+    #[derive(Default)]
+    struct Reads(Mutex<Vec<CacheRead>>);
+
+    impl CacheObserver for Reads {
+        fn read(&self, read: CacheRead) {
+            self.0.lock().expect("reads").push(read);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_observer_hears_of_every_read_as_a_local_hit_a_shared_hit_or_a_miss() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let remote = shared(clock.clone());
+        let reads = Arc::new(Reads::default());
+        let a = replica(&remote, &clock).with_observer(reads.clone());
+        let b = replica(&remote, &clock).with_observer(reads.clone());
+        let (org, user) = ids();
+        let first = a.lookup::<String>("k", org, Some(user)).await;
+        a.fill("k", &first, &"admin".to_owned(), ACCESS_TTL).await;
+        assert!(a.lookup::<String>("k", org, Some(user)).await.hit.is_some());
+        assert!(b.lookup::<String>("k", org, Some(user)).await.hit.is_some());
+        assert_eq!(
+            *reads.0.lock().expect("reads"),
+            vec![CacheRead::Miss, CacheRead::LocalHit, CacheRead::SharedHit],
+            "a's first read misses, its second is its own copy, b's comes from the shared cache"
+        );
     }
 
     #[tokio::test]

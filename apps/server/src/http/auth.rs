@@ -45,6 +45,7 @@ impl FromRequest for Authenticated {
             match state.auth.authenticate(&token).await {
                 Ok(principal) => {
                     record_gate(&req, Gate::Signed { user_id: principal.user_id });
+                    super::middleware::record_principal(&req, "user");
                     state.limits.charge(&req, Group::Principal, &format!("user:{}", principal.user_id)).await?;
                     Ok(Self(principal))
                 }

@@ -83,6 +83,10 @@ impl RateLimits {
         public: HashSet<(String, String)>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // Every group's series exist from the start, at 0.
+        for group in [Group::Anonymous, Group::Principal, Group::Org] {
+            metrics.prepare_group(group.as_str());
+        }
         Self {
             limiter,
             anonymous_limiter,

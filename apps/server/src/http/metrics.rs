@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Reads the database pool's figures now.
@@ -32,9 +33,19 @@ pub struct Metrics {
     pool_open: IntGauge,
     pool_in_use: IntGauge,
     pool_max: IntGauge,
+    pool_acquires: IntCounter,
+    pool_acquire_wait: Counter,
+    /// The pool's cumulative figures at the last scrape; the counters grow by the difference.
+    pool_seen: std::sync::Mutex<(u64, Duration)>,
+    cache_hits: IntCounterVec,
+    cache_misses: IntCounterVec,
     /// Reads the database pool's figures at each scrape (set once the database is open).
     pool_source: std::sync::OnceLock<PoolSource>,
 }
+
+/// Sign-in outcomes whose series exist from the start (at 0), so alert expressions over
+/// them have data before the first failure.
+const LOGIN_OUTCOMES: [&str; 4] = ["success", "invalid_credentials", "mfa_required", "locked"];
 
 /// The route label of requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -123,6 +134,38 @@ impl Metrics {
         let pool_in_use =
             IntGauge::new("db_pool_connections_in_use", "Database connections checked out by requests or jobs now.")?;
         let pool_max = IntGauge::new("db_pool_connections_max", "The most database connections the pool opens.")?;
+        let pool_acquires = IntCounter::new(
+            "db_pool_acquires_total",
+            "Database transactions opened (each checks a connection out of the pool).",
+        )?;
+        let pool_acquire_wait = Counter::new(
+            "db_pool_acquire_wait_seconds_total",
+            "Time spent opening those transactions: waiting for a pooled connection, plus BEGIN. \
+             Divided by db_pool_acquires_total over an interval it is the mean wait.",
+        )?;
+        let cache_hits = IntCounterVec::new(
+            Opts::new(
+                "cache_hits_total",
+                "Reads of a read-through cache answered from it, by cache and tier (local copy or shared cache).",
+            ),
+            &["cache", "tier"],
+        )?;
+        let cache_misses = IntCounterVec::new(
+            Opts::new("cache_misses_total", "Reads of a read-through cache that went to the database, by cache."),
+            &["cache"],
+        )?;
+        for tier in ["local", "shared"] {
+            cache_hits.with_label_values(&["tenancy", tier]);
+        }
+        cache_misses.with_label_values(&["tenancy"]);
+        for outcome in LOGIN_OUTCOMES {
+            logins.with_label_values(&[outcome]);
+        }
+        // Every bounded label value exists from the start at 0: an alert over a family whose
+        // series are all absent has nothing to evaluate, and a dashboard shows "no data".
+        for quota in tenantry_domain::quota::Quota::ALL {
+            quota_refusals.with_label_values(&[quota.as_str()]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Always 1; the labels name the running build."),
             &["version", "rustc"],
@@ -134,6 +177,10 @@ impl Metrics {
             registry.register(Box::new(family.clone()))?;
         }
         registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(pool_acquires.clone()))?;
+        registry.register(Box::new(pool_acquire_wait.clone()))?;
+        registry.register(Box::new(cache_hits.clone()))?;
+        registry.register(Box::new(cache_misses.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         registry.register(Box::new(webhook_attempts.clone()))?;
         registry.register(Box::new(webhook_attempt_seconds.clone()))?;
@@ -171,6 +218,11 @@ impl Metrics {
             pool_open,
             pool_in_use,
             pool_max,
+            pool_acquires,
+            pool_acquire_wait,
+            pool_seen: std::sync::Mutex::new((0, Duration::ZERO)),
+            cache_hits,
+            cache_misses,
             pool_source: std::sync::OnceLock::new(),
         })
     }
@@ -196,6 +248,12 @@ impl Metrics {
         };
         self.requests.with_label_values(&[method, route, &status.to_string()]).inc();
         self.latency.with_label_values(&[method, route]).observe(elapsed.as_secs_f64());
+    }
+
+    /// Creates the rate-limit series of `group` at 0 (the limits know their groups).
+    pub fn prepare_group(&self, group: &'static str) {
+        self.rate_limited.with_label_values(&[group]);
+        self.limit_store_failures.with_label_values(&[group]);
     }
 
     /// Counts a rate-limit refusal of `group` (a fixed label set).
@@ -225,6 +283,10 @@ impl Metrics {
             self.pool_open.set(i64::from(pool.open));
             self.pool_in_use.set(i64::from(pool.open.saturating_sub(pool.idle)));
             self.pool_max.set(i64::from(pool.max));
+            let mut seen = self.pool_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.pool_acquires.inc_by(pool.acquires.saturating_sub(seen.0));
+            self.pool_acquire_wait.inc_by(pool.acquire_wait.saturating_sub(seen.1).as_secs_f64());
+            *seen = (pool.acquires.max(seen.0), pool.acquire_wait.max(seen.1));
         }
         let mut buffer = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which `new` rules out.
@@ -242,6 +304,15 @@ impl tenantry_application::QuotaObserver for Metrics {
 
     fn crossed(&self, quota: tenantry_domain::quota::Quota, percent: u8) {
         self.quota_thresholds.with_label_values(&[quota.as_str(), &percent.to_string()]).inc();
+    }
+}
+
+impl tenantry_application::CacheObserver for Metrics {
+    fn read(&self, read: tenantry_application::CacheRead) {
+        match read {
+            tenantry_application::CacheRead::Miss => self.cache_misses.with_label_values(&["tenancy"]).inc(),
+            hit => self.cache_hits.with_label_values(&["tenancy", hit.as_str()]).inc(),
+        }
     }
 }
 

@@ -4,13 +4,13 @@
 
 use std::time::Instant;
 
-use actix_web::HttpResponse;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::web::Data;
+use actix_web::{HttpMessage, HttpResponse};
 use tracing::Instrument;
 
 use super::error::PROBLEM_JSON;
@@ -34,27 +34,24 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = RequestId::for_request(&req);
     id.attach(&req);
-    let span = tracing::info_span!(
-        "http.request",
-        method = %req.method(),
-        path = %req.path(),
-        request_id = %id.0,
-        route = tracing::field::Empty,
-        status = tracing::field::Empty,
-    );
+    let span = request_span(&req, &id);
+    req.extensions_mut().insert(RequestSpan(span.clone()));
     let started = Instant::now();
     // No clone of the request may be held across this call: actix mutates it during routing.
     let result = request_id::scope(id.0.clone(), next.call(req).instrument(span.clone())).await;
     let (response, error) = match result {
         Ok(response) => {
             let (request, response) = response.into_parts();
+            // The span closes (and is exported) once every handle is gone: not with the
+            // request object, which actix pools.
+            request.extensions_mut().remove::<RequestSpan>();
             let route = request.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
-            span.record("route", route.as_str());
+            span.record("http.route", route.as_str());
             let response = finish(response.map_into_boxed_body(), &id, &span).await;
             (Ok(ServiceResponse::new(request, response)), None)
         }
         Err(err) => {
-            span.record("route", UNMATCHED);
+            span.record("http.route", UNMATCHED);
             let rendered = request_id::scope(id.0.clone(), async { err.error_response() }).await;
             let response = finish(rendered, &id, &span).await;
             (Err(response), Some(err))
@@ -64,7 +61,10 @@ pub async fn request_context(
         Ok(response) => response.status(),
         Err(response) => response.status(),
     };
-    span.record("status", status.as_u16());
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status.is_server_error() {
         tracing::warn!(parent: &span, latency_ms, "request served with a server error");
@@ -75,6 +75,73 @@ pub async fn request_context(
         (Ok(response), _) => Ok(response),
         (Err(response), Some(err)) => Err(InternalError::from_response(err.to_string(), response).into()),
         (Err(response), None) => Err(InternalError::from_response(String::new(), response).into()),
+    }
+}
+
+/// The request's span, kept in the request's extensions so extractors can record who the
+/// caller turned out to be ([`record_principal`]).
+#[derive(Clone)]
+pub struct RequestSpan(pub tracing::Span);
+
+/// The span of one request: named `METHOD route-template` (OpenTelemetry's HTTP server
+/// convention; never the raw path, so names stay few), a child of the caller's trace when the
+/// request carries a W3C `traceparent`. The route is matched from the path before routing
+/// (actix's resource map), recorded again after it. `org_id` is taken from the `{org_id}`
+/// segment when it is a UUID; `principal` starts `anonymous` and the authentication
+/// extractors turn it into `user` or `api_key`. Nothing here comes from credentials or
+/// bodies.
+fn request_span(req: &ServiceRequest, id: &RequestId) -> tracing::Span {
+    let template = req.match_pattern();
+    let route = template.as_deref().unwrap_or(UNMATCHED);
+    let method = known_method(req.method().as_str());
+    let org_id = template.as_deref().and_then(|template| org_id_of(template, req.path()));
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        url.path = %req.path(),
+        request_id = %id.0,
+        org_id = tracing::field::Empty,
+        principal = "anonymous",
+    );
+    if let Some(org_id) = org_id {
+        span.record("org_id", tracing::field::display(org_id));
+    }
+    crate::telemetry::continue_remote_trace(&span, req.headers());
+    span
+}
+
+/// The method as a span attribute: the standard ones, else `_OTHER` (OpenTelemetry's
+/// convention), so a client cannot invent names.
+fn known_method(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "_OTHER",
+    }
+}
+
+/// The organization a request addresses: the path segment where the template has
+/// `{org_id}`, when it is a UUID.
+fn org_id_of(template: &str, path: &str) -> Option<uuid::Uuid> {
+    let position = template.split('/').position(|segment| segment == "{org_id}")?;
+    path.split('/').nth(position)?.parse().ok()
+}
+
+/// Records on the request's span who the caller is (`user` or `api_key`); called by the
+/// authentication extractors once the credential checked out.
+pub fn record_principal(req: &actix_web::HttpRequest, kind: &'static str) {
+    if let Some(span) = req.extensions().get::<RequestSpan>() {
+        span.0.record("principal", kind);
     }
 }
 

@@ -115,6 +115,7 @@ pub fn authorize(
             (Some(key), _) => {
                 let org_id = org_id.ok_or_else(ApiError::not_found)?;
                 let access = state.api_keys.access(&key, org_id).await.map_err(tenancy_error)?;
+                super::middleware::record_principal(&req, "api_key");
                 if let Actor::ApiKey { key_id, .. } = access.actor {
                     state.limits.charge(&req, Group::Principal, &format!("key:{key_id}")).await?;
                 }

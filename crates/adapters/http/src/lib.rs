@@ -66,6 +66,18 @@ impl Default for SenderSettings {
 #[error("webhook sender: {0}")]
 pub struct BuildError(String);
 
+/// Headers that name the current trace for an outgoing request (W3C `traceparent`,
+/// `tracestate`), computed inside the send span. The process's telemetry supplies it, so this
+/// adapter needs no OpenTelemetry dependency and a build without tracing passes none.
+#[derive(Clone)]
+pub struct TraceHeaders(pub Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>);
+
+impl std::fmt::Debug for TraceHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TraceHeaders(..)")
+    }
+}
+
 /// The [`WebhookSender`] on reqwest (HTTP/1.1, rustls with the Mozilla roots compiled in).
 ///
 /// Cheap to clone: clones share the connection pool.
@@ -73,6 +85,7 @@ pub struct BuildError(String);
 pub struct ReqwestWebhookSender {
     client: reqwest::Client,
     allow_private: bool,
+    trace_headers: Option<TraceHeaders>,
 }
 
 impl ReqwestWebhookSender {
@@ -94,7 +107,16 @@ impl ReqwestWebhookSender {
             .dns_resolver(GuardedResolver { allow_private: settings.allow_private })
             .build()
             .map_err(|e| BuildError(format!("HTTP client: {}", short_error_text(&e))))?;
-        Ok(Self { client, allow_private: settings.allow_private })
+        Ok(Self { client, allow_private: settings.allow_private, trace_headers: None })
+    }
+
+    /// Adds the headers `trace_headers` computes to every request, so the receiver can continue
+    /// the attempt's trace. They are not part of the Standard Webhooks signature (which covers
+    /// the id, timestamp and body only).
+    #[must_use]
+    pub fn with_trace_headers(mut self, trace_headers: TraceHeaders) -> Self {
+        self.trace_headers = Some(trace_headers);
+        self
     }
 
     /// The guard's verdict on a literal IP host (reqwest connects to those directly, without
@@ -139,7 +161,16 @@ impl WebhookSender for ReqwestWebhookSender {
             tracing::debug!(%reason, "webhook refused by the SSRF guard");
             return Err(SendError::Refused(reason));
         }
-        let headers = header_map(&request.headers)?;
+        let mut headers = header_map(&request.headers)?;
+        if let Some(trace_headers) = &self.trace_headers {
+            for (name, value) in (trace_headers.0)() {
+                if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value))
+                    && !headers.contains_key(&name)
+                {
+                    headers.insert(name, value);
+                }
+            }
+        }
 
         let started = Instant::now();
         let mut response =

@@ -40,17 +40,31 @@ impl TokioTasks {
     }
 }
 
+/// Counts one running task for as long as it lives: dropped when the task ends, panics or is
+/// cancelled with its runtime, so a failed task can never leave `wait_idle` (graceful shutdown)
+/// waiting for good.
+struct Running {
+    name: &'static str,
+    running: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        tracing::debug!(task = self.name, "background task done");
+        if self.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
 impl BackgroundTasks for TokioTasks {
     fn spawn(&self, name: &'static str, task: Task) {
-        let running = Arc::clone(&self.running);
-        let idle = Arc::clone(&self.idle);
-        running.fetch_add(1, Ordering::SeqCst);
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let guard = Running { name, running: Arc::clone(&self.running), idle: Arc::clone(&self.idle) };
         tokio::spawn(async move {
+            let _guard = guard;
             task.await;
-            tracing::debug!(task = name, "background task done");
-            if running.fetch_sub(1, Ordering::SeqCst) == 1 {
-                idle.notify_waiters();
-            }
         });
     }
 }
@@ -60,6 +74,15 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_does_not_keep_wait_idle_waiting() {
+        let tasks = TokioTasks::new();
+        tasks.spawn("test.panics", Box::pin(async { panic!("a task that fails") }));
+        tokio::time::timeout(std::time::Duration::from_secs(5), tasks.wait_idle())
+            .await
+            .expect("wait_idle returns once the panicked task is gone");
+    }
 
     #[tokio::test]
     async fn wait_idle_returns_once_every_task_has_run() {

@@ -101,6 +101,19 @@ pub struct PoolStats {
     pub idle: u32,
     /// The most the pool opens.
     pub max: u32,
+    /// Transactions opened since start-up (each one checks a connection out).
+    pub acquires: u64,
+    /// Their total time to open: waiting for a free connection (or a new one) plus `BEGIN`.
+    /// Divided by `acquires` over an interval it is the mean wait; it grows fast when the
+    /// pool is saturated, before requests time out.
+    pub acquire_wait: Duration,
+}
+
+/// Counts of [`SqlDatabase`]'s transaction openings, shared by its clones.
+#[derive(Debug, Default)]
+struct Acquisitions {
+    count: std::sync::atomic::AtomicU64,
+    nanos: std::sync::atomic::AtomicU64,
 }
 
 /// The shared connection pool, plus what the server needs at start-up (migrations, backend).
@@ -108,6 +121,7 @@ pub struct PoolStats {
 pub struct SqlDatabase {
     connection: DatabaseConnection,
     backend: Backend,
+    acquisitions: std::sync::Arc<Acquisitions>,
 }
 
 /// An arbitrary, fixed key for the advisory lock that serialises migrations across replicas.
@@ -145,7 +159,7 @@ impl SqlDatabase {
             });
         let connection =
             Database::connect(options).await.map_err(|err| SqlError::Connect(redact(&err.to_string(), url)))?;
-        Ok(Self { connection, backend })
+        Ok(Self { connection, backend, acquisitions: std::sync::Arc::default() })
     }
 
     /// Wraps a pool the caller already opened, for a service that embeds Tenantry and keeps
@@ -169,7 +183,7 @@ impl SqlDatabase {
             DbBackend::Sqlite => Backend::Sqlite,
             _ => return Err(SqlError::UnsupportedScheme),
         };
-        Ok(Self { connection, backend })
+        Ok(Self { connection, backend, acquisitions: std::sync::Arc::default() })
     }
 
     /// Applies every pending migration. On PostgreSQL the run holds an advisory lock inside one
@@ -243,17 +257,25 @@ impl SqlDatabase {
     /// The pool's figures now.
     #[must_use]
     pub fn pool_stats(&self) -> PoolStats {
+        use std::sync::atomic::Ordering;
         let idle = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         // The backend is the connection's own: the accessors below never meet the other kind.
-        match self.connection.get_database_backend() {
+        let (open, idle, max) = match self.connection.get_database_backend() {
             DbBackend::Postgres => {
                 let pool = self.connection.get_postgres_connection_pool();
-                PoolStats { open: pool.size(), idle: idle(pool.num_idle()), max: pool.options().get_max_connections() }
+                (pool.size(), idle(pool.num_idle()), pool.options().get_max_connections())
             }
             _ => {
                 let pool = self.connection.get_sqlite_connection_pool();
-                PoolStats { open: pool.size(), idle: idle(pool.num_idle()), max: pool.options().get_max_connections() }
+                (pool.size(), idle(pool.num_idle()), pool.options().get_max_connections())
             }
+        };
+        PoolStats {
+            open,
+            idle,
+            max,
+            acquires: self.acquisitions.count.load(Ordering::Relaxed),
+            acquire_wait: Duration::from_nanos(self.acquisitions.nanos.load(Ordering::Relaxed)),
         }
     }
 
@@ -308,7 +330,13 @@ impl SqlDatabase {
     }
 
     async fn scoped(&self, setting: &'static str, value: String) -> Result<DatabaseTransaction, StoreError> {
-        let txn = self.connection.begin().await.map_err(store_error)?;
+        use std::sync::atomic::Ordering;
+        let started = std::time::Instant::now();
+        let txn = self.connection.begin().await;
+        let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.acquisitions.count.fetch_add(1, Ordering::Relaxed);
+        self.acquisitions.nanos.fetch_add(waited, Ordering::Relaxed);
+        let txn = txn.map_err(store_error)?;
         if self.backend == Backend::Postgres {
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -268,7 +268,18 @@ impl DispatcherCore {
         Ok(self.ports.queue.record(delivery, &attempt, &outcome).await?)
     }
 
-    /// One attempt of one claimed delivery, recorded.
+    /// One attempt of one claimed delivery, recorded. Its span is the root of the attempt's
+    /// trace (attempts run as tasks of their own); the sender's request carries it onward.
+    #[tracing::instrument(
+        name = "app.webhooks.attempt",
+        skip_all,
+        fields(
+            org_id = %claimed.delivery.org_id,
+            delivery_id = %claimed.delivery.id,
+            event_type = %claimed.delivery.event_type,
+            attempt = claimed.delivery.attempts + 1,
+        )
+    )]
     async fn attempt(&self, claimed: ClaimedDelivery) -> Result<(), anyhow::Error> {
         let ClaimedDelivery { delivery, url, secrets, failing_since } = claimed;
         let started_at = self.ports.clock.now();
@@ -349,6 +360,14 @@ impl DispatcherCore {
             }
         };
         self.ports.queue.record(&delivery, &attempt, &outcome).await?;
+        // One line per attempt, inside the attempt's span: its trace id is the one the
+        // receiver saw in `traceparent`, so a receiver's report leads here.
+        tracing::info!(
+            response_status = status,
+            latency_ms,
+            outcome = outcome.status.as_str(),
+            "webhook attempt recorded"
+        );
         match (outcome.status, failing_since) {
             (DeliveryStatus::Succeeded, Some(since)) => {
                 let event = self.system_event(
