@@ -166,6 +166,12 @@ impl Metrics {
         for quota in tenantry_domain::quota::Quota::ALL {
             quota_refusals.with_label_values(&[quota.as_str()]);
         }
+        for kind in tenantry_application::MailKind::ALL {
+            mail_sent.with_label_values(&[kind.as_str()]);
+            for outcome in ["retry", "dead"] {
+                mail_failed.with_label_values(&[kind.as_str(), outcome]);
+            }
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Always 1; the labels name the running build."),
             &["version", "rustc"],
