@@ -13,7 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "a long enough pass phrase 42";
 
-
 /// A receiver answering 204 to every request; counts them.
 async fn receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
