@@ -42,10 +42,12 @@ pub struct InvitationPorts {
     pub quotas: Option<Arc<QuotaService>>,
 }
 
-/// How long an invitation link works.
+/// How long an invitation link works: a week, long enough for the addressee to act on the
+/// mail, short enough that a forgotten link in a mailbox soon stops being a way in.
 pub const INVITATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The invitation use cases.
+/// The invitation use cases: sending (under the members quota, with the mail queued in the
+/// same transaction), listing, revoking and accepting, each audited in the organization's log.
 pub struct InvitationService {
     ports: InvitationPorts,
 }
