@@ -19,7 +19,8 @@ use crate::mail::{MailComposer, MailKind, human};
 use crate::quotas::{Caller, QuotaService};
 use crate::tenancy::{OrgAccess, TenancyError, resolve_role};
 
-/// Everything [`InvitationService`] needs.
+/// Everything [`InvitationService`] needs, as one struct so the composition root builds it
+/// once and a test swaps single collaborators.
 #[derive(Clone)]
 pub struct InvitationPorts {
     /// Invitations.

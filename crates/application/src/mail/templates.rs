@@ -38,7 +38,8 @@ pub enum MailKind {
 }
 
 impl MailKind {
-    /// Every kind, for validation and listings.
+    /// Every kind, so loading can check that each has its templates and that every override
+    /// file names a kind that exists.
     pub const ALL: [Self; 7] = [
         Self::EmailVerification,
         Self::PasswordReset,
