@@ -28,11 +28,11 @@ pub struct AuditFilter {
 /// off the end is detected too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditHead {
-    /// The last entry's `seq`.
+    /// The last entry's `seq`: a verifier that reads fewer entries knows some were cut off.
     pub seq: i64,
-    /// Its id.
+    /// Its id, reported as the first broken entry when the chain stops short of it.
     pub last_id: uuid::Uuid,
-    /// Its hash.
+    /// Its hash, which the last entry read must carry.
     pub hash: String,
 }
 

@@ -78,7 +78,8 @@ pub struct ClaimedMail {
     pub kind: String,
     /// The sealed envelope, opened only by the sender that holds the claim.
     pub sealed: String,
-    /// Attempts made before this one.
+    /// Attempts made before this one: set against the retry schedule, it decides whether a
+    /// failure is retried or ends the mail dead.
     pub attempts: u32,
     /// When it was queued (for the time-to-send metric).
     pub created_at: DateTime<Utc>,

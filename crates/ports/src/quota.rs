@@ -57,7 +57,8 @@ pub enum Take {
 pub struct Consumed {
     /// Units added: the whole request, part of it (only for [`Take::UpTo`]), or 0 (refused).
     pub granted: u64,
-    /// The counter after this call.
+    /// The counter after this call; with `granted`, it tells which thresholds this call
+    /// crossed.
     pub used: u64,
 }
 

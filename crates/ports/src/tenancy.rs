@@ -174,7 +174,8 @@ pub struct Invitation {
     pub email: Email,
     /// The role they get on acceptance.
     pub role: String,
-    /// Who invited them.
+    /// Who invited them: acceptance checks that this member still holds the role that could
+    /// grant the invitation's, so an invitation carries no more authority than its inviter.
     pub invited_by: UserId,
     /// When it was sent.
     pub created_at: DateTime<Utc>,
