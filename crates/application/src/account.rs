@@ -67,7 +67,8 @@ pub trait DeletionGuard: Send + Sync {
     async fn check(&self, user: &User) -> Result<(), AuthError>;
 }
 
-/// Export and deletion of the caller's own account.
+/// Export and deletion of the caller's own account: a person's access to and erasure of what
+/// Tenantry holds about them, acting only ever on the signed-in caller.
 pub struct AccountService {
     ports: AccountPorts,
     guards: Vec<Arc<dyn DeletionGuard>>,

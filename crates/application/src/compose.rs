@@ -276,7 +276,8 @@ pub struct Tenantry {
 }
 
 impl Tenantry {
-    /// Wires every use case over `ports` under `policies`.
+    /// Wires every use case over `ports` under `policies`: call it once per process, since the
+    /// result holds the process-wide caches, revocations and leases the use cases share.
     #[must_use]
     pub fn build(ports: Ports, policies: Policies) -> Self {
         Self::build_observed(ports, policies, Observers::default())

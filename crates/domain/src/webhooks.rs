@@ -132,7 +132,8 @@ pub fn signature_header(keys: &[Vec<u8>], id: &str, timestamp: i64, body: &[u8])
     keys.iter().map(|key| sign(key, id, timestamp, body)).collect::<Vec<_>>().join(" ")
 }
 
-/// The longest a `Retry-After` may push the next attempt.
+/// The longest a `Retry-After` may push the next attempt, so an endpoint cannot park its
+/// deliveries indefinitely with a far-off date.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// A `Retry-After` value (delta seconds or an HTTP date) as a wait from `now`, capped at 24 h.

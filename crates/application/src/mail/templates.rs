@@ -147,7 +147,8 @@ pub struct RenderedMail {
     pub html: String,
 }
 
-/// The mail templates, defaults and overrides, parsed once.
+/// The mail templates, defaults and overrides, parsed once at start-up, so a broken override
+/// fails start-up instead of a mail at send time.
 #[derive(Debug)]
 pub struct MailTemplates {
     env: Environment<'static>,

@@ -161,7 +161,8 @@ impl PermissionSet {
         self.0 & permission.bit() != 0
     }
 
-    /// Whether every permission of `self` is in `other`.
+    /// Whether every permission of `self` is in `other`: the no-escalation check, since a role,
+    /// a custom role or an API key may only be given what the actor holds.
     pub fn is_subset_of(self, other: Self) -> bool {
         self.0 & !other.0 == 0
     }
