@@ -13,7 +13,8 @@ use tenantry_ports::{
 use crate::auth::{AuthError, PasswordConfirmer, Principal};
 use crate::revocations::SessionRevocations;
 
-/// Everything [`AccountService`] needs.
+/// Everything [`AccountService`] needs, as one struct so the composition root builds it once
+/// and a test swaps single collaborators.
 #[derive(Clone)]
 pub struct AccountPorts {
     /// Accounts.
@@ -58,14 +59,16 @@ pub struct PersonalData {
 /// provides it (an account in no organization may always be deleted).
 #[async_trait::async_trait]
 pub trait DeletionGuard: Send + Sync {
-    /// `Err(AuthError::Conflict…)` when the user must not be deleted yet.
+    /// `Err` when the user must not be deleted yet; an early, explainable refusal, the
+    /// repository's atomic last-owner check at deletion being the guarantee.
     ///
     /// # Errors
     /// [`AuthError::LastOwner`], `Dependency`.
     async fn check(&self, user: &User) -> Result<(), AuthError>;
 }
 
-/// Export and deletion of the caller's own account.
+/// Export and deletion of the caller's own account: a person's access to and erasure of what
+/// Tenantry holds about them, acting only ever on the signed-in caller.
 pub struct AccountService {
     ports: AccountPorts,
     guards: Vec<Arc<dyn DeletionGuard>>,
@@ -77,7 +80,8 @@ impl AccountService {
         Self { ports, guards }
     }
 
-    /// Every row about the caller.
+    /// Every row about the caller (the right of access to one's personal data), read from each
+    /// store that holds some; the export itself is logged under the `audit` target.
     ///
     /// # Errors
     /// `Unauthenticated`, `Dependency`.
@@ -93,6 +97,8 @@ impl AccountService {
     }
 
     /// Deletes the caller's account and everything personal with it; every session ends at once.
+    /// Asks for the password again (under the sign-in lockout), so a stolen access token alone
+    /// cannot erase an account; refused while the caller is an organization's last owner.
     ///
     /// # Errors
     /// `Invalid` (password incorrect), `LastOwner`, `Unauthenticated`, `Dependency`.

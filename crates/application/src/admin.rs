@@ -12,7 +12,8 @@ use tenantry_ports::{
 use crate::auth::{AuthError, Principal};
 use crate::revocations::SessionRevocations;
 
-/// Everything [`AdminService`] needs.
+/// Everything [`AdminService`] needs, as one struct so the composition root builds it once
+/// and a test swaps single collaborators.
 #[derive(Clone)]
 pub struct AdminPorts {
     /// Accounts.
@@ -37,7 +38,7 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    /// Wires the service.
+    /// Wires the service; no I/O happens until a method is called.
     pub fn new(ports: AdminPorts) -> Self {
         Self { ports }
     }
@@ -51,7 +52,7 @@ impl AdminService {
         if user.is_admin && user.disabled_at.is_none() { Ok(user) } else { Err(AuthError::NotAdmin) }
     }
 
-    /// A page of every organization.
+    /// A page of every organization (cross-tenant, hence admin only), in id order.
     ///
     /// # Errors
     /// `NotAdmin`, `Dependency`.
@@ -60,7 +61,7 @@ impl AdminService {
         Ok(self.ports.orgs.list_all(after, limit).await?)
     }
 
-    /// A page of every user.
+    /// A page of every user (admin only), in id order, which is creation order.
     ///
     /// # Errors
     /// `NotAdmin`, `Dependency`.
@@ -116,7 +117,8 @@ impl AdminService {
         Ok(())
     }
 
-    /// Re-enables an account (it signs in again; old sessions stay ended).
+    /// Re-enables an account (it signs in again; old sessions stay ended and its revoked API
+    /// keys stay revoked, so re-enabling never revives a credential).
     ///
     /// # Errors
     /// `NotAdmin`, `NotFound`, `Dependency`.

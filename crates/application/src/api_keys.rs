@@ -16,7 +16,8 @@ use tenantry_ports::{
 
 use crate::tenancy::{Actor, OrgAccess, TenancyError, member_role};
 
-/// Everything [`ApiKeyService`] needs.
+/// Everything [`ApiKeyService`] needs, as one struct so the composition root builds it once
+/// and a test swaps single collaborators.
 #[derive(Clone)]
 pub struct ApiKeyPorts {
     /// Keys.
@@ -44,12 +45,15 @@ pub struct IssuedApiKey {
     pub token: String,
 }
 
-/// Longest rotation grace period.
+/// Longest rotation grace period: long enough to roll a key out across a fleet, short enough
+/// that a rotation (often prompted by a leak) really retires the old key.
 pub const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How often `last_used_at` is written at most.
 const USED_EVERY: Duration = Duration::from_secs(60);
 
-/// The API-key use cases.
+/// The API-key use cases: creation, rotation and revocation (each audited in the organization's
+/// log), and [`Self::access`], which turns a presented key into an [`OrgAccess`] bounded by the
+/// creator's current role.
 pub struct ApiKeyService {
     ports: ApiKeyPorts,
     /// When this process last asked the shared cache whether a key's use is due to be
@@ -67,7 +71,7 @@ pub fn looks_like_api_key(token: &str) -> bool {
 }
 
 impl ApiKeyService {
-    /// Wires the service.
+    /// Wires the service; no I/O happens until a method is called.
     pub fn new(ports: ApiKeyPorts) -> Self {
         Self { ports, use_checked: std::sync::Mutex::new(std::collections::HashMap::new()) }
     }

@@ -12,13 +12,14 @@ use crate::tenancy::{OrgAccess, TenancyError};
 /// Entries read per round trip while verifying.
 const VERIFY_PAGE: u32 = 500;
 
-/// The audit-log use cases.
+/// The audit-log use cases: reading (filtered, paged) and verifying the hash chain, both behind
+/// `audit:read`, so a tenant can check for itself that its history was not altered.
 pub struct AuditService {
     log: Arc<dyn AuditLog>,
 }
 
 impl AuditService {
-    /// Over `log`.
+    /// Over `log`; the service only reads, so it needs nothing else.
     pub fn new(log: Arc<dyn AuditLog>) -> Self {
         Self { log }
     }

@@ -60,7 +60,7 @@ pub struct Ports {
     pub roles: Arc<dyn RoleRepository>,
     /// Invitations; an acceptance changes membership, so the build invalidates the cache on it.
     pub invitations: Arc<dyn InvitationRepository>,
-    /// Teams.
+    /// Teams and their members, used as given (the tenancy cache does not hold teams).
     pub teams: Arc<dyn TeamRepository>,
     /// API keys, looked up on every key-authenticated request (hence behind the cache).
     pub api_keys: Arc<dyn ApiKeyRepository>,
@@ -276,7 +276,8 @@ pub struct Tenantry {
 }
 
 impl Tenantry {
-    /// Wires every use case over `ports` under `policies`.
+    /// Wires every use case over `ports` under `policies`: call it once per process, since the
+    /// result holds the process-wide caches, revocations and leases the use cases share.
     #[must_use]
     pub fn build(ports: Ports, policies: Policies) -> Self {
         Self::build_observed(ports, policies, Observers::default())
@@ -336,25 +337,29 @@ impl Tenantry {
         }
     }
 
-    /// The ports as given.
+    /// The ports as given (undecorated), for callers that need an adapter the use cases do
+    /// not expose, such as a health probe or a worker step of their own.
     #[must_use]
     pub fn ports(&self) -> &Ports {
         &self.ports
     }
 
-    /// The policies as given.
+    /// The policies as given, so an embedding service reads the same settings the use cases
+    /// were built with.
     #[must_use]
     pub fn policies(&self) -> &Policies {
         &self.policies
     }
 
-    /// The tenancy read cache of this process.
+    /// The tenancy read cache of this process: one per process, shared by every use case built
+    /// here, so an invalidation made by one is seen by all.
     #[must_use]
     pub fn org_cache(&self) -> &OrgCache {
         &self.org_cache
     }
 
-    /// Session revocations of this process.
+    /// Session revocations of this process: one list, shared by every use case built here, so
+    /// a session revoked by one path is refused on every other.
     #[must_use]
     pub fn revocations(&self) -> &SessionRevocations {
         &self.revocations
@@ -404,7 +409,8 @@ impl Tenantry {
         Arc::new(InvalidatingRoleRepository::new(self.ports.roles.clone(), self.org_cache.clone()))
     }
 
-    /// API keys, read through the tenancy cache.
+    /// API keys, read through the tenancy cache (every key-authenticated request looks one up)
+    /// and dropping its copy when a key changes.
     #[must_use]
     pub fn api_key_store(&self) -> Arc<dyn ApiKeyRepository> {
         Arc::new(InvalidatingApiKeyRepository::new(self.ports.api_keys.clone(), self.org_cache.clone()))
@@ -422,7 +428,8 @@ impl Tenantry {
         PasswordConfirmer::new(self.ports.hasher.clone(), self.ports.cache.clone(), self.policies.auth.account_lockout)
     }
 
-    /// Second factors.
+    /// Second factors: TOTP setup, enabling with backup codes, disabling, and the check sign-in
+    /// delegates to.
     #[must_use]
     pub fn two_factor(&self) -> TwoFactorService {
         TwoFactorService::new(TwoFactorPorts {
@@ -488,7 +495,8 @@ impl Tenantry {
         )
     }
 
-    /// Organizations and membership.
+    /// Organizations and membership, over the cached repositories, with new organizations on
+    /// the configured default plan and their stored files removed after deletion.
     #[must_use]
     pub fn tenancy(&self) -> TenancyService {
         TenancyService::new(
@@ -502,7 +510,7 @@ impl Tenantry {
         .with_deletion_follow_up(Arc::new(self.files()))
     }
 
-    /// Invitations, under the members quota.
+    /// Invitations, under the members quota, with their mail queued through the shared composer.
     #[must_use]
     pub fn invitations(&self) -> InvitationService {
         InvitationService::new(InvitationPorts {
@@ -518,13 +526,14 @@ impl Tenantry {
         })
     }
 
-    /// Teams.
+    /// Teams, checking team members against the cached memberships.
     #[must_use]
     pub fn teams(&self) -> TeamService {
         TeamService::new(self.ports.teams.clone(), self.orgs(), self.ports.clock.clone(), self.ports.ids.clone())
     }
 
-    /// API keys.
+    /// API keys, whose permissions are resolved against the creator's current (cached) role at
+    /// every use.
     #[must_use]
     pub fn api_keys(&self) -> ApiKeyService {
         ApiKeyService::new(ApiKeyPorts {
@@ -538,7 +547,8 @@ impl Tenantry {
         })
     }
 
-    /// Platform administration.
+    /// Platform administration, sharing this process's session revocations, so a disabled
+    /// account's tokens stop here at once.
     #[must_use]
     pub fn admin(&self) -> AdminService {
         AdminService::new(AdminPorts {
@@ -552,7 +562,7 @@ impl Tenantry {
         })
     }
 
-    /// The audit log.
+    /// The audit log's read side and chain verification (appends belong to the repositories).
     #[must_use]
     pub fn audit(&self) -> AuditService {
         AuditService::new(self.ports.audit.clone())
@@ -575,7 +585,8 @@ impl Tenantry {
         }
     }
 
-    /// Webhook endpoints and deliveries.
+    /// Webhook endpoints and deliveries: the tenant-facing use cases (the dispatcher does the
+    /// sending).
     #[must_use]
     pub fn webhooks(&self) -> WebhookService {
         WebhookService::new(self.webhook_ports(), self.policies.webhooks.clone())
@@ -613,7 +624,8 @@ impl Tenantry {
         Arc::new(FileSweeper::new(Arc::new(self.files())))
     }
 
-    /// Renders and seals mail for the outbox.
+    /// Renders and seals mail for the outbox: the process's one composer, for an embedding
+    /// service's own mail through the same templates, cipher and outbox.
     #[must_use]
     pub fn mail_composer(&self) -> MailComposer {
         self.composer.clone()
@@ -636,13 +648,15 @@ impl Tenantry {
         Arc::new(sender)
     }
 
-    /// The retention sweeper of the mail outbox.
+    /// The retention sweeper of the mail outbox: prunes ended mails so the outbox does not grow
+    /// for ever; give it the same sender the worker runs.
     #[must_use]
     pub fn mail_sweeper(sender: Arc<MailSender>) -> MailSweeper {
         MailSweeper(sender)
     }
 
-    /// The retention sweeper of `dispatcher`.
+    /// The retention sweeper of `dispatcher`: erases delivery payloads and old outbox events
+    /// after the retention period, so event data is kept no longer than the retention period.
     #[must_use]
     pub fn payload_sweeper(dispatcher: Arc<Dispatcher>) -> PayloadSweeper {
         PayloadSweeper(dispatcher)

@@ -28,7 +28,8 @@ use crate::jobs::{Job, JobError, StepOutcome};
 use crate::quotas::{QuotaService, Reservation};
 use crate::tenancy::{OrgAccess, TenancyError};
 
-/// Everything [`FileService`] and [`FileSweeper`] need.
+/// Everything [`FileService`] and [`FileSweeper`] need: one struct for both, so the sweeper
+/// cleans exactly the stores the service writes.
 #[derive(Clone)]
 pub struct FilePorts {
     /// Metadata rows.
@@ -43,7 +44,7 @@ pub struct FilePorts {
     pub quotas: Option<Arc<QuotaService>>,
 }
 
-/// File policy from configuration.
+/// File policy from configuration: limits and lifetimes an operator tunes per deployment.
 #[derive(Debug, Clone)]
 pub struct FileSettings {
     /// The largest file accepted (`TENANTRY_MAX_UPLOAD_BYTES`, default 100 MiB).
@@ -72,7 +73,8 @@ impl Default for FileSettings {
     }
 }
 
-/// Why a file use case failed.
+/// Why a file use case failed: the tenancy answers every org use case shares, plus the
+/// file-specific ones a client can act on (too large, wrong type, retry the upload).
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// Not found, forbidden, a quota used up, a dependency down: as every org use case.
@@ -143,7 +145,8 @@ impl From<crate::quotas::QuotaError> for FileError {
     }
 }
 
-/// An upload as the HTTP layer hands it over.
+/// An upload as the HTTP layer hands it over: only what the client may choose; the id, the
+/// content type and the hash are decided here from the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUpload {
     /// The name the client sent (sanitised here).
@@ -153,7 +156,8 @@ pub struct NewUpload {
     pub size_bound: Option<u64>,
 }
 
-/// Where a download's bytes come from.
+/// Where a download's bytes come from: a redirect when the store can presign (the bytes then
+/// never pass through this process), a stream otherwise.
 #[derive(Debug)]
 pub enum FileBody {
     /// A presigned GET, valid for [`FileSettings::download_ttl`]: redirect the client there.
@@ -180,7 +184,9 @@ struct Held {
     bytes: Option<Reservation>,
 }
 
-/// The file use cases (`files:read`, `files:write`).
+/// The file use cases (`files:read`, `files:write`): uploads streamed with the size limit,
+/// type sniffing and SHA-256 applied as the bytes arrive, under the storage quotas, each stored
+/// or deleted file audited in the organization's log.
 pub struct FileService {
     ports: FilePorts,
     settings: FileSettings,
@@ -230,7 +236,7 @@ async fn read_head(mut source: Box<dyn ChunkSource>, max_bytes: u64) -> Result<(
 }
 
 impl FileService {
-    /// Wires the service.
+    /// Wires the service; no I/O happens until a method is called.
     pub fn new(ports: FilePorts, settings: FileSettings) -> Self {
         Self { ports, settings }
     }
@@ -583,7 +589,7 @@ pub struct FileSweeper {
 }
 
 impl FileSweeper {
-    /// Sweeps for `service`'s stores.
+    /// Sweeps `service`'s stores under its settings (the orphan age decides what is an orphan).
     pub fn new(service: Arc<FileService>) -> Self {
         Self { service, cursor: Mutex::new(None) }
     }

@@ -84,7 +84,7 @@ pub struct CacheProbe {
 }
 
 impl CacheProbe {
-    /// Probes `cache`.
+    /// Probes `cache`, so any [`Cache`] adapter gets a readiness check without writing one.
     pub fn new(cache: Arc<dyn Cache>) -> Self {
         Self { cache }
     }
@@ -108,7 +108,8 @@ pub struct StorageProbe {
 }
 
 impl StorageProbe {
-    /// Probes `storage`.
+    /// Probes `storage`, so any [`ObjectStorage`] adapter gets a readiness check without
+    /// writing one.
     pub fn new(storage: Arc<dyn ObjectStorage>) -> Self {
         Self { storage }
     }

@@ -34,7 +34,8 @@ pub struct InvalidatingOrgRepository {
 }
 
 impl InvalidatingOrgRepository {
-    /// Wraps `inner`, invalidating `cache`.
+    /// Wraps `inner`, invalidating `cache` after each committed change; give it the process's
+    /// one cache, the one the readers use, or they keep serving the old answer.
     pub fn new(inner: Arc<dyn OrgRepository>, cache: OrgCache) -> Self {
         Self { inner, cache }
     }
@@ -158,7 +159,8 @@ pub struct InvalidatingRoleRepository {
 }
 
 impl InvalidatingRoleRepository {
-    /// Wraps `inner`, invalidating `cache`.
+    /// Wraps `inner`, invalidating `cache` after each committed change; give it the process's
+    /// one cache, the one the readers use, or they keep serving the old answer.
     pub fn new(inner: Arc<dyn RoleRepository>, cache: OrgCache) -> Self {
         Self { inner, cache }
     }
@@ -216,7 +218,8 @@ pub struct InvalidatingApiKeyRepository {
 }
 
 impl InvalidatingApiKeyRepository {
-    /// Wraps `inner`, invalidating `cache`.
+    /// Wraps `inner`, invalidating `cache` after each committed change; give it the process's
+    /// one cache, the one the readers use, or they keep serving the old answer.
     pub fn new(inner: Arc<dyn ApiKeyRepository>, cache: OrgCache) -> Self {
         Self { inner, cache }
     }
@@ -309,7 +312,8 @@ pub struct InvalidatingInvitationRepository {
 }
 
 impl InvalidatingInvitationRepository {
-    /// Wraps `inner`, invalidating `cache`.
+    /// Wraps `inner`, invalidating `cache` after each committed change; give it the process's
+    /// one cache, the one the readers use, or they keep serving the old answer.
     pub fn new(inner: Arc<dyn InvitationRepository>, cache: OrgCache) -> Self {
         Self { inner, cache }
     }
@@ -386,7 +390,8 @@ pub struct InvalidatingUserRepository {
 }
 
 impl InvalidatingUserRepository {
-    /// Wraps `inner`, invalidating `cache`.
+    /// Wraps `inner`, invalidating `cache` after each committed change; give it the process's
+    /// one cache, the one the readers use, or they keep serving the old answer.
     pub fn new(inner: Arc<dyn UserRepository>, cache: OrgCache) -> Self {
         Self { inner, cache }
     }

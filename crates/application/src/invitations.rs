@@ -19,7 +19,8 @@ use crate::mail::{MailComposer, MailKind, human};
 use crate::quotas::{Caller, QuotaService};
 use crate::tenancy::{OrgAccess, TenancyError, resolve_role};
 
-/// Everything [`InvitationService`] needs.
+/// Everything [`InvitationService`] needs, as one struct so the composition root builds it
+/// once and a test swaps single collaborators.
 #[derive(Clone)]
 pub struct InvitationPorts {
     /// Invitations.
@@ -42,10 +43,12 @@ pub struct InvitationPorts {
     pub quotas: Option<Arc<QuotaService>>,
 }
 
-/// How long an invitation link works.
+/// How long an invitation link works: a week, long enough for the addressee to act on the
+/// mail, short enough that a forgotten link in a mailbox soon stops being a way in.
 pub const INVITATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The invitation use cases.
+/// The invitation use cases: sending (under the members quota, with the mail queued in the
+/// same transaction), listing, revoking and accepting, each audited in the organization's log.
 pub struct InvitationService {
     ports: InvitationPorts,
 }

@@ -10,7 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What one step did.
+/// What one step did, so the loop knows whether to step again at once or sleep, and for how
+/// long, without polling a store that has nothing due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepOutcome {
     /// It did some work and more may be waiting: step again at once.

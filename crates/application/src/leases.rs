@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use futures_util::lock::Mutex as AsyncMutex;
 
-/// How big and how long-lived leases are.
+/// How big and how long-lived leases are: the trade between round trips saved and units a
+/// replica may hold that another could have used (ADR 0014 bounds the under-admission).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeasePolicy {
     /// The most units one batch takes; 1 turns leasing off (every unit is one round trip).

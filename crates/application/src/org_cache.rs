@@ -129,7 +129,8 @@ impl CacheRead {
 /// without the application knowing about a metrics library (the server's Prometheus registry
 /// implements it).
 pub trait CacheObserver: Send + Sync {
-    /// One read, answered as `read` says.
+    /// One read, answered as `read` says (local hit, shared hit or miss); called synchronously
+    /// on the request path, so an implementation only counts.
     fn read(&self, read: CacheRead);
 }
 
@@ -156,7 +157,7 @@ impl OrgCache {
         Self { cache, ids, clock, local: Arc::new(Mutex::new(Local::default())), invalidations: None, observer: None }
     }
 
-    /// Reports every read to `observer`.
+    /// Reports every read to `observer`, so hit and miss rates can be exported as metrics.
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn CacheObserver>) -> Self {
         self.observer = Some(observer);

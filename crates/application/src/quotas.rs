@@ -19,7 +19,8 @@ use crate::leases::{LeasePolicy, Leases};
 use crate::mail::{MailComposer, MailKind};
 use crate::tenancy::{Actor, OrgAccess, TenancyError};
 
-/// Why a quota operation failed.
+/// Why a quota operation failed; `CountersUnavailable` is kept apart from `Dependency` because
+/// each route group chooses whether an unreachable counter store fails open or closed.
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
     /// The organization has no room left.
@@ -74,7 +75,8 @@ pub struct Reservation {
     units: u64,
 }
 
-/// One quota in the usage report.
+/// One quota in the usage report: the figures a tenant needs to see how close it is to a limit
+/// before a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaUsage {
     /// Which quota.
@@ -118,7 +120,8 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller of an org-scoped request.
+    /// The caller of an org-scoped request, so quota audit entries name the same actor and
+    /// origin as the change that consumed.
     pub fn of(access: &OrgAccess) -> Self {
         let actor = match access.actor {
             Actor::User(principal) => (ActorKind::User, principal.user_id.as_uuid()),
@@ -130,13 +133,15 @@ impl Caller {
 
 /// Told about refusals and threshold crossings, for metrics.
 pub trait QuotaObserver: Send + Sync {
-    /// A request was refused by `quota`.
+    /// A request was refused by `quota` (every refusal, not only the first of a period, so the
+    /// metric shows the pressure a limit causes).
     fn refused(&self, quota: Quota);
     /// An organization crossed `percent` of `quota` for the first time this period.
     fn crossed(&self, quota: Quota, percent: u8);
 }
 
-/// The collaborators of [`QuotaService`].
+/// The collaborators of [`QuotaService`]; two usage stores because durable counters and the
+/// hot API-call counter have different needs (survive restarts versus cost no database write).
 pub struct QuotaPorts {
     /// Plans, seats and threshold marks.
     pub plans: Arc<dyn PlanRepository>,
@@ -150,7 +155,8 @@ pub struct QuotaPorts {
     pub ids: Arc<dyn IdGenerator>,
 }
 
-/// How quotas behave.
+/// How quotas behave, from configuration: which plans exist, whether API calls are metered,
+/// and how much this process may cache or lease to keep the counters off the request path.
 #[derive(Debug, Clone)]
 pub struct QuotaSettings {
     /// The plans on offer.
@@ -182,7 +188,9 @@ struct CallLease {
 /// A plan read from the store, and when.
 type CachedPlan = (Arc<PlanAssignment>, DateTime<Utc>);
 
-/// Plans, quotas and usage of organizations.
+/// Plans, quotas and usage of organizations: reserves units in one atomic step before the work
+/// they pay for (so no replica race passes a limit), and announces the 80 % and 100 % crossings
+/// and the first refusal of a period once each, in the audit log (and by mail, when wired).
 pub struct QuotaService {
     ports: QuotaPorts,
     settings: QuotaSettings,
@@ -197,7 +205,7 @@ pub struct QuotaService {
 }
 
 impl QuotaService {
-    /// A service over `ports`.
+    /// A service over `ports`; no I/O happens until a method is called.
     pub fn new(ports: QuotaPorts, settings: QuotaSettings) -> Self {
         Self {
             ports,
@@ -250,7 +258,7 @@ impl QuotaService {
         self
     }
 
-    /// The plans on offer.
+    /// The plans on offer, as configured: what a plan change is validated against.
     pub fn catalog(&self) -> &PlanCatalog {
         &self.settings.catalog
     }

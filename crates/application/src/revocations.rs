@@ -36,7 +36,8 @@ const REVOKED: &str = "auth:session-revoked:";
 /// The activity marker: present while the session's `last_seen_at` is fresh enough.
 pub(crate) const SEEN: &str = "auth:session-seen:";
 
-/// What a check against the shared cache found.
+/// What a check against the shared cache found; `TrustedLocally` is told apart from `Active`
+/// because only a round trip can say whether the activity marker is present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionCheck {
     /// The session was revoked.

@@ -9,7 +9,8 @@ use tenantry_ports::{Clock, Conflict, IdGenerator, OrgRepository, StoreError, Te
 
 use crate::tenancy::{OrgAccess, TenancyError};
 
-/// The team use cases.
+/// The team use cases: reads behind `teams:read`, changes behind `teams:manage`, each change
+/// audited in the organization's log; only members of the organization can join its teams.
 pub struct TeamService {
     teams: Arc<dyn TeamRepository>,
     orgs: Arc<dyn OrgRepository>,
@@ -42,7 +43,7 @@ fn conflict_or(err: StoreError) -> TenancyError {
 }
 
 impl TeamService {
-    /// Wires the service.
+    /// Wires the service; `orgs` is there to check that a user joining a team is a member.
     pub fn new(
         teams: Arc<dyn TeamRepository>,
         orgs: Arc<dyn OrgRepository>,

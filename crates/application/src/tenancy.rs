@@ -19,7 +19,9 @@ use tenantry_ports::{
 use crate::account::DeletionGuard;
 use crate::auth::{AuthError, Principal};
 
-/// Why a tenancy operation failed.
+/// Why a tenancy operation failed: one variant per answer a client can act on (the HTTP layer
+/// maps each to a stable error code), with every store or cache failure folded into
+/// `Dependency`, whose cause is logged and never shown.
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyError {
     /// A field is invalid.
@@ -99,7 +101,8 @@ pub struct OrgAccess {
     pub origin: Origin,
 }
 
-/// Who performs an org-scoped request.
+/// Who performs an org-scoped request: kept apart from the role because the audit log records
+/// the actor (a user or a key), and a key must never count as "the user themself".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
     /// A signed-in user.
@@ -145,7 +148,8 @@ impl OrgAccess {
         AuditEvent::new(ports.0.new_id(), self.org_id, action, actor, target, self.origin.clone(), ports.1.now(), data)
     }
 
-    /// The caller's effective permissions there.
+    /// The caller's effective permissions there: the role's, which for an API key are already
+    /// cut down to its creator's current role.
     pub fn permissions(&self) -> PermissionSet {
         self.role.permissions()
     }
@@ -173,7 +177,9 @@ pub async fn resolve_role(roles: &dyn RoleRepository, org_id: OrgId, name: &str)
     }
 }
 
-/// Organization use cases.
+/// Organization use cases: creating, renaming and deleting organizations, resolving a caller's
+/// [`OrgAccess`], and managing members and custom roles under the domain's membership rules,
+/// every change audited in the organization's log.
 pub struct TenancyService {
     orgs: Arc<dyn OrgRepository>,
     roles: Arc<dyn RoleRepository>,
@@ -656,7 +662,7 @@ pub struct LastOwnerGuard {
 }
 
 impl LastOwnerGuard {
-    /// Over `orgs`.
+    /// Over `orgs`, which answers which organizations the user alone owns.
     pub fn new(orgs: Arc<dyn OrgRepository>) -> Self {
         Self { orgs }
     }

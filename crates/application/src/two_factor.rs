@@ -12,7 +12,8 @@ use tenantry_ports::{
 use crate::auth::{AuthError, PasswordConfirmer, Principal, SecondFactor};
 use crate::mail::{MailComposer, MailKind};
 
-/// Everything [`TwoFactorService`] needs.
+/// Everything [`TwoFactorService`] needs, as one struct so the composition root builds it once
+/// and a test swaps single collaborators.
 #[derive(Clone)]
 pub struct TwoFactorPorts {
     /// Two-factor state.
@@ -42,10 +43,12 @@ pub struct TwoFactorPorts {
 /// turning two-factor off); the key names the account id, never the code.
 const FAIL_CODE: &str = "auth:code-failures:account:";
 
-/// How many backup codes `enable` returns.
+/// How many backup codes `enable` returns: enough to get through a lost phone and its
+/// replacement, each usable once.
 pub const BACKUP_CODES: usize = 10;
 
-/// The two-factor use cases.
+/// The two-factor use cases: a second factor a stolen password alone cannot pass, with each
+/// code accepted once, wrong codes limited per account, and a mail on every switch on or off.
 pub struct TwoFactorService {
     ports: TwoFactorPorts,
 }
@@ -84,7 +87,7 @@ fn normalise_backup_code(code: &str) -> String {
 }
 
 impl TwoFactorService {
-    /// Wires the service.
+    /// Wires the service; no I/O happens until a method is called.
     pub fn new(ports: TwoFactorPorts) -> Self {
         Self { ports }
     }

@@ -12,10 +12,12 @@ use uuid::Uuid;
 
 use crate::{ApiKeyId, OrgId};
 
-/// The `prev_hash` of an org's first entry.
+/// The `prev_hash` of an org's first entry: a fixed anchor, so the first entry is verified like
+/// every other and a log cut from its start is detected too.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Who performed an audited action.
+/// Who performed an audited action: kept with the actor's id, because a key's actions must not
+/// be mistaken for its creator's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActorKind {
     /// A signed-in user.
@@ -25,7 +27,7 @@ pub enum ActorKind {
 }
 
 impl ActorKind {
-    /// The wire and storage name.
+    /// The wire and storage name: stable, since stored entries and their hashes contain it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
@@ -33,7 +35,8 @@ impl ActorKind {
         }
     }
 
-    /// The kind stored as `raw`.
+    /// The kind stored as `raw`; `None` for any other value, which a reader must treat as
+    /// tampered or unknown (the SQL adapter makes such an entry fail verification).
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "user" => Some(Self::User),
@@ -128,7 +131,8 @@ impl AccountDeletion {
         Self { user, origin, id, at }
     }
 
-    /// The account that is deleted.
+    /// The account that is deleted: the actor of every entry the deletion writes (a user
+    /// deletes their own account).
     pub const fn user(&self) -> Uuid {
         self.user
     }
@@ -239,7 +243,8 @@ impl AuditEntry {
     }
 }
 
-/// The outcome of checking an org's chain.
+/// The outcome of checking an org's chain: enough for a tenant to see whether its history is
+/// intact and, if not, where to start looking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainReport {
     /// Whether every entry is intact and linked.

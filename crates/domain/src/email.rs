@@ -26,7 +26,8 @@ pub enum EmailError {
 pub struct Email(String);
 
 impl Email {
-    /// Validates and normalises `raw`.
+    /// Validates and normalises `raw`: the only way to get an `Email`, so every address that is
+    /// stored or compared went through the same trimming and lower-casing.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
@@ -55,7 +56,7 @@ impl Email {
         if local_ok && domain_ok { Ok(Self(normalised)) } else { Err(EmailError::Malformed) }
     }
 
-    /// The normalised address.
+    /// The normalised address: the form to store, key lookups on and send to.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -2,7 +2,8 @@
 //! audit entry with the same dotted name, written in the transaction of the change it records,
 //! so the audit log doubles as the transactional outbox the dispatcher reads.
 
-/// One event type.
+/// One event type: what a subscriber may filter on, published with a description and an
+/// example so receivers can be written without triggering each event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventType {
     /// The dotted name (`member.added`), equal to the audit action.
@@ -13,7 +14,8 @@ pub struct EventType {
     pub example: &'static str,
 }
 
-/// Every event type, grouped by resource.
+/// Every event type, grouped by resource: the one catalog endpoint filters are validated
+/// against and the API publishes.
 pub const EVENT_TYPES: &[EventType] = &[
     EventType {
         name: "org.updated",
@@ -66,7 +68,8 @@ pub const EVENT_TYPES: &[EventType] = &[
     EventType { name: "webhook.test", description: "Sent on request to test an endpoint.", example: r#"{}"# },
 ];
 
-/// The event type named `name`.
+/// The event type named `name`; `None` for an action that is audited but not published as a
+/// webhook event (the outbox skips those).
 pub fn event_type(name: &str) -> Option<&'static EventType> {
     EVENT_TYPES.iter().find(|event| event.name == name)
 }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why a string is not an acceptable name.
+/// Why a string is not an acceptable name; one case, because the fix is always the same (a
+/// shorter, printable name).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be 1 to 100 printable characters")]
 pub struct NameError;
@@ -34,7 +35,7 @@ macro_rules! bounded_name {
                     bounded(raw).map(Self)
                 }
 
-                /// The name text.
+                /// The name text, trimmed and within bounds, safe to show on one line.
                 pub fn as_str(&self) -> &str {
                     &self.0
                 }

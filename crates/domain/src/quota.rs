@@ -10,7 +10,8 @@ use std::fmt;
 use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-/// What a plan limits.
+/// What a plan limits: each quota is a resource whose use costs the operator something or
+/// must be bounded per tenant, so one organization cannot crowd out the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Quota {
@@ -42,7 +43,8 @@ impl Quota {
         }
     }
 
-    /// The quota named `raw`.
+    /// The quota named `raw` (in configuration or an admin's plan change); `None` for a name
+    /// that is not one of [`Self::ALL`].
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|quota| quota.as_str() == raw)
     }
@@ -79,7 +81,7 @@ impl Limits {
         };
     }
 
-    /// `(quota, limit)` for every limited quota.
+    /// `(quota, limit)` for every limited quota; a quota absent here is unlimited.
     pub fn iter(&self) -> impl Iterator<Item = (Quota, u64)> + '_ {
         self.0.iter().map(|(quota, limit)| (*quota, *limit))
     }
@@ -94,7 +96,8 @@ pub struct Plan {
     pub limits: Limits,
 }
 
-/// Why a plan catalog is refused.
+/// Why a plan catalog is refused: checked when configuration loads, so a bad catalog stops
+/// start-up instead of surfacing as a wrong limit later.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The catalog defines no plan.
@@ -176,17 +179,17 @@ impl PlanCatalog {
         Self { plans, default_plan: "free".to_owned() }
     }
 
-    /// Every plan, in the operator's order.
+    /// Every plan, in the operator's order (the order an API listing shows them in).
     pub fn plans(&self) -> &[Plan] {
         &self.plans
     }
 
-    /// The plan named `name`.
+    /// The plan named `name`; `None` for a plan removed from the catalog since it was assigned.
     pub fn get(&self, name: &str) -> Option<&Plan> {
         self.plans.iter().find(|plan| plan.name == name)
     }
 
-    /// The plan organizations start on.
+    /// The plan organizations start on, and the one a removed plan falls back to.
     pub fn default_plan(&self) -> &str {
         &self.default_plan
     }
@@ -216,7 +219,8 @@ impl PlanAssignment {
     }
 }
 
-/// One billing period: `[start, end)`.
+/// One billing period: `[start, end)`, half-open so consecutive periods neither overlap nor
+/// leave a gap, and every instant belongs to exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
     /// First instant of the period.
@@ -253,7 +257,8 @@ impl Period {
         self.start.timestamp().to_string()
     }
 
-    /// The period that never ends, for gauges.
+    /// The period that never ends, for gauges (members, bytes, endpoints), which count what
+    /// exists now and never start again.
     pub fn forever() -> Self {
         let start = Utc.timestamp_opt(0, 0).single().unwrap_or_default();
         Self { start, end: DateTime::<Utc>::MAX_UTC }

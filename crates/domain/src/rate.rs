@@ -18,7 +18,8 @@ pub struct RatePolicy {
     pub period: Duration,
 }
 
-/// Why a policy text is refused.
+/// Why a policy text is refused; its message spells out the accepted forms, so a bad setting
+/// is fixed from the start-up error alone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected `<count>/<s|sec|second|min|minute|h|hour|day>` with a count from 1 to 1000000000, or `off`")]
 pub struct RatePolicyError;
@@ -66,7 +67,8 @@ impl fmt::Display for RatePolicy {
     }
 }
 
-/// What one take from a bucket decided.
+/// What one take from a bucket decided: the grant and the figures the `ratelimit-*` and
+/// `retry-after` headers report, so a client can pace itself instead of retrying blindly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateGrant {
     /// Tokens granted: from 0 (refused) up to what was asked.

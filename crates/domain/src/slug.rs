@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why a string is not an acceptable slug.
+/// Why a string is not an acceptable slug, split so the message can tell the user what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlugError {
     /// Shorter than 3 or longer than 63 characters.
@@ -33,7 +33,7 @@ impl Slug {
         Ok(Self(raw.to_owned()))
     }
 
-    /// The slug text.
+    /// The slug text, usable in a URL or a sub-domain without escaping.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// What a delivery is doing.
+/// What a delivery is doing: the state that decides whether the dispatcher claims it again
+/// (`Pending`, `Failed`) or leaves it alone (`Succeeded`, `Dead`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryStatus {
     /// Waiting for its first attempt (or a manual retry).
@@ -25,7 +26,7 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    /// The name in the API and the database.
+    /// The name in the API and the database: stable, since stored rows and clients use it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -35,7 +36,8 @@ impl DeliveryStatus {
         }
     }
 
-    /// The status named `raw`.
+    /// The status named `raw`; `None` for anything else, so a stored value this version does
+    /// not know is noticed rather than guessed.
     pub fn parse(raw: &str) -> Option<Self> {
         [Self::Pending, Self::Succeeded, Self::Failed, Self::Dead].into_iter().find(|s| s.as_str() == raw)
     }
@@ -47,7 +49,7 @@ impl fmt::Display for DeliveryStatus {
     }
 }
 
-/// Why an endpoint URL is refused.
+/// Why an endpoint URL is refused at creation or change, before any delivery is attempted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointUrlError {
     /// Not an absolute http(s) URL with a host.
@@ -93,7 +95,8 @@ pub fn check_endpoint_url(raw: &str, https_only: bool) -> Result<(), EndpointUrl
     Ok(())
 }
 
-/// The prefix of every endpoint secret.
+/// The prefix of every endpoint secret: it makes a leaked secret recognisable (to a person or
+/// a secret scanner) and follows the Standard Webhooks convention.
 pub const SECRET_PREFIX: &str = "whsec_";
 
 /// An endpoint secret as shown once to its owner: `whsec_` and the base64 of its key bytes.
@@ -129,7 +132,8 @@ pub fn signature_header(keys: &[Vec<u8>], id: &str, timestamp: i64, body: &[u8])
     keys.iter().map(|key| sign(key, id, timestamp, body)).collect::<Vec<_>>().join(" ")
 }
 
-/// The longest a `Retry-After` may push the next attempt.
+/// The longest a `Retry-After` may push the next attempt, so an endpoint cannot park its
+/// deliveries indefinitely with a far-off date.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// A `Retry-After` value (delta seconds or an HTTP date) as a wait from `now`, capped at 24 h.

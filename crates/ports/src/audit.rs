@@ -8,7 +8,8 @@ use tenantry_domain::audit::{AuditEntry, AuditEvent};
 
 use crate::StoreError;
 
-/// Which entries to list.
+/// Which entries to list: every field narrows the result, and `before_seq` pages through it
+/// with a stable keyset cursor (entries are never updated, so `seq` never moves).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     /// An exact action (`member.removed`) or a family (`member.*`).
@@ -27,15 +28,16 @@ pub struct AuditFilter {
 /// off the end is detected too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditHead {
-    /// The last entry's `seq`.
+    /// The last entry's `seq`: a verifier that reads fewer entries knows some were cut off.
     pub seq: i64,
-    /// Its id.
+    /// Its id, reported as the first broken entry when the chain stops short of it.
     pub last_id: uuid::Uuid,
-    /// Its hash.
+    /// Its hash, which the last entry read must carry.
     pub hash: String,
 }
 
-/// An organization's audit log.
+/// An organization's audit log: append-only and hash-chained, so a tenant can see who changed
+/// what and verify that no entry was altered or removed.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait AuditLog: Send + Sync {
@@ -51,7 +53,8 @@ pub trait AuditLog: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn list(&self, org_id: OrgId, filter: &AuditFilter, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 
-    /// Entries with `seq > after_seq`, oldest first, at most `limit` (for verification).
+    /// Entries with `seq > after_seq`, oldest first, at most `limit`: the order the hash chain
+    /// is built in, so a verifier can recompute it page by page.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.

@@ -26,7 +26,8 @@ pub trait Broadcast: Send + Sync {
     async fn subscribe(&self) -> Result<Box<dyn Subscription>, CacheError>;
 }
 
-/// One subscriber's stream of messages.
+/// One subscriber's stream of messages. Owned by a single listener task, hence `Send` without
+/// `Sync`.
 #[async_trait::async_trait]
 pub trait Subscription: Send {
     /// The next message, or `None` once the subscription is lost (the connection dropped, or

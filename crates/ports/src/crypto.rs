@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use tenantry_domain::{SessionId, UserId};
 
-/// Failures of the crypto ports.
+/// Failures of the crypto ports: few, because hashing and signing fail only on bad stored
+/// material or a missing worker, and callers treat both as a server fault.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     /// The stored hash or key material is not in a format this adapter reads.
@@ -15,7 +16,8 @@ pub enum CryptoError {
     Unavailable(#[source] anyhow::Error),
 }
 
-/// Whether a password matched its stored hash.
+/// Whether a password matched its stored hash, and whether the hash should be upgraded while
+/// the plain password is at hand (the only moment it can be).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordCheck {
     /// It matched; `needs_rehash` when the hash uses older parameters than today's.
@@ -23,11 +25,12 @@ pub enum PasswordCheck {
         /// Re-hash with current parameters and store.
         needs_rehash: bool,
     },
-    /// It did not.
+    /// It did not; callers answer exactly as for an unknown account.
     Invalid,
 }
 
-/// Password hashing (argon2id in production).
+/// Password hashing (argon2id in production), behind a port so the CPU-heavy work can run on
+/// a worker pool and tests can use a cheap stand-in.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait PasswordHasher: Send + Sync {
@@ -51,7 +54,8 @@ pub trait PasswordHasher: Send + Sync {
     async fn verify_dummy(&self, password: &str) -> Result<(), CryptoError>;
 }
 
-/// What an access token says.
+/// What an access token says: enough to authenticate a request without a database read, with
+/// the session id so a revoked session's tokens can be refused before they expire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessClaims {
     /// The user.
@@ -64,7 +68,8 @@ pub struct AccessClaims {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Why an access token was refused.
+/// Why an access token was refused; both mean "unauthenticated" to clients, split so a client
+/// can tell that refreshing may help (`Expired`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccessTokenError {
     /// Bad signature, unknown key, wrong issuer, malformed.
@@ -90,7 +95,8 @@ pub struct PublicJwk {
     pub alg: String,
 }
 
-/// Signs and verifies access tokens (asymmetric JWTs).
+/// Signs and verifies access tokens (asymmetric JWTs), so other services can verify tokens
+/// from the published public keys and the signing key never leaves this adapter.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait AccessTokenIssuer: Send + Sync {
     /// A signed token for `claims`, with the current key's `kid`.
@@ -110,7 +116,9 @@ pub trait AccessTokenIssuer: Send + Sync {
     fn public_keys(&self) -> Vec<PublicJwk>;
 }
 
-/// Unguessable secrets and their digests.
+/// Unguessable secrets and their digests: every bearer token (refresh, reset, invitation, API
+/// key, backup code) is generated here and only its digest is stored, so a database leak does
+/// not hand out working credentials.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait SecretGenerator: Send + Sync {
     /// A URL-safe random token carrying `bytes` bytes of entropy.

@@ -9,7 +9,8 @@ use tenantry_domain::{FileId, OrgId};
 
 use crate::StoreError;
 
-/// A file's metadata row.
+/// A file's metadata row: what the organization sees of a file, kept apart from the bytes so
+/// listing and quota checks never touch object storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRecord {
     /// Id (UUIDv7): also the object's key inside the org's prefix.
@@ -34,7 +35,8 @@ pub struct FileRecord {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// What completing a pending upload writes.
+/// What completing a pending upload writes: the facts established from the stored bytes, which
+/// replace what the client declared when it asked for the presigned URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
     /// The stored size (equal to the announced one, or the completion is refused).

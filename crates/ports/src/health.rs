@@ -1,4 +1,5 @@
-/// Why a dependency failed its readiness probe.
+/// Why a dependency failed its readiness probe; the readiness report shows the distinction so
+/// an operator knows whether to look at the network or at the dependency's state.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// The dependency did not answer in time or refused the connection.

@@ -67,7 +67,8 @@ pub enum StoreError {
     Unexpected(#[source] anyhow::Error),
 }
 
-/// A user as created at registration.
+/// A user as created at registration (or by the admin CLI): the fields a new account starts
+/// with, the rest of [`User`] taking its defaults in the store.
 #[derive(Debug, Clone)]
 pub struct NewUser {
     /// Id.
@@ -86,23 +87,26 @@ pub struct NewUser {
     pub created_at: DateTime<Utc>,
 }
 
-/// Accounts.
+/// Accounts: the platform-wide identity store. Not tenant-scoped (a user exists before and
+/// apart from any organization), so methods take a user id or address, never an org id.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Stores a new user.
+    /// Stores a new user; the store's unique index on the address, not a prior lookup, is what
+    /// keeps two registrations racing for one address from both succeeding.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the address is taken; `Unavailable`, `Unexpected`.
     async fn create(&self, user: &NewUser) -> Result<(), StoreError>;
 
-    /// The user with `id`.
+    /// The user with `id`, or `None` when there is none (deleted, or never existed).
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
     async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
 
-    /// The user with `email` (normalised).
+    /// The user with `email` (normalised), for sign-in and recovery; `None` is not an error,
+    /// and callers must not let it show in their answer or its timing.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -138,7 +142,8 @@ pub trait UserRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, StoreError>;
 
-    /// Disables (`Some(time)`) or re-enables (`None`) the account.
+    /// Disables (`Some(time)`) or re-enables (`None`) the account: an administrator's way to
+    /// stop an account signing in without deleting its data.
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
@@ -172,7 +177,8 @@ pub struct AccountDeleted {
     pub sessions: Vec<SessionId>,
 }
 
-/// Sessions and their rotating refresh tokens.
+/// Sessions and their rotating refresh tokens: the stateful half of authentication, which
+/// lets a user see and revoke their devices and lets a replayed refresh token be detected.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait SessionRepository: Send + Sync {
@@ -240,14 +246,16 @@ pub trait SessionRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>, StoreError>;
 
-    /// Records activity.
+    /// Records activity (`last_seen_at`), so the session list can show when a device was last
+    /// used. Best effort for callers, which throttle it and log rather than fail on its error.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
     async fn touch(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
-/// What presenting a refresh token did.
+/// What presenting a refresh token did; `Reused` is kept apart from `Invalid` because a replay
+/// is evidence of theft and must end the whole session, not just refuse the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
     /// The token was live; it is now dead and the next one is installed.

@@ -5,7 +5,8 @@ use tenantry_domain::{Email, MailId};
 
 use crate::StoreError;
 
-/// One message, in both text and HTML.
+/// One message, in both text and HTML: every mail carries a plain-text part so it reads in any
+/// client, including those that do not render HTML.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingEmail {
     /// Recipient.
@@ -22,7 +23,8 @@ pub struct OutgoingEmail {
     pub message_id: Option<String>,
 }
 
-/// Failures of a [`Mailer`].
+/// Failures of a [`Mailer`], split by what the outbox does next: retry later, or give the mail
+/// up as dead.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     /// The transport refused or could not be reached; retrying later may work.
@@ -37,7 +39,8 @@ pub enum MailError {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync {
-    /// Sends `email`.
+    /// Hands `email` to the transport once. Only the outbox's sender calls it, so retries and
+    /// the at-least-once guarantee live there, not in each adapter.
     ///
     /// # Errors
     /// [`MailError`].
@@ -69,17 +72,18 @@ pub struct QueuedMail {
 /// out (and whose mail another sender took over) cannot end it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedMail {
-    /// Id.
+    /// Id, as in the [`QueuedMail`].
     pub id: MailId,
-    /// What it is.
+    /// What it is, as in the [`QueuedMail`] (for logs and metrics).
     pub kind: String,
-    /// The sealed envelope.
+    /// The sealed envelope, opened only by the sender that holds the claim.
     pub sealed: String,
-    /// Attempts made before this one.
+    /// Attempts made before this one: set against the retry schedule, it decides whether a
+    /// failure is retried or ends the mail dead.
     pub attempts: u32,
     /// When it was queued (for the time-to-send metric).
     pub created_at: DateTime<Utc>,
-    /// The claim's token.
+    /// The claim's token: presented back to end the mail, so only the current holder can.
     pub claim: uuid::Uuid,
 }
 

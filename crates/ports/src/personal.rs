@@ -19,7 +19,7 @@ pub struct MembershipRecord {
     pub joined_at: DateTime<Utc>,
 }
 
-/// A team membership.
+/// A team membership, with the team's name so the export reads on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamMembershipRecord {
     /// The organization.

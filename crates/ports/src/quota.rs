@@ -34,13 +34,15 @@ pub struct UsageKey {
 }
 
 impl UsageKey {
-    /// The key as one string, for stores keyed by strings.
+    /// The key as one string, for stores keyed by strings (Redis); every adapter builds it
+    /// here, so two adapters sharing a store agree on the key.
     pub fn flat(&self) -> String {
         format!("usage:{}:{}:{}", self.org_id, self.quota, self.period)
     }
 }
 
-/// How much a consume asks for.
+/// How much a consume asks for: the two shapes differ in what a partial fit means, so the
+/// store, which sees the counter atomically, decides rather than the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Take {
     /// All of it or nothing (a reservation for one piece of work).
@@ -49,12 +51,14 @@ pub enum Take {
     UpTo(u64),
 }
 
-/// What a consume did.
+/// What a consume did: the grant to act on and the counter it left, so the caller can announce
+/// thresholds crossed without a second read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Consumed {
     /// Units added: the whole request, part of it (only for [`Take::UpTo`]), or 0 (refused).
     pub granted: u64,
-    /// The counter after this call.
+    /// The counter after this call; with `granted`, it tells which thresholds this call
+    /// crossed.
     pub used: u64,
 }
 
@@ -84,14 +88,16 @@ pub trait UsageStore: Send + Sync {
     /// [`CounterError::Unavailable`], [`CounterError::Unexpected`].
     async fn release(&self, key: &UsageKey, units: u64) -> Result<(), CounterError>;
 
-    /// The counters at `keys`, in order (0 for one never written).
+    /// The counters at `keys`, in order (0 for one never written), read in one call so a usage
+    /// report shows every quota as of about the same moment.
     ///
     /// # Errors
     /// [`CounterError::Unavailable`], [`CounterError::Unexpected`].
     async fn used(&self, keys: &[UsageKey]) -> Result<Vec<u64>, CounterError>;
 }
 
-/// GCRA buckets shared by every replica: one atomic step per decision.
+/// GCRA buckets shared by every replica: one atomic step per decision, so a client cannot get
+/// N times its rate by spreading requests over N replicas.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait RateLimitStore: Send + Sync {

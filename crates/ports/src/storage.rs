@@ -28,7 +28,8 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
-    /// The key of file `file_id` of org `org_id`.
+    /// The key of file `file_id` of org `org_id`: the only constructor, so every key is
+    /// tenant-scoped by construction.
     pub const fn new(org_id: OrgId, file_id: Uuid) -> Self {
         Self { org_id, file_id }
     }
@@ -173,7 +174,8 @@ pub struct StoredBlob {
     pub sha256: String,
 }
 
-/// One object as a listing or `head` sees it.
+/// One object as a listing or `head` sees it: what the orphan sweeper needs to decide whether
+/// an object without a row is old enough to delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     /// Its key.

@@ -1,7 +1,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-/// A unit of background work.
+/// A unit of background work: owned, `Send` and `'static`, because it outlives the request
+/// that spawned it.
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Runs work after the response has gone, so its duration cannot be observed by the client

@@ -7,14 +7,15 @@ use tenantry_domain::{ApiKeyId, Email, InvitationId, OrgId, RoleId, Slug, TeamId
 
 use crate::{QueuedMail, StoreError};
 
-/// An organization.
+/// An organization: the tenant. Every tenant-owned row hangs off its id, and deleting it
+/// removes them all but the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
-    /// Id.
+    /// Id: the scope every tenant-owned repository method takes first.
     pub id: OrgId,
     /// Display name.
     pub name: String,
-    /// Unique handle.
+    /// Unique, URL-safe handle, so an organization can be named in URLs and on the CLI.
     pub slug: Slug,
     /// Billing plan name.
     pub plan: String,
@@ -39,17 +40,20 @@ pub struct Member {
     pub joined_at: DateTime<Utc>,
 }
 
-/// Organizations and their memberships.
+/// Organizations and their memberships: the rows that decide who may act in which tenant, so
+/// the rules that must hold under concurrency (one owner at least, no double membership) are
+/// enforced here, atomically, not by the caller's earlier read.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait OrgRepository: Send + Sync {
-    /// Stores `org` with `owner` as its first member (role `owner`), in one transaction.
+    /// Stores `org` with `owner` as its first member (role `owner`) and its audit entry, in
+    /// one transaction, so no organization ever exists without an owner.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the slug is taken; `Unavailable`, `Unexpected`.
     async fn create_with_owner(&self, org: &Org, owner: UserId, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// The organization.
+    /// The organization, or `None` when it does not exist (never created, or deleted).
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -73,7 +77,7 @@ pub trait OrgRepository: Send + Sync {
         limit: u32,
     ) -> Result<Vec<(Org, String)>, StoreError>;
 
-    /// Renames or re-slugs the organization.
+    /// Renames or re-slugs the organization, with its audit entry in the same transaction.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (slug taken); `Unavailable`, `Unexpected`.
@@ -93,7 +97,8 @@ pub trait OrgRepository: Send + Sync {
     /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
     async fn delete(&self, org_id: OrgId, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// Adds `user_id` to the organization with `role`.
+    /// Adds `user_id` to the organization with `role`, with its audit entry in the same
+    /// transaction; the store's uniqueness, not a prior read, refuses a second membership.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when already a member; [`StoreError::NotFound`] when the
@@ -107,7 +112,9 @@ pub trait OrgRepository: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// The role name of `user_id` in `org_id`, if a member.
+    /// The role name of `user_id` in `org_id`, if a member: the fact every authorization
+    /// decision in the organization starts from (`None` is answered as not found, never as
+    /// forbidden, so non-members learn nothing).
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -120,7 +127,8 @@ pub trait OrgRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn list_members(&self, org_id: OrgId, after: Option<UserId>, limit: u32) -> Result<Vec<Member>, StoreError>;
 
-    /// How many owners the organization has now.
+    /// How many owners the organization has now: for an early, friendly refusal only; the
+    /// guarantee is the atomic check in [`Self::set_role`] and [`Self::remove_member`].
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -154,7 +162,8 @@ pub trait OrgRepository: Send + Sync {
     async fn orgs_solely_owned_by(&self, user_id: UserId) -> Result<Vec<OrgId>, StoreError>;
 }
 
-/// A pending (or settled) invitation to join an organization.
+/// A pending (or settled) invitation to join an organization, kept after it is settled so the
+/// personal-data export and the audit trail can show who invited whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {
     /// Id.
@@ -165,7 +174,8 @@ pub struct Invitation {
     pub email: Email,
     /// The role they get on acceptance.
     pub role: String,
-    /// Who invited them.
+    /// Who invited them: acceptance checks that this member still holds the role that could
+    /// grant the invitation's, so an invitation carries no more authority than its inviter.
     pub invited_by: UserId,
     /// When it was sent.
     pub created_at: DateTime<Utc>,
@@ -178,13 +188,14 @@ pub struct Invitation {
 }
 
 impl Invitation {
-    /// Whether it can still be accepted at `now`.
+    /// Whether it can still be accepted at `now`: not accepted, not revoked, not expired. The
+    /// repository re-checks this when accepting; this is for reads.
     pub fn is_pending(&self, now: DateTime<Utc>) -> bool {
         self.accepted_at.is_none() && self.revoked_at.is_none() && self.expires_at > now
     }
 }
 
-/// Invitations, stored with the hash of their token.
+/// Invitations, stored with the hash of their token so a database leak yields no working link.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait InvitationRepository: Send + Sync {
@@ -231,7 +242,8 @@ pub trait InvitationRepository: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
 
-    /// The invitation with this token hash (any state).
+    /// The invitation with this token hash (any state): the token is the capability, so this
+    /// is a lookup without an org id; the caller checks the state to tell expired from used.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -274,7 +286,8 @@ pub trait InvitationRepository: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// An organization's custom role.
+/// An organization's custom role: a named permission set for when the built-in roles do not
+/// fit, visible and usable only inside its organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomRole {
     /// Id.
@@ -301,7 +314,8 @@ pub trait RoleRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn list(&self, org_id: OrgId, after: Option<String>, limit: u32) -> Result<Vec<CustomRole>, StoreError>;
 
-    /// The custom role called `name`.
+    /// The custom role called `name`: memberships hold role names, so this resolves a
+    /// member's permissions when the name is not a built-in one.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -313,7 +327,7 @@ pub trait RoleRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn get(&self, org_id: OrgId, id: RoleId) -> Result<Option<CustomRole>, StoreError>;
 
-    /// Stores a new role.
+    /// Stores a new role with its audit entry in the same transaction.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the name is taken; `Unavailable`, `Unexpected`.
@@ -326,7 +340,8 @@ pub trait RoleRepository: Send + Sync {
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (name taken); `Unavailable`, `Unexpected`.
     async fn update(&self, role: &CustomRole, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// Deletes the role.
+    /// Deletes the role, refusing while anyone holds it, so no member is left with a role
+    /// that grants nothing.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`] (members or open invitations still hold it);
@@ -334,7 +349,7 @@ pub trait RoleRepository: Send + Sync {
     async fn delete(&self, org_id: OrgId, id: RoleId, audit: &AuditEvent) -> Result<(), StoreError>;
 }
 
-/// A team inside an organization.
+/// A team inside an organization: a named group of its members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Team {
     /// Id.
@@ -353,7 +368,8 @@ pub struct Team {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Teams and their members.
+/// Teams and their members, scoped by org id like every tenant-owned aggregate; membership
+/// changes report whether they changed anything, so a repeat writes no audit entry.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait TeamRepository: Send + Sync {
@@ -364,19 +380,21 @@ pub trait TeamRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn list(&self, org_id: OrgId, after: Option<String>, limit: u32) -> Result<Vec<Team>, StoreError>;
 
-    /// One team.
+    /// One team of the organization; `None` for a team of another organization, as for a
+    /// missing one.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
     async fn get(&self, org_id: OrgId, id: TeamId) -> Result<Option<Team>, StoreError>;
 
-    /// Stores a new team (its `members` are ignored: add them one by one).
+    /// Stores a new team with its audit entry (its `members` are ignored: add them one by one,
+    /// each with its own entry).
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the name is taken; `Unavailable`, `Unexpected`.
     async fn create(&self, team: &Team, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// Replaces name and description.
+    /// Replaces name and description, with the audit entry in the same transaction.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::Conflict`]; `Unavailable`, `Unexpected`.
@@ -390,7 +408,7 @@ pub trait TeamRepository: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// Deletes the team.
+    /// Deletes the team and its memberships, with the audit entry in the same transaction.
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; `Unavailable`, `Unexpected`.
@@ -448,17 +466,20 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    /// Whether it authenticates at `now`.
+    /// Whether it authenticates at `now`: not revoked and not past its expiry (a rotated key
+    /// keeps working until its grace period ends).
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
     }
 }
 
-/// API keys.
+/// API keys: org-scoped machine credentials, stored by the hash of their secret; every change
+/// carries its audit entry, so a tenant can see who created or revoked each key.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait ApiKeyRepository: Send + Sync {
-    /// Stores a new key with the hash of its secret.
+    /// Stores a new key with the hash of its secret (the secret is shown once, at creation,
+    /// and never stored), with its audit entry in the same transaction.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -471,7 +492,7 @@ pub trait ApiKeyRepository: Send + Sync {
     /// `Unavailable`, `Unexpected`.
     async fn list(&self, org_id: OrgId, before: Option<ApiKeyId>, limit: u32) -> Result<Vec<ApiKey>, StoreError>;
 
-    /// One key of the organization.
+    /// One key of the organization, revoked or not; `None` for another organization's key.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -519,7 +540,8 @@ pub trait ApiKeyRepository: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// Records use.
+    /// Records use (`last_used_at`), so a tenant can spot keys nobody uses any more. Callers
+    /// throttle it and treat its failure as a warning, not as a failed request.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.

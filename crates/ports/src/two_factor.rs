@@ -17,7 +17,8 @@ pub struct TwoFactorRecord {
     pub last_step: Option<i64>,
 }
 
-/// Storage of two-factor state.
+/// Storage of two-factor state, with the atomic steps (step advance, backup-code use) that keep
+/// a code from being accepted twice even when two sign-ins race.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait TwoFactorRepository: Send + Sync {
@@ -72,14 +73,16 @@ pub trait TwoFactorRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// How many backup codes are still unused.
+    /// How many backup codes are still unused: what a user may see of their codes (the
+    /// personal-data export shows it), the codes themselves being stored only as hashes.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
     async fn backup_codes_left(&self, user_id: UserId) -> Result<u32, StoreError>;
 }
 
-/// What an authenticator app needs to add an account.
+/// What an authenticator app needs to add an account: the QR code for scanning, the secret
+/// for typing in when the camera is not an option.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotpProvisioning {
     /// The secret in base32, for manual entry.
@@ -93,7 +96,7 @@ pub struct TotpProvisioning {
 /// RFC 6238 TOTP (30-second steps, 6 digits, ±1 step of clock drift).
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait TotpAlgorithm: Send + Sync {
-    /// A fresh random secret (160 bits).
+    /// A fresh random secret (160 bits, the length RFC 4226 recommends).
     fn new_secret(&self) -> Vec<u8>;
 
     /// The provisioning data for `secret` and the account label.
@@ -109,7 +112,8 @@ pub trait TotpAlgorithm: Send + Sync {
     fn code_at(&self, secret: &[u8], unix_time: i64) -> String;
 }
 
-/// Authenticated encryption of secrets at rest, with a key from configuration.
+/// Authenticated encryption of secrets at rest, with a key from configuration: a database
+/// dump alone yields neither TOTP secrets nor queued mail.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait SecretCipher: Send + Sync {
     /// Encrypts `plaintext` with a fresh nonce.

@@ -65,7 +65,8 @@ pub trait WebhookRepository: Send + Sync {
         limit: u32,
     ) -> Result<Vec<WebhookEndpoint>, StoreError>;
 
-    /// One endpoint of the organization.
+    /// One endpoint of the organization; `None` for another organization's endpoint, as for a
+    /// missing one.
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
@@ -110,14 +111,16 @@ pub trait WebhookRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<String>>, StoreError>;
 
-    /// How many endpoints the organization has.
+    /// How many endpoints the organization has (for usage reports; the limit itself is
+    /// enforced by [`Self::create`], counted in its transaction).
     ///
     /// # Errors
     /// `Unavailable`, `Unexpected`.
     async fn count(&self, org_id: OrgId) -> Result<u64, StoreError>;
 }
 
-/// One delivery: an event to an endpoint.
+/// One delivery: an event to an endpoint, tracked on its own so one failing endpoint delays or
+/// loses nothing for the organization's other endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// Id (UUIDv7): also the `webhook-id` header, stable across attempts so receivers
@@ -149,7 +152,8 @@ pub struct Delivery {
     pub payload: Option<String>,
 }
 
-/// One attempt of a delivery.
+/// One attempt of a delivery, kept so a tenant can see why deliveries to their endpoint fail
+/// (status, latency, the start of the answer, or the error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     /// 1 for the first.
@@ -181,7 +185,8 @@ pub struct ClaimedDelivery {
     pub failing_since: Option<DateTime<Utc>>,
 }
 
-/// Why the system disables an endpoint.
+/// Why the system disables an endpoint: an endpoint that is gone, or has failed for too long,
+/// is switched off so its queue stops growing, and its owners are told why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disabling {
     /// It answered `410 Gone`: at once.
@@ -192,7 +197,8 @@ pub enum Disabling {
 }
 
 impl Disabling {
-    /// The reason stored on the endpoint and shown in the API.
+    /// The reason stored on the endpoint and shown in the API: a stable code a client can
+    /// branch on.
     #[must_use]
     pub fn reason(self) -> &'static str {
         match self {
@@ -202,7 +208,8 @@ impl Disabling {
     }
 }
 
-/// What an attempt changed.
+/// What an attempt changed: decided by the application's retry policy, written by the queue
+/// with the attempt itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptOutcome {
     /// The delivery's new status.
@@ -340,7 +347,8 @@ pub trait DeliveryQueue: Send + Sync {
     async fn depth(&self) -> Result<u64, StoreError>;
 }
 
-/// One webhook request, signed and ready.
+/// One webhook request, signed and ready: the sender only transports it, so signing and the
+/// payload format stay in the application and every sender adapter signs the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingWebhook {
     /// The endpoint.
@@ -351,7 +359,8 @@ pub struct OutgoingWebhook {
     pub body: Vec<u8>,
 }
 
-/// What the endpoint answered.
+/// What the endpoint answered: whatever the status, it is an answer; the application decides
+/// what counts as delivered and when to retry (honouring `Retry-After`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookAnswer {
     /// The HTTP status.
@@ -362,7 +371,8 @@ pub struct WebhookAnswer {
     pub body: String,
 }
 
-/// Why no answer came.
+/// Why no answer came; recorded on the attempt so a tenant can tell a blocked address from an
+/// endpoint that is slow or down. Every variant is retried by the dispatcher's schedule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// The address is private, loopback, link-local… (the SSRF guard), or unresolvable.
@@ -381,7 +391,7 @@ pub enum SendError {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait WebhookSender: Send + Sync {
-    /// POSTs `request`.
+    /// POSTs `request` once; retries are the dispatcher's, which records every attempt.
     ///
     /// # Errors
     /// [`SendError`].

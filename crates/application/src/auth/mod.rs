@@ -58,7 +58,8 @@ pub trait SecondFactor: Send + Sync {
     async fn verify_login_code(&self, user_id: UserId, code: &str) -> Result<bool, AuthError>;
 }
 
-/// Policy knobs, from configuration.
+/// Policy knobs, from configuration: the security trade-offs (lifetimes, lockouts, password
+/// rules) an operator tunes per deployment, kept out of the code paths that apply them.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     /// Token lifetimes.
@@ -169,7 +170,8 @@ impl From<tenantry_ports::CacheError> for AuthError {
     }
 }
 
-/// The caller of an authenticated request.
+/// The caller of an authenticated request, as a verified, unrevoked access token names it: the
+/// session id is carried so the caller's own session can be told apart (and spared or revoked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Principal {
     /// The user.
@@ -178,7 +180,8 @@ pub struct Principal {
     pub session_id: SessionId,
 }
 
-/// A fresh access/refresh pair.
+/// A fresh access/refresh pair: a short-lived, stateless access token for requests, and a
+/// single-use refresh token whose rotation lets a stolen one be detected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenPair {
     /// The JWT.
@@ -198,7 +201,8 @@ pub struct ClientInfo {
     pub ip: Option<String>,
 }
 
-/// A session as the user sees it.
+/// A session as the user sees it: `current` lets a client mark "this device" and warn before
+/// the user revokes the session they are using.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionView {
     /// The session.
@@ -285,14 +289,15 @@ impl PasswordConfirmer {
     }
 }
 
-/// The identity use cases, over ports only.
+/// The identity use cases, over ports only: registration, sign-in with lockout and an optional
+/// second factor, sessions with rotating refresh tokens, recovery and profile.
 pub struct AuthService {
     ports: AuthPorts,
     settings: AuthSettings,
 }
 
 impl AuthService {
-    /// Wires the service.
+    /// Wires the service; no I/O happens until a method is called.
     pub fn new(ports: AuthPorts, settings: AuthSettings) -> Self {
         Self { ports, settings }
     }

@@ -33,7 +33,8 @@ impl AuthService {
         self.me(principal).await
     }
 
-    /// The JWKS keys.
+    /// The JWKS keys: what other services fetch to verify access tokens themselves, including
+    /// keys rotated out recently enough that tokens they signed are still live.
     pub fn public_keys(&self) -> Vec<tenantry_ports::PublicJwk> {
         self.ports.access.public_keys()
     }

@@ -1,5 +1,6 @@
-//! Mail: templates ([`templates`]), the composer that renders and seals a mail for the outbox
-//! (here), and the worker step that sends what waits there ([`sender`]). ADR 0018.
+//! Mail: templates ([`MailTemplates`]), the composer that renders and seals a mail for the
+//! outbox ([`MailComposer`]), and the worker step that sends what waits there ([`MailSender`]).
+//! ADR 0018.
 //!
 //! A use case never sends mail itself: it composes [`QueuedMail`]s and hands them to the
 //! repository call that makes its change, which writes them in the same transaction. The
@@ -18,7 +19,8 @@ use serde_json::Value;
 use tenantry_domain::{Email, MailId, OrgId};
 use tenantry_ports::{Clock, IdGenerator, OrgRepository, OutgoingEmail, QueuedMail, SecretCipher};
 
-/// Why a mail could not be composed or opened.
+/// Why a mail could not be composed or opened: both are server faults (a template or key
+/// problem), never the user's, so callers answer them as internal errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     /// A template did not render with the variables given (a bug, or an override that

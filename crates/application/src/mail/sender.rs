@@ -18,11 +18,12 @@ pub trait MailObserver: Send + Sync {
     fn sent(&self, kind: &str, since_queued: Duration);
     /// An attempt of a `kind` mail failed; `dead` when the mail will not be tried again.
     fn failed(&self, kind: &str, dead: bool);
-    /// Mails waiting now.
+    /// Mails waiting now (counted at most every five seconds), for the backlog gauge.
     fn backlog(&self, depth: u64);
 }
 
-/// Mail delivery policy.
+/// Mail delivery policy: how long an outage the outbox rides out before a mail is dead, how
+/// much one step sends, and how long ended mail is kept.
 #[derive(Debug, Clone)]
 pub struct MailSettings {
     /// Delays between attempts while the relay is unavailable; after the last one the mail
@@ -59,7 +60,8 @@ const DEPTH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 /// transaction queues mail, so this bounds the delay of a fresh mail).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
-/// The worker step that sends queued mail.
+/// The worker step that sends queued mail: claims due mail, opens and sends each, and retries
+/// on schedule while the relay is unavailable, so an outage delays mail and loses none.
 pub struct MailSender {
     outbox: Arc<dyn MailOutbox>,
     mailer: Arc<dyn Mailer>,
@@ -94,7 +96,7 @@ impl MailSender {
         }
     }
 
-    /// Reports sends and the backlog to `observer`.
+    /// Reports sends, failures and the backlog to `observer`, for the mail metrics.
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn MailObserver>) -> Self {
         self.observer = Some(observer);

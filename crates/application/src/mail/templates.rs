@@ -38,7 +38,8 @@ pub enum MailKind {
 }
 
 impl MailKind {
-    /// Every kind, for validation and listings.
+    /// Every kind, so loading can check that each has its templates and that every override
+    /// file names a kind that exists.
     pub const ALL: [Self; 7] = [
         Self::EmailVerification,
         Self::PasswordReset,
@@ -146,7 +147,8 @@ pub struct RenderedMail {
     pub html: String,
 }
 
-/// The mail templates, defaults and overrides, parsed once.
+/// The mail templates, defaults and overrides, parsed once at start-up, so a broken override
+/// fails start-up instead of a mail at send time.
 #[derive(Debug)]
 pub struct MailTemplates {
     env: Environment<'static>,

@@ -25,7 +25,8 @@ pub trait DeliveryObserver: Send + Sync {
     fn attempted(&self, status: DeliveryStatus, latency: Duration);
     /// A delivery succeeded `since_commit` after its event was committed.
     fn delivered(&self, since_commit: Duration);
-    /// Deliveries waiting now (pending or failed).
+    /// Deliveries waiting now (pending or failed; counted at most every five seconds), for the
+    /// queue-depth gauge.
     fn queue_depth(&self, depth: u64);
 }
 
@@ -65,7 +66,8 @@ fn jitter(id: DeliveryId, attempt: u32) -> f64 {
 }
 
 impl Dispatcher {
-    /// Wires the dispatcher.
+    /// Wires the dispatcher; without [`Self::with_spawner`], a step waits for its own attempts,
+    /// which suits tests and embedders' own loops.
     pub fn new(ports: WebhookPorts, settings: WebhookSettings) -> Self {
         let core = DispatcherCore { ports, settings, observer: None, depth_read_at: std::sync::Mutex::new(None) };
         Self { core: Arc::new(core), spawner: None, in_flight: Arc::default() }

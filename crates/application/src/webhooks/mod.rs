@@ -22,7 +22,8 @@ use tenantry_ports::{
 use crate::quotas::{Caller, QuotaService};
 use crate::tenancy::{OrgAccess, TenancyError};
 
-/// Everything [`WebhookService`] and [`Dispatcher`] need.
+/// Everything [`WebhookService`] and [`Dispatcher`] need: one struct for both, so the use
+/// cases and the worker step are always wired over the same stores.
 #[derive(Clone)]
 pub struct WebhookPorts {
     /// Endpoints and their sealed secrets.
@@ -47,7 +48,8 @@ pub struct WebhookPorts {
     pub mail: crate::mail::MailComposer,
 }
 
-/// Webhook policy from configuration.
+/// Webhook policy from configuration: how hard delivery tries (schedule, leases, fairness),
+/// how long secrets and payloads live, and when a failing endpoint is given up on.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
     /// Only `https://` endpoints (production).
@@ -108,7 +110,10 @@ pub struct EndpointChange {
     pub enabled: Option<bool>,
 }
 
-/// The endpoint use cases (`webhooks:manage`).
+/// The endpoint use cases (`webhooks:manage`): endpoints checked against the SSRF guard and
+/// the endpoint quota at creation, secrets shown only when created or rotated (with a grace
+/// period for the old one), deliveries listed and retried; every change audited in the
+/// organization's log.
 pub struct WebhookService {
     ports: WebhookPorts,
     settings: WebhookSettings,
@@ -119,7 +124,7 @@ fn invalid(field: &'static str, message: impl ToString) -> TenancyError {
 }
 
 impl WebhookService {
-    /// Wires the service.
+    /// Wires the service; no I/O happens until a method is called.
     pub fn new(ports: WebhookPorts, settings: WebhookSettings) -> Self {
         Self { ports, settings }
     }

@@ -12,7 +12,8 @@ pub struct LockoutPolicy {
     pub window: Duration,
 }
 
-/// What to do with the next attempt.
+/// What to do with the next attempt, decided before the credentials are checked, so a locked
+/// account costs no password hash and a guess made while locked cannot succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockoutDecision {
     /// Check the credentials.

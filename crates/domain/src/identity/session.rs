@@ -44,7 +44,7 @@ pub enum TokenPurpose {
 }
 
 impl TokenPurpose {
-    /// The stored name.
+    /// The stored name: stable, since issued tokens are stored and looked up under it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EmailVerification => "email_verification",
@@ -53,7 +53,8 @@ impl TokenPurpose {
     }
 }
 
-/// How long each credential lives.
+/// How long each credential lives: each lifetime bounds how long a leaked credential of that
+/// kind stays useful.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenLifetimes {
     /// Access tokens (JWT): short, because they are checked without a database round trip.

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Email, UserId};
 
-/// A user account.
+/// A user account: the platform-wide identity, which exists apart from any organization and
+/// joins organizations through memberships.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Its id.
@@ -64,7 +65,7 @@ impl DisplayName {
         Ok(Self(trimmed.to_owned()))
     }
 
-    /// The name.
+    /// The name, trimmed and free of control characters, safe to show to other members.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -106,7 +107,8 @@ impl Default for NotificationPreferences {
     }
 }
 
-/// Why settings were refused.
+/// Why settings were refused; stored settings are validated, so mail and clients can rely on
+/// a zone and a locale they understand.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
     /// Not an IANA zone name such as `Europe/Paris` or `UTC`.
@@ -117,7 +119,8 @@ pub enum SettingsError {
     Locale,
 }
 
-/// Per-user preferences.
+/// Per-user preferences, strict about unknown fields so a client's typo is an error rather
+/// than a setting silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSettings {

@@ -59,18 +59,20 @@ const ALL: [Permission; 16] = [
     Permission::UsageRead,
 ];
 
-/// A string that names no permission.
+/// A string that names no permission; carries it so the error can say which one a custom role
+/// or an API key asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown permission `{0}`")]
 pub struct UnknownPermission(pub String);
 
 impl Permission {
-    /// Every permission, in catalog order.
+    /// Every permission, in catalog order: the source the built-in roles and the published
+    /// catalog derive from, so a new permission needs adding in one place only.
     pub fn all() -> &'static [Permission] {
         &ALL
     }
 
-    /// The wire name, `resource:action`.
+    /// The wire name, `resource:action`: stable, since custom roles and API keys store it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OrgRead => "org:read",
@@ -122,7 +124,8 @@ impl Permission {
         ALL.iter().copied().find(|p| p.as_str() == raw).ok_or_else(|| UnknownPermission(raw.to_owned()))
     }
 
-    /// `…:read` permissions.
+    /// `…:read` permissions: the built-in `member` and `viewer` roles get them by kind, so a new
+    /// read permission reaches them without editing the roles.
     pub fn is_read(self) -> bool {
         self.as_str().ends_with(":read")
     }
@@ -153,12 +156,13 @@ impl PermissionSet {
         Self::from_iter(ALL)
     }
 
-    /// Whether `permission` is in the set.
+    /// Whether `permission` is in the set: the check behind every authorized request.
     pub fn contains(self, permission: Permission) -> bool {
         self.0 & permission.bit() != 0
     }
 
-    /// Whether every permission of `self` is in `other`.
+    /// Whether every permission of `self` is in `other`: the no-escalation check, since a role,
+    /// a custom role or an API key may only be given what the actor holds.
     pub fn is_subset_of(self, other: Self) -> bool {
         self.0 & !other.0 == 0
     }
@@ -194,7 +198,7 @@ impl PermissionSet {
         ALL.into_iter().filter(move |p| self.contains(*p))
     }
 
-    /// The wire names, in catalog order.
+    /// The wire names, in catalog order, so serialised sets compare and diff stably.
     pub fn names(self) -> Vec<&'static str> {
         self.iter().map(Permission::as_str).collect()
     }

@@ -2,7 +2,9 @@
 
 use super::{Permission, PermissionSet};
 
-/// The built-in roles, highest first.
+/// The built-in roles, highest first: fixed, so every organization starts with a usable
+/// hierarchy, and the owner role can be given rules (at least one, only owners make owners)
+/// that custom roles never have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BuiltinRole {
     /// Every permission.
@@ -16,10 +18,10 @@ pub enum BuiltinRole {
 }
 
 impl BuiltinRole {
-    /// All four, highest first.
+    /// All four, highest first: the list a name is resolved against.
     pub const ALL: [Self; 4] = [Self::Owner, Self::Admin, Self::Member, Self::Viewer];
 
-    /// The wire name.
+    /// The wire name, stored on memberships: custom role names may never take one of these.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Owner => "owner",
@@ -29,7 +31,7 @@ impl BuiltinRole {
         }
     }
 
-    /// The built-in role named `name`.
+    /// The built-in role named `name`; `None` means the name may be a custom role's.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|role| role.as_str() == name)
     }
@@ -79,13 +81,14 @@ impl RoleName {
         Ok(Self(raw.to_owned()))
     }
 
-    /// The name.
+    /// The name, as stored on memberships and invitations (never a built-in role's).
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
-/// A membership's role.
+/// A membership's role, built-in or custom: whatever it is, authorization only asks it for its
+/// [`PermissionSet`], and membership rules only whether it is the owner role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     /// One of the four built-in roles.
@@ -100,7 +103,7 @@ pub enum Role {
 }
 
 impl Role {
-    /// What the role allows.
+    /// What the role allows: the only thing authorization asks of a role.
     pub fn permissions(&self) -> PermissionSet {
         match self {
             Self::Builtin(role) => role.permissions(),
@@ -108,7 +111,7 @@ impl Role {
         }
     }
 
-    /// The wire name.
+    /// The wire name, as stored on the membership and shown in member lists.
     pub fn name(&self) -> &str {
         match self {
             Self::Builtin(role) => role.as_str(),
@@ -116,7 +119,7 @@ impl Role {
         }
     }
 
-    /// Whether it is the owner role.
+    /// Whether it is the owner role, which the last-owner and owners-only rules hinge on.
     pub fn is_owner(&self) -> bool {
         matches!(self, Self::Builtin(BuiltinRole::Owner))
     }

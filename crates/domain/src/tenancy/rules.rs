@@ -2,7 +2,8 @@
 
 use super::{Permission, Role};
 
-/// Why a membership change is refused.
+/// Why a membership change is refused: each variant is a distinct rule, so the answer can tell
+/// the actor which one they met.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MembershipChangeError {
     /// The actor lacks the permission the change needs.
