@@ -3,71 +3,32 @@
 //! every delivery arrives, none is lost.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tenantry_testkit::receiver::{Received, Receiver, Reply};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
-const EVENTS: usize = 40;
+mod support;
+use support::call;
 
-/// `tenantry serve` in `dir` on a free port; the port it logged. The caller kills and waits.
-#[allow(clippy::zombie_processes)]
-fn serve(dir: &std::path::Path) -> (Child, u16) {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs([
-            ("TENANTRY_BIND", "127.0.0.1:0"),
-            ("TENANTRY_LOG_FORMAT", "json"),
-            ("TENANTRY_LOG", "info"),
+/// `tenantry serve` in `dir`, delivering webhooks to loopback with short timeouts and retries.
+fn serve(dir: &std::path::Path) -> (std::process::Child, u16) {
+    support::serve(
+        dir,
+        &[
             ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
             ("TENANTRY_WEBHOOK_TIMEOUT_SECS", "2"),
             ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s,1s,1s"),
             ("TENANTRY_RATE_LIMIT_ANONYMOUS", "off"),
-        ])
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        let line = receiver.recv_timeout(Duration::from_secs(60)).expect("the server logs that it listens");
-        if line.contains("tenantry is listening") {
-            let json: Value = serde_json::from_str(&line).expect("json log line");
-            let port = json["address"].as_str().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok());
-            // Keep draining the log so the child never blocks on a full pipe.
-            std::thread::spawn(move || while receiver.recv().is_ok() {});
-            return (child, port.expect("a port"));
-        }
-    }
+        ],
+    )
 }
+
+const EVENTS: usize = 40;
 
 /// The distinct `webhook-id`s among `requests`.
 fn ids(requests: &[Received]) -> HashSet<String> {
     requests.iter().filter_map(|r| r.header("webhook-id")).map(str::to_owned).collect()
-}
-
-async fn call(client: &reqwest::Client, port: u16, path: &str, token: Option<&str>, body: Value) -> Value {
-    let mut request = client.post(format!("http://127.0.0.1:{port}{path}")).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("sent");
-    assert!(response.status().is_success(), "{path}: {}", response.status());
-    response.json().await.unwrap_or(Value::Null)
 }
 
 #[tokio::test]

@@ -11,8 +11,7 @@
 //!   as the receiver counted for it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,20 +20,16 @@ use tenantry_testkit::receiver::{Received, Receiver, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
+mod support;
+use support::call;
+
 const CLIENTS: usize = 12;
 
-/// `tenantry serve` in `dir` on a free port; the port it logged. The caller stops and waits.
-#[allow(clippy::zombie_processes)]
+/// `tenantry serve` in `dir`: no rate limits or metering in the way of the load, 20 s to drain.
 fn serve(dir: &std::path::Path) -> (Child, u16) {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs([
-            ("TENANTRY_BIND", "127.0.0.1:0"),
-            ("TENANTRY_LOG_FORMAT", "json"),
-            ("TENANTRY_LOG", "info"),
+    support::serve(
+        dir,
+        &[
             ("TENANTRY_WEBHOOK_ALLOW_PRIVATE", "true"),
             ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s"),
             ("TENANTRY_RATE_LIMIT_ANONYMOUS", "off"),
@@ -42,30 +37,8 @@ fn serve(dir: &std::path::Path) -> (Child, u16) {
             ("TENANTRY_RATE_LIMIT_ORG", "off"),
             ("TENANTRY_METER_API_CALLS", "false"),
             ("TENANTRY_SHUTDOWN_TIMEOUT_SECS", "20"),
-        ])
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        let line = receiver.recv_timeout(Duration::from_secs(60)).expect("the server logs that it listens");
-        if line.contains("tenantry is listening") {
-            let json: Value = serde_json::from_str(&line).expect("json log line");
-            let port = json["address"].as_str().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok());
-            std::thread::spawn(move || while receiver.recv().is_ok() {});
-            return (child, port.expect("a port"));
-        }
-    }
+        ],
+    )
 }
 
 /// Requests per `webhook-id` among `requests`.
@@ -150,16 +123,6 @@ async fn request(port: u16, method: &str, path: &str, token: &str, body: &Value,
         return Outcome::CutOff(format!("status {status}, {} body bytes of {length:?} ({read:?})", body.len()));
     }
     Outcome::Answered(status)
-}
-
-async fn call(client: &reqwest::Client, port: u16, path: &str, token: Option<&str>, body: Value) -> Value {
-    let mut request = client.post(format!("http://127.0.0.1:{port}{path}")).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("sent");
-    assert!(response.status().is_success(), "{path}: {}", response.status());
-    response.json().await.unwrap_or(Value::Null)
 }
 
 /// Every page of a keyset-paginated list.

@@ -20,7 +20,10 @@ use serde_json::{Value, json};
 use tenantry_testkit::postgres::ScratchPostgres;
 use tenantry_testkit::receiver::{Received, Receiver, Reply, most_open_at_once};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
+mod support;
+use support::call;
+
+use support::BIN;
 /// Deliveries to the endpoint that hangs.
 const HANGING: usize = 40;
 /// Deliveries to the healthy endpoint of another organization.
@@ -133,16 +136,6 @@ fn overlapping(requests: &[Received]) -> Vec<String> {
 /// The requests to `prefix`.
 fn under(requests: &[Received], prefix: &str) -> Vec<Received> {
     requests.iter().filter(|r| r.path.starts_with(prefix)).cloned().collect::<Vec<_>>()
-}
-
-async fn call(client: &reqwest::Client, port: u16, path: &str, token: Option<&str>, body: Value) -> Value {
-    let mut request = client.post(format!("http://127.0.0.1:{port}{path}")).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("sent");
-    assert!(response.status().is_success(), "{path}: {}", response.status());
-    response.json().await.unwrap_or(Value::Null)
 }
 
 /// An account, its org and one endpoint at `url`: `(token, org, endpoint)`.
