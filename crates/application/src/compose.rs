@@ -209,6 +209,7 @@ pub struct Observers {
 /// #         webhooks: Arc::new(InMemoryWebhookRepository::new(db.clone())),
 /// #         deliveries: Arc::new(InMemoryDeliveryQueue::new(db.clone())),
 /// #         webhook_sender: Arc::new(MockWebhookSender::new()),
+/// #         outbox: Arc::new(InMemoryMailOutbox::new(db.clone())),
 /// #         files: Arc::new(InMemoryFileRepository::new(db)),
 /// #         storage: Arc::new(InMemoryObjectStorage::new(clock.clone())),
 /// #         cache: Arc::new(InMemoryCache::new(clock.clone())),
