@@ -18,7 +18,12 @@ DOCKERFILE = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
 INSTRUCTIONS = [line.strip() for line in re.sub(r"\\\n", " ", DOCKERFILE).splitlines()
                 if line.strip() and not line.lstrip().startswith("#")]
 WORKSPACE = tomllib.loads((ROOT / "Cargo.toml").read_text(encoding="utf-8"))
-MEMBERS = WORKSPACE["workspace"]["members"]
+# Members as cargo reads them: a glob (`examples/*`) stands for every folder it matches.
+MEMBERS = sorted(
+    str(path.relative_to(ROOT)) for pattern in WORKSPACE["workspace"]["members"]
+    for path in (ROOT.glob(pattern) if "*" in pattern else [ROOT / pattern])
+    if (path / "Cargo.toml").is_file()
+)
 
 
 def stages() -> list[list[str]]:
