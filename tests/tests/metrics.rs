@@ -8,36 +8,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tenantry_testkit::receiver::Reply;
 use tenantry_tests::spawn_app_with;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "a long enough pass phrase 42";
-
-/// A receiver answering 204 to every request; counts them.
-async fn receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0_u8; 4096];
-                while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
-            });
-        }
-    });
-    (url, count)
-}
 
 /// The value of the first sample whose series starts with `series` (name and the labels
 /// written so far), summed over every series matching it when `sum`.
@@ -83,7 +57,8 @@ async fn a_scripted_run_shows_every_metric_with_plausible_values_and_every_one_t
         ("TENANTRY_RATE_LIMIT_ANONYMOUS", "30/hour"),
     ])
     .await;
-    let (hook_url, delivered) = receiver().await;
+    let receiver = tenantry_testkit::receiver::Receiver::start([Reply::status(204)]).await;
+    let hook_url = receiver.url("/hook");
 
     let email = tenantry_tests::address("scrape");
     let registered = app.post_json("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD}), None).await;
@@ -121,7 +96,7 @@ async fn a_scripted_run_shows_every_metric_with_plausible_values_and_every_one_t
     let text = loop {
         let text = app.get("/metrics").await.text().await.expect("text");
         let recorded = sample(&text, r#"tenantry_webhook_attempts_total{outcome="succeeded"}"#).unwrap_or(0.0);
-        if delivered.load(std::sync::atomic::Ordering::SeqCst) >= 1 && recorded >= 1.0 {
+        if !receiver.received().is_empty() && recorded >= 1.0 {
             break text;
         }
         assert!(Instant::now() < deadline, "the webhook was not delivered: {text}");
